@@ -1,0 +1,38 @@
+//! Placeholder: replaced by the real `call_api` tool.
+
+use async_trait::async_trait;
+
+use crate::error::ToolError;
+use crate::tool::{Tool, ToolContext, ToolOutput};
+
+#[derive(Debug, Default)]
+pub struct CallApiTool;
+
+impl CallApiTool {
+    pub fn new(_c: &crate::config::CallApiConfig) -> Result<Self, ToolError> {
+        Ok(Self)
+    }
+}
+
+#[async_trait]
+impl Tool for CallApiTool {
+    fn name(&self) -> &'static str {
+        "call_api"
+    }
+    fn description(&self) -> &'static str {
+        "not yet built"
+    }
+    fn parameters(&self) -> serde_json::Value {
+        serde_json::json!({"type": "object"})
+    }
+    fn mutates(&self) -> bool {
+        true
+    }
+    async fn call(
+        &self,
+        _ctx: &ToolContext,
+        _args: serde_json::Value,
+    ) -> Result<ToolOutput, ToolError> {
+        Err(ToolError::Fatal("not yet built".into()))
+    }
+}

@@ -1,0 +1,198 @@
+//! The workspace jail: every path a tool touches resolves inside one root directory.
+//!
+//! A model can ask for `../../etc/passwd`, `/etc/passwd`, or `link/passwd` where `link`
+//! is a symlink to `/etc`. All three are refused here, before any tool opens a file. The
+//! check is lexical first (`..` and absolute paths), then physical: the deepest part of the
+//! path that exists is canonicalized (following every symlink) and must still be inside
+//! the root. The parts that do not exist yet cannot be symlinks, so a path that passes
+//! can be created safely. Symlinks that stay inside the workspace are allowed.
+//!
+//! The jail guards the tools' own file access. It is not a sandbox for the shell tool:
+//! a command can do anything its process may; the container is that sandbox.
+
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a path was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JailError {
+    #[error("the path is empty")]
+    EmptyPath,
+
+    #[error("the path contains a NUL byte")]
+    NulByte,
+
+    #[error(
+        "path `{requested}` is outside the workspace; use a path relative to the workspace root"
+    )]
+    Escapes { requested: String },
+
+    #[error("path `{requested}` goes through a symbolic link that leads outside the workspace")]
+    SymlinkEscapes { requested: String },
+
+    #[error("path `{requested}` goes through a symbolic link whose target does not exist")]
+    DanglingSymlink { requested: String },
+
+    #[error("workspace root `{root}` is not a usable directory: {source}")]
+    BadRoot {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("cannot inspect `{requested}`: {source}")]
+    Io {
+        requested: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A workspace root, canonicalized once, that resolves paths given by a model.
+#[derive(Debug, Clone)]
+pub struct WorkspaceJail {
+    root: Arc<PathBuf>,
+}
+
+impl WorkspaceJail {
+    /// Opens a jail on an existing directory.
+    pub fn new(root: impl AsRef<Path>) -> Result<Self, JailError> {
+        let root = root.as_ref();
+        let canonical = root.canonicalize().map_err(|source| JailError::BadRoot {
+            root: root.to_path_buf(),
+            source,
+        })?;
+        if !canonical.is_dir() {
+            return Err(JailError::BadRoot {
+                root: root.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+            });
+        }
+        Ok(Self {
+            root: Arc::new(canonical),
+        })
+    }
+
+    /// The canonical root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Resolves a path given by the model to a real path inside the workspace.
+    ///
+    /// Relative paths are taken from the root; absolute paths are accepted only when they
+    /// already point inside it. The result need not exist, but its parent directories
+    /// that do exist are real (symlinks resolved).
+    pub fn resolve(&self, requested: &str) -> Result<PathBuf, JailError> {
+        if requested.is_empty() {
+            return Err(JailError::EmptyPath);
+        }
+        if requested.contains('\0') {
+            return Err(JailError::NulByte);
+        }
+        let escapes = || JailError::Escapes {
+            requested: requested.to_string(),
+        };
+
+        let requested_path = Path::new(requested);
+        let joined = if requested_path.is_absolute() {
+            requested_path.to_path_buf()
+        } else {
+            self.root.join(requested_path)
+        };
+        let normalized = normalize_lexically(&joined).ok_or_else(escapes)?;
+        let relative = normalized
+            .strip_prefix(self.root.as_path())
+            .map_err(|_| escapes())?;
+
+        // Walk down from the root while the path exists; the rest is to be created.
+        let mut existing = self.root.as_path().to_path_buf();
+        let mut missing: Vec<OsString> = Vec::new();
+        for component in relative.components() {
+            let Component::Normal(name) = component else {
+                return Err(escapes());
+            };
+            if !missing.is_empty() {
+                missing.push(name.to_os_string());
+                continue;
+            }
+            let next = existing.join(name);
+            match std::fs::symlink_metadata(&next) {
+                Ok(_) => existing = next,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    missing.push(name.to_os_string());
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotADirectory => {
+                    // `file.txt/child`: report it the way opening it would.
+                    return Err(JailError::Io {
+                        requested: requested.to_string(),
+                        source: err,
+                    });
+                }
+                Err(source) => {
+                    return Err(JailError::Io {
+                        requested: requested.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+
+        let real = match existing.canonicalize() {
+            Ok(real) => real,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(JailError::DanglingSymlink {
+                    requested: requested.to_string(),
+                });
+            }
+            Err(source) => {
+                return Err(JailError::Io {
+                    requested: requested.to_string(),
+                    source,
+                });
+            }
+        };
+        if !real.starts_with(self.root.as_path()) {
+            return Err(JailError::SymlinkEscapes {
+                requested: requested.to_string(),
+            });
+        }
+        let mut resolved = real;
+        resolved.extend(missing);
+        Ok(resolved)
+    }
+
+    /// How a resolved path is shown to the model: relative to the root, `/`-separated,
+    /// `.` for the root itself.
+    pub fn display(&self, path: &Path) -> String {
+        match path.strip_prefix(self.root.as_path()) {
+            Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+            Ok(rel) => rel.to_string_lossy().into_owned(),
+            Err(_) => path.to_string_lossy().into_owned(),
+        }
+    }
+}
+
+/// Removes `.` and folds `..` without touching the file system. `None` when `..` climbs
+/// above the file-system root.
+fn normalize_lexically(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Prefix(_) | Component::RootDir => out.push(component.as_os_str()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    return None;
+                }
+            }
+            Component::Normal(name) => out.push(name),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+#[path = "jail_tests.rs"]
+mod tests;

@@ -1,0 +1,1 @@
+//! Placeholder: address checks for outbound HTTP.

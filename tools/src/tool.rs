@@ -1,0 +1,138 @@
+//! The [`Tool`] trait and the values that pass through it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ToolsConfig;
+use crate::error::ToolError;
+use crate::jail::WorkspaceJail;
+
+/// What every tool call can see: the workspace it is jailed in and the configuration.
+#[derive(Debug, Clone)]
+pub struct ToolContext {
+    pub jail: WorkspaceJail,
+    pub config: Arc<ToolsConfig>,
+}
+
+impl ToolContext {
+    pub fn new(jail: WorkspaceJail, config: Arc<ToolsConfig>) -> Self {
+        Self { jail, config }
+    }
+}
+
+/// The result of a tool call that ran.
+///
+/// `content` is what the model reads. `success` is false when the call ran but its
+/// outcome is a failure the model should notice (a shell command exiting non-zero, an HTTP
+/// 500). `details` carries structured facts for events and progress views (exit code,
+/// timings, truncation), never shown to the model twice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolOutput {
+    pub content: String,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
+}
+
+impl ToolOutput {
+    pub fn success(content: impl Into<String>) -> Self {
+        Self {
+            content: content.into(),
+            success: true,
+            details: serde_json::Value::Null,
+        }
+    }
+
+    pub fn failure(content: impl Into<String>) -> Self {
+        Self {
+            content: content.into(),
+            success: false,
+            details: serde_json::Value::Null,
+        }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// How a tool presents itself to a model: an OpenAI-style function definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: serde_json::Value,
+}
+
+/// One capability offered to the model.
+#[async_trait]
+pub trait Tool: Send + Sync {
+    /// The name the model calls it by. Part of the contract with prompts and scripts.
+    fn name(&self) -> &'static str;
+
+    /// What the model is told the tool does, and when to use it.
+    fn description(&self) -> &'static str;
+
+    /// JSON Schema of the arguments object (see [`schema_for`]).
+    fn parameters(&self) -> serde_json::Value;
+
+    /// Whether a call may change the workspace or the outside world. The loop runs calls
+    /// that only read concurrently, and the others one at a time, in order.
+    fn mutates(&self) -> bool;
+
+    /// Runs one call. `args` is the JSON object the model sent.
+    async fn call(
+        &self,
+        ctx: &ToolContext,
+        args: serde_json::Value,
+    ) -> Result<ToolOutput, ToolError>;
+
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: self.name().to_string(),
+            description: self.description().to_string(),
+            parameters: self.parameters(),
+        }
+    }
+}
+
+/// The JSON Schema of an arguments struct, in the shape function-calling APIs accept
+/// (an object schema, without the `$schema` and `title` decorations).
+pub fn schema_for<T: JsonSchema>() -> serde_json::Value {
+    let mut value = schemars::schema_for!(T).to_value();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("$schema");
+        map.remove("title");
+    }
+    value
+}
+
+/// Decodes a call's arguments, with an error the model can act on.
+///
+/// Models sometimes send the arguments as a JSON string holding the object; that is
+/// accepted too.
+pub fn parse_args<T: DeserializeOwned>(
+    tool: &'static str,
+    args: serde_json::Value,
+) -> Result<T, ToolError> {
+    let args = match args {
+        serde_json::Value::String(text) => {
+            serde_json::from_str(&text).map_err(|err| ToolError::InvalidArguments {
+                tool,
+                message: format!("arguments are not a JSON object: {err}"),
+            })?
+        }
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
+        other => other,
+    };
+    serde_json::from_value(args).map_err(|err| ToolError::InvalidArguments {
+        tool,
+        message: err.to_string(),
+    })
+}
