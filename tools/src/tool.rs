@@ -131,8 +131,64 @@ pub fn parse_args<T: DeserializeOwned>(
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
         other => other,
     };
+    // serde would read a struct from an array too (`["x"]` as the first field); models
+    // must send named arguments.
+    if !args.is_object() {
+        return Err(ToolError::InvalidArguments {
+            tool,
+            message: format!("arguments must be a JSON object, got {}", json_kind(&args)),
+        });
+    }
     serde_json::from_value(args).map_err(|err| ToolError::InvalidArguments {
         tool,
         message: err.to_string(),
     })
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Args {
+        pattern: String,
+    }
+
+    #[test]
+    fn object_arguments_decode() {
+        let args: Args = parse_args("t", serde_json::json!({"pattern": "x"})).unwrap();
+        assert_eq!(args.pattern, "x");
+    }
+
+    #[test]
+    fn arguments_as_json_text_decode() {
+        let args: Args = parse_args("t", serde_json::json!("{\"pattern\": \"y\"}")).unwrap();
+        assert_eq!(args.pattern, "y");
+    }
+
+    #[test]
+    fn array_and_scalar_arguments_are_refused() {
+        for bad in [serde_json::json!(["x"]), serde_json::json!(3), serde_json::json!("[1]")] {
+            let err = parse_args::<Args>("t", bad).unwrap_err();
+            assert!(err.to_string().contains("must be a JSON object"), "{err}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_the_field_name() {
+        let err = parse_args::<Args>("t", serde_json::json!({"pattern": "x", "extra": 1})).unwrap_err();
+        assert!(err.to_string().contains("extra"), "{err}");
+    }
 }
