@@ -1,0 +1,274 @@
+//! One command's life: spawn it as its own process group, capture its output in bounded
+//! memory, and make sure no process of that group outlives the call.
+//!
+//! Why a process group: `bash -c` may start children and grandchildren (`make` starting
+//! compilers, `npm test` starting a server). Killing only `bash` would leave them running
+//! and holding the output pipes. The command is started with `process_group(0)`, so bash
+//! leads a new group that its descendants join, and one `killpg(SIGKILL)` ends them all
+//! (except a process that deliberately leaves the group with `setsid`; see below).
+//!
+//! The life of a call:
+//! 1. Wait for bash to exit while reading stdout and stderr concurrently, in chunks, into
+//!    two [`HeadTailBuffer`]s (so gigabytes of output cost constant memory), until the
+//!    deadline.
+//! 2. On the deadline: kill the group, reap bash, report a timeout.
+//! 3. When bash exits first: give the pipes [`POST_EXIT_DRAIN_GRACE`] to reach end of
+//!    file, then kill the group anyway. A background process (`sleep 1000 &`,
+//!    `(server &); echo started`) inherits the pipes and would otherwise keep the call
+//!    waiting until the timeout. The choice made here is that **no process outlives the
+//!    call**: a command cannot leave a daemon behind. The model is told so in the tool
+//!    description, and the result says so when a background process held the output open.
+//! 4. After the kill, wait at most [`POST_KILL_DRAIN_GRACE`] more for the pipes: a process
+//!    that left the group (`setsid`) is out of reach and may keep them open forever; what
+//!    was captured so far is returned.
+//!
+//! If the call's future is dropped (the run was cancelled), [`ProcessGroup`]'s `Drop`
+//! kills the group, and tokio's `kill_on_drop` kills and reaps bash itself.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::pin::pin;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::error::ToolError;
+use crate::output_cap::HeadTailBuffer;
+
+/// How long the output pipes may stay open after bash exits before the group is killed.
+/// Long enough for a pipeline's last writer to flush, short enough not to be noticed.
+pub(crate) const POST_EXIT_DRAIN_GRACE: Duration = Duration::from_millis(300);
+
+/// How long to keep reading after the group was killed, for output still in the pipes
+/// and for processes that escaped the group (they are not waited for any longer).
+pub(crate) const POST_KILL_DRAIN_GRACE: Duration = Duration::from_millis(200);
+
+/// Bytes read from a pipe at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// What to run, fully decided: the tool has already checked the directory, the
+/// environment and the timeout.
+#[derive(Debug, Clone)]
+pub(crate) struct ShellInvocation {
+    /// The shell program, looked up on the child's `PATH` (`bash`).
+    pub program: OsString,
+    /// The command line given to `program -c`.
+    pub script: String,
+    pub working_dir: PathBuf,
+    /// The child's complete environment (nothing else is inherited).
+    pub env: Vec<(OsString, OsString)>,
+    pub timeout: Duration,
+    /// Bytes kept per stream.
+    pub output_cap_bytes: usize,
+}
+
+/// How a command ended, with what it printed.
+#[derive(Debug)]
+pub(crate) struct ShellOutcome {
+    /// Bash's exit status; for a timeout, the status of bash killed by `SIGKILL`.
+    pub status: ExitStatus,
+    pub timed_out: bool,
+    /// Bash exited, but some process it started still held stdout or stderr open after
+    /// the grace period, and was killed.
+    pub background_killed: bool,
+    pub duration: Duration,
+    pub stdout: HeadTailBuffer,
+    pub stderr: HeadTailBuffer,
+}
+
+impl ShellOutcome {
+    /// The exit code, when bash exited on its own (not killed by a signal).
+    pub fn exit_code(&self) -> Option<i32> {
+        if self.timed_out {
+            None
+        } else {
+            self.status.code()
+        }
+    }
+
+    /// The name of the signal that ended bash (`SIGKILL`, `SIGSEGV`...), if one did.
+    pub fn signal_name(&self) -> Option<String> {
+        let number = self.status.signal()?;
+        Some(match Signal::try_from(number) {
+            Ok(signal) => signal.as_str().to_string(),
+            Err(_) => format!("signal {number}"),
+        })
+    }
+}
+
+/// Runs one command to completion, timeout or cancellation; see the module docs.
+pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, ToolError> {
+    let started = Instant::now();
+    let deadline = started + invocation.timeout;
+
+    let mut child = spawn(&invocation)?;
+    // Declared after `child` so it is dropped first: the group is killed while bash is
+    // still unreaped, so its id cannot have been reused.
+    let mut group = ProcessGroup::of(&child)?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(ToolError::rejected(
+            "could not capture the command's output pipes; try again",
+        ));
+    };
+
+    let mut stdout_buf = HeadTailBuffer::new(invocation.output_cap_bytes);
+    let mut stderr_buf = HeadTailBuffer::new(invocation.output_cap_bytes);
+    let mut timed_out = false;
+    let mut background_killed = false;
+
+    // The drain future borrows the buffers; this block ends that borrow, whether the pipes
+    // reached end of file or were given up on.
+    let status = {
+        let mut drain = pin!(drain_both(stdout, stderr, &mut stdout_buf, &mut stderr_buf));
+        let mut drained = false;
+
+        let exited = loop {
+            tokio::select! {
+                status = child.wait() => break Some(status),
+                () = &mut drain, if !drained => drained = true,
+                () = sleep_until(deadline) => break None,
+            }
+        };
+
+        let status = match exited {
+            Some(status) => {
+                let status = status.map_err(wait_error)?;
+                if !drained {
+                    drained = timeout(POST_EXIT_DRAIN_GRACE, &mut drain).await.is_ok();
+                    background_killed = !drained;
+                }
+                group.kill();
+                status
+            }
+            None => {
+                timed_out = true;
+                group.kill();
+                child.wait().await.map_err(wait_error)?
+            }
+        };
+        if !drained {
+            // Whatever is not read by now belongs to a process outside the group.
+            let _ = timeout(POST_KILL_DRAIN_GRACE, &mut drain).await;
+        }
+        status
+    };
+
+    Ok(ShellOutcome {
+        status,
+        timed_out,
+        background_killed,
+        duration: started.elapsed(),
+        stdout: stdout_buf,
+        stderr: stderr_buf,
+    })
+}
+
+fn spawn(invocation: &ShellInvocation) -> Result<Child, ToolError> {
+    Command::new(&invocation.program)
+        .arg("-c")
+        .arg(&invocation.script)
+        .current_dir(&invocation.working_dir)
+        .env_clear()
+        .envs(invocation.env.iter().map(|(name, value)| (name, value)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|err| {
+            let program = invocation.program.to_string_lossy();
+            let reason = if err.kind() == std::io::ErrorKind::NotFound {
+                format!("`{program}` was not found on PATH")
+            } else {
+                err.to_string()
+            };
+            ToolError::rejected(format!(
+                "cannot start the command: {reason}; run_shell_command needs `{program}` in the environment"
+            ))
+        })
+}
+
+fn wait_error(err: std::io::Error) -> ToolError {
+    ToolError::rejected(format!("lost track of the command's process: {err}"))
+}
+
+/// Reads both pipes to end of file at the same time: reading one after the other would
+/// deadlock once the child fills the other pipe's buffer and blocks writing to it.
+async fn drain_both(
+    stdout: impl AsyncRead + Unpin,
+    stderr: impl AsyncRead + Unpin,
+    stdout_buf: &mut HeadTailBuffer,
+    stderr_buf: &mut HeadTailBuffer,
+) {
+    tokio::join!(drain(stdout, stdout_buf), drain(stderr, stderr_buf));
+}
+
+async fn drain(mut pipe: impl AsyncRead + Unpin, into: &mut HeadTailBuffer) {
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(read) => into.push(&chunk[..read]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                tracing::debug!(error = %err, "reading a command's output failed; keeping what was read");
+                break;
+            }
+        }
+    }
+}
+
+/// The process group a command leads; killed with `SIGKILL` when this guard is dropped
+/// unless [`ProcessGroup::kill`] already ran.
+#[derive(Debug)]
+struct ProcessGroup {
+    pgid: Pid,
+    killed: bool,
+}
+
+impl ProcessGroup {
+    /// The group of a child spawned with `process_group(0)`: its id is the child's pid.
+    fn of(child: &Child) -> Result<Self, ToolError> {
+        let pid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .ok_or_else(|| ToolError::rejected("the command exited before it could be tracked"))?;
+        Ok(Self {
+            pgid: Pid::from_raw(pid),
+            killed: false,
+        })
+    }
+
+    /// Sends `SIGKILL` to every process still in the group. Only the first call signals.
+    fn kill(&mut self) {
+        if self.killed {
+            return;
+        }
+        self.killed = true;
+        match killpg(self.pgid, Signal::SIGKILL) {
+            // ESRCH: nothing left in the group, the usual case after a clean exit.
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(err) => {
+                tracing::warn!(pgid = self.pgid.as_raw(), error = %err, "could not kill a command's process group");
+            }
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[cfg(test)]
+#[path = "process_tests.rs"]
+mod tests;
