@@ -57,12 +57,12 @@ async fn no_match_hint_shows_the_most_similar_lines() {
     let ws = workspace();
     ws.write(
         "lib.rs",
-        "use std::io;\n\nfn compute_total(items: &[u32]) -> u32 {\n    items.iter().sum()\n}\n",
+        "use std::io;\n\nimpl Cart {\n    fn compute_total(items: &[u32]) -> u32 {\n        items.iter().sum()\n    }\n}\n",
     );
     let message = rejected(
         ws.edit(json!({
             "file_path": "lib.rs",
-            "old_text": "fn compute_totals(items: &[u64]) -> u64 {\n    items.iter().sum()\n}",
+            "old_text": "fn compute_totals(items: &[u64]) -> u64 {\n        items.iter().sum()\n}",
             "new_text": "fn x() {}",
         }))
         .await,
@@ -70,7 +70,7 @@ async fn no_match_hint_shows_the_most_similar_lines() {
     assert!(message.contains("not found"), "{message}");
     assert!(message.contains("most similar"), "{message}");
     assert!(
-        message.contains("3\tfn compute_total(items: &[u32]) -> u32 {"),
+        message.contains("4\t    fn compute_total(items: &[u32]) -> u32 {\n"),
         "{message}"
     );
     assert!(!message.contains("use std::io"), "{message}");

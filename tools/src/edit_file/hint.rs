@@ -137,6 +137,7 @@ fn whitespace_insensitive_matches(content: &str, old_lines: &[&str]) -> Vec<u64>
 
 /// Lines of `content` most like `target`, best first: a cheap pass keeps the lines that
 /// share the most words with it, then those are ranked by character-level similarity.
+/// Lines are compared trimmed but returned whole, so the model can copy their indentation.
 fn most_similar_lines(content: &str, target: &str) -> Vec<(u64, String)> {
     let mut words: Vec<&str> = target
         .split(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
@@ -160,7 +161,7 @@ fn most_similar_lines(content: &str, target: &str) -> Vec<(u64, String)> {
         let distance = trimmed.len().abs_diff(target.len());
         let key = (shared, usize::MAX - distance);
         if candidates.len() < SIMILAR_CANDIDATES {
-            candidates.push((key.0, key.1, index as u64 + 1, trimmed));
+            candidates.push((key.0, key.1, index as u64 + 1, line));
             continue;
         }
         if let Some(worst) = candidates
@@ -168,14 +169,14 @@ fn most_similar_lines(content: &str, target: &str) -> Vec<(u64, String)> {
             .min_by_key(|candidate| (candidate.0, candidate.1))
             && key > (worst.0, worst.1)
         {
-            *worst = (key.0, key.1, index as u64 + 1, trimmed);
+            *worst = (key.0, key.1, index as u64 + 1, line);
         }
     }
 
     let mut ranked: Vec<(f32, u64, &str)> = candidates
         .into_iter()
         .map(|(_, _, number, line)| {
-            let ratio = TextDiff::from_chars(clip(target), clip(line)).ratio();
+            let ratio = TextDiff::from_chars(clip(target), clip(line.trim())).ratio();
             (ratio, number, line)
         })
         .filter(|(ratio, _, _)| *ratio >= SIMILARITY_CUTOFF)
