@@ -23,6 +23,7 @@ pub mod redact;
 pub mod registry;
 pub mod search_code;
 pub mod shell;
+pub mod text_file;
 pub mod tool;
 pub mod web_search;
 
