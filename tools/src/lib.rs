@@ -14,6 +14,7 @@ pub mod call_api;
 pub mod config;
 pub mod edit_file;
 pub mod error;
+pub mod http_client;
 pub mod jail;
 pub mod list_directory;
 pub mod net_guard;

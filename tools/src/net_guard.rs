@@ -1,1 +1,0 @@
-//! Placeholder: address checks for outbound HTTP.
