@@ -63,7 +63,7 @@ impl GitSnapshot {
                 "root is ignored by the repository".into(),
             )));
         }
-        let start_tree = snapshot_tree(&repo, &workdir, &prefix, None)?;
+        let (start_tree, _) = snapshot_tree(&repo, &workdir, &prefix, None)?;
         Ok(Ok(Self {
             workdir,
             prefix,
@@ -81,8 +81,16 @@ impl GitSnapshot {
         let start = repo
             .find_tree(self.start_tree)
             .map_err(context("read the starting tree"))?;
-        let end_id = snapshot_tree(&repo, &self.workdir, &self.prefix, Some(&start))?;
+        let (end_id, nested) = snapshot_tree(&repo, &self.workdir, &self.prefix, Some(&start))?;
         let mut diff = WorkspaceDiff::default();
+        for path in nested {
+            let path = path.strip_prefix(&self.prefix).unwrap_or(&path);
+            diff.notes.push(format!(
+                "{}: a git repository of its own inside the workspace; its files are not in \
+                 the patch",
+                path.display()
+            ));
+        }
         if end_id == self.start_tree {
             return Ok(diff);
         }
@@ -90,7 +98,11 @@ impl GitSnapshot {
             .find_tree(end_id)
             .map_err(context("read the current tree"))?;
         let mut options = DiffOptions::new();
-        options.show_binary(true).context_lines(3);
+        // Submodules are repositories of their own, outside this patch.
+        options
+            .show_binary(true)
+            .context_lines(3)
+            .ignore_submodules(true);
         let tree_diff = repo
             .diff_tree_to_tree(Some(&start), Some(&end), Some(&mut options))
             .map_err(context("diff the trees"))?;
@@ -137,20 +149,34 @@ impl GitSnapshot {
 /// The tree of the working directory under `prefix`, built in the repository's index
 /// held in memory. Files of `keep` (the starting tree) that still exist are kept even if
 /// a `.gitignore` written since hides them: they are unchanged, not deleted.
+/// Also returns the untracked repositories nested in the root, which are left out.
 fn snapshot_tree(
     repo: &Repository,
     workdir: &Path,
     prefix: &Path,
     keep: Option<&Tree<'_>>,
-) -> Result<Oid, DiffError> {
+) -> Result<(Oid, Vec<PathBuf>), DiffError> {
     let context = |action: &'static str| move |source| git_error(action, workdir, source);
     let mut index = repo.index().map_err(context("read the index"))?;
     // The callbacks skip (1) paths outside the root, so only the root's files are read.
     let mut under_root = |path: &Path, _: &[u8]| i32::from(!path.starts_with(prefix));
+    // An untracked nested repository comes as a directory path (`dep/`), which libgit2
+    // refuses to add; it is skipped and reported.
+    let mut nested = Vec::new();
+    let mut addable = |path: &Path, _: &[u8]| {
+        if !path.starts_with(prefix) {
+            return 1;
+        }
+        if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+            nested.push(path.to_path_buf());
+            return 1;
+        }
+        0
+    };
     // "*" rather than no pathspec: git2 hands the callback a null pathspec otherwise.
     let everything = ["*"];
     index
-        .add_all(everything, IndexAddOption::DEFAULT, Some(&mut under_root))
+        .add_all(everything, IndexAddOption::DEFAULT, Some(&mut addable))
         .map_err(context("add the working directory to an in-memory index"))?;
     index
         .update_all(everything, Some(&mut under_root))
@@ -180,6 +206,12 @@ fn snapshot_tree(
     let tree = index
         .write_tree_to(repo)
         .map_err(context("write the tree"))?;
+    Ok((subtree(repo, workdir, tree, prefix)?, nested))
+}
+
+/// The tree at `prefix` inside `tree`; an empty tree when nothing is there yet.
+fn subtree(repo: &Repository, workdir: &Path, tree: Oid, prefix: &Path) -> Result<Oid, DiffError> {
+    let context = |action: &'static str| move |source| git_error(action, workdir, source);
     if prefix.as_os_str().is_empty() {
         return Ok(tree);
     }

@@ -12,6 +12,11 @@
 //!
 //! In both, ignored files (`.gitignore`) are out of scope, empty directories do not
 //! exist, symlinks are diffed as symlinks, and renames appear as a delete plus an add.
+//! A starting file that a `.gitignore` written during the run hides is still diffed (it
+//! is not reported deleted); the reverse is not tracked: a file ignored at the start and
+//! un-ignored since appears as a new file, which `git apply` refuses on a copy that has
+//! it. In the git mode, submodules and repositories nested in the work tree are left
+//! out (the nested ones named in the notes); a plain folder skips only `.git` folders.
 
 mod git_repo;
 mod patch_writer;

@@ -331,3 +331,35 @@ fn capture_of_a_missing_root_names_it() {
         "{error}"
     );
 }
+
+#[test]
+fn repository_without_commits_is_diffed() {
+    let scenario = Scenario::start(
+        |dir| {
+            git(dir, &["init", "-q"]);
+            write(dir, "draft.txt", "draft\n");
+        },
+        "",
+    );
+    assert_eq!(scenario.kind(), SnapshotKind::Git);
+    write(&scenario.root, "draft.txt", "final\n");
+    let diff = scenario.diff_and_apply(&[]);
+    assert!(diff.patch.contains("-draft\n+final\n"));
+}
+
+#[test]
+fn repository_cloned_inside_the_workspace_does_not_break_the_diff() {
+    let scenario = Scenario::start(committed_repo, "");
+    let nested = scenario.root.join("vendor/dep");
+    write(&nested, "lib.rs", "fn dep() {}\n");
+    init_repo_with_commit(&nested);
+    write(&scenario.root, "notes.txt", "changed\n");
+    let diff = scenario.diff_and_apply(&["vendor"]);
+    assert!(diff.patch.contains("+changed\n"), "{}", diff.patch);
+    assert_eq!(diff.notes.len(), 1);
+    assert!(
+        diff.notes[0].starts_with("vendor/dep: "),
+        "{:?}",
+        diff.notes
+    );
+}
