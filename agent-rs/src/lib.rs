@@ -3,6 +3,7 @@
 pub mod config;
 pub mod exit;
 pub mod tool_cli;
+pub mod workspace_diff;
 
 /// The Tokio runtime the binary runs on: multi-threaded, because tool calls that only
 /// read run concurrently and a shell command's output is drained while it runs.
