@@ -4,6 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::io::Write;
+
 use anyhow::Context;
 use tools::{SecretRedactor, ToolContext, ToolError, ToolRegistry, WorkspaceJail};
 
@@ -11,7 +13,7 @@ use crate::config::AgentConfig;
 use crate::exit;
 
 /// Runs one tool call in `dir` and prints the result on stdout.
-#[allow(clippy::print_stdout, clippy::print_stderr)]
+#[allow(clippy::print_stderr)]
 pub async fn run_one(
     config: &AgentConfig,
     name: &str,
@@ -26,11 +28,12 @@ pub async fn run_one(
     let ctx = ToolContext::new(jail, Arc::new(config.tools.clone()));
     match registry.call(&ctx, name, args).await {
         Ok(output) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&output)?);
+            let text = if json {
+                serde_json::to_string_pretty(&output)?
             } else {
-                println!("{}", output.content);
-            }
+                output.content
+            };
+            write_stdout(&text)?;
             Ok(ExitCode::from(if output.success {
                 exit::COMPLETED
             } else {
@@ -41,7 +44,7 @@ pub async fn run_one(
         Err(err) => {
             if json {
                 let value = serde_json::json!({"error": err.to_string(), "success": false});
-                println!("{}", serde_json::to_string_pretty(&value)?);
+                write_stdout(&serde_json::to_string_pretty(&value)?)?;
             } else {
                 eprintln!("{name}: {err}");
             }
@@ -51,10 +54,18 @@ pub async fn run_one(
 }
 
 /// Prints every tool's definition as a JSON array.
-#[allow(clippy::print_stdout)]
 pub fn print_specs(config: &AgentConfig) -> anyhow::Result<ExitCode> {
     let registry =
         ToolRegistry::builtin(&config.tools).map_err(|err: ToolError| anyhow::anyhow!(err))?;
-    println!("{}", serde_json::to_string_pretty(&registry.specs())?);
+    write_stdout(&serde_json::to_string_pretty(&registry.specs())?)?;
     Ok(ExitCode::from(exit::COMPLETED))
+}
+
+/// Writes a line to stdout; a reader that went away (`| head`) is not an error.
+fn write_stdout(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }

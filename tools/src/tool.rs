@@ -180,7 +180,11 @@ mod tests {
 
     #[test]
     fn array_and_scalar_arguments_are_refused() {
-        for bad in [serde_json::json!(["x"]), serde_json::json!(3), serde_json::json!("[1]")] {
+        for bad in [
+            serde_json::json!(["x"]),
+            serde_json::json!(3),
+            serde_json::json!("[1]"),
+        ] {
             let err = parse_args::<Args>("t", bad).unwrap_err();
             assert!(err.to_string().contains("must be a JSON object"), "{err}");
         }
@@ -188,7 +192,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused_with_the_field_name() {
-        let err = parse_args::<Args>("t", serde_json::json!({"pattern": "x", "extra": 1})).unwrap_err();
+        let err =
+            parse_args::<Args>("t", serde_json::json!({"pattern": "x", "extra": 1})).unwrap_err();
         assert!(err.to_string().contains("extra"), "{err}");
     }
 }
