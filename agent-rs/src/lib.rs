@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod exit;
+pub mod model;
 pub mod tool_cli;
 
 /// The Tokio runtime the binary runs on: multi-threaded, because tool calls that only
