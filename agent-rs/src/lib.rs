@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod exit;
+pub mod model;
 pub mod tool_cli;
 pub mod workspace_diff;
 
