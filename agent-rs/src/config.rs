@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use tools::ToolsConfig;
 
@@ -10,7 +11,69 @@ use tools::ToolsConfig;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentConfig {
+    pub model: ModelConfig,
+    pub run: RunConfig,
     pub tools: ToolsConfig,
+}
+
+/// The model endpoint. Flags and `OPENAI_BASE_URL` / `OPENAI_API_KEY` / `AGENT_MODEL`
+/// take precedence over these.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Any OpenAI-compatible Chat Completions endpoint, up to and including `/v1`.
+    pub base_url: String,
+    pub model: String,
+    /// Prefer the `OPENAI_API_KEY` variable; a key here is for machines without one.
+    pub api_key: Option<SecretString>,
+    /// The model's context window, in tokens (old tool outputs are elided near it).
+    pub context_window: u64,
+    pub request_timeout_secs: u64,
+    pub max_retries: u32,
+    pub max_retry_elapsed_secs: u64,
+    /// First backoff delay; doubles on each retry (with jitter).
+    pub retry_base_delay_ms: u64,
+    /// Longest backoff delay between two attempts.
+    pub retry_max_delay_ms: u64,
+    pub temperature: Option<f32>,
+    pub max_output_tokens: Option<u32>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openai.com/v1".into(),
+            model: "gpt-4.1".into(),
+            api_key: None,
+            context_window: 128_000,
+            request_timeout_secs: 300,
+            max_retries: 5,
+            max_retry_elapsed_secs: 180,
+            retry_base_delay_ms: 1_000,
+            retry_max_delay_ms: 30_000,
+            temperature: None,
+            max_output_tokens: None,
+        }
+    }
+}
+
+/// Limits of one run; flags take precedence.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub max_turns: u32,
+    pub max_tokens: Option<u64>,
+    pub timeout_secs: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            max_turns: 50,
+            max_tokens: None,
+            timeout_secs: 1_800,
+        }
+    }
 }
 
 /// Why the configuration could not be loaded.

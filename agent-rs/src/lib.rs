@@ -1,8 +1,22 @@
 //! The agent: configuration, the tool-calling loop and its command-line entry points.
+//!
+//! The binary (`main.rs`) is a thin shell over this library: `run_command` wires a local
+//! run together (workspace, output folder, model client, tools, loop, diff), `run` holds
+//! the loop itself, `events` the typed record every front end shares.
 
 pub mod config;
+pub mod events;
 pub mod exit;
+pub mod logging;
 pub mod model;
+pub mod output_dir;
+pub mod output_text;
+pub mod progress;
+pub mod prompt;
+pub mod result;
+pub mod run;
+pub mod run_command;
+pub mod sink;
 pub mod tool_cli;
 pub mod workspace_diff;
 

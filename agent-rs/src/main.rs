@@ -1,7 +1,11 @@
 //! `agent-rs`: the command-line face of the agent.
 //!
-//! Subcommands: `tool` runs one tool by hand (debugging, scripts, benchmarks) and
-//! `tools` prints the tool definitions a model is offered.
+//! Subcommands: `run` works on a task in a local directory; `tool` runs one tool by hand
+//! (debugging, scripts, benchmarks); `tools` prints the tool definitions a model is
+//! offered; `schema` prints the JSON Schema of the trajectory events.
+//!
+//! Exit codes (a contract): 0 completed, 1 other failure, 2 bad usage or input,
+//! 3 a limit reached, 4 the model failed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use agent_rs::config::AgentConfig;
+use agent_rs::run_command::RunArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +33,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Work on a task in a local directory; leave diff, trajectory, result and log behind.
+    ///
+    /// The model endpoint comes from OPENAI_BASE_URL and OPENAI_API_KEY (or the config
+    /// file); the model from --model or AGENT_MODEL.
+    Run(RunArgs),
     /// Run one tool by hand and print its result.
     ///
     /// Exit code 0 when the tool succeeded, 1 when it ran and reported failure (e.g. a
@@ -48,10 +58,22 @@ enum Command {
     },
     /// Print the tool definitions (name, description, JSON Schema) as JSON.
     Tools,
+    /// Print the JSON Schema of one trajectory event (the `--json` lines).
+    Schema,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                agent_rs::exit::BAD_INPUT
+            } else {
+                agent_rs::exit::COMPLETED
+            });
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -83,5 +105,55 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             ))
         }
         Command::Tools => agent_rs::tool_cli::print_specs(&config),
+        Command::Schema => print_schema(),
+        Command::Run(args) => run_task(&args, &config),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_schema() -> anyhow::Result<ExitCode> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&agent_rs::events::event_schema())?
+    );
+    Ok(ExitCode::from(agent_rs::exit::COMPLETED))
+}
+
+#[allow(clippy::print_stderr)]
+fn run_task(args: &RunArgs, config: &AgentConfig) -> anyhow::Result<ExitCode> {
+    let prepared = agent_rs::run_command::prepare(
+        args,
+        config,
+        std::env::var("OPENAI_API_KEY").ok(),
+        std::env::vars(),
+    )?;
+    let output = prepared.output.path().to_path_buf();
+    if prepared.output_was_defaulted {
+        eprintln!("agent-rs: output folder {}", output.display());
+    }
+    agent_rs::logging::init_file_logging(
+        &agent_rs::run_command::log_file(&output),
+        prepared.redactor.clone(),
+    )
+    .context("cannot create agent.log")?;
+    let runtime = agent_rs::runtime()?;
+    let result = runtime.block_on(agent_rs::run_command::execute(
+        args,
+        config,
+        prepared,
+        Box::new(std::io::stdout()),
+        Box::new(std::io::stderr()),
+    ));
+    match result {
+        Ok(result) => {
+            if !args.json {
+                eprintln!("agent-rs: outputs in {}", output.display());
+            }
+            Ok(ExitCode::from(result.exit_code))
+        }
+        Err(err) => {
+            eprintln!("agent-rs: {err:#}");
+            Ok(ExitCode::from(agent_rs::exit::OTHER_ERROR))
+        }
     }
 }

@@ -1,0 +1,140 @@
+//! The typed events of a run: one schema for the trajectory file, the `--json` stream,
+//! the service's live feed and the eval record.
+//!
+//! Each event is one JSON object on one line, `{"seq":..,"ts_ms":..,"type":"tool_call",...}`.
+//! The JSON Schema published in `schemas/agent-events.schema.json` is generated from these
+//! types (`agent-rs schema`), and a test keeps the file in step with the code.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Usage;
+
+/// One line of `trajectory.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct EventRecord {
+    /// Position in the run, from 0, without gaps.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    #[serde(flatten)]
+    pub event: AgentEvent,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    /// The run began.
+    TaskStarted {
+        task: String,
+        model: String,
+        workspace: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_file: Option<String>,
+        max_turns: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u64>,
+        timeout_secs: u64,
+        tools: Vec<String>,
+    },
+    /// A request is about to go to the model.
+    ModelRequest {
+        turn: u32,
+        messages: usize,
+        /// Rough size of the conversation (characters / 4).
+        estimated_prompt_tokens: u64,
+    },
+    /// The model request failed and will be tried again.
+    ModelRetry {
+        turn: u32,
+        attempt: u32,
+        reason: String,
+        wait_ms: u64,
+    },
+    /// A model response arrived: this is one turn.
+    ModelResponse {
+        turn: u32,
+        tool_calls: usize,
+        usage: Usage,
+        /// Tokens used by the whole run so far.
+        total_usage: Usage,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        finish_reason: Option<String>,
+    },
+    /// Text the model wrote (alongside tool calls, or as its final answer).
+    Message { turn: u32, content: String },
+    /// The model asked for a tool.
+    ToolCall {
+        turn: u32,
+        call_id: String,
+        name: String,
+        /// The arguments as the model sent them (JSON text).
+        arguments: String,
+    },
+    /// A tool call ended.
+    ToolResult {
+        turn: u32,
+        call_id: String,
+        name: String,
+        success: bool,
+        /// What the model was given back.
+        output: String,
+        duration_ms: u64,
+        #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+        details: serde_json::Value,
+    },
+    /// Old tool outputs were shortened so the conversation fits the model's window.
+    ContextElided {
+        turn: u32,
+        elided_outputs: usize,
+        estimated_tokens_before: u64,
+        estimated_tokens_after: u64,
+    },
+    /// The run ended; the same facts as `result.json`.
+    TaskFinished {
+        status: RunStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        limit: Option<LimitKind>,
+        turns: u32,
+        usage: Usage,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        final_message: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// The model answered without asking for tools.
+    Completed,
+    /// A limit stopped the run; see `limit`.
+    LimitReached,
+    /// The model could not be used (unreachable, auth, retries exhausted).
+    ModelError,
+    /// Anything else (a fatal tool failure, an I/O error).
+    Error,
+}
+
+/// Which limit stopped a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    MaxTurns,
+    MaxTokens,
+    Timeout,
+}
+
+/// The JSON Schema of one trajectory line, as published in `schemas/`.
+pub fn event_schema() -> serde_json::Value {
+    schemars::schema_for!(EventRecord).to_value()
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

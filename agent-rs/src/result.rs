@@ -1,0 +1,53 @@
+//! `result.json`: how a run ended, in a shape scripts and the orchestrator read.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::events::{LimitKind, RunStatus};
+use crate::exit;
+use crate::model::Usage;
+use crate::run::RunOutcome;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct RunResult {
+    pub status: RunStatus,
+    /// Which limit ended the run, when one did.
+    pub limit: Option<LimitKind>,
+    pub turns: u32,
+    pub usage: Usage,
+    pub duration_ms: u64,
+    pub final_message: Option<String>,
+    pub model: String,
+    pub error: Option<String>,
+    /// The process exit code this result maps to.
+    pub exit_code: u8,
+    /// Files touched by the diff, when one was written.
+    pub files_changed: Option<usize>,
+}
+
+impl RunResult {
+    pub fn from_outcome(outcome: &RunOutcome, model: &str) -> Self {
+        Self {
+            status: outcome.status,
+            limit: outcome.limit,
+            turns: outcome.turns,
+            usage: outcome.usage,
+            duration_ms: outcome.duration.as_millis() as u64,
+            final_message: outcome.final_message.clone(),
+            model: model.to_string(),
+            error: outcome.error.clone(),
+            exit_code: exit_code(outcome.status),
+            files_changed: None,
+        }
+    }
+}
+
+/// The exit code of a run that got as far as the loop.
+pub fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Completed => exit::COMPLETED,
+        RunStatus::LimitReached => exit::LIMIT_REACHED,
+        RunStatus::ModelError => exit::MODEL_FAILED,
+        RunStatus::Error => exit::OTHER_ERROR,
+    }
+}
