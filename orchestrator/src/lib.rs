@@ -1,0 +1,30 @@
+//! The orchestrator: what a task is, how it moves, and the outside systems it moves
+//! through.
+//!
+//! The database is the source of truth. A task row changes status only by compare-and-set
+//! ([`TaskStore::transition`]), so a redelivered queue message or a second worker cannot
+//! run a task twice; the queue carries task ids, not state. Every outside system sits
+//! behind one trait with two implementations, chosen by configuration, never by `if` in
+//! the worker or the API:
+//!
+//! | trait | embedded (one machine) | cluster |
+//! | --- | --- | --- |
+//! | [`TaskStore`] | SQLite | MySQL |
+//! | [`Queue`] | in-process | Kafka |
+//! | [`BlobStore`] | local folder + HMAC-signed URLs | S3 / COS presigned URLs |
+//! | [`StatusCache`] | in memory | Redis |
+//! | [`Runner`] | local `agent-rs job` process | Kubernetes Job |
+
+pub mod blob;
+pub mod cache;
+pub mod queue;
+pub mod runner;
+pub mod store;
+pub mod task;
+
+pub use blob::{BlobError, BlobStore};
+pub use cache::{CacheError, StatusCache};
+pub use queue::{Delivery, Queue, QueueError, TaskMessage};
+pub use runner::{LaunchSpec, RunHandle, Runner, RunnerError, RunnerEvent};
+pub use store::{StoreError, TaskFilter, TaskPage, TaskStore, TransitionError};
+pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};

@@ -1,0 +1,64 @@
+//! Runners start `agent-rs job` somewhere and report what it does.
+//!
+//! The worker hands a [`LaunchSpec`] (environment for `agent-rs job`: task, signed URLs,
+//! limits, model endpoint) to a runner, then watches the events it streams and its exit.
+//! Implementations: `ProcessRunner` (a local process, embedded) and, later, a Kubernetes
+//! Job runner. A handle is a string so it survives in the task row: after a restart the
+//! reconciler asks the runner whether that handle is still alive.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+
+use crate::task::TaskId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("cannot launch the agent: {0}")]
+    Launch(String),
+    #[error("unknown run `{0}`")]
+    UnknownRun(String),
+    #[error("runner failure: {0}")]
+    Other(String),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub task_id: TaskId,
+    /// `agent-rs job` environment: `AGENT_TASK_ID`, `AGENT_TASK`, `AGENT_WORKSPACE_URL`,
+    /// `AGENT_UPLOAD_URLS`, limits, `OPENAI_BASE_URL`, `OPENAI_API_KEY`, `AGENT_MODEL`...
+    /// Values may be secret: never log them.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A launched run, by the name the runner gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunHandle(pub String);
+
+/// What a watched run reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunnerEvent {
+    /// One JSON event line `agent-rs` printed.
+    AgentEvent(serde_json::Value),
+    /// The run ended with this exit code (`None`: killed or lost).
+    Exited { code: Option<i32> },
+}
+
+#[async_trait]
+pub trait Runner: Send + Sync + 'static {
+    async fn launch(&self, spec: LaunchSpec) -> Result<RunHandle, RunnerError>;
+
+    /// The run's events, ending with `Exited`. Only one watcher per run.
+    async fn watch(
+        &self,
+        handle: &RunHandle,
+    ) -> Result<BoxStream<'static, RunnerEvent>, RunnerError>;
+
+    /// Stops the run (kills the process group / deletes the Job). Idempotent.
+    async fn cancel(&self, handle: &RunHandle) -> Result<(), RunnerError>;
+
+    /// Whether the run still exists (the reconciler's question after a restart).
+    async fn is_alive(&self, handle: &RunHandle) -> Result<bool, RunnerError>;
+}

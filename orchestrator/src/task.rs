@@ -1,0 +1,283 @@
+//! The task model and its status machine.
+//!
+//! `PENDING -> QUEUED -> PROCESSING -> DOWNLOADING_CODE -> RUNNING_AGENT ->
+//! UPLOADING_RESULTS -> COMPLETED | FAILED | CANCELLED`. Moves go forward only (steps may
+//! be skipped: a task can fail from any live state, or be cancelled), and a terminal state
+//! is final. The store enforces the same rule with compare-and-set.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A task's id: a UUID, shown in its hyphenated form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(pub uuid::Uuid);
+
+impl TaskId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl Default for TaskId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Where a task is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskStatus {
+    Pending,
+    Queued,
+    Processing,
+    DownloadingCode,
+    RunningAgent,
+    UploadingResults,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 9] = [
+        TaskStatus::Pending,
+        TaskStatus::Queued,
+        TaskStatus::Processing,
+        TaskStatus::DownloadingCode,
+        TaskStatus::RunningAgent,
+        TaskStatus::UploadingResults,
+        TaskStatus::Completed,
+        TaskStatus::Failed,
+        TaskStatus::Cancelled,
+    ];
+
+    /// Position along the happy path; terminal states share the last rank.
+    fn rank(self) -> u8 {
+        match self {
+            TaskStatus::Pending => 0,
+            TaskStatus::Queued => 1,
+            TaskStatus::Processing => 2,
+            TaskStatus::DownloadingCode => 3,
+            TaskStatus::RunningAgent => 4,
+            TaskStatus::UploadingResults => 5,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled => 6,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+
+    /// Whether `self -> next` is a legal move: forward only, never out of a terminal
+    /// state. `COMPLETED` is reached only from `UPLOADING_RESULTS`.
+    pub fn can_move_to(self, next: TaskStatus) -> bool {
+        if self.is_terminal() || self == next {
+            return false;
+        }
+        match next {
+            TaskStatus::Completed => self == TaskStatus::UploadingResults,
+            TaskStatus::Failed | TaskStatus::Cancelled => true,
+            _ => next.rank() > self.rank(),
+        }
+    }
+
+    /// The name stored in databases and shown in the API (`RUNNING_AGENT`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "PENDING",
+            TaskStatus::Queued => "QUEUED",
+            TaskStatus::Processing => "PROCESSING",
+            TaskStatus::DownloadingCode => "DOWNLOADING_CODE",
+            TaskStatus::RunningAgent => "RUNNING_AGENT",
+            TaskStatus::UploadingResults => "UPLOADING_RESULTS",
+            TaskStatus::Completed => "COMPLETED",
+            TaskStatus::Failed => "FAILED",
+            TaskStatus::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+impl fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown status name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown task status `{0}`")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for TaskStatus {
+    type Err = UnknownStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        TaskStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| UnknownStatus(s.to_string()))
+    }
+}
+
+/// Where the code comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InputSource {
+    /// A repository cloned (depth 1) at `git_ref` (branch, tag or commit; default branch
+    /// when absent).
+    Git {
+        git_url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        git_ref: Option<String>,
+    },
+    /// An uploaded zip, kept in the blob store under `zip_key`.
+    Zip { zip_name: String, zip_key: String },
+}
+
+/// The agent's limits for this task; `None` means the agent's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskLimits {
+    pub max_turns: Option<u32>,
+    pub max_tokens: Option<u64>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub owner: String,
+    pub input: InputSource,
+    pub description: String,
+    pub target_file: Option<String>,
+    pub model: Option<String>,
+    pub limits: TaskLimits,
+    /// The client's `Idempotency-Key`: a second create with the same owner and key
+    /// returns the first task instead of making another.
+    pub idempotency_key: Option<String>,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub owner: String,
+    pub input: InputSource,
+    pub description: String,
+    pub target_file: Option<String>,
+    pub model: Option<String>,
+    pub limits: TaskLimits,
+    pub status: TaskStatus,
+    /// Human-readable note on the latest status (why it failed, say).
+    pub message: Option<String>,
+    pub pr_url: Option<String>,
+    /// How many times a worker has claimed it (redeliveries and reconciler retries add up).
+    pub attempt: u32,
+    /// The agent's `result.json`, once there is one.
+    pub result: Option<serde_json::Value>,
+    /// Which runner handle runs it (process id, Job name), while it runs.
+    pub runner_ref: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// When the task must be finished by; past it, the reconciler fails it.
+    pub deadline_at: Option<i64>,
+}
+
+/// Fields set together with a status change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskUpdate {
+    pub message: Option<String>,
+    pub pr_url: Option<String>,
+    pub result: Option<serde_json::Value>,
+    pub runner_ref: Option<String>,
+    pub deadline_at: Option<i64>,
+    /// Add one to `attempt` (a worker claiming the task).
+    pub bump_attempt: bool,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use TaskStatus::*;
+
+    #[test]
+    fn happy_path_moves_forward() {
+        let path = [
+            Pending,
+            Queued,
+            Processing,
+            DownloadingCode,
+            RunningAgent,
+            UploadingResults,
+            Completed,
+        ];
+        for pair in path.windows(2) {
+            assert!(pair[0].can_move_to(pair[1]), "{} -> {}", pair[0], pair[1]);
+        }
+    }
+
+    #[test]
+    fn backward_and_terminal_moves_are_refused() {
+        assert!(!RunningAgent.can_move_to(Queued));
+        assert!(!Processing.can_move_to(Processing));
+        for terminal in [Completed, Failed, Cancelled] {
+            for next in TaskStatus::ALL {
+                assert!(!terminal.can_move_to(next), "{terminal} -> {next}");
+            }
+        }
+    }
+
+    #[test]
+    fn completed_only_after_uploading_and_failure_from_anywhere_live() {
+        assert!(!RunningAgent.can_move_to(Completed));
+        assert!(!Pending.can_move_to(Completed));
+        for live in [
+            Pending,
+            Queued,
+            Processing,
+            DownloadingCode,
+            RunningAgent,
+            UploadingResults,
+        ] {
+            assert!(live.can_move_to(Failed));
+            assert!(live.can_move_to(Cancelled));
+        }
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for status in TaskStatus::ALL {
+            assert_eq!(status.as_str().parse::<TaskStatus>().unwrap(), status);
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        assert!("RUNNING".parse::<TaskStatus>().is_err());
+    }
+}
