@@ -17,14 +17,20 @@
 
 pub mod blob;
 pub mod cache;
+pub mod config;
 pub mod queue;
+pub mod reconciler;
 pub mod runner;
+pub mod services;
 pub mod store;
 pub mod task;
+pub mod worker;
 
 pub use blob::{BlobError, BlobStore};
 pub use cache::{CacheError, StatusCache};
+pub use config::OrchestratorConfig;
 pub use queue::{Delivery, Queue, QueueError, TaskMessage};
-pub use runner::{LaunchSpec, RunHandle, Runner, RunnerError, RunnerEvent};
+pub use runner::{LaunchSpec, ProcessRunner, RunHandle, Runner, RunnerError, RunnerEvent};
+pub use services::Services;
 pub use store::{StoreError, TaskFilter, TaskPage, TaskStore, TransitionError};
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
