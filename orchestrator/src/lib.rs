@@ -24,6 +24,8 @@ pub mod runner;
 pub mod services;
 pub mod store;
 pub mod task;
+#[cfg(test)]
+mod test_support;
 pub mod worker;
 
 pub use blob::{BlobError, BlobStore};

@@ -45,6 +45,18 @@ fn pid_running(pid: i64) -> bool {
         .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x'))
 }
 
+/// Waits (bounded) for a killed process to be gone: SIGKILL is delivered asynchronously,
+/// so the process may still be on its way out when the signal call returns.
+async fn gone_eventually(pid: i64) -> bool {
+    for _ in 0..500 {
+        if !pid_running(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn json_lines_become_events_then_the_exit_code() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,7 +147,10 @@ wait"#,
         collect(events).await,
         vec![RunnerEvent::Exited { code: None }]
     );
-    assert!(!pid_running(child), "the agent's child survived the cancel");
+    assert!(
+        gone_eventually(child).await,
+        "the agent's child survived the cancel"
+    );
     assert!(!runner.is_alive(&handle).await.unwrap());
     // Idempotent: cancelling a finished run is fine.
     runner.cancel(&handle).await.unwrap();
@@ -179,7 +194,7 @@ exit 0"#,
     let RunnerEvent::AgentEvent(started) = &events[0] else {
         panic!("{events:?}")
     };
-    assert!(!pid_running(started["child"].as_i64().unwrap()));
+    assert!(gone_eventually(started["child"].as_i64().unwrap()).await);
 }
 
 #[tokio::test]
