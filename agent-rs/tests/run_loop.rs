@@ -54,7 +54,10 @@ async fn multi_turn_fix_makes_the_repo_test_pass() {
         timing["model_ms"].as_f64().unwrap(),
         timing["tools_ms"].as_f64().unwrap(),
     );
-    assert!(model > 0.0 && tools > 0.0 && model + tools <= total, "{timing}");
+    assert!(
+        model > 0.0 && tools > 0.0 && model + tools <= total,
+        "{timing}"
+    );
 
     // The model saw each tool's real output.
     let requests = server.requests();

@@ -116,7 +116,7 @@ impl AgentLoop<'_> {
             }
 
             let requested = Instant::now();
-            let response = match self
+            let response = self
                 .request(
                     &mut messages,
                     &tool_specs,
@@ -125,8 +125,9 @@ impl AgentLoop<'_> {
                     sink,
                     deadline,
                 )
-                .await
-            {
+                .await;
+            state.model_time += requested.elapsed();
+            let response = match response {
                 Ok(response) => response,
                 Err(end) => break end,
             };
