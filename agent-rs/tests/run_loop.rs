@@ -48,6 +48,16 @@ async fn multi_turn_fix_makes_the_repo_test_pass() {
         "Fixed `add`: it subtracted. The test passes now."
     );
     assert!(result["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let timing = &result["timing"];
+    let (total, model, tools) = (
+        timing["total_ms"].as_f64().unwrap(),
+        timing["model_ms"].as_f64().unwrap(),
+        timing["tools_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        model > 0.0 && tools > 0.0 && model + tools <= total,
+        "{timing}"
+    );
 
     // The model saw each tool's real output.
     let requests = server.requests();
@@ -96,7 +106,10 @@ async fn multi_turn_fix_makes_the_repo_test_pass() {
         .collect();
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
     let log = std::fs::read_to_string(out.path().join("agent.log")).unwrap();
-    assert!(log.contains("tool call") && log.contains("run finished"), "{log}");
+    assert!(
+        log.contains("tool call") && log.contains("run finished"),
+        "{log}"
+    );
     let prompt = std::fs::read_to_string(out.path().join("prompt.txt")).unwrap();
     assert!(prompt.contains("fix the failing test") && prompt.contains("calc.py"));
 }

@@ -29,10 +29,12 @@ mod test_support;
 pub mod worker;
 
 pub use blob::{BlobError, BlobStore};
-pub use cache::{CacheError, StatusCache};
+pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
 pub use config::OrchestratorConfig;
-pub use queue::{Delivery, Queue, QueueError, TaskMessage};
+pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
 pub use runner::{LaunchSpec, ProcessRunner, RunHandle, Runner, RunnerError, RunnerEvent};
 pub use services::Services;
-pub use store::{StoreError, TaskFilter, TaskPage, TaskStore, TransitionError};
+pub use store::{
+    Created, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
+};
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
