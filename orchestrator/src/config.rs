@@ -28,6 +28,7 @@ pub struct OrchestratorConfig {
     pub default_task_timeout_secs: u64,
     pub worker: WorkerConfig,
     pub reconciler: ReconcilerConfig,
+    pub workspace: WorkspaceConfig,
 }
 
 impl Default for OrchestratorConfig {
@@ -40,6 +41,7 @@ impl Default for OrchestratorConfig {
             default_task_timeout_secs: 1800,
             worker: WorkerConfig::default(),
             reconciler: ReconcilerConfig::default(),
+            workspace: WorkspaceConfig::default(),
         }
     }
 }
@@ -173,6 +175,32 @@ impl ReconcilerConfig {
 
     pub fn deadline_slack(&self) -> Duration {
         Duration::from_secs(self.deadline_slack_secs)
+    }
+}
+
+/// Caps on preparing a task's code (a clone or an unzipped upload).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// Accept `file://` git URLs. Tests and local development only: on a server it lets a
+    /// task read any repository on the worker's disk.
+    pub allow_file_git_urls: bool,
+    /// Largest workspace, in bytes (checkout or unzipped upload).
+    pub max_bytes: u64,
+    /// Most files in a workspace.
+    pub max_files: u64,
+    /// A clone still transferring after this is aborted.
+    pub clone_timeout_secs: u64,
+}
+
+impl Default for WorkspaceConfig {
+    fn default() -> Self {
+        Self {
+            allow_file_git_urls: false,
+            max_bytes: 1 << 30,
+            max_files: 100_000,
+            clone_timeout_secs: 600,
+        }
     }
 }
 

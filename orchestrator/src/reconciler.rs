@@ -159,7 +159,12 @@ impl Reconciler {
         .unwrap_or_default();
         let store = &self.services.store;
         let mut tasks = store
-            .stale(&LIVE, now - secs_to_ms(youngest_interesting), config.batch)
+            .stale(
+                &LIVE,
+                // `stale` is strict ("before"); this includes rows exactly old enough.
+                now.saturating_sub(secs_to_ms(youngest_interesting)) + 1,
+                config.batch,
+            )
             .await?;
         for overdue in store.past_deadline(now, config.batch).await? {
             if !tasks.iter().any(|task| task.id == overdue.id) {
