@@ -21,6 +21,7 @@ pub mod queue;
 pub mod runner;
 pub mod store;
 pub mod task;
+pub mod workspace;
 
 pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
 pub use cache::{CacheError, StatusCache};
@@ -28,3 +29,4 @@ pub use queue::{Delivery, Queue, QueueError, TaskMessage};
 pub use runner::{LaunchSpec, RunHandle, Runner, RunnerError, RunnerEvent};
 pub use store::{StoreError, TaskFilter, TaskPage, TaskStore, TransitionError};
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
+pub use workspace::WorkspaceError;
