@@ -21,8 +21,9 @@ pub mod queue;
 pub mod runner;
 pub mod store;
 pub mod task;
+pub mod workspace;
 
-pub use blob::{BlobError, BlobStore};
+pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
 pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
 pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
 pub use runner::{LaunchSpec, RunHandle, Runner, RunnerError, RunnerEvent};
@@ -30,3 +31,4 @@ pub use store::{
     Created, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
 };
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
+pub use workspace::WorkspaceError;
