@@ -27,8 +27,9 @@ pub mod task;
 #[cfg(test)]
 mod test_support;
 pub mod worker;
+pub mod workspace;
 
-pub use blob::{BlobError, BlobStore};
+pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
 pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
 pub use config::OrchestratorConfig;
 pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
@@ -38,3 +39,4 @@ pub use store::{
     Created, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
 };
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
+pub use workspace::WorkspaceError;

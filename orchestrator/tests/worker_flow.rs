@@ -17,16 +17,7 @@ result '{"status":"completed","turns":2}'
 echo '{"type":"task_finished","status":"completed"}'
 exit 0"#;
 
-/// Names of the entries of a `.tar.gz`.
-fn tar_entries(bytes: &[u8]) -> Vec<String> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    archive
-        .entries()
-        .unwrap()
-        .map(|entry| entry.unwrap().path().unwrap().display().to_string())
-        .collect()
-}
-
+/// The text of one file in a `.tar.gz`.
 fn tar_file(bytes: &[u8], name: &str) -> String {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     for entry in archive.entries().unwrap() {
