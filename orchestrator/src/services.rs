@@ -6,12 +6,14 @@
 
 use std::sync::Arc;
 
-use crate::blob::BlobStore;
-use crate::cache::StatusCache;
+use secrecy::SecretSlice;
+
+use crate::blob::{BlobStore, LocalBlobConfigError, LocalBlobStore};
+use crate::cache::{MemoryStatusCache, StatusCache};
 use crate::config::OrchestratorConfig;
-use crate::queue::Queue;
-use crate::runner::Runner;
-use crate::store::TaskStore;
+use crate::queue::{InProcessQueue, Queue};
+use crate::runner::{ProcessRunner, Runner};
+use crate::store::{SqliteTaskStore, StoreError, TaskStore};
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -29,5 +31,57 @@ impl std::fmt::Debug for Services {
         f.debug_struct("Services")
             .field("config", &self.config)
             .finish_non_exhaustive()
+    }
+}
+
+/// The concrete embedded parts behind a [`Services`], for what only they can do: the API
+/// serves the local blob store's signed URLs, shutdown closes the queue and the database.
+#[derive(Debug, Clone)]
+pub struct EmbeddedParts {
+    pub store: SqliteTaskStore,
+    pub queue: InProcessQueue,
+    pub blobs: Arc<LocalBlobStore>,
+    pub cache: MemoryStatusCache,
+}
+
+/// Why the embedded services could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blobs(#[from] LocalBlobConfigError),
+}
+
+impl Services {
+    /// Everything on one machine under `config.data_dir`: the SQLite file `tasks.db`, the
+    /// blob folder `blobs/` (signed URLs point at `public_base_url`, where the API serves
+    /// them), an in-process queue, an in-memory cache and local agent processes.
+    pub async fn embedded(
+        config: OrchestratorConfig,
+        public_base_url: &str,
+        signing_key: SecretSlice<u8>,
+    ) -> Result<(Self, EmbeddedParts), EmbeddedError> {
+        let store = SqliteTaskStore::open(config.data_dir.join("tasks.db")).await?;
+        let blobs = Arc::new(LocalBlobStore::new(
+            config.data_dir.join("blobs"),
+            public_base_url,
+            signing_key,
+        )?);
+        let parts = EmbeddedParts {
+            store,
+            queue: InProcessQueue::new(),
+            blobs,
+            cache: MemoryStatusCache::new(),
+        };
+        let services = Self {
+            store: Arc::new(parts.store.clone()),
+            queue: Arc::new(parts.queue.clone()),
+            blobs: parts.blobs.clone(),
+            cache: Arc::new(parts.cache.clone()),
+            runner: Arc::new(ProcessRunner::from_config(&config)),
+            config: Arc::new(config),
+        };
+        Ok((services, parts))
     }
 }

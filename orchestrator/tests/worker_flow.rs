@@ -35,11 +35,14 @@ fn tar_file(bytes: &[u8], name: &str) -> String {
 async fn a_zip_task_runs_to_completed_with_its_events_and_result() {
     let data = DataDir::new();
     data.write_agent(COMPLETING_AGENT);
-    let harness = Harness::open(&data, test_config(&data, |_| {})).await;
+    let harness = Harness::open(test_config(&data, |_| {})).await;
     let (_shutdown, _worker) = harness.start_worker();
 
     let task = harness
-        .submit_zip(&[("calc.py", "def add(a, b):\n    return a - b\n")], TaskLimits::default())
+        .submit_zip(
+            &[("calc.py", "def add(a, b):\n    return a - b\n")],
+            TaskLimits::default(),
+        )
         .await;
     let events = harness.events_until_closed(task.id).await;
 
@@ -56,13 +59,22 @@ async fn a_zip_task_runs_to_completed_with_its_events_and_result() {
     let agent_events: Vec<_> = events.iter().filter(|e| e["type"] != "status").collect();
     assert_eq!(agent_events.len(), 2, "{events:?}");
     assert_eq!(agent_events[0]["task"], "fix the failing test");
-    let running_at = events.iter().position(|e| e["status"] == "RUNNING_AGENT").unwrap();
-    let started_at = events.iter().position(|e| e["type"] == "task_started").unwrap();
+    let running_at = events
+        .iter()
+        .position(|e| e["status"] == "RUNNING_AGENT")
+        .unwrap();
+    let started_at = events
+        .iter()
+        .position(|e| e["type"] == "task_started")
+        .unwrap();
     assert!(running_at < started_at, "agent events follow RUNNING_AGENT");
 
     let done = harness.get(task.id).await;
     assert_eq!(done.status, TaskStatus::Completed);
-    assert_eq!(done.message.as_deref(), Some("the agent finished in 2 turns"));
+    assert_eq!(
+        done.message.as_deref(),
+        Some("the agent finished in 2 turns")
+    );
     assert_eq!(done.result.as_ref().unwrap()["status"], "completed");
     assert_eq!(done.attempt, 1);
     assert!(done.runner_ref.as_deref().unwrap().starts_with("pid:"));
@@ -88,7 +100,7 @@ async fn a_zip_task_runs_to_completed_with_its_events_and_result() {
 async fn a_git_task_is_cloned_packed_and_run() {
     let data = DataDir::new();
     data.write_agent(COMPLETING_AGENT);
-    let harness = Harness::open(&data, test_config(&data, |_| {})).await;
+    let harness = Harness::open(test_config(&data, |_| {})).await;
     let (_shutdown, _worker) = harness.start_worker();
 
     let repo_dir = tempfile::tempdir().unwrap();
@@ -126,7 +138,7 @@ async fn a_git_task_is_cloned_packed_and_run() {
 async fn a_missing_git_ref_fails_the_task_before_any_agent_runs() {
     let data = DataDir::new();
     data.write_agent("touch \"$0.ran\"; exit 0");
-    let harness = Harness::open(&data, test_config(&data, |_| {})).await;
+    let harness = Harness::open(test_config(&data, |_| {})).await;
     let (_shutdown, _worker) = harness.start_worker();
 
     let repo_dir = tempfile::tempdir().unwrap();
@@ -145,9 +157,15 @@ async fn a_missing_git_ref_fails_the_task_before_any_agent_runs() {
     let failed = harness.get(task.id).await;
     assert_eq!(failed.status, TaskStatus::Failed);
     let message = failed.message.unwrap();
-    assert!(message.starts_with("cannot prepare the workspace: "), "{message}");
+    assert!(
+        message.starts_with("cannot prepare the workspace: "),
+        "{message}"
+    );
     assert!(message.contains("no-such-branch"), "{message}");
-    assert_eq!(statuses(&events), ["PROCESSING", "DOWNLOADING_CODE", "FAILED"]);
+    assert_eq!(
+        statuses(&events),
+        ["PROCESSING", "DOWNLOADING_CODE", "FAILED"]
+    );
     assert!(!data.path().join("fake-agent.ran").exists());
 }
 
@@ -156,7 +174,7 @@ async fn a_file_git_url_is_refused_unless_allowed() {
     let data = DataDir::new();
     data.write_agent(COMPLETING_AGENT);
     let config = test_config(&data, |c| c.workspace.allow_file_git_urls = false);
-    let harness = Harness::open(&data, config).await;
+    let harness = Harness::open(config).await;
     let (_shutdown, _worker) = harness.start_worker();
 
     let repo_dir = tempfile::tempdir().unwrap();
@@ -174,14 +192,19 @@ async fn a_file_git_url_is_refused_unless_allowed() {
 
     let failed = harness.get(task.id).await;
     assert_eq!(failed.status, TaskStatus::Failed);
-    assert!(failed.message.unwrap().contains("`file` scheme is not allowed"));
+    assert!(
+        failed
+            .message
+            .unwrap()
+            .contains("`file` scheme is not allowed")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_zips_fail_the_task_with_the_reason() {
     let data = DataDir::new();
     data.write_agent("touch \"$0.ran\"; exit 0");
-    let harness = Harness::open(&data, test_config(&data, |_| {})).await;
+    let harness = Harness::open(test_config(&data, |_| {})).await;
     let (_shutdown, _worker) = harness.start_worker();
 
     let not_a_zip = {
@@ -232,10 +255,12 @@ async fn an_agent_stopped_by_a_limit_fails_the_task_with_the_limit() {
         r#"result '{"status":"limit_reached","limit":"max_turns","turns":3}'
 exit 3"#,
     );
-    let harness = Harness::open(&data, test_config(&data, |_| {})).await;
+    let harness = Harness::open(test_config(&data, |_| {})).await;
     let (_shutdown, _worker) = harness.start_worker();
 
-    let task = harness.submit_zip(&[("a.txt", "a")], TaskLimits::default()).await;
+    let task = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
     let events = harness.events_until_closed(task.id).await;
 
     let failed = harness.get(task.id).await;
@@ -252,10 +277,12 @@ exit 3"#,
 async fn an_agent_that_cannot_start_fails_the_task() {
     let data = DataDir::new();
     // No agent written: the configured binary does not exist.
-    let harness = Harness::open(&data, test_config(&data, |_| {})).await;
+    let harness = Harness::open(test_config(&data, |_| {})).await;
     let (_shutdown, _worker) = harness.start_worker();
 
-    let task = harness.submit_zip(&[("a.txt", "a")], TaskLimits::default()).await;
+    let task = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
     harness.events_until_closed(task.id).await;
 
     let failed = harness.get(task.id).await;
@@ -275,7 +302,7 @@ exit 0"#,
         c.model.base_url = Some("http://127.0.0.1:1/v1".to_string());
         c.model.model = Some("configured-model".to_string());
     });
-    let harness = Harness::open(&data, config).await;
+    let harness = Harness::open(config).await;
     let (_shutdown, _worker) = harness.start_worker();
 
     let limits = TaskLimits {
@@ -294,7 +321,13 @@ exit 0"#,
     names.sort();
     assert_eq!(
         names,
-        ["agent.log", "diff.patch", "prompt.txt", "result.json", "trajectory.jsonl"]
+        [
+            "agent.log",
+            "diff.patch",
+            "prompt.txt",
+            "result.json",
+            "trajectory.jsonl"
+        ]
     );
     let result_url = uploads["result.json"].as_str().unwrap();
     assert!(result_url.contains(&format!("/blobs/tasks/{}/outputs/result.json?", task.id)));
@@ -308,12 +341,16 @@ async fn duplicate_deliveries_run_the_task_once() {
         "echo \"$AGENT_TASK_ID\" >> '{}'\nexit 0",
         data.path().join("runs.log").display()
     ));
-    let harness = Harness::open(&data, test_config(&data, |c| c.worker.concurrency = 1)).await;
+    let harness = Harness::open(test_config(&data, |c| c.worker.concurrency = 1)).await;
 
-    let first = harness.submit_zip(&[("a.txt", "a")], TaskLimits::default()).await;
+    let first = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
     harness.enqueue(first.id).await;
     harness.enqueue(first.id).await;
-    let second = harness.submit_zip(&[("b.txt", "b")], TaskLimits::default()).await;
+    let second = harness
+        .submit_zip(&[("b.txt", "b")], TaskLimits::default())
+        .await;
     let (_shutdown, _worker) = harness.start_worker();
 
     // One loop, first in first out: once the second task is done, every copy of the
@@ -333,10 +370,12 @@ async fn cancelling_a_running_task_kills_its_agent_and_frees_the_worker() {
 echo "{\"type\":\"started\",\"child\":$!}"
 wait"#,
     );
-    let harness = Harness::open(&data, test_config(&data, |c| c.worker.concurrency = 1)).await;
+    let harness = Harness::open(test_config(&data, |c| c.worker.concurrency = 1)).await;
     let (_shutdown, _worker) = harness.start_worker();
 
-    let task = harness.submit_zip(&[("a.txt", "a")], TaskLimits::default()).await;
+    let task = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
     let started = harness.first_event(task.id, "started").await;
     let child = started["child"].as_i64().unwrap();
     // What the API's cancel does: a compare-and-set to CANCELLED.
@@ -353,7 +392,10 @@ wait"#,
         .unwrap();
 
     harness.events_until_closed(task.id).await;
-    assert!(gone_eventually(child).await, "the agent's child outlived the cancel");
+    assert!(
+        gone_eventually(child).await,
+        "the agent's child outlived the cancel"
+    );
     let cancelled = harness.get(task.id).await;
     assert_eq!(cancelled.status, TaskStatus::Cancelled);
     let handle = orchestrator::RunHandle(cancelled.runner_ref.unwrap());
@@ -361,7 +403,9 @@ wait"#,
 
     // The only worker loop is free again.
     data.write_agent("exit 0");
-    let next = harness.submit_zip(&[("b.txt", "b")], TaskLimits::default()).await;
+    let next = harness
+        .submit_zip(&[("b.txt", "b")], TaskLimits::default())
+        .await;
     harness.events_until_closed(next.id).await;
     assert_eq!(harness.get(next.id).await.status, TaskStatus::Completed);
 }

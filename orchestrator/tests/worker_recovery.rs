@@ -33,13 +33,17 @@ fn quick_reconciler(config: &mut orchestrator::OrchestratorConfig) {
 async fn on_shutdown_a_running_task_may_finish_and_no_new_one_starts() {
     let data = DataDir::new();
     let go = agent_waiting_for(&data, "exit 0");
-    let harness = Harness::open(&data, test_config(&data, |_| {})).await;
+    let harness = Harness::open(test_config(&data, |_| {})).await;
     let (shutdown, worker) = harness.start_worker();
 
-    let task = harness.submit_zip(&[("a.txt", "a")], TaskLimits::default()).await;
+    let task = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
     harness.first_event(task.id, "started").await;
     shutdown.cancel();
-    let later = harness.submit_zip(&[("b.txt", "b")], TaskLimits::default()).await;
+    let later = harness
+        .submit_zip(&[("b.txt", "b")], TaskLimits::default())
+        .await;
     std::fs::write(&go, "").unwrap();
     worker.await.unwrap();
 
@@ -55,10 +59,12 @@ async fn past_the_shutdown_grace_runs_are_stopped_and_left_for_the_reconciler() 
         c.worker.shutdown_grace_secs = 0;
         quick_reconciler(c);
     });
-    let harness = Harness::open(&data, config).await;
+    let harness = Harness::open(config).await;
     let (shutdown, worker) = harness.start_worker();
 
-    let task = harness.submit_zip(&[("a.txt", "a")], TaskLimits::default()).await;
+    let task = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
     let started = harness.first_event(task.id, "started").await;
     shutdown.cancel();
     worker.await.unwrap();
@@ -70,7 +76,9 @@ async fn past_the_shutdown_grace_runs_are_stopped_and_left_for_the_reconciler() 
     assert_eq!(harness.queue.len(), 1);
 
     let mut reconciler = harness.reconciler();
-    let failed = harness.reconcile_until_terminal(&mut reconciler, task.id).await;
+    let failed = harness
+        .reconcile_until_terminal(&mut reconciler, task.id)
+        .await;
     assert_eq!(failed.status, TaskStatus::Failed);
     assert_eq!(
         failed.message.as_deref(),
@@ -82,14 +90,16 @@ async fn past_the_shutdown_grace_runs_are_stopped_and_left_for_the_reconciler() 
 /// aborted at whatever line it was on; the agent process lives on) and opens new
 /// services over the same data folder, as a restarted server would.
 async fn crash_mid_run(data: &DataDir) -> (Harness, orchestrator::TaskId) {
-    let harness = Harness::open(data, test_config(data, quick_reconciler)).await;
+    let harness = Harness::open(test_config(data, quick_reconciler)).await;
     let (_shutdown, worker) = harness.start_worker();
-    let task = harness.submit_zip(&[("a.txt", "a")], TaskLimits::default()).await;
+    let task = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
     harness.first_event(task.id, "started").await;
     worker.abort();
     let _ = worker.await;
     drop(harness);
-    let restarted = Harness::open(data, test_config(data, quick_reconciler)).await;
+    let restarted = Harness::open(test_config(data, quick_reconciler)).await;
     (restarted, task.id)
 }
 
@@ -106,7 +116,9 @@ async fn after_a_crash_a_run_that_dies_without_result_ends_failed() {
     assert!(taken.iter().all(|(task, _)| *task != id), "{taken:?}");
 
     std::fs::write(&go, "").unwrap();
-    let failed = restarted.reconcile_until_terminal(&mut reconciler, id).await;
+    let failed = restarted
+        .reconcile_until_terminal(&mut reconciler, id)
+        .await;
     assert_eq!(failed.status, TaskStatus::Failed);
     assert_eq!(
         failed.message.as_deref(),
@@ -122,12 +134,17 @@ async fn after_a_crash_a_run_that_dies_without_result_ends_failed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn after_a_crash_a_run_that_finished_its_work_ends_completed() {
     let data = DataDir::new();
-    let go = agent_waiting_for(&data, "result '{\"status\":\"completed\",\"turns\":1}'\nexit 0");
+    let go = agent_waiting_for(
+        &data,
+        "result '{\"status\":\"completed\",\"turns\":1}'\nexit 0",
+    );
     let (restarted, id) = crash_mid_run(&data).await;
     std::fs::write(&go, "").unwrap();
 
     let mut reconciler = restarted.reconciler();
-    let done = restarted.reconcile_until_terminal(&mut reconciler, id).await;
+    let done = restarted
+        .reconcile_until_terminal(&mut reconciler, id)
+        .await;
     assert_eq!(done.status, TaskStatus::Completed);
     assert_eq!(done.result.unwrap()["status"], "completed");
 }
@@ -136,7 +153,7 @@ async fn after_a_crash_a_run_that_finished_its_work_ends_completed() {
 async fn after_a_crash_during_preparation_the_task_ends_failed() {
     let data = DataDir::new();
     data.write_agent("exit 0");
-    let harness = Harness::open(&data, test_config(&data, quick_reconciler)).await;
+    let harness = Harness::open(test_config(&data, quick_reconciler)).await;
     let task = harness
         .create(
             InputSource::Zip {
@@ -160,16 +177,23 @@ async fn after_a_crash_during_preparation_the_task_ends_failed() {
     }
 
     let mut reconciler = harness.reconciler();
-    let failed = harness.reconcile_until_terminal(&mut reconciler, task.id).await;
+    let failed = harness
+        .reconcile_until_terminal(&mut reconciler, task.id)
+        .await;
     assert_eq!(failed.status, TaskStatus::Failed);
-    assert!(failed.message.unwrap().contains("preparation did not finish"));
+    assert!(
+        failed
+            .message
+            .unwrap()
+            .contains("preparation did not finish")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pending_task_never_enqueued_is_queued_and_run() {
     let data = DataDir::new();
     data.write_agent("exit 0");
-    let harness = Harness::open(&data, test_config(&data, quick_reconciler)).await;
+    let harness = Harness::open(test_config(&data, quick_reconciler)).await;
     let (_shutdown, _worker) = harness.start_worker();
     let key = "uploads/x.zip".to_string();
     harness
@@ -198,15 +222,20 @@ async fn a_pending_task_never_enqueued_is_queued_and_run() {
 async fn a_queued_task_whose_message_was_lost_is_enqueued_again() {
     let data = DataDir::new();
     data.write_agent("exit 0");
-    let harness = Harness::open(&data, test_config(&data, quick_reconciler)).await;
-    let task = harness.submit_zip(&[("a.txt", "a")], TaskLimits::default()).await;
+    let harness = Harness::open(test_config(&data, quick_reconciler)).await;
+    let task = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
     // A restart loses the in-process queue and its message.
     drop(harness);
-    let fresh = Harness::open(&data, test_config(&data, quick_reconciler)).await;
+    let fresh = Harness::open(test_config(&data, quick_reconciler)).await;
     assert!(fresh.queue.is_empty());
 
     let mut reconciler = fresh.reconciler();
-    assert_eq!(reconciler.pass().await.unwrap(), [(task.id, Action::Requeue)]);
+    assert_eq!(
+        reconciler.pass().await.unwrap(),
+        [(task.id, Action::Requeue)]
+    );
     assert_eq!(fresh.queue.len(), 1);
 
     let (_shutdown, _worker) = fresh.start_worker();
@@ -222,7 +251,7 @@ async fn a_task_past_its_deadline_is_failed_and_its_run_killed() {
         quick_reconciler(c);
         c.reconciler.deadline_slack_secs = 0;
     });
-    let harness = Harness::open(&data, config).await;
+    let harness = Harness::open(config).await;
     let (_shutdown, _worker) = harness.start_worker();
     let limits = TaskLimits {
         timeout_secs: Some(0),
@@ -232,7 +261,9 @@ async fn a_task_past_its_deadline_is_failed_and_its_run_killed() {
     let started = harness.first_event(task.id, "started").await;
 
     let mut reconciler = harness.reconciler();
-    let failed = harness.reconcile_until_terminal(&mut reconciler, task.id).await;
+    let failed = harness
+        .reconcile_until_terminal(&mut reconciler, task.id)
+        .await;
     assert_eq!(failed.status, TaskStatus::Failed);
     assert!(failed.message.unwrap().starts_with("deadline exceeded"));
     assert!(gone_eventually(started["pid"].as_i64().unwrap()).await);

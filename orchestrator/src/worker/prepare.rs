@@ -54,7 +54,10 @@ fn extract_options(config: &WorkspaceConfig) -> ExtractOptions {
 }
 
 /// Prepares and uploads `task`'s workspace.
-pub async fn prepare_workspace(services: &Services, task: &Task) -> Result<PackStats, PrepareError> {
+pub async fn prepare_workspace(
+    services: &Services,
+    task: &Task,
+) -> Result<PackStats, PrepareError> {
     let scratch_root = services.config.scratch_dir();
     let scratch_error = |source| PrepareError::Scratch {
         path: scratch_root.clone(),

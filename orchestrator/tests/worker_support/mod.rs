@@ -6,16 +6,16 @@
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use orchestrator::blob::{LocalBlobStore, generate_signing_key};
+use orchestrator::blob::generate_signing_key;
 use orchestrator::reconciler::Reconciler;
+use orchestrator::services::EmbeddedParts;
 use orchestrator::worker::Worker;
 use orchestrator::{
-    InProcessQueue, InputSource, MemoryStatusCache, NewTask, OrchestratorConfig, ProcessRunner,
-    Services, SqliteTaskStore, Task, TaskId, TaskLimits, TaskMessage, TaskStatus, TaskUpdate,
+    InProcessQueue, InputSource, MemoryStatusCache, NewTask, OrchestratorConfig, Services,
+    SqliteTaskStore, Task, TaskId, TaskLimits, TaskMessage, TaskStatus, TaskUpdate,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -74,7 +74,10 @@ pub struct Harness {
 }
 
 /// A config for tests: the data folder, the fake agent, quick polls; `tweak` adjusts it.
-pub fn test_config(data: &DataDir, tweak: impl FnOnce(&mut OrchestratorConfig)) -> OrchestratorConfig {
+pub fn test_config(
+    data: &DataDir,
+    tweak: impl FnOnce(&mut OrchestratorConfig),
+) -> OrchestratorConfig {
     let mut config = OrchestratorConfig {
         data_dir: data.path().to_path_buf(),
         agent_bin: data.agent_path(),
@@ -88,27 +91,27 @@ pub fn test_config(data: &DataDir, tweak: impl FnOnce(&mut OrchestratorConfig)) 
 }
 
 impl Harness {
-    /// Opens (or reopens, after a simulated crash) the services over `data`.
-    pub async fn open(data: &DataDir, config: OrchestratorConfig) -> Self {
-        let store = SqliteTaskStore::open(data.path().join("tasks.db"))
-            .await
-            .unwrap();
-        let queue = InProcessQueue::new();
-        let cache = MemoryStatusCache::new();
-        let blobs = LocalBlobStore::new(
-            data.blob_root(),
+    /// Opens (or reopens, after a simulated crash) the services over the config's data
+    /// folder.
+    pub async fn open(config: OrchestratorConfig) -> Self {
+        let (services, parts) = Services::embedded(
+            config,
             "http://127.0.0.1:9",
             generate_signing_key().unwrap(),
         )
+        .await
         .unwrap();
-        let services = Services {
-            store: Arc::new(store.clone()),
-            queue: Arc::new(queue.clone()),
-            blobs: Arc::new(blobs),
-            cache: Arc::new(cache.clone()),
-            runner: Arc::new(ProcessRunner::from_config(&config)),
-            config: Arc::new(config),
-        };
+        Self::from_parts(services, parts)
+    }
+
+    /// Wraps services built elsewhere (the real-agent test serves its blobs itself).
+    pub fn from_parts(services: Services, parts: EmbeddedParts) -> Self {
+        let EmbeddedParts {
+            store,
+            queue,
+            cache,
+            ..
+        } = parts;
         Self {
             services,
             store,
@@ -153,7 +156,12 @@ impl Harness {
         let task = self
             .services
             .store
-            .transition(task.id, TaskStatus::Pending, TaskStatus::Queued, TaskUpdate::default())
+            .transition(
+                task.id,
+                TaskStatus::Pending,
+                TaskStatus::Queued,
+                TaskUpdate::default(),
+            )
             .await
             .unwrap();
         self.enqueue(task.id).await;
