@@ -11,6 +11,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
+    /// Where to listen (`--listen` wins).
+    pub listen: String,
+    /// How agents and clients reach this server, for signed blob URLs; by default
+    /// `http://` plus the listen address (`127.0.0.1` when listening on all interfaces).
+    pub public_url: Option<String>,
     /// Git hosts exempt from the address checks (`git.internal`, `10.0.0.5`,
     /// `git.internal:2222`): an internal forge on a private network.
     pub allow_git_hosts: Vec<String>,
@@ -32,6 +37,8 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
             allow_git_hosts: Vec::new(),
             allow_file_git_urls: false,
             json_body_limit: 64 * 1024,

@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 pub mod dto;
+pub mod embedded;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -28,7 +29,7 @@ use tower_http::trace::TraceLayer;
 
 pub use config::ApiConfig;
 pub use error::ApiError;
-pub use state::{ApiServices, AppState, BlobUrlVerifier, SharedState};
+pub use state::{ApiServices, AppState, SharedState};
 
 /// The whole application: every router, with tracing, metrics and timeouts.
 pub fn app(state: SharedState) -> Router {

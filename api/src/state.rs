@@ -3,11 +3,12 @@
 //!
 //! Handlers see only the orchestrator traits, so the same routes serve the embedded
 //! profile (SQLite, local folder...) and the cluster one (MySQL, S3...). The one embedded
-//! piece the API serves itself is the local blob store's signed URLs; it reaches them
-//! through [`BlobUrlVerifier`], absent in profiles whose blob store serves its own URLs.
+//! piece the API serves itself is the local blob store's signed URLs
+//! (`local_blobs`), absent in profiles whose blob store serves its own URLs.
 
 use std::sync::Arc;
 
+use orchestrator::blob::LocalBlobStore;
 use orchestrator::{BlobStore, Queue, Runner, StatusCache, TaskStore};
 use tokio_util::sync::CancellationToken;
 use tools::net_guard::{AllowList, InvalidAllowEntry};
@@ -16,14 +17,6 @@ use crate::auth::TokenCache;
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
 use crate::validate::GitUrlPolicy;
-
-/// Whether a signed `/blobs/...` URL is genuine.
-pub trait BlobUrlVerifier: Send + Sync + 'static {
-    /// Checks the signature and expiry carried in `query` (the raw query string) for
-    /// `method` (`GET`/`PUT`) on `key`. The error says why, for the 403 body; it must not
-    /// echo the signature.
-    fn verify(&self, method: &str, key: &str, query: &str) -> Result<(), String>;
-}
 
 /// The outside systems the API works through.
 #[derive(Clone)]
@@ -35,8 +28,9 @@ pub struct ApiServices {
     /// Stops a cancelled task's run; `None` where the API cannot reach runs (the worker
     /// then notices the cancelled row itself).
     pub runner: Option<Arc<dyn Runner>>,
-    /// Serves `/blobs/...` when the blob store is the local folder.
-    pub blob_urls: Option<Arc<dyn BlobUrlVerifier>>,
+    /// The local blob folder, whose signed URLs `/blobs/...` serves; `None` when the
+    /// blob store serves its own URLs (S3/COS).
+    pub local_blobs: Option<Arc<LocalBlobStore>>,
 }
 
 pub struct AppState {
@@ -47,9 +41,22 @@ pub struct AppState {
     pub git_policy: GitUrlPolicy,
     /// Cancelled on shutdown: ends SSE streams so connections can drain.
     pub shutdown: CancellationToken,
+    pub clock: Clock,
 }
 
 pub type SharedState = Arc<AppState>;
+
+/// The current Unix time in seconds; a parameter so tests can move the clock the blob
+/// route checks expiries against.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock, in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
 
 impl AppState {
     /// Fails if an `allow_git_hosts` entry is not a host.
@@ -69,6 +76,7 @@ impl AppState {
             tokens: TokenCache::default(),
             git_policy,
             shutdown,
+            clock: Arc::new(unix_now),
         })
     }
 }

@@ -3,9 +3,8 @@
 //! With the embedded profile the blob store is a folder, so someone has to serve the
 //! signed GET and PUT URLs the agent and clients are handed: this route. The signature
 //! in the query (method, expiry, HMAC) is the only credential, so there is no bearer
-//! auth here, and the query string is never logged. Bodies are streamed through a
-//! temporary file in both directions, so a large tarball never sits in memory; a PUT is
-//! capped at `api.blob_put_limit`.
+//! auth here, and the query string is never logged. Bodies are streamed in both
+//! directions; a PUT is capped at `api.blob_put_limit` and lands whole or not at all.
 
 use axum::Router;
 use axum::body::Body;
@@ -13,38 +12,46 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
+use orchestrator::blob::LocalBlobStore;
+use orchestrator::blob::local::StreamWriteError;
 use tokio_util::io::ReaderStream;
 
 use super::tasks::intake::too_large;
 use crate::error::{ApiError, ErrorBody};
-use crate::state::{BlobUrlVerifier, SharedState};
+use crate::state::SharedState;
 
 pub fn router() -> Router<SharedState> {
     Router::new().route("/blobs/{*key}", get(get_blob).put(put_blob))
 }
 
-fn verify(
-    state: &SharedState,
+/// The local blob store, once the query's signature is checked for `method` on `key`.
+fn verified<'a>(
+    state: &'a SharedState,
     method: &str,
     key: &str,
     query: Option<&str>,
-) -> Result<(), ApiError> {
-    let verifier: &dyn BlobUrlVerifier = state
+) -> Result<&'a LocalBlobStore, ApiError> {
+    let blobs = state
         .services
-        .blob_urls
+        .local_blobs
         .as_deref()
         .ok_or_else(|| ApiError::NotFound("this server does not serve blobs".into()))?;
-    verifier
-        .verify(method, key, query.unwrap_or_default())
-        .map_err(|why| ApiError::Forbidden(format!("signed URL refused: {why}")))?;
-    orchestrator::blob::validate_key(key)?;
-    Ok(())
-}
-
-fn temp_error(err: std::io::Error) -> ApiError {
-    ApiError::Internal(format!("temporary file for a blob transfer: {err}"))
+    let refuse = |why: &str| ApiError::Forbidden(format!("signed URL refused: {why}"));
+    let (mut expires, mut sig) = (None, None);
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "expires" => expires = value.parse::<i64>().ok(),
+            "sig" => sig = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let (Some(expires), Some(sig)) = (expires, sig) else {
+        return Err(refuse("the URL carries no valid `expires` and `sig`"));
+    };
+    blobs
+        .verify(method, key, expires, &sig, (state.clock)())
+        .map_err(|err| refuse(&err.to_string()))?;
+    Ok(blobs)
 }
 
 /// Download a blob through a signed GET URL.
@@ -52,7 +59,7 @@ fn temp_error(err: std::io::Error) -> ApiError {
     get,
     path = "/blobs/{key}",
     tag = "blobs",
-    params(("key" = String, Path, description = "Blob key; the query carries the signature")),
+    params(("key" = String, Path, description = "Blob key; the query carries method, expires and sig")),
     responses(
         (status = 200, description = "The blob's bytes", content_type = "application/octet-stream"),
         (status = 403, description = "Bad, expired or wrong-method signature", body = ErrorBody),
@@ -64,15 +71,8 @@ pub async fn get_blob(
     Path(key): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    verify(&state, "GET", &key, query.as_deref())?;
-    let temp = tempfile::NamedTempFile::new().map_err(temp_error)?;
-    state.services.blobs.get_file(&key, temp.path()).await?;
-    let file = tokio::fs::File::open(temp.path())
-        .await
-        .map_err(temp_error)?;
-    let len = file.metadata().await.map_err(temp_error)?.len();
-    // The open handle keeps the bytes readable once the name is gone.
-    drop(temp);
+    let blobs = verified(&state, "GET", &key, query.as_deref())?;
+    let (file, len) = blobs.open_read(&key).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
@@ -88,7 +88,7 @@ pub async fn get_blob(
     put,
     path = "/blobs/{key}",
     tag = "blobs",
-    params(("key" = String, Path, description = "Blob key; the query carries the signature")),
+    params(("key" = String, Path, description = "Blob key; the query carries method, expires and sig")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Stored"),
@@ -102,25 +102,15 @@ pub async fn put_blob(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<StatusCode, ApiError> {
-    verify(&state, "PUT", &key, query.as_deref())?;
+    let blobs = verified(&state, "PUT", &key, query.as_deref())?;
     let limit = state.config.blob_put_limit;
-    let temp = tempfile::NamedTempFile::new().map_err(temp_error)?;
-    let mut file = tokio::fs::File::create(temp.path())
-        .await
-        .map_err(temp_error)?;
-    let mut body = request.into_body().into_data_stream();
-    let mut written = 0usize;
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|err| ApiError::BadRequest(format!("reading the upload: {err}")))?;
-        written += chunk.len();
-        if written > limit {
-            return Err(too_large(limit));
+    let body = request.into_body().into_data_stream();
+    match blobs.write_stream(&key, body, limit as u64).await {
+        Ok(_) => Ok(StatusCode::OK),
+        Err(StreamWriteError::TooLarge { .. }) => Err(too_large(limit)),
+        Err(StreamWriteError::Body { source, .. }) => {
+            Err(ApiError::BadRequest(format!("reading the upload: {source}")))
         }
-        file.write_all(&chunk).await.map_err(temp_error)?;
+        Err(StreamWriteError::Blob(err)) => Err(err.into()),
     }
-    file.flush().await.map_err(temp_error)?;
-    drop(file);
-    state.services.blobs.put_file(&key, temp.path()).await?;
-    Ok(StatusCode::OK)
 }

@@ -80,13 +80,21 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
 
 /// A JSON create body.
 pub fn parse_json(bytes: &[u8]) -> Result<TaskDraft, ApiError> {
-    let request: CreateTaskRequest = serde_json::from_slice(bytes).map_err(|err| {
-        if err.is_data() {
-            ApiError::Invalid(format!("invalid task request: {err}"))
-        } else {
-            ApiError::BadRequest(format!("the body is not valid JSON: {err}"))
-        }
-    })?;
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let request: CreateTaskRequest =
+        serde_path_to_error::deserialize(&mut json).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if !inner.is_data() {
+                ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
+            } else if path == "." {
+                ApiError::Invalid(format!("invalid task request: {inner}"))
+            } else {
+                ApiError::Invalid(format!("invalid task request: {path}: {inner}"))
+            }
+        })?;
+    json.end()
+        .map_err(|err| ApiError::BadRequest(format!("the body is not valid JSON: {err}")))?;
     Ok(TaskDraft {
         input: DraftInput::Git {
             url: request.git_url,
@@ -316,11 +324,10 @@ pub async fn announce_status(state: &SharedState, task: &Task) {
     if let Err(err) = cache.set_status(task.id, task.status).await {
         tracing::warn!(task_id = %task.id, error = %err, "status cache update failed");
     }
-    let event = serde_json::json!({
-        "type": "status",
-        "status": task.status.as_str(),
-        "message": task.message,
-    });
+    let mut event = serde_json::json!({"type": "status", "status": task.status.as_str()});
+    if let Some(message) = &task.message {
+        event["message"] = serde_json::Value::from(message.as_str());
+    }
     if let Err(err) = cache.publish(task.id, event).await {
         tracing::warn!(task_id = %task.id, error = %err, "status event publish failed");
     }
