@@ -23,8 +23,10 @@ pub mod store;
 pub mod task;
 
 pub use blob::{BlobError, BlobStore};
-pub use cache::{CacheError, StatusCache};
-pub use queue::{Delivery, Queue, QueueError, TaskMessage};
+pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
+pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
 pub use runner::{LaunchSpec, RunHandle, Runner, RunnerError, RunnerEvent};
-pub use store::{StoreError, TaskFilter, TaskPage, TaskStore, TransitionError};
+pub use store::{
+    Created, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
+};
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};

@@ -6,10 +6,14 @@
 //! task with a live tail. It is a cache: the store stays the truth. Implementations:
 //! `MemoryStatusCache` (embedded), Redis (cluster).
 
+mod memory;
+
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 
 use crate::task::{TaskId, TaskStatus};
+
+pub use memory::{MemoryCacheLimits, MemoryStatusCache};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {

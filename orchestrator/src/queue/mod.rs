@@ -5,10 +5,14 @@
 //! worker that dies mid-task loses nothing, and a duplicate is harmless because claiming
 //! is a compare-and-set. Implementations: `InProcessQueue` (embedded), Kafka (cluster).
 
+mod in_process;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::task::TaskId;
+
+pub use in_process::InProcessQueue;
 
 /// What travels on the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,9 +5,18 @@
 //! (owner, idempotency key); every status change is a compare-and-set that fails if the
 //! row is no longer in the expected status or the move is illegal.
 
+mod sqlite;
+
 use async_trait::async_trait;
 
 use crate::task::{NewTask, Task, TaskId, TaskStatus, TaskUpdate};
+
+pub use sqlite::SqliteTaskStore;
+
+/// The page size `list` uses when the filter's `limit` is 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+/// The largest page `list` returns, whatever the filter asks.
+pub const MAX_PAGE_SIZE: u32 = 100;
 
 /// A failure of the store itself (connection, query, corrupt row).
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +27,9 @@ pub enum StoreError {
     Query(String),
     #[error("stored task {id} is unreadable: {reason}")]
     Corrupt { id: String, reason: String },
+    /// The listing cursor was not one the store handed out (a client error).
+    #[error("invalid page cursor: {0}")]
+    InvalidCursor(String),
 }
 
 /// Why a compare-and-set did not happen.
@@ -44,7 +56,7 @@ pub struct TaskFilter {
     /// Only this owner's tasks (the API always sets it).
     pub owner: Option<String>,
     pub status: Option<TaskStatus>,
-    /// Page size (the store caps it).
+    /// Page size: 0 means [`DEFAULT_PAGE_SIZE`], more than [`MAX_PAGE_SIZE`] is capped.
     pub limit: u32,
     /// Opaque cursor from the previous page.
     pub cursor: Option<String>,
@@ -77,7 +89,8 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError>;
 
     /// Moves `id` from `from` to `to` and applies `update`, atomically, only if the row is
-    /// still in `from` and the move is legal. Returns the updated task.
+    /// still in `from` and the move is legal. Returns the updated task. Fields of `update`
+    /// left `None` keep their stored value.
     async fn transition(
         &self,
         id: TaskId,

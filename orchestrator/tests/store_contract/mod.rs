@@ -1,0 +1,113 @@
+//! The contract every [`TaskStore`] keeps, as one suite run against each implementation.
+//!
+//! A test file for an implementation includes this module and invokes
+//! `store_contract_tests!(make_fixture)`, where `make_fixture` is an `async fn() ->
+//! Fixture`. Each check makes its own owner, so the suite also runs against a shared
+//! database (MySQL) where other tests' rows are present.
+
+mod creating;
+mod queries;
+mod transitions;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use orchestrator::store::Created;
+use orchestrator::{
+    InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskStore, TaskUpdate,
+};
+
+pub use creating::*;
+pub use queries::*;
+pub use transitions::*;
+
+/// A store under test and whatever must live as long as it (a temporary folder).
+pub struct Fixture {
+    pub store: Arc<dyn TaskStore>,
+    pub _keep: Box<dyn Any + Send>,
+}
+
+/// Generates one `#[tokio::test]` per contract check, each on a fresh fixture.
+macro_rules! store_contract_tests {
+    ($make:path) => {
+        store_contract_tests!(@each $make;
+            create_then_get_returns_every_field,
+            get_of_unknown_id_is_none,
+            same_idempotency_key_returns_the_first_task,
+            same_key_for_another_owner_makes_a_second_task,
+            creates_without_a_key_are_never_merged,
+            concurrent_creates_with_one_key_make_one_task,
+            concurrent_transitions_from_one_status_have_one_winner,
+            transition_applies_its_update_with_the_move,
+            transition_from_a_status_the_task_left_is_a_conflict,
+            terminal_states_are_final,
+            backward_moves_are_refused_and_change_nothing,
+            transition_of_unknown_task_is_not_found,
+            list_pages_newest_first_without_gaps_or_repeats,
+            list_filters_by_status,
+            list_shows_only_the_owners_tasks,
+            list_caps_the_page_size_and_defaults_an_unset_one,
+            list_refuses_a_cursor_it_did_not_hand_out,
+            stale_selects_by_status_and_age_oldest_first,
+            past_deadline_selects_live_tasks_whose_deadline_passed,
+            tokens_map_their_hash_to_one_owner,
+        );
+    };
+    (@each $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                store_contract::$name($make().await).await;
+            }
+        )*
+    };
+}
+pub(crate) use store_contract_tests;
+
+pub fn unique_owner() -> String {
+    format!("owner-{}", TaskId::new())
+}
+
+pub fn git_task(owner: &str) -> NewTask {
+    NewTask {
+        owner: owner.to_string(),
+        input: InputSource::Git {
+            git_url: "https://example.com/repo.git".into(),
+            git_ref: None,
+        },
+        description: "fix the bug".into(),
+        target_file: None,
+        model: None,
+        limits: TaskLimits::default(),
+        idempotency_key: None,
+    }
+}
+
+pub fn keyed(owner: &str, key: &str) -> NewTask {
+    NewTask {
+        idempotency_key: Some(key.to_string()),
+        ..git_task(owner)
+    }
+}
+
+pub async fn create(store: &dyn TaskStore, new: NewTask) -> Task {
+    let (task, created) = store.create(new).await.unwrap();
+    assert_eq!(created, Created::New);
+    task
+}
+
+/// Walks a task along `path` (its current status first).
+pub async fn walk(store: &dyn TaskStore, id: TaskId, path: &[TaskStatus]) -> Task {
+    let mut task = store.get(id).await.unwrap().unwrap();
+    for pair in path.windows(2) {
+        task = store
+            .transition(id, pair[0], pair[1], TaskUpdate::default())
+            .await
+            .unwrap();
+    }
+    task
+}
+
+pub fn ids(tasks: &[Task]) -> Vec<TaskId> {
+    tasks.iter().map(|task| task.id).collect()
+}
