@@ -22,7 +22,7 @@ pub mod runner;
 pub mod store;
 pub mod task;
 
-pub use blob::{BlobError, BlobStore};
+pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
 pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
 pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
 pub use runner::{LaunchSpec, RunHandle, Runner, RunnerError, RunnerEvent};

@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub mod local;
+pub mod signing;
+
+pub use local::{LocalBlobConfigError, LocalBlobStore, StreamWriteError};
+pub use signing::{SignatureError, SignedMethod, SignedQuery, generate_signing_key};
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("blob `{0}` not found")]
