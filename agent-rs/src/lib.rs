@@ -2,11 +2,13 @@
 //!
 //! The binary (`main.rs`) is a thin shell over this library: `run_command` wires a local
 //! run together (workspace, output folder, model client, tools, loop, diff), `run` holds
-//! the loop itself, `events` the typed record every front end shares.
+//! the loop itself, `events` the typed record every front end shares, and `job` runs a
+//! task for the orchestrator (workspace and outputs over presigned URLs).
 
 pub mod config;
 pub mod events;
 pub mod exit;
+pub mod job;
 pub mod logging;
 pub mod model;
 pub mod output_dir;

@@ -1,8 +1,10 @@
 //! `agent-rs`: the command-line face of the agent.
 //!
-//! Subcommands: `run` works on a task in a local directory; `tool` runs one tool by hand
-//! (debugging, scripts, benchmarks); `tools` prints the tool definitions a model is
-//! offered; `schema` prints the JSON Schema of the trajectory events.
+//! Subcommands: `run` works on a task in a local directory; `job` runs a task for the
+//! orchestrator (settings from the environment, workspace and outputs over presigned
+//! URLs, see `agent-rs job --help`); `tool` runs one tool by hand (debugging, scripts,
+//! benchmarks); `tools` prints the tool definitions a model is offered; `schema` prints
+//! the JSON Schema of the trajectory events.
 //!
 //! Exit codes (a contract): 0 completed, 1 other failure, 2 bad usage or input,
 //! 3 a limit reached, 4 the model failed.
@@ -14,6 +16,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use agent_rs::config::AgentConfig;
+use agent_rs::job::{JobArgs, JobIo};
 use agent_rs::run_command::RunArgs;
 
 #[derive(Debug, Parser)]
@@ -38,6 +41,10 @@ enum Command {
     /// The model endpoint comes from OPENAI_BASE_URL and OPENAI_API_KEY (or the config
     /// file); the model from --model or AGENT_MODEL.
     Run(RunArgs),
+    /// Run a task for the orchestrator: settings from the environment, workspace and
+    /// outputs over presigned URLs, events as JSON lines on stdout.
+    #[command(long_about = agent_rs::job::LONG_ABOUT)]
+    Job(JobArgs),
     /// Run one tool by hand and print its result.
     ///
     /// Exit code 0 when the tool succeeded, 1 when it ran and reported failure (e.g. a
@@ -107,6 +114,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tools => agent_rs::tool_cli::print_specs(&config),
         Command::Schema => print_schema(),
         Command::Run(args) => run_task(&args, &config),
+        Command::Job(args) => Ok(ExitCode::from(agent_rs::job::run_job(
+            &args,
+            &config,
+            JobIo {
+                api_key: std::env::var("OPENAI_API_KEY").ok(),
+                env_vars: std::env::vars().collect(),
+                stdout: Box::new(std::io::stdout()),
+                stderr: Box::new(std::io::stderr()),
+            },
+        ))),
     }
 }
 

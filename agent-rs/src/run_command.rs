@@ -216,6 +216,7 @@ pub async fn execute(
         tools: registry.names().map(str::to_string).collect(),
     });
 
+    tracing::info!(model = %model_name, workspace = %jail.root().display(), "run started");
     let agent = AgentLoop {
         client: &client,
         registry: &registry,

@@ -17,10 +17,16 @@
 
 pub mod blob;
 pub mod cache;
+pub mod config;
 pub mod queue;
+pub mod reconciler;
 pub mod runner;
+pub mod services;
 pub mod store;
 pub mod task;
+#[cfg(test)]
+mod test_support;
+pub mod worker;
 
 pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
 pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};

@@ -131,6 +131,13 @@ impl AgentLoop<'_> {
             };
             state.turns = turn;
             state.usage += response.usage;
+            tracing::info!(
+                turn,
+                tool_calls = response.tool_calls.len(),
+                tokens = response.usage.total_tokens,
+                attempts = response.attempts,
+                "model response"
+            );
             sink.emit(AgentEvent::ModelResponse {
                 turn,
                 tool_calls: response.tool_calls.len(),
@@ -273,6 +280,13 @@ impl AgentLoop<'_> {
                 });
             }
             for outcome in run_step(self.registry, self.ctx, step).await {
+                tracing::info!(
+                    turn,
+                    tool = %outcome.call.name,
+                    success = outcome.success,
+                    duration_ms = outcome.duration.as_millis() as u64,
+                    "tool call"
+                );
                 sink.emit(AgentEvent::ToolResult {
                     turn,
                     call_id: outcome.call.id.clone(),

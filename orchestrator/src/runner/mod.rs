@@ -13,6 +13,10 @@ use futures_util::stream::BoxStream;
 
 use crate::task::TaskId;
 
+pub mod process;
+
+pub use process::ProcessRunner;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
     #[error("cannot launch the agent: {0}")]

@@ -1,0 +1,385 @@
+//! `agent-rs job`: one task as the orchestrator runs it, as a local process or as the
+//! container of a Kubernetes Job.
+//!
+//! The agent holds no standing credentials: everything arrives in the environment, the
+//! workspace as a presigned GET URL and each output as a presigned PUT URL. The job
+//! downloads and safely unpacks the workspace, runs exactly what `agent-rs run --json`
+//! runs (the same `run_command::prepare` / `execute`), streams the events as JSON lines
+//! on stdout for the orchestrator to read live, and uploads the outputs.
+//!
+//! Environment (each also accepted as the flag shown by `agent-rs job --help`):
+//! - `AGENT_TASK_ID` (required): the task's id, in every log line.
+//! - `AGENT_TASK` (required): the instruction.
+//! - `AGENT_TARGET_FILE`: a file the task is about, relative to the workspace root.
+//! - `AGENT_WORKSPACE_URL` (required): http(s) URL of the workspace as a `.tar.gz`.
+//! - `AGENT_UPLOAD_URLS` (required): JSON object, output file name -> PUT URL, for any of
+//!   `diff.patch`, `trajectory.jsonl`, `result.json`, `agent.log`, `prompt.txt`.
+//! - `AGENT_WORK_DIR`: where the workspace is unpacked (empty or absent; default a fresh
+//!   temporary folder). Outputs always go to a separate temporary folder.
+//! - `AGENT_MAX_TURNS`, `AGENT_MAX_TOKENS`, `AGENT_TIMEOUT_SECS`: the run's limits.
+//! - `AGENT_MAX_WORKSPACE_BYTES` (default 1 GiB), `AGENT_MAX_WORKSPACE_ENTRIES` (default
+//!   500000): caps on the archive, downloaded and unpacked.
+//! - `AGENT_MODEL`, `OPENAI_BASE_URL`, `OPENAI_API_KEY`: the model, as for `run`.
+//!
+//! Exit codes: those of `run` (0 completed, 3 limit, 4 model failed); 2 when a setting,
+//! the download or the archive is bad (nothing ran); 1 when an output could not be
+//! uploaded, or the run's own machinery failed. Presigned URLs are only ever shown
+//! without their query string, and their signatures join the secret redactor.
+
+pub mod download;
+pub mod extract;
+pub mod http;
+pub mod spec;
+pub mod upload;
+pub mod urls;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tools::{SecretRedactor, WorkspaceJail};
+use tracing::Instrument;
+
+use crate::config::AgentConfig;
+use crate::exit;
+use crate::output_dir;
+use crate::run_command::{self, RunArgs};
+
+pub use spec::{JobArgs, JobSpec};
+
+/// The long help of `agent-rs job`.
+pub const LONG_ABOUT: &str = "\
+Run one task for the orchestrator: settings come from the environment (each variable
+below also has a flag), the workspace is downloaded from a presigned URL and unpacked,
+the agent runs as `agent-rs run --json` does (events as JSON lines on stdout), and the
+outputs are uploaded to presigned PUT URLs.
+
+The model endpoint comes from OPENAI_BASE_URL and OPENAI_API_KEY (or the config file),
+the model from AGENT_MODEL.
+
+Exit codes: 0 completed, 3 a limit was reached, 4 the model failed (as for `run`);
+2 a setting, the download or the archive was bad; 1 an upload failed or the run could
+not write its outputs.";
+
+/// Variables holding presigned URLs: kept out of tool processes and redacted whole.
+const URL_VARIABLES: [&str; 2] = ["AGENT_WORKSPACE_URL", "AGENT_UPLOAD_URLS"];
+
+/// What the job takes from its process besides the settings.
+pub struct JobIo {
+    /// `OPENAI_API_KEY`.
+    pub api_key: Option<String>,
+    /// The process environment, for the secret redactor.
+    pub env_vars: Vec<(String, String)>,
+    /// Events, one JSON object per line.
+    pub stdout: Box<dyn Write + Send>,
+    /// What the job is doing and why it failed, for a person reading the Job's log.
+    pub stderr: Box<dyn Write + Send>,
+}
+
+/// Runs the job; returns the process exit code.
+pub fn run_job(args: &JobArgs, config: &AgentConfig, io: JobIo) -> u8 {
+    let JobIo {
+        api_key,
+        env_vars,
+        stdout,
+        stderr,
+    } = io;
+    let mut config = config.clone();
+    config
+        .tools
+        .shell
+        .secret_env_vars
+        .extend(URL_VARIABLES.map(String::from));
+    let env_redactor =
+        SecretRedactor::from_env_vars(env_vars.clone(), &config.tools.shell.secret_env_vars);
+    let mut reporter = Reporter {
+        out: stderr,
+        redactor: env_redactor.clone(),
+        task_id: args.task_id.clone().unwrap_or_default(),
+    };
+    let spec = match JobSpec::from_args(args) {
+        Ok(spec) => spec,
+        Err(err) => return reporter.fail(exit::BAD_INPUT, &err),
+    };
+    reporter.redactor = env_redactor.with_secrets(url_secrets(&spec));
+    let work_dir = match WorkDir::prepare(spec.work_dir.as_deref()) {
+        Ok(dir) => dir,
+        Err(message) => return reporter.fail(exit::BAD_INPUT, &message),
+    };
+    let outputs = match tempfile::Builder::new()
+        .prefix("agent-rs-job-out-")
+        .tempdir()
+    {
+        Ok(dir) => dir,
+        Err(err) => {
+            return reporter.fail(
+                exit::OTHER_ERROR,
+                &format!("cannot create a temporary output folder: {err}"),
+            );
+        }
+    };
+    if let Err(err) = crate::logging::init_file_logging(
+        &outputs.path().join(output_dir::LOG_FILE),
+        reporter.redactor.clone(),
+    ) {
+        return reporter.fail(
+            exit::OTHER_ERROR,
+            &format!("cannot create agent.log: {err}"),
+        );
+    }
+    let runtime = match crate::runtime() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            return reporter.fail(
+                exit::OTHER_ERROR,
+                &format!("cannot start the async runtime: {err}"),
+            );
+        }
+    };
+    let span = tracing::info_span!("job", task_id = %spec.task_id);
+    let job = Job {
+        spec: &spec,
+        config: &config,
+        work_dir: work_dir.path(),
+        outputs: outputs.path(),
+    };
+    runtime.block_on(
+        job.run(api_key, env_vars, stdout, &mut reporter)
+            .instrument(span),
+    )
+}
+
+/// The steps after the settings were read.
+struct Job<'a> {
+    spec: &'a JobSpec,
+    config: &'a AgentConfig,
+    work_dir: &'a Path,
+    outputs: &'a Path,
+}
+
+impl Job<'_> {
+    async fn run(
+        &self,
+        api_key: Option<String>,
+        env_vars: Vec<(String, String)>,
+        stdout: Box<dyn Write + Send>,
+        reporter: &mut Reporter,
+    ) -> u8 {
+        let spec = self.spec;
+        tracing::info!(task_id = %spec.task_id, "job started");
+        let run_args = RunArgs {
+            task: spec.task.clone(),
+            dir: self.work_dir.to_path_buf(),
+            output: Some(self.outputs.to_path_buf()),
+            model: spec.model.clone(),
+            base_url: spec.base_url.clone(),
+            max_turns: spec.max_turns,
+            max_tokens: spec.max_tokens,
+            timeout: spec.timeout_secs,
+            target_file: spec.target_file.clone(),
+            json: true,
+        };
+        // Everything checkable without the workspace is checked before the download.
+        if let Err(message) = self.check_target_file() {
+            return self.fail_early(reporter, &message).await;
+        }
+        let mut prepared = match run_command::prepare(&run_args, self.config, api_key, env_vars) {
+            Ok(prepared) => prepared,
+            Err(err) => return self.fail_early(reporter, &err).await,
+        };
+        prepared.redactor = prepared.redactor.with_secrets(url_secrets(spec));
+
+        if let Err(message) = self.fetch_workspace(reporter).await {
+            return self.fail_early(reporter, &message).await;
+        }
+        if let Err(message) = self.check_target_file() {
+            return self.fail_early(reporter, &message).await;
+        }
+
+        reporter.say("running the agent");
+        let run = run_command::execute(
+            &run_args,
+            self.config,
+            prepared,
+            stdout,
+            Box::new(std::io::sink()),
+        )
+        .await;
+        let mut code = match &run {
+            Ok(result) => {
+                reporter.say(&format!(
+                    "run ended: {:?} (exit code {})",
+                    result.status, result.exit_code
+                ));
+                result.exit_code
+            }
+            Err(err) => {
+                reporter.say(&format!("the run could not write its outputs: {err:#}"));
+                exit::OTHER_ERROR
+            }
+        };
+        if !self.upload(reporter, &spec.upload_urls).await {
+            code = exit::OTHER_ERROR;
+        }
+        code
+    }
+
+    /// Downloads and unpacks the workspace; the error is for the operator.
+    async fn fetch_workspace(&self, reporter: &mut Reporter) -> Result<(), String> {
+        let spec = self.spec;
+        reporter.say(&format!(
+            "downloading the workspace from {}",
+            urls::redacted(&spec.workspace_url)
+        ));
+        let archive = download::download_workspace(
+            &spec.workspace_url,
+            spec.max_workspace_bytes,
+            &http::TransferPolicy::download(),
+        )
+        .await
+        .map_err(|err| err.to_string())?;
+        let limits = extract::ExtractLimits {
+            max_bytes: spec.max_workspace_bytes,
+            max_entries: spec.max_workspace_entries,
+        };
+        let root = self.work_dir.to_path_buf();
+        let summary =
+            tokio::task::spawn_blocking(move || extract::extract_workspace(archive, &root, limits))
+                .await
+                .map_err(|err| format!("unpacking the workspace stopped: {err}"))?
+                .map_err(|err| err.to_string())?;
+        tracing::info!(
+            entries = summary.entries,
+            bytes = summary.bytes,
+            "workspace unpacked"
+        );
+        reporter.say(&format!(
+            "workspace unpacked: {} entries, {} bytes",
+            summary.entries, summary.bytes
+        ));
+        Ok(())
+    }
+
+    /// The target file must stay inside the workspace (checked again once unpacked,
+    /// when symlinks exist).
+    fn check_target_file(&self) -> Result<(), String> {
+        let Some(target) = &self.spec.target_file else {
+            return Ok(());
+        };
+        let jail = WorkspaceJail::new(self.work_dir)
+            .map_err(|err| format!("cannot use the work folder: {err}"))?;
+        jail.resolve(target)
+            .map(|_| ())
+            .map_err(|err| format!("AGENT_TARGET_FILE: {err}"))
+    }
+
+    /// A failure before the run: reported, `agent.log` uploaded when asked for (it
+    /// holds the story), exit code 2 whatever that upload does.
+    async fn fail_early(&self, reporter: &mut Reporter, err: &dyn std::fmt::Display) -> u8 {
+        reporter.say(&err.to_string());
+        tracing::error!(error = %err, "job refused");
+        let log_only: BTreeMap<String, url::Url> = self
+            .spec
+            .upload_urls
+            .iter()
+            .filter(|(name, _)| name.as_str() == output_dir::LOG_FILE)
+            .map(|(name, url)| (name.clone(), url.clone()))
+            .collect();
+        self.upload(reporter, &log_only).await;
+        exit::BAD_INPUT
+    }
+
+    /// Uploads `targets`; false when any failed (each failure is reported by name).
+    async fn upload(&self, reporter: &mut Reporter, targets: &BTreeMap<String, url::Url>) -> bool {
+        if targets.is_empty() {
+            return true;
+        }
+        let failures =
+            upload::upload_outputs(self.outputs, targets, &http::TransferPolicy::upload()).await;
+        for failure in &failures {
+            reporter.say(&failure.to_string());
+        }
+        if failures.is_empty() {
+            reporter.say(&format!(
+                "uploaded {}",
+                targets.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        failures.is_empty()
+    }
+}
+
+fn url_secrets(spec: &JobSpec) -> Vec<String> {
+    spec.urls().flat_map(urls::secret_parts).collect()
+}
+
+/// Where the workspace is unpacked: the folder asked for, or a temporary one removed
+/// when the job ends.
+enum WorkDir {
+    Given(PathBuf),
+    Temporary(tempfile::TempDir),
+}
+
+impl WorkDir {
+    fn prepare(requested: Option<&Path>) -> Result<Self, String> {
+        let Some(dir) = requested else {
+            return tempfile::Builder::new()
+                .prefix("agent-rs-job-ws-")
+                .tempdir()
+                .map(Self::Temporary)
+                .map_err(|err| format!("cannot create a temporary work folder: {err}"));
+        };
+        let shown = dir.display();
+        match std::fs::read_dir(dir) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(format!(
+                        "AGENT_WORK_DIR `{shown}` is not empty; give an empty or absent folder"
+                    ));
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|err| format!("AGENT_WORK_DIR `{shown}` cannot be created: {err}"))?;
+            }
+            Err(err) => {
+                return Err(format!(
+                    "AGENT_WORK_DIR `{shown}` is not a usable folder: {err}"
+                ));
+            }
+        }
+        Ok(Self::Given(dir.to_path_buf()))
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Self::Given(dir) => dir,
+            Self::Temporary(dir) => dir.path(),
+        }
+    }
+}
+
+/// Human lines on stderr, tagged with the task id and passed through the redactor.
+struct Reporter {
+    out: Box<dyn Write + Send>,
+    redactor: SecretRedactor,
+    task_id: String,
+}
+
+impl Reporter {
+    fn say(&mut self, message: &str) {
+        let line = if self.task_id.is_empty() {
+            format!("agent-rs job: {message}")
+        } else {
+            format!("agent-rs job {}: {message}", self.task_id)
+        };
+        let line = self.redactor.redact(&line);
+        let _ = writeln!(self.out, "{line}");
+        let _ = self.out.flush();
+    }
+
+    fn fail(&mut self, code: u8, err: &dyn std::fmt::Display) -> u8 {
+        self.say(&err.to_string());
+        code
+    }
+}

@@ -1,0 +1,222 @@
+//! `agent-rs job` end to end: the workspace from a stand-in object store over HTTP, the
+//! scripted model server, the outputs PUT back.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod job_support;
+mod support;
+
+use job_support::*;
+use serde_json::json;
+use support::*;
+
+fn fix_script() -> serde_json::Value {
+    json!({"model": "scripted", "steps": [
+        {"type": "tool_calls", "calls": [
+            {"name": "edit_file_content", "arguments": {"file_path": "calc.py", "old_text": "return a - b", "new_text": "return a + b"}}
+        ]},
+        {"type": "message", "content": "Fixed `add`."}
+    ]})
+}
+
+/// A store holding the buggy Python repo, and a pristine copy of that repo.
+async fn store_with_buggy_repo() -> (Store, tempfile::TempDir) {
+    let pristine = tempfile::tempdir().unwrap();
+    buggy_python_repo(pristine.path());
+    let store = Store::start(Some(tarball_of(pristine.path()))).await;
+    (store, pristine)
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_job_uploads_a_diff_that_applies_to_the_original_tree() {
+    let (store, pristine) = store_with_buggy_repo().await;
+    let model = server(fix_script()).await;
+    let job = run_job(&job_env(&store, &model.base_url())).await;
+    assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
+
+    assert_eq!(store.uploaded_names(), {
+        let mut all = OUTPUTS.map(String::from).to_vec();
+        all.sort();
+        all
+    });
+    // The presigned URLs were used as given, signature and all.
+    for (name, query) in store.put_log() {
+        assert_eq!(
+            query.as_deref(),
+            Some("X-Signature=SECRETSIG"),
+            "PUT of {name}"
+        );
+    }
+
+    git_apply(pristine.path(), &store.upload_text("diff.patch"));
+    assert_eq!(
+        std::fs::read_to_string(pristine.path().join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a + b\n"
+    );
+
+    let result: serde_json::Value =
+        serde_json::from_str(&store.upload_text("result.json")).unwrap();
+    assert_eq!(result["status"], "completed");
+    assert_eq!(result["final_message"], "Fixed `add`.");
+    assert_eq!(result["files_changed"], 1);
+
+    let events = json_lines(&job.stdout());
+    assert_eq!(events.first().unwrap()["type"], "task_started");
+    assert_eq!(events.last().unwrap()["type"], "task_finished");
+    assert_eq!(events.first().unwrap()["task"], "fix the failing test");
+    // The stream on stdout is the uploaded trajectory, line for line.
+    assert_eq!(json_lines(&store.upload_text("trajectory.jsonl")), events);
+
+    assert!(
+        store
+            .upload_text("prompt.txt")
+            .contains("fix the failing test")
+    );
+    let log = store.upload_text("agent.log");
+    assert!(
+        log.contains("task-42"),
+        "task id missing from agent.log:\n{log}"
+    );
+    assert!(log.contains("workspace unpacked"), "{log}");
+    assert!(
+        job.stderr().contains("agent-rs job task-42: "),
+        "{}",
+        job.stderr()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn presigned_signatures_never_appear_in_output_or_uploads() {
+    let (store, _pristine) = store_with_buggy_repo().await;
+    // The model looks for the URLs in its environment and in the job's.
+    let model = server(json!({"model": "scripted", "steps": [
+        {"type": "tool_calls", "calls": [
+            {"name": "run_shell_command", "arguments": {"command_string": "env; cat /proc/$PPID/environ | tr '\\0' '\\n'"}}
+        ]},
+        {"type": "message", "content": "looked around"}
+    ]}))
+    .await;
+    let job = run_job(&job_env(&store, &model.base_url())).await;
+    assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
+    assert!(
+        job.stderr().contains("/ws.tar.gz?[redacted]"),
+        "{}",
+        job.stderr()
+    );
+    assert!(!job.everything_shown().contains(SIGNATURE));
+    for name in OUTPUTS {
+        assert!(
+            !store.upload_text(name).contains(SIGNATURE),
+            "{name} holds the signature"
+        );
+    }
+    // Nor did the model see it.
+    let seen = model.requests()[1].body.to_string();
+    assert!(
+        seen.contains("AGENT_TASK_ID"),
+        "the shell output reached the model"
+    );
+    // The job's own environment holds the URLs; the redactor caught them on the way out.
+    assert!(seen.contains("AGENT_UPLOAD_URLS=[REDACTED]"), "{seen}");
+    assert!(!seen.contains(SIGNATURE));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_that_fail_twice_are_retried_until_they_arrive() {
+    let (store, _pristine) = store_with_buggy_repo().await;
+    store.fail_uploads("diff.patch", 2);
+    store.fail_uploads("result.json", 2);
+    let model = server(fix_script()).await;
+    let job = run_job(&job_env(&store, &model.base_url())).await;
+    assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
+    let puts_of = |file: &str| {
+        store
+            .put_log()
+            .iter()
+            .filter(|(name, _)| name == file)
+            .count()
+    };
+    assert_eq!(puts_of("diff.patch"), 3);
+    assert_eq!(puts_of("result.json"), 3);
+    assert_eq!(puts_of("prompt.txt"), 1);
+    assert!(
+        store
+            .upload_text("diff.patch")
+            .contains("+    return a + b")
+    );
+    let log = store.upload_text("agent.log");
+    assert!(log.contains("retrying"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_that_always_fails_exits_1_naming_the_file() {
+    let (store, _pristine) = store_with_buggy_repo().await;
+    store.fail_uploads("result.json", u32::MAX);
+    let model = server(fix_script()).await;
+    let job = run_job(&job_env(&store, &model.base_url())).await;
+    assert_eq!(job.code(), 1, "stderr: {}", job.stderr());
+    let stderr = job.stderr();
+    assert!(
+        stderr.contains("cannot upload result.json to http://")
+            && stderr.contains("HTTP 500 Internal Server Error (after 4 attempts)"),
+        "{stderr}"
+    );
+    assert!(!job.everything_shown().contains(SIGNATURE));
+    // The other outputs still arrived.
+    assert!(store.upload("diff.patch").is_some());
+    assert!(store.upload("agent.log").is_some());
+    assert!(store.upload("result.json").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_requested_outputs_are_uploaded_and_limits_apply() {
+    let (store, _pristine) = store_with_buggy_repo().await;
+    let model = server(json!({"model": "scripted", "steps": [
+        {"type": "tool_calls", "calls": [{"name": "list_directory", "arguments": {}}]},
+        {"type": "tool_calls", "calls": [{"name": "list_directory", "arguments": {}}]},
+        {"type": "message", "content": "never reached"}
+    ]}))
+    .await;
+    let mut env = job_env(&store, &model.base_url());
+    set(
+        &mut env,
+        "AGENT_UPLOAD_URLS",
+        &store.upload_urls(&["result.json"]),
+    );
+    set(&mut env, "AGENT_MAX_TURNS", "1");
+    let job = run_job(&env).await;
+    assert_eq!(job.code(), 3, "stderr: {}", job.stderr());
+    assert_eq!(store.uploaded_names(), ["result.json"]);
+    let result: serde_json::Value =
+        serde_json::from_str(&store.upload_text("result.json")).unwrap();
+    assert_eq!(result["status"], "limit_reached");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_given_work_dir_receives_the_workspace_and_the_edits() {
+    let (store, _pristine) = store_with_buggy_repo().await;
+    let model = server(fix_script()).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let work = scratch.path().join("work");
+    let mut env = job_env(&store, &model.base_url());
+    set(&mut env, "AGENT_WORK_DIR", work.to_str().unwrap());
+    let job = run_job(&env).await;
+    assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
+    assert_eq!(
+        std::fs::read_to_string(work.join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a + b\n"
+    );
+    // Outputs went elsewhere: the work folder holds only the workspace.
+    let mut names: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["README.md", "calc.py", "test_calc.py"]);
+}

@@ -1,0 +1,5 @@
+"""Greetings for the front desk."""
+
+
+def greet(name):
+    return f"Hello {name}!"

@@ -1,0 +1,1 @@
+"""A toy shop: carts, checkout and sales reports."""

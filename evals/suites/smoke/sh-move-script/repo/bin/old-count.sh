@@ -1,0 +1,3 @@
+#!/bin/sh
+# Deprecated: use bin/wc.sh.
+cat "$@" | wc -l

@@ -1,0 +1,221 @@
+//! The orchestrator's settings: one typed struct, read from a config file or built in code.
+//!
+//! Every field has a default, so an empty file (or `OrchestratorConfig::default()`) is a
+//! working embedded setup. Times are whole seconds or milliseconds, named with their unit,
+//! so a config file needs no duration syntax. The model endpoint is passed through to the
+//! agent untouched: the orchestrator never talks to the model itself.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Everything the worker, the reconciler and the runner need to know.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrchestratorConfig {
+    /// Where the embedded parts keep their files (database, blobs, run logs, scratch).
+    pub data_dir: PathBuf,
+    /// The `agent-rs` binary the process runner starts as `{agent_bin} job`.
+    pub agent_bin: PathBuf,
+    /// Handed to the agent as `OPENAI_BASE_URL`, `OPENAI_API_KEY`, `AGENT_MODEL`.
+    pub model: ModelEndpoint,
+    /// How long the agent's signed URLs stay valid. The worker never issues them for less
+    /// than the task's timeout plus the deadline slack, so uploads at the end still work.
+    pub signed_url_ttl_secs: u64,
+    /// A task's wall-time limit when it does not set one.
+    pub default_task_timeout_secs: u64,
+    pub worker: WorkerConfig,
+    pub reconciler: ReconcilerConfig,
+}
+
+impl Default for OrchestratorConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            agent_bin: PathBuf::from("agent-rs"),
+            model: ModelEndpoint::default(),
+            signed_url_ttl_secs: 3600,
+            default_task_timeout_secs: 1800,
+            worker: WorkerConfig::default(),
+            reconciler: ReconcilerConfig::default(),
+        }
+    }
+}
+
+impl OrchestratorConfig {
+    pub fn signed_url_ttl(&self) -> Duration {
+        Duration::from_secs(self.signed_url_ttl_secs)
+    }
+
+    pub fn default_task_timeout(&self) -> Duration {
+        Duration::from_secs(self.default_task_timeout_secs)
+    }
+
+    /// Where the process runner writes each run's stderr.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.data_dir.join("runs")
+    }
+
+    /// Where the worker prepares workspaces before packing them.
+    pub fn scratch_dir(&self) -> PathBuf {
+        self.data_dir.join("scratch")
+    }
+}
+
+/// The model endpoint the agent talks to; `None` leaves the agent's own default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelEndpoint {
+    pub base_url: Option<String>,
+    pub api_key: Option<SecretString>,
+    pub model: Option<String>,
+}
+
+impl ModelEndpoint {
+    /// Fills the fields left unset from the server's own `OPENAI_BASE_URL`,
+    /// `OPENAI_API_KEY` and `AGENT_MODEL`, the names the agent itself reads.
+    pub fn or_from_env(mut self) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if self.base_url.is_none() {
+            self.base_url = var("OPENAI_BASE_URL");
+        }
+        if self.api_key.is_none() {
+            self.api_key = var("OPENAI_API_KEY").map(SecretString::from);
+        }
+        if self.model.is_none() {
+            self.model = var("AGENT_MODEL");
+        }
+        self
+    }
+}
+
+/// The worker pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// How many tasks run at once.
+    pub concurrency: usize,
+    /// How often a running task's row is re-read to notice a cancel.
+    pub cancel_poll_ms: u64,
+    /// On shutdown, how long running tasks may go on before their runs are stopped and
+    /// left for the reconciler.
+    pub shutdown_grace_secs: u64,
+    /// Between SIGTERM and SIGKILL when a run is stopped.
+    pub kill_grace_secs: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 2,
+            cancel_poll_ms: 1000,
+            shutdown_grace_secs: 30,
+            kill_grace_secs: 5,
+        }
+    }
+}
+
+impl WorkerConfig {
+    pub fn cancel_poll(&self) -> Duration {
+        Duration::from_millis(self.cancel_poll_ms.max(1))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn kill_grace(&self) -> Duration {
+        Duration::from_secs(self.kill_grace_secs)
+    }
+}
+
+/// When the reconciler steps in. Ages are measured from the row's `updated_at`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcilerConfig {
+    /// Time between passes.
+    pub interval_ms: u64,
+    /// `PENDING` this long: the API stopped between storing and enqueueing; queue it.
+    pub pending_after_secs: u64,
+    /// `QUEUED` this long (and not re-enqueued for as long): the message may be lost;
+    /// enqueue it again (a duplicate is harmless, the claim is a compare-and-set).
+    pub queued_after_secs: u64,
+    /// Running with a dead run handle, or no handle, this long: the run is lost.
+    pub lost_after_secs: u64,
+    /// `PROCESSING`/`DOWNLOADING_CODE` this long: preparation was abandoned.
+    pub prepare_timeout_secs: u64,
+    /// Added to a task's timeout for its deadline, so the agent's own timeout fires first.
+    pub deadline_slack_secs: u64,
+    /// Most tasks looked at per pass.
+    pub batch: u32,
+}
+
+impl Default for ReconcilerConfig {
+    fn default() -> Self {
+        Self {
+            interval_ms: 10_000,
+            pending_after_secs: 30,
+            queued_after_secs: 300,
+            lost_after_secs: 30,
+            prepare_timeout_secs: 900,
+            deadline_slack_secs: 120,
+            batch: 500,
+        }
+    }
+}
+
+impl ReconcilerConfig {
+    pub fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.max(1))
+    }
+
+    pub fn deadline_slack(&self) -> Duration {
+        Duration::from_secs(self.deadline_slack_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    #[test]
+    fn empty_config_file_gives_the_defaults() {
+        let config: OrchestratorConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("data"));
+        assert_eq!(config.worker.concurrency, 2);
+        assert_eq!(config.reconciler.batch, 500);
+    }
+
+    #[test]
+    fn partial_sections_keep_defaults_for_the_rest() {
+        let config: OrchestratorConfig = serde_json::from_value(serde_json::json!({
+            "worker": {"concurrency": 8},
+            "model": {"api_key": "sk-test", "model": "m"}
+        }))
+        .unwrap();
+        assert_eq!(config.worker.concurrency, 8);
+        assert_eq!(config.worker.kill_grace_secs, 5);
+        assert_eq!(
+            config.model.api_key.as_ref().unwrap().expose_secret(),
+            "sk-test"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<OrchestratorConfig>(r#"{"wrker": {}}"#).unwrap_err();
+        assert!(err.to_string().contains("wrker"), "{err}");
+        assert!(serde_json::from_str::<OrchestratorConfig>(r#"{"worker": {"x": 1}}"#).is_err());
+    }
+
+    #[test]
+    fn api_key_is_not_shown_by_debug() {
+        let config: OrchestratorConfig =
+            serde_json::from_str(r#"{"model": {"api_key": "sk-very-secret"}}"#).unwrap();
+        assert!(!format!("{config:?}").contains("sk-very-secret"));
+    }
+}

@@ -1,0 +1,105 @@
+use secrecy::SecretString;
+
+use super::*;
+use crate::config::ModelEndpoint;
+use crate::task::TaskStatus;
+use crate::test_support::task;
+
+fn config() -> OrchestratorConfig {
+    OrchestratorConfig {
+        model: ModelEndpoint {
+            base_url: Some("http://127.0.0.1:9/v1".to_string()),
+            api_key: Some(SecretString::from("sk-secret")),
+            model: Some("default-model".to_string()),
+        },
+        default_task_timeout_secs: 600,
+        ..OrchestratorConfig::default()
+    }
+}
+
+fn uploads() -> BTreeMap<String, String> {
+    OUTPUT_NAMES
+        .iter()
+        .map(|name| (name.to_string(), format!("https://blobs/{name}?sig=x")))
+        .collect()
+}
+
+#[test]
+fn env_carries_the_task_urls_and_model_endpoint() {
+    let mut task = task(TaskStatus::DownloadingCode, 0);
+    task.target_file = Some("src/lib.rs".to_string());
+    let env = agent_env(
+        &task,
+        &config(),
+        "https://blobs/ws?sig=y".to_string(),
+        &uploads(),
+    );
+    assert_eq!(env["AGENT_TASK_ID"], task.id.to_string());
+    assert_eq!(env["AGENT_TASK"], "fix the failing test");
+    assert_eq!(env["AGENT_TARGET_FILE"], "src/lib.rs");
+    assert_eq!(env["AGENT_WORKSPACE_URL"], "https://blobs/ws?sig=y");
+    let urls: BTreeMap<String, String> = serde_json::from_str(&env["AGENT_UPLOAD_URLS"]).unwrap();
+    assert_eq!(urls, uploads());
+    assert_eq!(env["AGENT_TIMEOUT_SECS"], "600");
+    assert_eq!(env["AGENT_MODEL"], "default-model");
+    assert_eq!(env["OPENAI_BASE_URL"], "http://127.0.0.1:9/v1");
+    assert_eq!(env["OPENAI_API_KEY"], "sk-secret");
+    assert!(!env.contains_key("AGENT_MAX_TURNS"));
+}
+
+#[test]
+fn the_tasks_own_model_and_limits_win() {
+    let mut task = task(TaskStatus::DownloadingCode, 0);
+    task.model = Some("task-model".to_string());
+    task.limits.max_turns = Some(7);
+    task.limits.max_tokens = Some(5000);
+    task.limits.timeout_secs = Some(42);
+    let env = agent_env(&task, &config(), String::new(), &uploads());
+    assert_eq!(env["AGENT_MODEL"], "task-model");
+    assert_eq!(env["AGENT_MAX_TURNS"], "7");
+    assert_eq!(env["AGENT_MAX_TOKENS"], "5000");
+    assert_eq!(env["AGENT_TIMEOUT_SECS"], "42");
+}
+
+#[test]
+fn unset_model_endpoint_fields_are_left_to_the_agent() {
+    let task = task(TaskStatus::DownloadingCode, 0);
+    let env = agent_env(
+        &task,
+        &OrchestratorConfig::default(),
+        String::new(),
+        &uploads(),
+    );
+    for name in [
+        "AGENT_MODEL",
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+        "AGENT_TARGET_FILE",
+    ] {
+        assert!(!env.contains_key(name), "{name}");
+    }
+}
+
+#[test]
+fn deadline_is_the_timeout_plus_slack() {
+    let mut task = task(TaskStatus::DownloadingCode, 0);
+    task.limits.timeout_secs = Some(100);
+    let config = config();
+    let slack_ms = config.reconciler.deadline_slack_secs as i64 * 1000;
+    assert_eq!(
+        deadline_at(1_000, &task, &config),
+        1_000 + 100_000 + slack_ms
+    );
+}
+
+#[test]
+fn signed_urls_outlive_a_long_task() {
+    let mut task = task(TaskStatus::DownloadingCode, 0);
+    let mut config = config();
+    config.signed_url_ttl_secs = 60;
+    task.limits.timeout_secs = Some(7200);
+    assert!(url_ttl(&task, &config) >= Duration::from_secs(7200));
+    config.reconciler.deadline_slack_secs = 0;
+    task.limits.timeout_secs = Some(1);
+    assert_eq!(url_ttl(&task, &config), Duration::from_secs(60));
+}
