@@ -31,7 +31,9 @@ pub mod worker;
 pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
 pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
 pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
-pub use runner::{LaunchSpec, RunHandle, Runner, RunnerError, RunnerEvent};
+pub use config::OrchestratorConfig;
+pub use runner::{LaunchSpec, ProcessRunner, RunHandle, Runner, RunnerError, RunnerEvent};
+pub use services::Services;
 pub use store::{
     Created, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
 };
