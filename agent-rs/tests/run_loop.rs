@@ -96,7 +96,10 @@ async fn multi_turn_fix_makes_the_repo_test_pass() {
         .collect();
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
     let log = std::fs::read_to_string(out.path().join("agent.log")).unwrap();
-    assert!(log.contains("tool call") && log.contains("run finished"), "{log}");
+    assert!(
+        log.contains("tool call") && log.contains("run finished"),
+        "{log}"
+    );
     let prompt = std::fs::read_to_string(out.path().join("prompt.txt")).unwrap();
     assert!(prompt.contains("fix the failing test") && prompt.contains("calc.py"));
 }

@@ -38,7 +38,11 @@ fn report(name: &str, mut latencies: Vec<Duration>, errors: u64, elapsed: Durati
 async fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
-    let base = args.get(1).expect("BASE_URL").trim_end_matches('/').to_string();
+    let base = args
+        .get(1)
+        .expect("BASE_URL")
+        .trim_end_matches('/')
+        .to_string();
     let token = args.get(2).expect("TOKEN").clone();
     let rate: u64 = args.get(3).map_or(200, |v| v.parse().unwrap());
     let seconds: u64 = args.get(4).map_or(10, |v| v.parse().unwrap());

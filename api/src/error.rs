@@ -123,6 +123,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %err, "task store unavailable");
                 ApiError::Unavailable("the task store is unavailable; retry shortly".into())
             }
+            StoreError::InvalidCursor(_) => ApiError::Invalid(
+                "cursor is not one this server handed out; pass next_cursor from the previous page"
+                    .into(),
+            ),
             other => ApiError::Internal(other.to_string()),
         }
     }

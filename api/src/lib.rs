@@ -25,7 +25,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::ApiConfig;
 pub use error::ApiError;
@@ -51,7 +51,11 @@ pub fn app(state: SharedState) -> Router {
             state.clone(),
             metrics::record,
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
         .with_state(state)
 }
 

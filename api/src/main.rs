@@ -1,7 +1,7 @@
 //! `api`: the whole service in one process (REST API, worker, reconciler, embedded
 //! storage), and `api token create OWNER` to hand out API tokens.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,7 +84,8 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if std::env::var("API_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -155,8 +156,14 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&file.api.listen)
         .await
         .with_context(|| format!("listening on {}", file.api.listen))?;
-    let addr = listener.local_addr().context("reading the listen address")?;
-    let public_url = file.api.public_url.clone().unwrap_or_else(|| public_url(addr));
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
+    let public_url = file
+        .api
+        .public_url
+        .clone()
+        .unwrap_or_else(|| public_url(addr));
     let embedded = api::embedded::build(file.orchestrator, &public_url).await?;
 
     if let Ok(token) = std::env::var("API_DEV_TOKEN")
@@ -205,7 +212,9 @@ fn public_url(addr: SocketAddr) -> String {
         addr.ip().to_string()
     };
     match addr {
-        SocketAddr::V6(_) if !addr.ip().is_unspecified() => format!("http://[{host}]:{}", addr.port()),
+        SocketAddr::V6(_) if !addr.ip().is_unspecified() => {
+            format!("http://[{host}]:{}", addr.port())
+        }
         _ => format!("http://{host}:{}", addr.port()),
     }
 }

@@ -16,7 +16,10 @@ async fn artifact_redirects_to_a_signed_url_serving_its_bytes() {
     let h = Harness::start().await;
     let id = h.create_git_task().await;
     let key = format!("tasks/{id}/outputs/diff.patch");
-    h.blobs.put_bytes(&key, b"--- a\n+++ b\n".to_vec()).await.unwrap();
+    h.blobs
+        .put_bytes(&key, b"--- a\n+++ b\n".to_vec())
+        .await
+        .unwrap();
 
     let response = h
         .http
@@ -72,7 +75,12 @@ async fn signed_put_stores_the_body_and_signed_get_reads_it_back() {
         .unwrap();
     assert_eq!(put.status(), 200);
     assert_eq!(h.blobs.get_bytes(key).await.unwrap(), b"log line\n");
-    let get = h.http.get(signed(&h, false, key).await).send().await.unwrap();
+    let get = h
+        .http
+        .get(signed(&h, false, key).await)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(get.bytes().await.unwrap().as_ref(), b"log line\n");
 }
 
@@ -116,7 +124,12 @@ async fn expired_urls_are_403() {
     let h = Harness::start_with(test_config(), Some(far_future)).await;
     let key = "tasks/t1/outputs/diff.patch";
     h.blobs.put_bytes(key, b"x".to_vec()).await.unwrap();
-    let response = h.http.get(signed(&h, false, key).await).send().await.unwrap();
+    let response = h
+        .http
+        .get(signed(&h, false, key).await)
+        .send()
+        .await
+        .unwrap();
     let (_, message) = expect_error(response, 403).await;
     assert!(message.contains("expired"), "{message}");
 }

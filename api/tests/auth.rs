@@ -12,12 +12,16 @@ async fn missing_malformed_and_unknown_tokens_are_401_with_a_bearer_challenge() 
     let h = Harness::start().await;
     let requests = [
         h.http.get(h.url("/api/v1/tasks")),
-        h.http.get(h.url("/api/v1/tasks")).bearer_auth("wrong-token"),
+        h.http
+            .get(h.url("/api/v1/tasks"))
+            .bearer_auth("wrong-token"),
         h.http
             .get(h.url("/api/v1/tasks"))
             .header("authorization", "Basic YWxpY2U6eA=="),
         h.http.get(h.url("/api/task/x/status")),
-        h.http.post(h.url("/api/v1/tasks")).json(&serde_json::json!({})),
+        h.http
+            .post(h.url("/api/v1/tasks"))
+            .json(&serde_json::json!({})),
     ];
     for request in requests {
         let response = request.send().await.unwrap();

@@ -46,7 +46,14 @@ async fn late_reader_gets_every_event_from_the_start_with_seq_ids() {
     let events = open(&h, &id, None).await.collect().await;
     let types: Vec<_> = events.iter().map(|e| e.data["type"].clone()).collect();
     // The API's own QUEUED status event comes first.
-    assert_eq!(types, [json!("status"), json!("task_started"), json!("task_finished")]);
+    assert_eq!(
+        types,
+        [
+            json!("status"),
+            json!("task_started"),
+            json!("task_finished")
+        ]
+    );
     assert_eq!(events[0].data["status"], "QUEUED");
     let ids: Vec<_> = events.iter().map(|e| e.id.clone().unwrap()).collect();
     assert_eq!(ids, ["0", "1", "2"]);

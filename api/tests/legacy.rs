@@ -55,7 +55,10 @@ async fn multipart_git_url_task_and_its_status() {
 async fn multipart_zip_task() {
     let h = Harness::start().await;
     let form = Form::new()
-        .part("zip_file", Part::bytes(EMPTY_ZIP.to_vec()).file_name("code.zip"))
+        .part(
+            "zip_file",
+            Part::bytes(EMPTY_ZIP.to_vec()).file_name("code.zip"),
+        )
         .text("task_description", "fix it");
     let response = h
         .http

@@ -152,7 +152,10 @@ async fn a_file_that_is_not_a_zip_is_refused() {
 async fn multipart_needs_exactly_one_source_and_known_fields() {
     let h = Harness::start().await;
     let both = Form::new()
-        .part("zip_file", Part::bytes(EMPTY_ZIP.to_vec()).file_name("r.zip"))
+        .part(
+            "zip_file",
+            Part::bytes(EMPTY_ZIP.to_vec()).file_name("r.zip"),
+        )
         .text("git_url", "https://140.82.112.3/o/r.git")
         .text("description", "x");
     let (_, message) = expect_error(post_multipart(&h, both).await, 422).await;

@@ -61,7 +61,10 @@ async fn multipart_zip_task_keeps_the_zip_in_the_blob_store() {
         .unwrap();
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["input"], json!({"type": "ZIP", "zip_name": "repo.zip"}));
+    assert_eq!(
+        body["input"],
+        json!({"type": "ZIP", "zip_name": "repo.zip"})
+    );
     let task = h.tasks_of("alice").await.remove(0);
     let InputSource::Zip { zip_key, .. } = &task.input else {
         panic!("not a zip task: {:?}", task.input);
@@ -306,4 +309,4 @@ async fn cancel_reaches_a_task_the_worker_moved_on() {
     );
 }
 
-use orchestrator::{StatusCache, TaskStore};
+use orchestrator::{BlobStore, StatusCache, TaskStore};

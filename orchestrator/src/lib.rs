@@ -30,8 +30,8 @@ pub mod worker;
 
 pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
 pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
-pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
 pub use config::OrchestratorConfig;
+pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
 pub use runner::{LaunchSpec, ProcessRunner, RunHandle, Runner, RunnerError, RunnerEvent};
 pub use services::Services;
 pub use store::{

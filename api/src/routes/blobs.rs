@@ -108,9 +108,9 @@ pub async fn put_blob(
     match blobs.write_stream(&key, body, limit as u64).await {
         Ok(_) => Ok(StatusCode::OK),
         Err(StreamWriteError::TooLarge { .. }) => Err(too_large(limit)),
-        Err(StreamWriteError::Body { source, .. }) => {
-            Err(ApiError::BadRequest(format!("reading the upload: {source}")))
-        }
+        Err(StreamWriteError::Body { source, .. }) => Err(ApiError::BadRequest(format!(
+            "reading the upload: {source}"
+        ))),
         Err(StreamWriteError::Blob(err)) => Err(err.into()),
     }
 }

@@ -55,7 +55,11 @@ impl Harness {
         let data = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let store = Arc::new(SqliteTaskStore::open(data.path().join("tasks.db")).await.unwrap());
+        let store = Arc::new(
+            SqliteTaskStore::open(data.path().join("tasks.db"))
+                .await
+                .unwrap(),
+        );
         let cache = Arc::new(MemoryStatusCache::new());
         let queue = Arc::new(InProcessQueue::new());
         let blobs = Arc::new(
@@ -66,8 +70,12 @@ impl Harness {
             )
             .unwrap(),
         );
-        api::auth::register_token(store.as_ref(), "alice", ALICE).await.unwrap();
-        api::auth::register_token(store.as_ref(), "bob", BOB).await.unwrap();
+        api::auth::register_token(store.as_ref(), "alice", ALICE)
+            .await
+            .unwrap();
+        api::auth::register_token(store.as_ref(), "bob", BOB)
+            .await
+            .unwrap();
         let services = ApiServices {
             store: store.clone(),
             queue: queue.clone(),
@@ -128,7 +136,10 @@ impl Harness {
 
     /// Checks a rejected request left nothing behind.
     pub async fn assert_nothing_stored(&self) {
-        assert!(self.tasks_of("alice").await.is_empty(), "a task row was left");
+        assert!(
+            self.tasks_of("alice").await.is_empty(),
+            "a task row was left"
+        );
         assert!(self.queue.is_empty(), "a message was queued");
         assert_eq!(self.blob_files(), Vec::<PathBuf>::new(), "a blob was left");
     }
