@@ -192,7 +192,13 @@ async fn list_filters_by_status_and_refuses_unknown_statuses() {
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0]["id"], id);
 
-    for query in ["status=RUNNING", "limit=0", "limit=1000", "limit=x"] {
+    for query in [
+        "status=RUNNING",
+        "limit=0",
+        "limit=1000",
+        "limit=x",
+        "cursor=not-a-cursor",
+    ] {
         let response = h
             .http
             .get(h.url(&format!("/api/v1/tasks?{query}")))
