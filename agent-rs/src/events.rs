@@ -104,7 +104,17 @@ pub enum AgentEvent {
         final_message: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        timing: Timing,
     },
+}
+
+/// Where a run's wall time went, to the microsecond: waiting on the model, running tools,
+/// and the rest (the harness itself: prompt handling, events, bookkeeping).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Timing {
+    pub total_ms: f64,
+    pub model_ms: f64,
+    pub tools_ms: f64,
 }
 
 /// How a run ended.

@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::events::{LimitKind, RunStatus};
+use crate::events::{LimitKind, RunStatus, Timing};
 use crate::exit;
 use crate::model::Usage;
 use crate::run::RunOutcome;
@@ -16,6 +16,8 @@ pub struct RunResult {
     pub turns: u32,
     pub usage: Usage,
     pub duration_ms: u64,
+    /// Where the time went (model, tools, the rest), to the microsecond.
+    pub timing: Timing,
     pub final_message: Option<String>,
     pub model: String,
     pub error: Option<String>,
@@ -33,6 +35,7 @@ impl RunResult {
             turns: outcome.turns,
             usage: outcome.usage,
             duration_ms: outcome.duration.as_millis() as u64,
+            timing: outcome.timing,
             final_message: outcome.final_message.clone(),
             model: model.to_string(),
             error: outcome.error.clone(),

@@ -48,6 +48,16 @@ async fn multi_turn_fix_makes_the_repo_test_pass() {
         "Fixed `add`: it subtracted. The test passes now."
     );
     assert!(result["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    let timing = &result["timing"];
+    let (total, model, tools) = (
+        timing["total_ms"].as_f64().unwrap(),
+        timing["model_ms"].as_f64().unwrap(),
+        timing["tools_ms"].as_f64().unwrap(),
+    );
+    assert!(
+        model > 0.0 && tools > 0.0 && model + tools <= total,
+        "{timing}"
+    );
 
     // The model saw each tool's real output.
     let requests = server.requests();

@@ -27,6 +27,7 @@ pub mod task;
 #[cfg(test)]
 mod test_support;
 pub mod worker;
+pub mod workspace;
 
 pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
 pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
@@ -38,3 +39,4 @@ pub use store::{
     Created, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
 };
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
+pub use workspace::WorkspaceError;

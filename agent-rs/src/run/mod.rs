@@ -17,7 +17,7 @@ use tools::{ToolContext, ToolRegistry};
 pub use context::{ContextBudget, Elision, elide_old_tool_outputs, estimate_conversation};
 pub use tool_batch::{ToolCallOutcome, plan_steps, run_step};
 
-use crate::events::{AgentEvent, LimitKind, RunStatus};
+use crate::events::{AgentEvent, LimitKind, RunStatus, Timing};
 use crate::model::{ChatMessage, ChatRequest, ModelClient, ModelError, ModelEvent, Usage};
 use crate::output_text::estimate_tokens;
 use crate::prompt::{PromptInputs, system_prompt, user_prompt};
@@ -39,6 +39,7 @@ pub struct RunOutcome {
     pub turns: u32,
     pub usage: Usage,
     pub duration: Duration,
+    pub timing: Timing,
     pub final_message: Option<String>,
     pub error: Option<String>,
 }
@@ -115,7 +116,7 @@ impl AgentLoop<'_> {
             }
 
             let requested = Instant::now();
-            let response = match self
+            let response = self
                 .request(
                     &mut messages,
                     &tool_specs,
@@ -124,8 +125,9 @@ impl AgentLoop<'_> {
                     sink,
                     deadline,
                 )
-                .await
-            {
+                .await;
+            state.model_time += requested.elapsed();
+            let response = match response {
                 Ok(response) => response,
                 Err(end) => break end,
             };
@@ -162,7 +164,11 @@ impl AgentLoop<'_> {
                 break End::Completed;
             }
 
-            match timeout_at(deadline, self.run_tools(turn, &response.tool_calls, sink)).await {
+            let tools_started = Instant::now();
+            let outcomes =
+                timeout_at(deadline, self.run_tools(turn, &response.tool_calls, sink)).await;
+            state.tool_time += tools_started.elapsed();
+            match outcomes {
                 Err(_) => break End::Limit(LimitKind::Timeout),
                 Ok(outcomes) => {
                     let fatal = outcomes.iter().find_map(|o| o.fatal.clone());
@@ -189,6 +195,11 @@ impl AgentLoop<'_> {
             turns: state.turns,
             usage: state.usage,
             duration: started.elapsed(),
+            timing: Timing {
+                total_ms: millis(started.elapsed()),
+                model_ms: millis(state.model_time),
+                tools_ms: millis(state.tool_time),
+            },
             final_message: state.last_message,
             error,
         };
@@ -200,6 +211,7 @@ impl AgentLoop<'_> {
             duration_ms: outcome.duration.as_millis() as u64,
             final_message: outcome.final_message.clone(),
             error: outcome.error.clone(),
+            timing: outcome.timing,
         });
         outcome
     }
@@ -310,6 +322,8 @@ impl AgentLoop<'_> {
 #[derive(Debug, Default)]
 struct LoopState {
     turns: u32,
+    model_time: Duration,
+    tool_time: Duration,
     usage: Usage,
     last_message: Option<String>,
 }
@@ -319,6 +333,11 @@ enum End {
     Limit(LimitKind),
     Model(String),
     Error(String),
+}
+
+/// Milliseconds with microsecond precision.
+fn millis(duration: Duration) -> f64 {
+    duration.as_micros() as f64 / 1000.0
 }
 
 fn elided_event(turn: u32, elision: Elision) -> AgentEvent {

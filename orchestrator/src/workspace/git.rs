@@ -1,0 +1,457 @@
+//! Shallow clone of a repository at a branch, tag or commit, with libgit2 (no `git`
+//! binary on the worker).
+//!
+//! The ref is resolved against the remote's advertised refs first (`refs/heads/R`, then
+//! `refs/tags/R`), so a missing branch fails before anything is downloaded, and only that
+//! one ref is fetched at depth 1. A commit SHA is fetched by id at depth 1 when the
+//! server allows it (GitHub and GitLab do); otherwise, or for an abbreviated SHA, every
+//! branch and tag is fetched in full and the SHA looked up: slower, same result. The
+//! `file://` transport of libgit2 cannot fetch shallow, so `file://` clones (tests and
+//! local development only) are full.
+//!
+//! The clone keeps its `.git` (the agent's diff works best in a repository), with the
+//! `origin` URL stripped of any credentials: the tarball goes to the agent.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use git2::build::CheckoutBuilder;
+use git2::{
+    AutotagOption, Direction, FetchOptions, ObjectType, Oid, Reference, RemoteCallbacks,
+    Repository, TreeWalkMode, TreeWalkResult,
+};
+use url::Url;
+
+use super::{WorkspaceError, display_name, publish, staging_beside};
+
+/// Caps and policy for [`clone_git`].
+#[derive(Debug, Clone)]
+pub struct CloneOptions {
+    /// Accept `file://` URLs. For tests and local development only: on a server it would
+    /// let a task read any repository on the worker's disk.
+    pub allow_file_urls: bool,
+    /// Largest checkout (sum of file sizes) and largest download.
+    pub max_bytes: u64,
+    /// Most files in the checkout.
+    pub max_files: u64,
+    /// A transfer still running after this is aborted. Checked as data arrives, so a
+    /// server that stalls completely is only caught by the network timeouts.
+    pub max_duration: Duration,
+}
+
+impl Default for CloneOptions {
+    fn default() -> Self {
+        Self {
+            allow_file_urls: false,
+            max_bytes: 1 << 30,
+            max_files: 100_000,
+            max_duration: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What the clone should end up on.
+enum Target {
+    /// A branch: fetched to `refs/remotes/origin/{name}`, checked out as local `{name}`.
+    Branch { name: String },
+    /// A tag or other full ref name, checked out detached.
+    Ref { refname: String },
+    /// A (possibly abbreviated) commit id, checked out detached.
+    Commit { sha: String },
+}
+
+/// The URL policy of this module: https, ssh (when libgit2 was built with it) and git
+/// URLs, plus `file://` when `allow_file_urls`. Host policy (loopback, private ranges) is
+/// the API's job.
+pub fn check_git_url(url: &str, allow_file_urls: bool) -> Result<(), WorkspaceError> {
+    let refused = |reason: &str| WorkspaceError::UrlRefused {
+        url: redact_url(url),
+        reason: reason.to_string(),
+    };
+    let version = git2::Version::get();
+    if !url.contains("://") {
+        // scp-like `user@host:path` is ssh.
+        let scp_like = url.split_once(':').is_some_and(|(host, path)| {
+            host.contains('@') && !host.contains('/') && !path.is_empty()
+        });
+        if !scp_like {
+            return Err(refused("not a URL; use e.g. https://host/owner/repo.git"));
+        }
+        return if version.ssh() {
+            Ok(())
+        } else {
+            Err(refused(
+                "this server cannot clone over ssh; use an https URL",
+            ))
+        };
+    }
+    let parsed = Url::parse(url).map_err(|e| refused(&format!("not a valid URL ({e})")))?;
+    match parsed.scheme() {
+        "https" if !version.https() => Err(refused("this server cannot clone over https")),
+        "ssh" if !version.ssh() => Err(refused(
+            "this server cannot clone over ssh; use an https URL",
+        )),
+        "https" | "ssh" | "git" => {
+            // `https:///x` parses with host `x`; libgit2 would read no host at all.
+            let authority_missing = url
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.starts_with('/'));
+            if authority_missing || parsed.host_str().is_none_or(str::is_empty) {
+                return Err(refused("the URL has no host"));
+            }
+            Ok(())
+        }
+        "file" if allow_file_urls => Ok(()),
+        other => Err(refused(&format!(
+            "the `{other}` scheme is not allowed; use https, ssh or git"
+        ))),
+    }
+}
+
+/// Clones `url` at `git_ref` (a branch, tag or commit SHA; the remote's default branch
+/// when `None`) into `dest`, which must be absent or empty. On error `dest` is untouched.
+pub fn clone_git(
+    url: &str,
+    git_ref: Option<&str>,
+    dest: &Path,
+    opts: &CloneOptions,
+) -> Result<(), WorkspaceError> {
+    check_git_url(url, opts.allow_file_urls)?;
+    if let Some(r) = git_ref {
+        check_ref_syntax(r)?;
+    }
+    let shown_url = redact_url(url);
+    let is_file_url = Url::parse(url).is_ok_and(|u| u.scheme() == "file");
+    let now = Instant::now();
+    let staging = staging_beside(dest)?;
+    let repo = Repository::init(staging.path()).map_err(|e| git_error(&shown_url, url, &e))?;
+    let cloner = Cloner {
+        repo: &repo,
+        url,
+        shown_url: &shown_url,
+        opts,
+        shallow: !is_file_url,
+        // A duration too large to add means no deadline worth checking.
+        deadline: now
+            .checked_add(opts.max_duration)
+            .unwrap_or(now + Duration::from_secs(1 << 40)),
+    };
+    cloner.run(git_ref)?;
+    drop(repo);
+    let finished = staging.path().to_path_buf();
+    publish(staging, &finished, dest)
+}
+
+/// One clone in progress, in a fresh repository inside the staging folder.
+struct Cloner<'a> {
+    repo: &'a Repository,
+    url: &'a str,
+    shown_url: &'a str,
+    opts: &'a CloneOptions,
+    /// False for `file://`, whose transport cannot fetch shallow.
+    shallow: bool,
+    deadline: Instant,
+}
+
+/// Set by the transfer callback when it stops a fetch, to tell why.
+#[derive(Default)]
+struct AbortReason {
+    too_large: Cell<bool>,
+    timed_out: Cell<bool>,
+}
+
+impl Cloner<'_> {
+    fn run(&self, git_ref: Option<&str>) -> Result<(), WorkspaceError> {
+        let target = self.resolve(git_ref)?;
+        let shown_ref = display_name(git_ref.unwrap_or("HEAD"));
+        let commit_id = match &target {
+            Target::Branch { name } => {
+                let local = format!("refs/remotes/origin/{name}");
+                self.fetch(&[format!("+refs/heads/{name}:{local}")], self.shallow)?;
+                self.peel(&local, &shown_ref)?
+            }
+            Target::Ref { refname } => {
+                self.fetch(&[format!("+{refname}:{refname}")], self.shallow)?;
+                self.peel(refname, &shown_ref)?
+            }
+            Target::Commit { sha } => self.fetch_commit(sha, &shown_ref)?,
+        };
+        let commit = self
+            .repo
+            .find_commit(commit_id)
+            .map_err(|e| self.error(&e))?;
+        self.check_size(&commit)?;
+
+        match &target {
+            Target::Branch { name } => {
+                self.repo
+                    .branch(name, &commit, true)
+                    .map_err(|e| self.error(&e))?;
+                self.repo
+                    .set_head(&format!("refs/heads/{name}"))
+                    .map_err(|e| self.error(&e))?;
+            }
+            Target::Ref { .. } | Target::Commit { .. } => {
+                self.repo
+                    .set_head_detached(commit_id)
+                    .map_err(|e| self.error(&e))?;
+            }
+        }
+        self.repo
+            .checkout_head(Some(CheckoutBuilder::new().force()))
+            .map_err(|e| self.error(&e))?;
+        // The agent gets this repository; it must not get the credentials of the URL.
+        self.repo
+            .remote("origin", self.shown_url)
+            .map_err(|e| self.error(&e))?;
+        Ok(())
+    }
+
+    /// Asks the remote for its refs and decides what to fetch.
+    fn resolve(&self, git_ref: Option<&str>) -> Result<Target, WorkspaceError> {
+        let mut remote = self
+            .repo
+            .remote_anonymous(self.url)
+            .map_err(|e| self.error(&e))?;
+        let abort = AbortReason::default();
+        let conn = remote
+            .connect_auth(Direction::Fetch, Some(self.callbacks(&abort)), None)
+            .map_err(|e| self.error(&e))?;
+        let heads: Vec<String> = conn
+            .list()
+            .map_err(|e| self.error(&e))?
+            .iter()
+            .map(|h| h.name().to_string())
+            .collect();
+        let has = |name: &str| heads.iter().any(|h| h == name);
+        let Some(r) = git_ref else {
+            let default = conn.default_branch().ok();
+            let default = default.as_ref().and_then(|b| b.as_str().ok());
+            return match default {
+                Some(refname) if has(refname) => Ok(target_for(refname)),
+                _ => Err(WorkspaceError::NoDefaultBranch {
+                    url: self.shown_url.to_string(),
+                }),
+            };
+        };
+        let heads_ref = format!("refs/heads/{r}");
+        let tags_ref = format!("refs/tags/{r}");
+        if r.starts_with("refs/") && has(r) {
+            Ok(target_for(r))
+        } else if has(&heads_ref) {
+            Ok(target_for(&heads_ref))
+        } else if has(&tags_ref) {
+            Ok(target_for(&tags_ref))
+        } else if (4..=40).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Target::Commit {
+                sha: r.to_ascii_lowercase(),
+            })
+        } else {
+            Err(self.ref_not_found(&display_name(r)))
+        }
+    }
+
+    fn fetch(&self, refspecs: &[String], shallow: bool) -> Result<(), WorkspaceError> {
+        let mut remote = self
+            .repo
+            .remote_anonymous(self.url)
+            .map_err(|e| self.error(&e))?;
+        let abort = AbortReason::default();
+        let mut fetch_opts = FetchOptions::new();
+        fetch_opts
+            .remote_callbacks(self.callbacks(&abort))
+            .download_tags(AutotagOption::None)
+            .update_fetchhead(false);
+        if shallow {
+            fetch_opts.depth(1);
+        }
+        let fetched = remote.fetch(refspecs, Some(&mut fetch_opts), None);
+        drop(fetch_opts);
+        fetched.map_err(|e| {
+            if abort.too_large.get() {
+                WorkspaceError::RepoTooLarge {
+                    limit: self.opts.max_bytes,
+                }
+            } else if abort.timed_out.get() {
+                WorkspaceError::Clone {
+                    url: self.shown_url.to_string(),
+                    message: format!(
+                        "the download took longer than {} s",
+                        self.opts.max_duration.as_secs()
+                    ),
+                }
+            } else {
+                self.error(&e)
+            }
+        })
+    }
+
+    /// A SHA by id at depth 1 if the server allows it, else everything and a lookup.
+    fn fetch_commit(&self, sha: &str, shown_ref: &str) -> Result<Oid, WorkspaceError> {
+        if sha.len() == 40 {
+            match self.fetch(&[sha.to_string()], self.shallow) {
+                Ok(()) => {
+                    if let Ok(commit) = self.repo.find_commit_by_prefix(sha) {
+                        return Ok(commit.id());
+                    }
+                }
+                Err(WorkspaceError::Clone { message, .. }) => {
+                    tracing::debug!(%message, "fetch by commit id refused; fetching all refs");
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        self.fetch(
+            &[
+                "+refs/heads/*:refs/remotes/origin/*".to_string(),
+                "+refs/tags/*:refs/tags/*".to_string(),
+            ],
+            false,
+        )?;
+        self.repo
+            .find_object_by_prefix(sha, None)
+            .and_then(|object| object.peel_to_commit())
+            .map(|commit| commit.id())
+            .map_err(|_| self.ref_not_found(shown_ref))
+    }
+
+    fn peel(&self, refname: &str, shown_ref: &str) -> Result<Oid, WorkspaceError> {
+        self.repo
+            .find_reference(refname)
+            .and_then(|r| r.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(|_| self.ref_not_found(shown_ref))
+    }
+
+    /// Sums the blob sizes of the tree from the object headers, before a single file is
+    /// written: a small pack can hold a huge, highly compressible checkout.
+    fn check_size(&self, commit: &git2::Commit<'_>) -> Result<(), WorkspaceError> {
+        let tree = commit.tree().map_err(|e| self.error(&e))?;
+        let odb = self.repo.odb().map_err(|e| self.error(&e))?;
+        let (max_bytes, max_files) = (self.opts.max_bytes, self.opts.max_files);
+        let (mut bytes, mut files) = (0u64, 0u64);
+        let mut failure: Option<WorkspaceError> = None;
+        let walked = tree.walk(TreeWalkMode::PreOrder, |_, entry| {
+            if entry.kind() != Some(ObjectType::Blob) {
+                return TreeWalkResult::Ok;
+            }
+            files += 1;
+            match odb.read_header(entry.id()) {
+                Ok((size, _)) => bytes += size as u64,
+                Err(e) => {
+                    failure = Some(self.error(&e));
+                    return TreeWalkResult::Abort;
+                }
+            }
+            if files > max_files {
+                failure = Some(WorkspaceError::RepoTooManyFiles { limit: max_files });
+                TreeWalkResult::Abort
+            } else if bytes > max_bytes {
+                failure = Some(WorkspaceError::RepoTooLarge { limit: max_bytes });
+                TreeWalkResult::Abort
+            } else {
+                TreeWalkResult::Ok
+            }
+        });
+        if let Some(failure) = failure {
+            return Err(failure);
+        }
+        walked.map_err(|e| self.error(&e))
+    }
+
+    /// Stops a transfer past the byte cap or the deadline.
+    fn callbacks<'cb>(&self, abort: &'cb AbortReason) -> RemoteCallbacks<'cb> {
+        let max_bytes = self.opts.max_bytes;
+        let deadline = self.deadline;
+        let mut callbacks = RemoteCallbacks::new();
+        callbacks.transfer_progress(move |progress| {
+            if progress.received_bytes() as u64 > max_bytes {
+                abort.too_large.set(true);
+                return false;
+            }
+            if Instant::now() > deadline {
+                abort.timed_out.set(true);
+                return false;
+            }
+            true
+        });
+        callbacks
+    }
+
+    fn ref_not_found(&self, shown_ref: &str) -> WorkspaceError {
+        WorkspaceError::RefNotFound {
+            url: self.shown_url.to_string(),
+            git_ref: shown_ref.to_string(),
+        }
+    }
+
+    fn error(&self, e: &git2::Error) -> WorkspaceError {
+        git_error(self.shown_url, self.url, e)
+    }
+}
+
+fn target_for(refname: &str) -> Target {
+    match refname.strip_prefix("refs/heads/") {
+        Some(name) => Target::Branch {
+            name: name.to_string(),
+        },
+        None => Target::Ref {
+            refname: refname.to_string(),
+        },
+    }
+}
+
+/// Refuses refs that are not valid names (which also keeps refspec syntax such as `:`,
+/// `*` or a leading `+` out of the fetch).
+fn check_ref_syntax(git_ref: &str) -> Result<(), WorkspaceError> {
+    let full = if git_ref.starts_with("refs/") {
+        git_ref.to_string()
+    } else {
+        format!("refs/heads/{git_ref}")
+    };
+    if git_ref.len() > 255 || git_ref.starts_with(['-', '+']) || !Reference::is_valid_name(&full) {
+        return Err(WorkspaceError::InvalidRef {
+            git_ref: display_name(git_ref),
+        });
+    }
+    Ok(())
+}
+
+/// libgit2's message, with the URL's credentials (if any) masked and the usual causes
+/// named.
+fn git_error(shown_url: &str, raw_url: &str, e: &git2::Error) -> WorkspaceError {
+    let message = match e.code() {
+        git2::ErrorCode::Auth => {
+            "the repository asks for credentials; only public repositories can be cloned"
+                .to_string()
+        }
+        git2::ErrorCode::Certificate => {
+            format!(
+                "the server's TLS certificate was not accepted ({})",
+                e.message()
+            )
+        }
+        _ => e.message().to_string(),
+    };
+    WorkspaceError::Clone {
+        url: shown_url.to_string(),
+        message: message.replace(raw_url, shown_url),
+    }
+}
+
+/// The URL as it may be shown and stored: without password, and without the user name
+/// of http(s) URLs (where it is usually a token). ssh user names (`git@`) stay.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url) else {
+        return url.to_string();
+    };
+    if parsed.password().is_none() && parsed.username().is_empty() {
+        return url.to_string();
+    }
+    let _ = parsed.set_password(None);
+    if matches!(parsed.scheme(), "http" | "https") {
+        let _ = parsed.set_username("");
+    }
+    parsed.into()
+}
