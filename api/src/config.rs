@@ -1,0 +1,61 @@
+//! The API's settings: limits, the git host allow list, artifact URL lifetime.
+//!
+//! Read from the `[api]` table of the config file (TOML); every field has a default, so
+//! an empty file (or none) gives the embedded laptop setup. Command-line flags for the
+//! listen address and data directory are applied on top by the binary.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Where to listen (`--listen` wins).
+    pub listen: String,
+    /// How agents and clients reach this server, for signed blob URLs; by default
+    /// `http://` plus the listen address (`127.0.0.1` when listening on all interfaces).
+    pub public_url: Option<String>,
+    /// Git hosts exempt from the address checks (`git.internal`, `10.0.0.5`,
+    /// `git.internal:2222`): an internal forge on a private network.
+    pub allow_git_hosts: Vec<String>,
+    /// Accept `file://` git URLs. For tests and local demos only: it lets a client make
+    /// the worker read any repository on the server's disk.
+    pub allow_file_git_urls: bool,
+    /// Largest JSON body on the API routes.
+    pub json_body_limit: usize,
+    /// Largest multipart body (a task with its zip).
+    pub multipart_body_limit: usize,
+    /// Largest body a signed PUT to `/blobs/...` may carry (agent outputs).
+    pub blob_put_limit: usize,
+    /// How long an artifact redirect URL stays valid.
+    pub artifact_url_ttl_secs: u64,
+    /// Time allowed for a request to produce its response headers.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            allow_git_hosts: Vec::new(),
+            allow_file_git_urls: false,
+            json_body_limit: 64 * 1024,
+            multipart_body_limit: 100 * 1024 * 1024,
+            blob_put_limit: 512 * 1024 * 1024,
+            artifact_url_ttl_secs: 300,
+            request_timeout_secs: 120,
+        }
+    }
+}
+
+impl ApiConfig {
+    pub fn artifact_url_ttl(&self) -> Duration {
+        Duration::from_secs(self.artifact_url_ttl_secs)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}

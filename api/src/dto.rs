@@ -1,0 +1,146 @@
+//! The shapes the API speaks, separate from the orchestrator's task model.
+//!
+//! The stored [`Task`] carries worker bookkeeping (runner handle, idempotency key) that
+//! clients do not need; these types are the public contract, and they are what the
+//! OpenAPI document describes.
+
+use orchestrator::{InputSource, Task};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// `POST /api/v1/tasks` as JSON: a task on a git repository.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRequest {
+    /// `https://`, `ssh://`, `git://` or `git@host:org/repo.git`.
+    pub git_url: String,
+    /// Branch, tag or commit; the default branch when absent.
+    pub git_ref: Option<String>,
+    /// What the agent should do.
+    pub description: String,
+    /// A file to focus on, relative to the repository root.
+    pub target_file: Option<String>,
+    pub model: Option<String>,
+    pub max_turns: Option<u32>,
+    pub max_tokens: Option<u64>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// `POST /api/v1/tasks` as `multipart/form-data`: the same fields as text parts, with
+/// either `git_url` or a `zip_file` part.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CreateTaskMultipart {
+    #[schema(format = Binary, value_type = Option<String>)]
+    pub zip_file: Option<Vec<u8>>,
+    pub git_url: Option<String>,
+    pub git_ref: Option<String>,
+    pub description: String,
+    pub target_file: Option<String>,
+    pub model: Option<String>,
+    pub max_turns: Option<u32>,
+    pub max_tokens: Option<u64>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// Where a task's code comes from.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InputView {
+    Git {
+        git_url: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        git_ref: Option<String>,
+    },
+    Zip {
+        zip_name: String,
+    },
+}
+
+/// A task as clients see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskView {
+    pub id: String,
+    /// `PENDING`, `QUEUED`, `PROCESSING`, `DOWNLOADING_CODE`, `RUNNING_AGENT`,
+    /// `UPLOADING_RESULTS`, `COMPLETED`, `FAILED` or `CANCELLED`.
+    pub status: String,
+    pub input: InputView,
+    pub description: String,
+    pub target_file: Option<String>,
+    pub model: Option<String>,
+    pub max_turns: Option<u32>,
+    pub max_tokens: Option<u64>,
+    pub timeout_secs: Option<u64>,
+    pub message: Option<String>,
+    pub pr_url: Option<String>,
+    pub attempt: u32,
+    /// The agent's `result.json`, once finished.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deadline_at: Option<i64>,
+}
+
+impl From<Task> for TaskView {
+    fn from(task: Task) -> Self {
+        let input = match task.input {
+            InputSource::Git { git_url, git_ref } => InputView::Git { git_url, git_ref },
+            InputSource::Zip { zip_name, .. } => InputView::Zip { zip_name },
+        };
+        Self {
+            id: task.id.to_string(),
+            status: task.status.as_str().to_string(),
+            input,
+            description: task.description,
+            target_file: task.target_file,
+            model: task.model,
+            max_turns: task.limits.max_turns,
+            max_tokens: task.limits.max_tokens,
+            timeout_secs: task.limits.timeout_secs,
+            message: task.message,
+            pr_url: task.pr_url,
+            attempt: task.attempt,
+            result: task.result,
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+            deadline_at: task.deadline_at,
+        }
+    }
+}
+
+/// One page of tasks, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskList {
+    pub tasks: Vec<TaskView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /api/task`'s answer (the original API).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LegacyCreated {
+    pub task_id: String,
+    pub status: String,
+}
+
+/// `GET /api/task/{id}/status`'s answer (the original API).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LegacyStatus {
+    pub task_id: String,
+    pub status: String,
+    pub message: Option<String>,
+    pub pr_url: Option<String>,
+}
+
+/// `POST /api/task` as `multipart/form-data` or a urlencoded form (the original API).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct LegacyCreateForm {
+    pub git_url: Option<String>,
+    #[schema(format = Binary, value_type = Option<String>)]
+    pub zip_file: Option<Vec<u8>>,
+    pub task_description: String,
+    pub target_file: Option<String>,
+}

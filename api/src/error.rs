@@ -1,0 +1,165 @@
+//! The one error type every handler returns, and its JSON shape.
+//!
+//! Clients get `{"error": {"code", "message"}}` with a status that says whose fault it
+//! was; the code is stable (scripts match on it), the message is for people. Store and
+//! blob failures are logged here with their detail and shown to the client only as a
+//! generic 5xx, so internals (paths, SQL) never leak into a response.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use orchestrator::{BlobError, CacheError, QueueError, StoreError, TransitionError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A request that failed, with the status and code it is reported as.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request: bad JSON syntax, broken multipart, a bad header.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed but invalid fields: unknown or missing field, bad URL, blank text.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("missing or invalid bearer token; send `Authorization: Bearer TOKEN`")]
+    Unauthorized,
+    /// Also what another owner's task looks like: its existence is not revealed.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// Our side failed; the detail is logged, not returned.
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `invalid_request`, `not_found`...
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Invalid(_) => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Internal(_) => "internal",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn task_not_found(id: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("task {id} not found"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(error = %detail, "request failed");
+                "internal error; the server log has the detail".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(_) => {
+                tracing::error!(error = %err, "task store unavailable");
+                ApiError::Unavailable("the task store is unavailable; retry shortly".into())
+            }
+            StoreError::InvalidCursor(_) => ApiError::Invalid(
+                "cursor is not one this server handed out; pass next_cursor from the previous page"
+                    .into(),
+            ),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<TransitionError> for ApiError {
+    fn from(err: TransitionError) -> Self {
+        match err {
+            TransitionError::NotFound(id) => ApiError::task_not_found(id),
+            TransitionError::Store(store) => store.into(),
+            other => ApiError::Conflict(other.to_string()),
+        }
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(err: BlobError) -> Self {
+        match err {
+            BlobError::NotFound(key) => ApiError::NotFound(format!("`{key}` not found")),
+            BlobError::InvalidKey(key) => ApiError::BadRequest(format!("invalid key `{key}`")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CacheError> for ApiError {
+    fn from(err: CacheError) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+}

@@ -1,0 +1,68 @@
+//! The OpenAPI document, generated from the handlers' annotations so it cannot drift
+//! from the routes.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::dto::{
+    CreateTaskMultipart, CreateTaskRequest, InputView, LegacyCreateForm, LegacyCreated,
+    LegacyStatus, TaskList, TaskView,
+};
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes::{blobs, legacy, ops, tasks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "agent-rs service",
+        description = "Submit coding tasks (a git URL or a zip and an instruction), follow them live, fetch the diff."
+    ),
+    paths(
+        tasks::create_task,
+        tasks::list_tasks,
+        tasks::get_task,
+        tasks::cancel_task,
+        tasks::events::task_events,
+        tasks::get_artifact,
+        legacy::create_legacy,
+        legacy::legacy_status,
+        blobs::get_blob,
+        blobs::put_blob,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        ops::openapi,
+    ),
+    components(schemas(
+        CreateTaskRequest,
+        CreateTaskMultipart,
+        TaskView,
+        InputView,
+        TaskList,
+        LegacyCreateForm,
+        LegacyCreated,
+        LegacyStatus,
+        ErrorBody,
+        ErrorDetail,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "tasks", description = "Tasks: submit, read, follow, cancel, artifacts"),
+        (name = "legacy", description = "The original API, kept for existing clients"),
+        (name = "blobs", description = "Signed URLs of the local blob store"),
+        (name = "ops", description = "Health, readiness, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

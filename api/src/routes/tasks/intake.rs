@@ -1,0 +1,334 @@
+//! Turning a create request into a stored, queued task.
+//!
+//! Shared by `POST /api/v1/tasks` and the original `POST /api/task`: both parse into a
+//! [`TaskDraft`], then [`submit`] checks it, stores it and queues it. Nothing is written
+//! before every check passed, so a rejected request leaves nothing behind.
+//!
+//! The zip goes to the blob store before the row: the row must name its blob, and the
+//! store picks the task's id, so the upload lives under its own id
+//! (`uploads/{upload}/input.zip`). A failed create, or an idempotent repeat that found
+//! the earlier task, deletes that upload again.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{HeaderMap, header};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use orchestrator::store::Created;
+use orchestrator::{InputSource, NewTask, Task, TaskLimits, TaskMessage, TaskStatus, TaskUpdate};
+
+use crate::dto::CreateTaskRequest;
+use crate::error::ApiError;
+use crate::state::SharedState;
+use crate::validate::{DraftInput, TaskDraft, check_draft};
+
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// Whether the request made a new task or found the one its idempotency key names.
+pub enum Submitted {
+    New(Task),
+    Existing(Task),
+}
+
+/// Reads a body of at most `limit` bytes; more is a 413.
+pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|err| ApiError::BadRequest(format!("reading the body: {err}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!("the body is over the {limit}-byte limit"))
+}
+
+/// The request's media type, lower case, without parameters.
+pub fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The `Idempotency-Key` header, checked.
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(key.to_string()))
+}
+
+/// A JSON create body.
+pub fn parse_json(bytes: &[u8]) -> Result<TaskDraft, ApiError> {
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let request: CreateTaskRequest =
+        serde_path_to_error::deserialize(&mut json).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if !inner.is_data() {
+                ApiError::BadRequest(format!("the body is not valid JSON: {inner}"))
+            } else if path == "." {
+                ApiError::Invalid(format!("invalid task request: {inner}"))
+            } else {
+                ApiError::Invalid(format!("invalid task request: {path}: {inner}"))
+            }
+        })?;
+    json.end()
+        .map_err(|err| ApiError::BadRequest(format!("the body is not valid JSON: {err}")))?;
+    Ok(TaskDraft {
+        input: DraftInput::Git {
+            url: request.git_url,
+            git_ref: request.git_ref,
+        },
+        description: request.description,
+        target_file: request.target_file,
+        model: request.model,
+        limits: TaskLimits {
+            max_turns: request.max_turns,
+            max_tokens: request.max_tokens,
+            timeout_secs: request.timeout_secs,
+        },
+    })
+}
+
+/// The text parts and the zip of a multipart (or urlencoded) form.
+#[derive(Debug, Default)]
+pub struct FormFields {
+    pub text: HashMap<String, String>,
+    pub zip: Option<(String, Bytes)>,
+}
+
+impl FormFields {
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.text.remove(name)
+    }
+
+    pub fn take_number<T: std::str::FromStr>(&mut self, name: &str) -> Result<Option<T>, ApiError> {
+        self.take(name)
+            .map(|text| {
+                text.trim()
+                    .parse()
+                    .map_err(|_| ApiError::Invalid(format!("{name} must be a whole number")))
+            })
+            .transpose()
+    }
+}
+
+/// Reads a multipart form; parts not in `known` are refused when `strict`, skipped
+/// otherwise (the original API's clients may send more).
+pub async fn read_multipart(
+    state: &SharedState,
+    request: Request,
+    known: &[&str],
+    strict: bool,
+) -> Result<FormFields, ApiError> {
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|err| ApiError::BadRequest(err.body_text()))?;
+    let mut fields = FormFields::default();
+    loop {
+        let field = multipart.next_field().await.map_err(multipart_error)?;
+        let Some(field) = field else { break };
+        let name = field.name().unwrap_or_default().to_string();
+        if !known.contains(&name.as_str()) {
+            if strict {
+                return Err(ApiError::Invalid(format!(
+                    "unknown field `{name}`; expected one of {}",
+                    known.join(", ")
+                )));
+            }
+            continue;
+        }
+        if name == "zip_file" {
+            let file_name = field
+                .file_name()
+                .map(base_name)
+                .filter(|name| !name.is_empty())
+                .unwrap_or("input.zip")
+                .to_string();
+            let bytes = field.bytes().await.map_err(multipart_error)?;
+            fields.zip = Some((file_name, bytes));
+        } else {
+            let text = field.text().await.map_err(multipart_error)?;
+            if fields.text.insert(name.clone(), text).is_some() {
+                return Err(ApiError::Invalid(format!("field `{name}` is given twice")));
+            }
+        }
+    }
+    Ok(fields)
+}
+
+fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
+    if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(format!("the upload is too large: {}", err.body_text()))
+    } else {
+        ApiError::BadRequest(format!("malformed multipart body: {}", err.body_text()))
+    }
+}
+
+/// The last path segment of an uploaded file's name (browsers may send a full path).
+fn base_name(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name).trim()
+}
+
+/// A draft from form fields, where exactly one of `git_url` and `zip_file` is given.
+pub fn draft_from_form(
+    mut fields: FormFields,
+    description_field: &str,
+) -> Result<TaskDraft, ApiError> {
+    let git_url = fields.take("git_url").filter(|url| !url.trim().is_empty());
+    let input = match (git_url, fields.zip.take()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::Invalid(
+                "give either git_url or zip_file, not both".into(),
+            ));
+        }
+        (None, None) => {
+            return Err(ApiError::Invalid(
+                "give the code as a git_url field or a zip_file part".into(),
+            ));
+        }
+        (Some(url), None) => DraftInput::Git {
+            url,
+            git_ref: fields.take("git_ref").filter(|r| !r.trim().is_empty()),
+        },
+        (None, Some((name, bytes))) => DraftInput::Zip { name, bytes },
+    };
+    let description = fields.take(description_field).ok_or_else(|| {
+        ApiError::Invalid(format!(
+            "missing field `{description_field}`; say what the agent should do"
+        ))
+    })?;
+    let optional = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+    Ok(TaskDraft {
+        input,
+        description,
+        target_file: optional(fields.take("target_file")),
+        model: optional(fields.take("model")),
+        limits: TaskLimits {
+            max_turns: fields.take_number("max_turns")?,
+            max_tokens: fields.take_number("max_tokens")?,
+            timeout_secs: fields.take_number("timeout_secs")?,
+        },
+    })
+}
+
+/// Checks, stores and queues a task.
+pub async fn submit(
+    state: &SharedState,
+    owner: String,
+    draft: TaskDraft,
+    idempotency_key: Option<String>,
+) -> Result<Submitted, ApiError> {
+    check_draft(&state.git_policy, &draft)
+        .await
+        .map_err(ApiError::Invalid)?;
+    let services = &state.services;
+    let (input, upload_prefix) = match draft.input {
+        DraftInput::Git { url, git_ref } => (
+            InputSource::Git {
+                git_url: url,
+                git_ref,
+            },
+            None,
+        ),
+        DraftInput::Zip { name, bytes } => {
+            let prefix = format!("uploads/{}", uuid::Uuid::new_v4());
+            let zip_key = format!("{prefix}/input.zip");
+            services.blobs.put_bytes(&zip_key, bytes.to_vec()).await?;
+            (
+                InputSource::Zip {
+                    zip_name: name,
+                    zip_key,
+                },
+                Some(prefix),
+            )
+        }
+    };
+    let new = NewTask {
+        owner,
+        input,
+        description: draft.description,
+        target_file: draft.target_file,
+        model: draft.model,
+        limits: draft.limits,
+        idempotency_key,
+    };
+    let created = services.store.create(new).await;
+    let (task, created) = match created {
+        Ok(found) => found,
+        Err(err) => {
+            discard_upload(state, upload_prefix.as_deref()).await;
+            return Err(err.into());
+        }
+    };
+    if created == Created::Existing {
+        discard_upload(state, upload_prefix.as_deref()).await;
+        return Ok(Submitted::Existing(task));
+    }
+    state.metrics.task_created();
+    let task = services
+        .store
+        .transition(
+            task.id,
+            TaskStatus::Pending,
+            TaskStatus::Queued,
+            TaskUpdate::default(),
+        )
+        .await?;
+    announce_status(state, &task).await;
+    if let Err(err) = services
+        .queue
+        .enqueue(TaskMessage { task_id: task.id })
+        .await
+    {
+        // The row says QUEUED; the reconciler re-enqueues tasks that sit there.
+        tracing::warn!(task_id = %task.id, error = %err, "enqueue failed; left to the reconciler");
+    }
+    tracing::info!(task_id = %task.id, owner = %task.owner, "task created");
+    Ok(Submitted::New(task))
+}
+
+async fn discard_upload(state: &SharedState, prefix: Option<&str>) {
+    if let Some(prefix) = prefix
+        && let Err(err) = state.services.blobs.delete_prefix(prefix).await
+    {
+        tracing::warn!(prefix, error = %err, "could not delete an unused upload");
+    }
+}
+
+/// Tells the cache (status reads, SSE followers) about a status the API set. A cache
+/// failure is logged, not returned: the store already holds the truth.
+pub async fn announce_status(state: &SharedState, task: &Task) {
+    let cache = &state.services.cache;
+    if let Err(err) = cache.set_status(task.id, task.status).await {
+        tracing::warn!(task_id = %task.id, error = %err, "status cache update failed");
+    }
+    let mut event = serde_json::json!({"type": "status", "status": task.status.as_str()});
+    if let Some(message) = &task.message {
+        event["message"] = serde_json::Value::from(message.as_str());
+    }
+    if let Err(err) = cache.publish(task.id, event).await {
+        tracing::warn!(task_id = %task.id, error = %err, "status event publish failed");
+    }
+}

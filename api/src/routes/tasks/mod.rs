@@ -1,0 +1,306 @@
+//! `/api/v1/tasks`: create, read, list, cancel, follow, and fetch artifacts.
+//!
+//! Every route is owner-scoped: another owner's task answers 404, exactly like a task
+//! that does not exist, so ids cannot be probed.
+
+pub mod events;
+pub mod intake;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use orchestrator::{Task, TaskFilter, TaskId, TaskStatus, TaskUpdate, TransitionError};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Owner;
+use crate::config::ApiConfig;
+use crate::dto::{CreateTaskMultipart, CreateTaskRequest, TaskList, TaskView};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::SharedState;
+use intake::{Submitted, announce_status, idempotency_key, media_type, read_limited, submit};
+
+/// The outputs a client may fetch, as `agent-rs job` names them.
+pub const ARTIFACTS: [&str; 4] = ["diff.patch", "trajectory.jsonl", "result.json", "agent.log"];
+
+const DEFAULT_PAGE: u32 = 20;
+const MAX_PAGE: u32 = 100;
+/// Cancel re-reads and retries when the worker moved the task in between.
+const CANCEL_ATTEMPTS: usize = 5;
+
+const CREATE_FIELDS: [&str; 9] = [
+    "zip_file",
+    "git_url",
+    "git_ref",
+    "description",
+    "target_file",
+    "model",
+    "max_turns",
+    "max_tokens",
+    "timeout_secs",
+];
+
+pub fn router(config: &ApiConfig) -> Router<SharedState> {
+    Router::new()
+        .route(
+            "/api/v1/tasks",
+            post(create_task)
+                .layer(DefaultBodyLimit::max(config.multipart_body_limit))
+                .get(list_tasks),
+        )
+        .route("/api/v1/tasks/{id}", get(get_task))
+        .route("/api/v1/tasks/{id}/cancel", post(cancel_task))
+        .route("/api/v1/tasks/{id}/events", get(events::task_events))
+        .route("/api/v1/tasks/{id}/artifacts/{name}", get(get_artifact))
+}
+
+/// The task `id` if it exists and belongs to `owner`; 404 otherwise.
+pub async fn load_owned(state: &SharedState, owner: &Owner, id: &str) -> Result<Task, ApiError> {
+    let task_id: TaskId = id.parse().map_err(|_| ApiError::task_not_found(id))?;
+    match state.services.store.get(task_id).await? {
+        Some(task) if task.owner == owner.0 => Ok(task),
+        _ => Err(ApiError::task_not_found(id)),
+    }
+}
+
+/// Submit a task: JSON with a git URL, or multipart with a `zip_file` part (or `git_url`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Repeat a create safely: the same owner and key return the first task (200).")),
+    request_body(content(
+        (CreateTaskRequest = "application/json"),
+        (CreateTaskMultipart = "multipart/form-data"),
+    )),
+    responses(
+        (status = 201, description = "Created and queued", body = TaskView),
+        (status = 200, description = "The task this Idempotency-Key already created", body = TaskView),
+        (status = 400, description = "Malformed body or header", body = ErrorBody),
+        (status = 401, description = "Missing or unknown token", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor multipart", body = ErrorBody),
+        (status = 422, description = "Invalid fields: unknown field, bad URL, blank description, bad zip", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_task(
+    State(state): State<SharedState>,
+    owner: Owner,
+    request: Request,
+) -> Result<(StatusCode, Json<TaskView>), ApiError> {
+    let key = idempotency_key(request.headers())?;
+    let draft = match media_type(request.headers()).as_str() {
+        "application/json" => {
+            let body = read_limited(request.into_body(), state.config.json_body_limit).await?;
+            intake::parse_json(&body)?
+        }
+        "multipart/form-data" => {
+            let fields = intake::read_multipart(&state, request, &CREATE_FIELDS, true).await?;
+            intake::draft_from_form(fields, "description")?
+        }
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "Content-Type `{other}` is not accepted; send application/json or multipart/form-data"
+            )));
+        }
+    };
+    Ok(match submit(&state, owner.0, draft, key).await? {
+        Submitted::New(task) => (StatusCode::CREATED, Json(task.into())),
+        Submitted::Existing(task) => (StatusCode::OK, Json(task.into())),
+    })
+}
+
+/// One task.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}",
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, body = TaskView),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such task for this owner", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_task(
+    State(state): State<SharedState>,
+    owner: Owner,
+    Path(id): Path<String>,
+) -> Result<Json<TaskView>, ApiError> {
+    Ok(Json(load_owned(&state, &owner, &id).await?.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only tasks in this status (`QUEUED`, `COMPLETED`...).
+    pub status: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The caller's tasks, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks",
+    tag = "tasks",
+    params(ListParams),
+    responses(
+        (status = 200, body = TaskList),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "Unknown status or bad limit", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_tasks(
+    State(state): State<SharedState>,
+    owner: Owner,
+    query: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<TaskList>, ApiError> {
+    let Query(params) = query.map_err(|err| ApiError::Invalid(err.body_text()))?;
+    let status = params
+        .status
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<TaskStatus>())
+        .transpose()
+        .map_err(|err| ApiError::Invalid(format!("{err}; use e.g. QUEUED or COMPLETED")))?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::Invalid(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let page = state
+        .services
+        .store
+        .list(TaskFilter {
+            owner: Some(owner.0),
+            status,
+            limit,
+            cursor: params.cursor.filter(|c| !c.is_empty()),
+        })
+        .await?;
+    Ok(Json(TaskList {
+        tasks: page.tasks.into_iter().map(TaskView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Cancel a task that has not finished; its run, if any, is stopped.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/{id}/cancel",
+    tag = "tasks",
+    params(("id" = String, Path, description = "Task id")),
+    responses(
+        (status = 200, description = "Cancelled", body = TaskView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn cancel_task(
+    State(state): State<SharedState>,
+    owner: Owner,
+    Path(id): Path<String>,
+) -> Result<Json<TaskView>, ApiError> {
+    let mut task = load_owned(&state, &owner, &id).await?;
+    for _ in 0..CANCEL_ATTEMPTS {
+        if task.status.is_terminal() {
+            return Err(ApiError::Conflict(format!(
+                "task {} already finished as {}; there is nothing to cancel",
+                task.id, task.status
+            )));
+        }
+        let update = TaskUpdate {
+            message: Some("cancelled by the client".into()),
+            ..TaskUpdate::default()
+        };
+        match state
+            .services
+            .store
+            .transition(task.id, task.status, TaskStatus::Cancelled, update)
+            .await
+        {
+            Ok(cancelled) => {
+                stop_run(&state, &cancelled).await;
+                announce_status(&state, &cancelled).await;
+                if let Err(err) = state.services.cache.close(cancelled.id).await {
+                    tracing::warn!(task_id = %cancelled.id, error = %err, "closing the event stream failed");
+                }
+                tracing::info!(task_id = %cancelled.id, "task cancelled");
+                return Ok(Json(cancelled.into()));
+            }
+            Err(TransitionError::Conflict { .. }) => {
+                task = load_owned(&state, &owner, &id).await?;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "task {id} kept changing status; retry the cancel"
+    )))
+}
+
+/// Stops the cancelled task's run when the API can reach it; otherwise the worker sees
+/// the cancelled row when its run reports back.
+async fn stop_run(state: &SharedState, task: &Task) {
+    let (Some(runner), Some(handle)) = (&state.services.runner, &task.runner_ref) else {
+        return;
+    };
+    let handle = orchestrator::RunHandle(handle.clone());
+    if let Err(err) = runner.cancel(&handle).await {
+        tracing::warn!(task_id = %task.id, error = %err, "stopping the run failed");
+    }
+}
+
+/// One of the task's outputs: a redirect to a short-lived signed URL.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}/artifacts/{name}",
+    tag = "tasks",
+    params(
+        ("id" = String, Path, description = "Task id"),
+        ("name" = String, Path, description = "diff.patch, trajectory.jsonl, result.json or agent.log"),
+    ),
+    responses(
+        (status = 302, description = "Location: a signed URL valid for a few minutes"),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such task, artifact name, or not produced yet", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_artifact(
+    State(state): State<SharedState>,
+    owner: Owner,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let task = load_owned(&state, &owner, &id).await?;
+    if !ARTIFACTS.contains(&name.as_str()) {
+        return Err(ApiError::NotFound(format!(
+            "no artifact `{name}`; artifacts are {}",
+            ARTIFACTS.join(", ")
+        )));
+    }
+    let key = format!("tasks/{}/outputs/{name}", task.id);
+    let blobs = &state.services.blobs;
+    if !blobs.exists(&key).await? {
+        return Err(ApiError::NotFound(format!(
+            "task {} has no {name} (yet); it is uploaded when the agent finishes",
+            task.id
+        )));
+    }
+    let url = blobs
+        .signed_get_url(&key, state.config.artifact_url_ttl())
+        .await?;
+    Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response())
+}

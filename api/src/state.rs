@@ -1,0 +1,82 @@
+//! What every handler shares: the orchestrator's services, the config, metrics, and the
+//! shutdown signal.
+//!
+//! Handlers see only the orchestrator traits, so the same routes serve the embedded
+//! profile (SQLite, local folder...) and the cluster one (MySQL, S3...). The one embedded
+//! piece the API serves itself is the local blob store's signed URLs
+//! (`local_blobs`), absent in profiles whose blob store serves its own URLs.
+
+use std::sync::Arc;
+
+use orchestrator::blob::LocalBlobStore;
+use orchestrator::{BlobStore, Queue, Runner, StatusCache, TaskStore};
+use tokio_util::sync::CancellationToken;
+use tools::net_guard::{AllowList, InvalidAllowEntry};
+
+use crate::auth::TokenCache;
+use crate::config::ApiConfig;
+use crate::metrics::Metrics;
+use crate::validate::GitUrlPolicy;
+
+/// The outside systems the API works through.
+#[derive(Clone)]
+pub struct ApiServices {
+    pub store: Arc<dyn TaskStore>,
+    pub queue: Arc<dyn Queue>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub cache: Arc<dyn StatusCache>,
+    /// Stops a cancelled task's run; `None` where the API cannot reach runs (the worker
+    /// then notices the cancelled row itself).
+    pub runner: Option<Arc<dyn Runner>>,
+    /// The local blob folder, whose signed URLs `/blobs/...` serves; `None` when the
+    /// blob store serves its own URLs (S3/COS).
+    pub local_blobs: Option<Arc<LocalBlobStore>>,
+}
+
+pub struct AppState {
+    pub services: ApiServices,
+    pub config: ApiConfig,
+    pub metrics: Metrics,
+    pub tokens: TokenCache,
+    pub git_policy: GitUrlPolicy,
+    /// Cancelled on shutdown: ends SSE streams so connections can drain.
+    pub shutdown: CancellationToken,
+    pub clock: Clock,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// The current Unix time in seconds; a parameter so tests can move the clock the blob
+/// route checks expiries against.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock, in Unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl AppState {
+    /// Fails if an `allow_git_hosts` entry is not a host.
+    pub fn new(
+        services: ApiServices,
+        config: ApiConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, InvalidAllowEntry> {
+        let git_policy = GitUrlPolicy {
+            allow: AllowList::parse(&config.allow_git_hosts)?,
+            allow_file: config.allow_file_git_urls,
+        };
+        Ok(Self {
+            services,
+            config,
+            metrics: Metrics::default(),
+            tokens: TokenCache::default(),
+            git_policy,
+            shutdown,
+            clock: Arc::new(unix_now),
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! Checks on a task request before anything is stored.
+//!
+//! Everything a client can get wrong is caught here, with a message saying what to fix,
+//! so a rejected request leaves no row and no blob behind. The zip is only checked to be
+//! a zip (its structure, not its entries): extraction, with its caps on paths, sizes and
+//! ratios, is the worker's job and fails the task if the archive is hostile.
+
+pub mod git_url;
+
+use orchestrator::TaskLimits;
+
+pub use git_url::{GitUrlPolicy, check_git_url};
+
+const MAX_DESCRIPTION: usize = 32 * 1024;
+const MAX_SHORT_FIELD: usize = 1024;
+const MAX_TURNS: u32 = 10_000;
+const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
+/// Where a request's code comes from, before it is stored.
+#[derive(Debug)]
+pub enum DraftInput {
+    Git {
+        url: String,
+        git_ref: Option<String>,
+    },
+    Zip {
+        name: String,
+        bytes: bytes::Bytes,
+    },
+}
+
+/// A task request, parsed from JSON, multipart or the legacy form.
+#[derive(Debug)]
+pub struct TaskDraft {
+    pub input: DraftInput,
+    pub description: String,
+    pub target_file: Option<String>,
+    pub model: Option<String>,
+    pub limits: TaskLimits,
+}
+
+/// Checks every field; the error is the client-facing reason.
+pub async fn check_draft(policy: &GitUrlPolicy, draft: &TaskDraft) -> Result<(), String> {
+    if draft.description.trim().is_empty() {
+        return Err("description is blank; say what the agent should do".into());
+    }
+    if draft.description.len() > MAX_DESCRIPTION {
+        return Err(format!(
+            "description is longer than {MAX_DESCRIPTION} bytes; shorten it"
+        ));
+    }
+    if let Some(target) = &draft.target_file {
+        check_target_file(target)?;
+    }
+    if let Some(model) = &draft.model {
+        check_short("model", model)?;
+    }
+    check_limits(&draft.limits)?;
+    match &draft.input {
+        DraftInput::Git { url, git_ref } => {
+            if let Some(git_ref) = git_ref {
+                check_git_ref(git_ref)?;
+            }
+            check_git_url(policy, url).await
+        }
+        DraftInput::Zip { name, bytes } => {
+            check_short("zip file name", name)?;
+            check_zip(bytes)
+        }
+    }
+}
+
+fn check_short(field: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{field} is blank; leave it out instead"));
+    }
+    if value.len() > MAX_SHORT_FIELD || value.chars().any(char::is_control) {
+        return Err(format!(
+            "{field} must be under {MAX_SHORT_FIELD} bytes without control characters"
+        ));
+    }
+    Ok(())
+}
+
+/// A path inside the workspace, relative, without `..`.
+fn check_target_file(target: &str) -> Result<(), String> {
+    check_short("target_file", target)?;
+    let escapes = target.starts_with('/')
+        || target.starts_with('\\')
+        || target.split(['/', '\\']).any(|seg| seg == "..");
+    if escapes {
+        return Err(format!(
+            "target_file `{target}` must be a path relative to the repository root, without `..`"
+        ));
+    }
+    Ok(())
+}
+
+/// A branch, tag or commit; never something git could read as an option.
+fn check_git_ref(git_ref: &str) -> Result<(), String> {
+    check_short("git_ref", git_ref)?;
+    let bad = git_ref.starts_with('-')
+        || git_ref.contains("..")
+        || git_ref
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\'));
+    if bad {
+        return Err(format!(
+            "git_ref `{git_ref}` is not a valid branch, tag or commit name"
+        ));
+    }
+    Ok(())
+}
+
+fn check_limits(limits: &TaskLimits) -> Result<(), String> {
+    if let Some(turns) = limits.max_turns
+        && !(1..=MAX_TURNS).contains(&turns)
+    {
+        return Err(format!("max_turns must be between 1 and {MAX_TURNS}"));
+    }
+    if limits.max_tokens == Some(0) {
+        return Err("max_tokens must be at least 1".into());
+    }
+    if let Some(secs) = limits.timeout_secs
+        && !(1..=MAX_TIMEOUT_SECS).contains(&secs)
+    {
+        return Err(format!(
+            "timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
+        ));
+    }
+    Ok(())
+}
+
+const LOCAL_HEADER: &[u8] = b"PK\x03\x04";
+const END_OF_CENTRAL_DIR: &[u8] = b"PK\x05\x06";
+/// The end record is 22 bytes plus a comment of at most 64 KiB.
+const EOCD_SEARCH: usize = 22 + 0xffff;
+
+/// Whether `bytes` is structurally a zip: it starts like one and has the end record.
+pub fn check_zip(bytes: &[u8]) -> Result<(), String> {
+    let not_zip = || "zip_file is not a zip archive; upload a .zip of the repository".to_string();
+    if bytes.len() < 22 {
+        return Err(not_zip());
+    }
+    if !(bytes.starts_with(LOCAL_HEADER) || bytes.starts_with(END_OF_CENTRAL_DIR)) {
+        return Err(not_zip());
+    }
+    let tail = &bytes[bytes.len().saturating_sub(EOCD_SEARCH)..];
+    if !tail.windows(4).rev().any(|w| w == END_OF_CENTRAL_DIR) {
+        return Err(format!("{}: it is truncated (no end record)", not_zip()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -1,0 +1,98 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::Harness;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_without_auth() {
+    let h = Harness::start().await;
+    for path in ["/healthz", "/readyz"] {
+        let response = h.http.get(h.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_store_is_gone() {
+    let h = Harness::start().await;
+    h.store.close().await;
+    let response = h.http.get(h.url("/readyz")).send().await.unwrap();
+    support::expect_error(response, 503).await;
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_tasks() {
+    let h = Harness::start().await;
+    let id = h.create_git_task().await;
+    h.http
+        .get(h.url(&format!("/api/v1/tasks/{id}")))
+        .bearer_auth(support::ALICE)
+        .send()
+        .await
+        .unwrap();
+    let text = h
+        .http
+        .get(h.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"api_requests_total{method="GET",route="/api/v1/tasks/{id}",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"api_request_duration_seconds_count{method="POST",route="/api/v1/tasks",status="201"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("api_tasks_created_total 1"), "{text}");
+    assert!(text.contains(r#"api_tasks{status="QUEUED"} 1"#), "{text}");
+}
+
+#[tokio::test]
+async fn openapi_document_lists_every_route() {
+    let h = Harness::start().await;
+    let doc: Value = h
+        .http
+        .get(h.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/tasks",
+        "/api/v1/tasks/{id}",
+        "/api/v1/tasks/{id}/cancel",
+        "/api/v1/tasks/{id}/events",
+        "/api/v1/tasks/{id}/artifacts/{name}",
+        "/api/task",
+        "/api/task/{id}/status",
+        "/blobs/{key}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    assert!(paths["/api/v1/tasks"]["post"].is_object());
+    assert!(paths["/api/v1/tasks"]["get"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn unknown_routes_are_json_404s() {
+    let h = Harness::start().await;
+    let response = h.http.get(h.url("/nope")).send().await.unwrap();
+    support::expect_error(response, 404).await;
+}
