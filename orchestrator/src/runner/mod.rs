@@ -28,13 +28,23 @@ pub enum RunnerError {
 }
 
 /// What to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LaunchSpec {
     pub task_id: TaskId,
     /// `agent-rs job` environment: `AGENT_TASK_ID`, `AGENT_TASK`, `AGENT_WORKSPACE_URL`,
     /// `AGENT_UPLOAD_URLS`, limits, `OPENAI_BASE_URL`, `OPENAI_API_KEY`, `AGENT_MODEL`...
     /// Values may be secret: never log them.
     pub env: BTreeMap<String, String>,
+}
+
+/// Names only: the values hold the model key and signed URLs.
+impl std::fmt::Debug for LaunchSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaunchSpec")
+            .field("task_id", &self.task_id)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// A launched run, by the name the runner gave it.
@@ -48,6 +58,24 @@ pub enum RunnerEvent {
     AgentEvent(serde_json::Value),
     /// The run ended with this exit code (`None`: killed or lost).
     Exited { code: Option<i32> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn launch_spec_debug_shows_names_not_values() {
+        let spec = LaunchSpec {
+            task_id: TaskId::new(),
+            env: BTreeMap::from([("OPENAI_API_KEY".to_string(), "sk-very-secret".to_string())]),
+        };
+        let text = format!("{spec:?}");
+        assert!(
+            text.contains("OPENAI_API_KEY") && !text.contains("sk-very-secret"),
+            "{text}"
+        );
+    }
 }
 
 #[async_trait]
