@@ -60,6 +60,23 @@ pub enum RunnerEvent {
     Exited { code: Option<i32> },
 }
 
+#[async_trait]
+pub trait Runner: Send + Sync + 'static {
+    async fn launch(&self, spec: LaunchSpec) -> Result<RunHandle, RunnerError>;
+
+    /// The run's events, ending with `Exited`. Only one watcher per run.
+    async fn watch(
+        &self,
+        handle: &RunHandle,
+    ) -> Result<BoxStream<'static, RunnerEvent>, RunnerError>;
+
+    /// Stops the run (kills the process group / deletes the Job). Idempotent.
+    async fn cancel(&self, handle: &RunHandle) -> Result<(), RunnerError>;
+
+    /// Whether the run still exists (the reconciler's question after a restart).
+    async fn is_alive(&self, handle: &RunHandle) -> Result<bool, RunnerError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,21 +93,4 @@ mod tests {
             "{text}"
         );
     }
-}
-
-#[async_trait]
-pub trait Runner: Send + Sync + 'static {
-    async fn launch(&self, spec: LaunchSpec) -> Result<RunHandle, RunnerError>;
-
-    /// The run's events, ending with `Exited`. Only one watcher per run.
-    async fn watch(
-        &self,
-        handle: &RunHandle,
-    ) -> Result<BoxStream<'static, RunnerEvent>, RunnerError>;
-
-    /// Stops the run (kills the process group / deletes the Job). Idempotent.
-    async fn cancel(&self, handle: &RunHandle) -> Result<(), RunnerError>;
-
-    /// Whether the run still exists (the reconciler's question after a restart).
-    async fn is_alive(&self, handle: &RunHandle) -> Result<bool, RunnerError>;
 }
