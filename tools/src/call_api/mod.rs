@@ -51,7 +51,9 @@ pub struct CallApiArgs {
 /// Sends HTTP requests to hosts the SSRF guard allows.
 #[derive(Debug)]
 pub struct CallApiTool {
-    client: reqwest::Client,
+    /// Built on first use: loading the system's root certificates costs milliseconds at
+    /// every agent start, and most runs never call an API.
+    client: std::sync::OnceLock<reqwest::Client>,
     policy: Arc<HostPolicy>,
     config: CallApiConfig,
 }
@@ -64,20 +66,28 @@ impl CallApiTool {
             HostPolicy::new(&config.allow_hosts)
                 .map_err(|err| ToolError::Fatal(err.to_string()))?,
         );
+        Ok(Self {
+            client: std::sync::OnceLock::new(),
+            policy,
+            config: config.clone(),
+        })
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, ToolError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let client = http_client_builder()
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(GuardedResolver::new(Arc::clone(&policy)))
+            .dns_resolver(GuardedResolver::new(Arc::clone(&self.policy)))
             .build()
             .map_err(|err| {
                 ToolError::Fatal(format!(
                     "cannot build the HTTP client for {TOOL_NAME}: {err}"
                 ))
             })?;
-        Ok(Self {
-            client,
-            policy,
-            config: config.clone(),
-        })
+        // A concurrent first call may have won the race; either client will do.
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// The timeout the model asked for, within 1 s and the configured maximum.
@@ -123,7 +133,7 @@ impl Tool for CallApiTool {
         let target = hop.describe();
         let exchange = async {
             let followed =
-                request::send(&self.client, &self.policy, hop, self.config.max_redirects).await?;
+                request::send(self.client()?, &self.policy, hop, self.config.max_redirects).await?;
             response::capture(followed, self.config.max_response_bytes).await
         };
         let captured = tokio::time::timeout(timeout, exchange)
