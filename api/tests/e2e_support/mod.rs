@@ -5,7 +5,13 @@
 //! Every wait is a poll with a deadline ([`eventually`], [`Api::wait_for_status`],
 //! [`Api::follow_events`]); on a timeout the server's log is part of the failure message.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+mod procs;
+mod sse;
+
+pub use procs::{assert_no_process_left, processes_of_task};
+pub use sse::{SseEvent, SseReader};
 
 use std::future::Future;
 use std::io::Write;
@@ -15,7 +21,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use evals::scripted::{Script, ScriptedServer};
-use futures_util::StreamExt;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -352,122 +357,5 @@ where
             return None;
         }
         tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Live (not zombie) processes whose environment says they run `task_id`: the agent and
-/// anything it started (`AGENT_TASK_ID` is inherited).
-pub fn processes_of_task(task_id: &str) -> Vec<i32> {
-    let wanted = format!("AGENT_TASK_ID={task_id}");
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let state = stat
-            .rfind(')')
-            .and_then(|at| stat[at + 1..].trim_start().chars().next());
-        if matches!(state, None | Some('Z' | 'X')) {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ
-            .split(|b| *b == 0)
-            .any(|var| var == wanted.as_bytes())
-        {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Waits (bounded) until no process of `task_id` is left.
-pub async fn assert_no_process_left(task_id: &str) {
-    let gone = eventually(WAIT, || async {
-        processes_of_task(task_id).is_empty().then_some(())
-    });
-    assert!(
-        gone.await.is_some(),
-        "processes of task {task_id} still alive: {:?}",
-        processes_of_task(task_id)
-    );
-}
-
-/// One Server-Sent Event: its id and its JSON data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SseEvent {
-    pub id: Option<u64>,
-    pub data: Value,
-}
-
-impl SseEvent {
-    pub fn kind(&self) -> &str {
-        self.data["type"].as_str().unwrap_or_default()
-    }
-}
-
-/// Reads Server-Sent Events off a response body.
-pub struct SseReader {
-    stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: Vec<u8>,
-}
-
-impl SseReader {
-    pub fn new(response: reqwest::Response) -> Self {
-        Self {
-            stream: response.bytes_stream().boxed(),
-            buf: Vec::new(),
-        }
-    }
-
-    /// The next event; `None` when the stream ended (or broke: the server died).
-    pub async fn next(&mut self) -> Option<SseEvent> {
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
-                let block = String::from_utf8(block).unwrap();
-                let (mut id, mut data) = (None, String::new());
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("id:") {
-                        id = Some(value.trim().parse().unwrap());
-                    } else if let Some(value) = line.strip_prefix("data:") {
-                        data.push_str(value.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                let data = serde_json::from_str(&data).unwrap();
-                return Some(SseEvent { id, data });
-            }
-            let chunk = self.stream.next().await?.ok()?;
-            self.buf.extend_from_slice(&chunk);
-        }
-    }
-
-    /// Reads until an event matches `wanted` (bounded); returns it.
-    pub async fn until(&mut self, wanted: impl Fn(&SseEvent) -> bool) -> SseEvent {
-        let found = tokio::time::timeout(WAIT, async {
-            while let Some(event) = self.next().await {
-                if wanted(&event) {
-                    return Some(event);
-                }
-            }
-            None
-        })
-        .await;
-        found
-            .ok()
-            .flatten()
-            .expect("the event stream ended or stalled before the awaited event")
     }
 }

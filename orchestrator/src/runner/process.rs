@@ -338,8 +338,8 @@ fn signal_group(pgid: Pid, signal: Signal) -> Result<(), RunnerError> {
 /// Reads the agent's stdout into events until the run is over, then reports the exit.
 ///
 /// When the agent itself exits, whatever it left running is killed: the run is the whole
-/// group (and every process carrying its task id), and a straggler holding stdout open would otherwise keep the run
-/// from ending.
+/// group (and every process carrying its task id), and a straggler holding stdout open
+/// would otherwise keep the run from ending.
 async fn pump(
     mut child: Child,
     stdout: ChildStdout,
