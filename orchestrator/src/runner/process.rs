@@ -4,8 +4,8 @@
 //! launch spec), so nothing of the server's own environment (its storage keys, say) leaks
 //! into the run. It leads its own process group, and every process of the run inherits
 //! `AGENT_TASK_ID`, so a cancel (or the agent's exit) kills everything it started, even
-//! the commands its shell tool runs in groups of their own. Its stdout is read line by line as JSON events; its stderr goes to a log file
-//! per task under the runs folder.
+//! the commands its shell tool runs in groups of their own. Its stdout is read line by
+//! line as JSON events; its stderr goes to a log file per task under the runs folder.
 //!
 //! The handle is `pid:{pid}:{task_id}`, a string the task row keeps. After a restart this
 //! runner has no child to watch, but it can still answer whether the run is alive: the
