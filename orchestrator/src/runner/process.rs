@@ -2,9 +2,10 @@
 //!
 //! The agent starts with a cleared environment (a minimal `PATH`, `HOME`, `LANG` plus the
 //! launch spec), so nothing of the server's own environment (its storage keys, say) leaks
-//! into the run. It leads its own process group, so cancelling kills everything it
-//! started. Its stdout is read line by line as JSON events; its stderr goes to a log file
-//! per task under the runs folder.
+//! into the run. It leads its own process group, and every process of the run inherits
+//! `AGENT_TASK_ID`, so a cancel (or the agent's exit) kills everything it started, even
+//! the commands its shell tool runs in groups of their own. Its stdout is read line by
+//! line as JSON events; its stderr goes to a log file per task under the runs folder.
 //!
 //! The handle is `pid:{pid}:{task_id}`, a string the task row keeps. After a restart this
 //! runner has no child to watch, but it can still answer whether the run is alive: the
@@ -22,7 +23,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::mpsc;
@@ -40,6 +41,8 @@ const MAX_EVENT_LINE_BYTES: usize = 16 * 1024 * 1024;
 const EVENT_BUFFER: usize = 256;
 /// How often a cancel checks whether the group is gone before escalating to SIGKILL.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
+/// Scans for a run's leftover processes after its agent is gone.
+const SWEEP_ROUNDS: usize = 5;
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// Runs `{agent_bin} job` as a local process.
@@ -190,19 +193,20 @@ impl Runner for ProcessRunner {
 
     async fn cancel(&self, handle: &RunHandle) -> Result<(), RunnerError> {
         let run = ProcessHandle::parse(handle)?;
-        if !run.is_alive().await {
-            return Ok(());
+        if run.is_alive().await {
+            let pgid = Pid::from_raw(run.pid);
+            signal_group(pgid, Signal::SIGTERM)?;
+            let deadline = tokio::time::Instant::now() + self.kill_grace;
+            while group_exists(pgid) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(CANCEL_POLL).await;
+            }
+            if group_exists(pgid) {
+                signal_group(pgid, Signal::SIGKILL)?;
+            }
+            tracing::info!(task_id = %run.task_id, pid = run.pid, "agent run cancelled");
         }
-        let pgid = Pid::from_raw(run.pid);
-        signal_group(pgid, Signal::SIGTERM)?;
-        let deadline = tokio::time::Instant::now() + self.kill_grace;
-        while group_exists(pgid) && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(CANCEL_POLL).await;
-        }
-        if group_exists(pgid) {
-            signal_group(pgid, Signal::SIGKILL)?;
-        }
-        tracing::info!(task_id = %run.task_id, pid = run.pid, "agent run cancelled");
+        // Also when the agent is already gone: what it started may not be.
+        kill_task_processes(run.task_id).await;
         Ok(())
     }
 
@@ -245,21 +249,70 @@ impl ProcessHandle {
 
     /// The process exists, is not a zombie, and runs this task.
     async fn is_alive(&self) -> bool {
-        let proc_dir = PathBuf::from(format!("/proc/{}", self.pid));
-        let Ok(stat) = tokio::fs::read_to_string(proc_dir.join("stat")).await else {
-            return false;
-        };
-        if matches!(process_state(&stat), None | Some('Z' | 'X' | 'x')) {
-            return false;
-        }
-        let Ok(environ) = tokio::fs::read(proc_dir.join("environ")).await else {
-            return false;
-        };
-        let wanted = format!("{TASK_ID_VAR}={}", self.task_id);
-        environ
-            .split(|byte| *byte == 0)
-            .any(|entry| entry == wanted.as_bytes())
+        let Self { pid, task_id } = *self;
+        tokio::task::spawn_blocking(move || runs_task(pid, task_id))
+            .await
+            .unwrap_or(false)
     }
+}
+
+/// Whether `pid` is a live (not zombie) process carrying `AGENT_TASK_ID={task_id}`.
+fn runs_task(pid: i32, task_id: TaskId) -> bool {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
+    if matches!(process_state(&stat), None | Some('Z' | 'X' | 'x')) {
+        return false;
+    }
+    let Ok(environ) = std::fs::read(proc_dir.join("environ")) else {
+        return false;
+    };
+    let wanted = format!("{TASK_ID_VAR}={task_id}");
+    environ
+        .split(|byte| *byte == 0)
+        .any(|entry| entry == wanted.as_bytes())
+}
+
+/// Kills every process left that carries the task's id in its environment.
+///
+/// Signalling the agent's process group is not enough: the agent's shell tool starts
+/// each command in a process group of its own (to time it out as a whole), and an agent
+/// stopped by a signal does not get to clean those up, so `sleep 600` or a test server
+/// would outlive the run. Every one of them inherits `AGENT_TASK_ID`, so they are found
+/// by their environment (Linux `/proc`; elsewhere only the agent's group is killed). A
+/// few rounds catch processes forked while the previous round was signalling.
+async fn kill_task_processes(task_id: TaskId) {
+    let sweep = tokio::task::spawn_blocking(move || {
+        for _ in 0..SWEEP_ROUNDS {
+            let pids = task_processes(task_id);
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                tracing::debug!(%task_id, %pid, "killing a leftover process of the run");
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+        }
+    });
+    if let Err(err) = sweep.await {
+        tracing::warn!(%task_id, error = %err, "looking for the run's leftover processes failed");
+    }
+}
+
+/// The live processes running `task_id`, never this process itself.
+fn task_processes(task_id: TaskId) -> Vec<Pid> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let own = std::process::id();
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| u32::try_from(*pid).is_ok_and(|pid| pid != own))
+        .filter(|pid| runs_task(*pid, task_id))
+        .map(Pid::from_raw)
+        .collect()
 }
 
 /// The state letter of a `/proc/{pid}/stat` line (`pid (comm) S ...`; `comm` may hold
@@ -284,9 +337,9 @@ fn signal_group(pgid: Pid, signal: Signal) -> Result<(), RunnerError> {
 
 /// Reads the agent's stdout into events until the run is over, then reports the exit.
 ///
-/// When the agent itself exits, whatever it left running in its group is killed: the run
-/// is the whole group, and a straggler holding stdout open would otherwise keep the run
-/// from ending.
+/// When the agent itself exits, whatever it left running is killed: the run is the whole
+/// group (and every process carrying its task id), and a straggler holding stdout open
+/// would otherwise keep the run from ending.
 async fn pump(
     mut child: Child,
     stdout: ChildStdout,
@@ -335,6 +388,7 @@ async fn pump(
         }
     };
     let _ = signal_group(pgid, Signal::SIGKILL);
+    kill_task_processes(task_id).await;
     tracing::info!(%task_id, ?code, "agent exited");
     if !watcher_gone {
         let _ = events.send(RunnerEvent::Exited { code }).await;

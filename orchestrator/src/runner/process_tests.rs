@@ -157,6 +157,34 @@ wait"#,
 }
 
 #[tokio::test]
+async fn cancel_kills_commands_the_agent_started_in_their_own_process_group() {
+    // The agent's shell tool runs each command as a group of its own (`setsid` here).
+    let dir = tempfile::tempdir().unwrap();
+    let runner = runner(
+        dir.path(),
+        r#"setsid sleep 1000 &
+echo "{\"type\":\"started\",\"child\":$!}"
+wait"#,
+    );
+    let task_id = TaskId::new();
+    let handle = runner.launch(spec(task_id, &[])).await.unwrap();
+    let mut events = runner.watch(&handle).await.unwrap();
+    let Some(RunnerEvent::AgentEvent(started)) = events.next().await else {
+        panic!("no start event")
+    };
+    let child = started["child"].as_i64().unwrap();
+    assert!(pid_running(child));
+
+    runner.cancel(&handle).await.unwrap();
+
+    assert!(
+        gone_eventually(child).await,
+        "a command in its own process group survived the cancel"
+    );
+    assert!(task_processes(task_id).is_empty());
+}
+
+#[tokio::test]
 async fn an_agent_ignoring_sigterm_is_killed_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let runner = runner(
