@@ -140,8 +140,13 @@ pub fn summary(report: &Report) -> String {
     for record in report.tasks.iter().flat_map(|task| &task.attempts) {
         let _ = writeln!(
             text,
-            "{} {}{}{}",
+            "{}{} {}{}{}",
             if record.passed { "PASS" } else { "FAIL" },
+            match record.expected {
+                Some(expected) if expected.is_pass() != record.passed => " (unexpected)",
+                Some(_) if !record.passed => " (as expected)",
+                _ => "",
+            },
             record.task_id,
             if report.repeat > 1 {
                 format!(" #{}", record.attempt)

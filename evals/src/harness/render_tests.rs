@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::harness::report::{RunInfo, TokenCounts};
+use crate::harness::task::Expected;
 
 fn report(repeat: u32) -> Report {
     let failed = AttemptRecord {
@@ -110,6 +111,25 @@ fn summary_lists_failures_with_reasons_and_the_totals() {
     assert!(text.contains("FAIL b<&>: check failed (exit 1)"), "{text}");
     assert!(
         text.contains("unit: 1/2 passed (50.0%), 12 tokens"),
+        "{text}"
+    );
+}
+
+#[test]
+fn summary_marks_failures_the_suite_expects_and_outcomes_it_does_not() {
+    let mut report = report(1);
+    let attempts: Vec<&mut AttemptRecord> = report
+        .tasks
+        .iter_mut()
+        .flat_map(|task| task.attempts.iter_mut())
+        .collect();
+    let [pass, fail] = <[_; 2]>::try_from(attempts).ok().unwrap();
+    pass.expected = Some(Expected::Fail);
+    fail.expected = Some(Expected::Fail);
+    let text = summary(&report);
+    assert!(text.contains("PASS (unexpected) a\n"), "{text}");
+    assert!(
+        text.contains("FAIL (as expected) b<&>: check failed"),
         "{text}"
     );
 }
