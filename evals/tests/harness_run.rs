@@ -143,7 +143,7 @@ fn scripted_run_reports_each_outcome_with_its_reason() {
 
     let summary = stderr(&run);
     assert!(
-        summary.contains("FAIL wrong-fix: check failed (exit 1)"),
+        summary.contains("FAIL (as expected) wrong-fix: check failed (exit 1)"),
         "{summary}"
     );
     assert!(summary.contains("mixed: 1/5 passed (20.0%)"), "{summary}");
