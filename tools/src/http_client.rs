@@ -13,12 +13,18 @@ pub const USER_AGENT: &str = concat!("agent-rs-tools/", env!("CARGO_PKG_VERSION"
 /// How long opening a TCP connection (and TLS handshake) may take before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Installs `ring` as the process's rustls provider. Call it before building any reqwest
+/// client that does not come from [`http_client_builder`] (the model client, say).
+pub fn install_tls_provider() {
+    // An error only means a default is already installed, by us or by the host program.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client builder with the TLS provider installed, a user agent, a connect timeout and
 /// no proxy: an ambient `HTTP_PROXY` would move DNS resolution out of our hands, which
 /// the address checks in [`crate::net_guard`] rely on.
 pub fn http_client_builder() -> reqwest::ClientBuilder {
-    // An error only means a default is already installed, by us or by the host program.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)

@@ -183,9 +183,9 @@ pub(super) fn build_client(
     api_key: Option<&SecretString>,
     connect_timeout: Duration,
 ) -> Result<async_openai::Client<EndpointConfig>, ModelError> {
-    // reqwest is built without a default crypto provider; ring is the one we ship.
-    // Installing fails harmlessly when another part of the process did it first.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // Not `http_client_builder`: that one refuses proxies (for the SSRF guard), and a
+    // model endpoint may well sit behind one.
+    tools::http_client::install_tls_provider();
     let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout);
     if base_url.starts_with("http://") {
         // A plain-HTTP endpoint (a local vLLM, Ollama, the scripted server) never needs
