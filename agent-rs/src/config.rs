@@ -7,6 +7,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use tools::ToolsConfig;
 
+use crate::model::{SchemaDialect, TokenLimitField, ToolCalling};
+
 /// Everything configurable about the agent.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -37,6 +39,18 @@ pub struct ModelConfig {
     pub retry_max_delay_ms: u64,
     pub temperature: Option<f32>,
     pub max_output_tokens: Option<u32>,
+    /// `auto` (`max_completion_tokens` for o-series and gpt-5, `max_tokens` otherwise),
+    /// `max_tokens` or `max_completion_tokens`.
+    pub token_limit_field: TokenLimitField,
+    /// Sent as `reasoning_effort` when set (`minimal`, `low`, `medium`, `high`...).
+    pub reasoning_effort: Option<String>,
+    /// Ask for token usage in the stream (`stream_options.include_usage`).
+    pub stream_usage: bool,
+    /// `auto`, `full` or `portable`: the JSON Schema dialect of tool definitions.
+    pub tool_schema: SchemaDialect,
+    /// `native` (the API's tools) or `text` (`<tool_call>` blocks, for models without
+    /// tool calling).
+    pub tool_calling: ToolCalling,
 }
 
 impl Default for ModelConfig {
@@ -53,6 +67,11 @@ impl Default for ModelConfig {
             retry_max_delay_ms: 30_000,
             temperature: None,
             max_output_tokens: None,
+            token_limit_field: TokenLimitField::Auto,
+            reasoning_effort: None,
+            stream_usage: true,
+            tool_schema: SchemaDialect::Auto,
+            tool_calling: ToolCalling::Native,
         }
     }
 }

@@ -85,6 +85,14 @@ pub enum AgentEvent {
         #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
         details: serde_json::Value,
     },
+    /// The model was told it is going nowhere (an empty answer, the same failing call
+    /// again); `message` is what it was told.
+    Nudge {
+        turn: u32,
+        /// `empty_answer` or `repeated_failing_call`.
+        reason: String,
+        message: String,
+    },
     /// Old tool outputs were shortened so the conversation fits the model's window.
     ContextElided {
         turn: u32,
@@ -129,6 +137,9 @@ pub enum RunStatus {
     ModelError,
     /// Anything else (a fatal tool failure, an I/O error).
     Error,
+    /// The model went nowhere despite being told (empty answers, the same failing call
+    /// over and over); `error` says which.
+    Stuck,
 }
 
 /// Which limit stopped a run.

@@ -6,7 +6,8 @@ pub const COMPLETED: u8 = 0;
 pub const OTHER_ERROR: u8 = 1;
 /// Bad usage or bad input (arguments, configuration, workspace).
 pub const BAD_INPUT: u8 = 2;
-/// A limit ended the run (turns, tokens, wall time).
+/// A limit ended the run (turns, tokens, wall time), or the model gave up going
+/// anywhere (status `stuck`).
 pub const LIMIT_REACHED: u8 = 3;
 /// The model failed: unreachable, refused the credentials, or retries ran out.
 pub const MODEL_FAILED: u8 = 4;

@@ -57,6 +57,7 @@ impl ProgressView {
                 if *success { "ok  " } else { "FAIL" },
                 one_line(output)
             ),
+            AgentEvent::Nudge { reason, .. } => format!("  nudged the model: {reason}"),
             AgentEvent::ContextElided { elided_outputs, .. } => {
                 format!("  context: elided {elided_outputs} old tool output(s)")
             }

@@ -49,7 +49,7 @@ impl RunResult {
 pub fn exit_code(status: RunStatus) -> u8 {
     match status {
         RunStatus::Completed => exit::COMPLETED,
-        RunStatus::LimitReached => exit::LIMIT_REACHED,
+        RunStatus::LimitReached | RunStatus::Stuck => exit::LIMIT_REACHED,
         RunStatus::ModelError => exit::MODEL_FAILED,
         RunStatus::Error => exit::OTHER_ERROR,
     }

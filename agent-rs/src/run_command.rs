@@ -119,6 +119,11 @@ pub fn prepare(
         retry_max_delay: Duration::from_millis(model.retry_max_delay_ms),
         temperature: model.temperature,
         max_output_tokens: model.max_output_tokens,
+        token_limit_field: model.token_limit_field,
+        reasoning_effort: model.reasoning_effort.clone(),
+        stream_usage: model.stream_usage,
+        tool_schema: model.tool_schema,
+        tool_calling: model.tool_calling,
     };
     let run = &config.run;
     let limits = RunLimits {

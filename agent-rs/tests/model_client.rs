@@ -5,6 +5,8 @@
 
 #[path = "model_client/failing.rs"]
 mod failing;
+#[path = "model_client/recorded.rs"]
+mod recorded;
 #[path = "model_client/retrying.rs"]
 mod retrying;
 #[path = "model_client/server.rs"]
@@ -12,6 +14,7 @@ mod server;
 #[path = "model_client/streaming.rs"]
 mod streaming;
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use agent_rs::model::{
@@ -19,17 +22,25 @@ use agent_rs::model::{
 };
 use serde_json::json;
 
-pub fn request() -> ChatRequest {
+static MESSAGES: LazyLock<Vec<ChatMessage>> = LazyLock::new(|| {
+    vec![
+        ChatMessage::system("You are a coding agent."),
+        ChatMessage::user("Fix the failing test."),
+    ]
+});
+
+static TOOLS: LazyLock<Vec<tools::ToolSpec>> = LazyLock::new(|| {
+    vec![tools::ToolSpec {
+        name: "read_file".into(),
+        description: "Reads a file.".into(),
+        parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
+    }]
+});
+
+pub fn request() -> ChatRequest<'static> {
     ChatRequest {
-        messages: vec![
-            ChatMessage::system("You are a coding agent."),
-            ChatMessage::user("Fix the failing test."),
-        ],
-        tools: vec![tools::ToolSpec {
-            name: "read_file".into(),
-            description: "Reads a file.".into(),
-            parameters: json!({"type": "object", "properties": {"path": {"type": "string"}}}),
-        }],
+        messages: &MESSAGES,
+        tools: &TOOLS,
     }
 }
 

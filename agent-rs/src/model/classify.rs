@@ -9,12 +9,12 @@
 
 use std::time::Duration;
 
-use async_openai::error::{OpenAIError, WrappedError};
 use tools::SecretRedactor;
 use tools::output_cap::truncate_middle;
 
 use super::ModelError;
-use super::transport::{HttpStatusError, NotAStreamError};
+use super::stream::StreamFault;
+use super::transport::SendFailure;
 
 /// Longest piece of server text kept in an error or retry reason.
 const MAX_MESSAGE_BYTES: usize = 2_000;
@@ -63,51 +63,99 @@ impl AttemptFailure {
     }
 }
 
-/// Sorts an error from async-openai (including the [`HttpStatusError`] our transport
-/// puts inside it).
-pub(super) fn classify_openai_error(error: OpenAIError, sanitizer: &Sanitizer) -> AttemptFailure {
-    match error {
-        OpenAIError::Boxed(boxed) => {
-            let boxed = match boxed.downcast::<HttpStatusError>() {
-                Ok(status) => {
-                    return classify_status(
-                        status.status,
-                        status.retry_after,
-                        &status.body,
-                        sanitizer,
-                    );
-                }
-                Err(other) => other,
-            };
-            match boxed.downcast::<NotAStreamError>() {
-                Ok(answer) => AttemptFailure::Permanent(ModelError::InvalidResponse {
-                    message: format!(
-                        "{answer} (does the server support streaming?): {}",
-                        sanitizer.clean(&answer.body)
-                    ),
-                }),
-                Err(other) => AttemptFailure::transient(sanitizer.clean(&error_chain(&*other))),
-            }
+/// Sorts a request that produced no event stream.
+pub(super) fn classify_send_failure(failure: SendFailure, sanitizer: &Sanitizer) -> AttemptFailure {
+    match failure {
+        SendFailure::Status(status) => {
+            classify_status(status.status, status.retry_after, &status.body, sanitizer)
         }
-        OpenAIError::Reqwest(error) => classify_transport(&error, sanitizer),
-        OpenAIError::ApiError(api) => {
-            let body = serde_json::json!({ "error": api.api_error }).to_string();
-            classify_status(api.status_code.as_u16(), None, &body, sanitizer)
+        SendFailure::NotAStream { content_type, body } => {
+            AttemptFailure::Permanent(ModelError::InvalidResponse {
+                message: format!(
+                    "expected an event stream, got `{content_type}` (does the server support \
+                     streaming?): {}",
+                    sanitizer.clean(&body)
+                ),
+            })
         }
-        OpenAIError::StreamError(error) => AttemptFailure::transient(format!(
-            "the response stream broke off: {}",
-            sanitizer.clean(&error.to_string())
-        )),
-        OpenAIError::JSONDeserialize(error, content) => {
-            classify_undecodable_chunk(&error, &content, sanitizer)
-        }
-        OpenAIError::InvalidArgument(message) => {
-            AttemptFailure::Permanent(ModelError::config(sanitizer.clean(&message)))
-        }
-        other => AttemptFailure::Permanent(ModelError::InvalidResponse {
-            message: sanitizer.clean(&other.to_string()),
-        }),
+        SendFailure::Http(error) => classify_transport(&error, sanitizer),
     }
+}
+
+/// A stream that broke while being read.
+pub(super) fn classify_stream_error(
+    error: &sse_stream::Error,
+    sanitizer: &Sanitizer,
+) -> AttemptFailure {
+    AttemptFailure::transient(format!(
+        "the response stream broke off: {}",
+        sanitizer.clean(&error_chain(error))
+    ))
+}
+
+/// A stream the server itself declared failed: an error object in the stream (OpenAI,
+/// vLLM, Groq's `event: error`, OpenRouter's `error` inside a normal chunk) or a finish
+/// reason meaning it gave up. Another attempt may well succeed (a sampled answer that
+/// failed validation, an overloaded upstream), except when the conversation is too long
+/// or the credentials are refused.
+pub(super) fn classify_stream_fault(fault: StreamFault, sanitizer: &Sanitizer) -> AttemptFailure {
+    match fault {
+        StreamFault::Abandoned(reason) => AttemptFailure::transient(format!(
+            "the server ended the answer early (finish_reason `{}`)",
+            sanitizer.clean(&reason)
+        )),
+        StreamFault::ServerError(error) => {
+            let body = if error.get("error").is_some() {
+                error
+            } else {
+                serde_json::json!({ "error": error })
+            };
+            let details = ServerErrorDetails::parse(&body.to_string());
+            let message = sanitizer.clean(&details.message);
+            if details.says_context_too_long() {
+                return AttemptFailure::Permanent(ModelError::ContextLengthExceeded { message });
+            }
+            if let Some(status @ (401 | 403)) = details.status {
+                return AttemptFailure::Permanent(ModelError::Auth { status, message });
+            }
+            AttemptFailure::transient(format!(
+                "the server reported an error mid-stream: {message}"
+            ))
+        }
+    }
+}
+
+/// A data line that is not a chunk at all: the server speaks another protocol.
+pub(super) fn undecodable_chunk(
+    error: &serde_json::Error,
+    content: &str,
+    sanitizer: &Sanitizer,
+) -> AttemptFailure {
+    AttemptFailure::Permanent(ModelError::InvalidResponse {
+        message: format!(
+            "a stream chunk is not a chat completion chunk ({error}): {}",
+            sanitizer.clean(content)
+        ),
+    })
+}
+
+/// Whether a 400 blames the tool schemas (the wording of Gemini and other strict
+/// validators), so that resending them in the portable dialect may succeed.
+pub(super) fn blames_tool_schemas(status: u16, body: &str) -> bool {
+    if !matches!(status, 400 | 422) {
+        return false;
+    }
+    let text = body.to_ascii_lowercase();
+    [
+        "schema",
+        "function_declarations",
+        "unknown name",
+        "parameters.properties",
+        "additionalproperties",
+        "$ref",
+    ]
+    .iter()
+    .any(|phrase| text.contains(phrase))
 }
 
 fn classify_transport(error: &reqwest::Error, sanitizer: &Sanitizer) -> AttemptFailure {
@@ -158,52 +206,15 @@ pub(super) fn classify_status(
     }
 }
 
-/// A stream chunk that is not a chunk. Servers that fail after the stream has started
-/// (vLLM, OpenAI) send an error object as a data line instead: that is sorted like an
-/// HTTP error from the server. Anything else is a protocol mismatch.
-fn classify_undecodable_chunk(
-    error: &serde_json::Error,
-    content: &str,
-    sanitizer: &Sanitizer,
-) -> AttemptFailure {
-    if let Some(details) = ServerErrorDetails::parse_error_object(content) {
-        let message = sanitizer.clean(&details.message);
-        if details.says_context_too_long() {
-            return AttemptFailure::Permanent(ModelError::ContextLengthExceeded { message });
-        }
-        return AttemptFailure::transient(format!(
-            "the server reported an error mid-stream: {message}"
-        ));
-    }
-    // A finish_reason outside OpenAI's five (DeepSeek's `insufficient_system_resource`,
-    // vLLM's `abort`) means the server gave up on this answer, not that it speaks
-    // another protocol.
-    let value: Option<serde_json::Value> = serde_json::from_str(content).ok();
-    if let Some(reason) = value
-        .as_ref()
-        .and_then(|chunk| chunk.pointer("/choices/0/finish_reason"))
-        .and_then(|reason| reason.as_str())
-        .filter(|reason| error.to_string().contains(&format!("`{reason}`")))
-    {
-        return AttemptFailure::transient(format!(
-            "the server ended the answer early (finish_reason `{}`)",
-            sanitizer.clean(reason)
-        ));
-    }
-    AttemptFailure::Permanent(ModelError::InvalidResponse {
-        message: format!(
-            "a stream chunk is not a chat completion chunk ({error}): {}",
-            sanitizer.clean(content)
-        ),
-    })
-}
-
 /// What an error body says, whichever of the common shapes it has.
 #[derive(Debug, Default)]
 struct ServerErrorDetails {
     message: String,
     kind: Option<String>,
     code: Option<String>,
+    /// An HTTP status the body carries itself (`"code": 400` from OpenRouter, Groq's
+    /// `status_code`): the only status a mid-stream error has.
+    status: Option<u16>,
 }
 
 impl ServerErrorDetails {
@@ -222,26 +233,45 @@ impl ServerErrorDetails {
     /// `{"error": "text"}` (some proxies) or `{"object": "error", "message": ...}` (older
     /// vLLM).
     fn parse_error_object(body: &str) -> Option<Self> {
-        if let Ok(wrapped) = serde_json::from_str::<WrappedError>(body) {
-            return Some(Self {
-                message: wrapped.error.message,
-                kind: wrapped.error.r#type,
-                code: wrapped.error.code,
-            });
-        }
         let value: serde_json::Value = serde_json::from_str(body).ok()?;
-        let text_field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_string);
-        if let Some(message) = text_field("error") {
-            return Some(Self {
-                message,
-                ..Self::default()
-            });
+        let text = |value: &serde_json::Value, name: &str| {
+            value.get(name).and_then(|v| v.as_str()).map(str::to_string)
+        };
+        let code_of = |value: &serde_json::Value| match value.get("code") {
+            Some(serde_json::Value::String(code)) => Some(code.clone()),
+            Some(serde_json::Value::Number(code)) => Some(code.to_string()),
+            _ => None,
+        };
+        let status_of = |value: &serde_json::Value| {
+            ["status_code", "status", "code"]
+                .iter()
+                .filter_map(|name| value.get(*name).and_then(serde_json::Value::as_u64))
+                .find(|status| (400..600).contains(status))
+                .and_then(|status| u16::try_from(status).ok())
+        };
+        match value.get("error") {
+            Some(serde_json::Value::String(message)) => {
+                return Some(Self {
+                    message: message.clone(),
+                    ..Self::default()
+                });
+            }
+            Some(error @ serde_json::Value::Object(_)) => {
+                return Some(Self {
+                    message: text(error, "message").unwrap_or_else(|| error.to_string()),
+                    kind: text(error, "type"),
+                    code: code_of(error),
+                    status: status_of(error),
+                });
+            }
+            _ => {}
         }
-        if text_field("object").as_deref() == Some("error") {
+        if text(&value, "object").as_deref() == Some("error") {
             return Some(Self {
-                message: text_field("message").unwrap_or_default(),
-                kind: text_field("type"),
-                code: value.get("code").map(|code| code.to_string()),
+                message: text(&value, "message").unwrap_or_default(),
+                kind: text(&value, "type"),
+                code: code_of(&value),
+                status: status_of(&value),
             });
         }
         None

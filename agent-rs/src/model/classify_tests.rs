@@ -119,33 +119,50 @@ fn the_api_key_is_redacted_and_long_bodies_are_cut() {
 
 #[test]
 fn an_error_object_in_the_stream_is_a_transient_server_error() {
-    let content = json!({"error": {"message": "engine died", "type": "server_error"}}).to_string();
-    let decode_error = serde_json::from_str::<u8>("x").unwrap_err();
-    let failure = classify_openai_error(
-        OpenAIError::JSONDeserialize(decode_error, content),
-        &sanitizer(),
+    let fault = StreamFault::ServerError(
+        json!({"error": {"message": "engine died", "type": "server_error"}}),
     );
+    let failure = classify_stream_fault(fault, &sanitizer());
     assert!(
-        matches!(&failure, AttemptFailure::Transient { reason, .. } if reason.contains("engine died"))
+        matches!(&failure, AttemptFailure::Transient { reason, .. } if reason.contains("engine died")),
+        "{failure:?}"
+    );
+}
+
+#[test]
+fn an_error_value_without_its_wrapper_is_read_the_same() {
+    let fault = StreamFault::ServerError(json!({"code": 400, "message": "Token limit reached"}));
+    let failure = classify_stream_fault(fault, &sanitizer());
+    assert!(
+        matches!(&failure, AttemptFailure::Transient { reason, .. } if reason.contains("Token limit reached")),
+        "{failure:?}"
     );
 }
 
 #[test]
 fn a_context_length_error_in_the_stream_is_reported_as_such() {
-    let content = json!({"error": {"message": "maximum context length exceeded"}}).to_string();
-    let decode_error = serde_json::from_str::<u8>("x").unwrap_err();
-    let error = permanent(classify_openai_error(
-        OpenAIError::JSONDeserialize(decode_error, content),
-        &sanitizer(),
-    ));
+    let fault =
+        StreamFault::ServerError(json!({"error": {"message": "maximum context length exceeded"}}));
+    let error = permanent(classify_stream_fault(fault, &sanitizer()));
     assert!(matches!(error, ModelError::ContextLengthExceeded { .. }));
 }
 
 #[test]
-fn a_chunk_that_is_neither_chunk_nor_error_is_an_invalid_response() {
+fn refused_credentials_in_the_stream_are_an_auth_error() {
+    let fault = StreamFault::ServerError(json!({"error": {"message": "key revoked", "code": 401}}));
+    let error = permanent(classify_stream_fault(fault, &sanitizer()));
+    assert!(
+        matches!(error, ModelError::Auth { status: 401, .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_chunk_that_is_not_json_is_an_invalid_response() {
     let decode_error = serde_json::from_str::<u8>("x").unwrap_err();
-    let error = permanent(classify_openai_error(
-        OpenAIError::JSONDeserialize(decode_error, r#"{"choices": "nope"}"#.into()),
+    let error = permanent(undecodable_chunk(
+        &decode_error,
+        "<html>nope</html>",
         &sanitizer(),
     ));
     assert!(
@@ -156,34 +173,40 @@ fn a_chunk_that_is_neither_chunk_nor_error_is_an_invalid_response() {
 
 #[test]
 fn a_broken_stream_is_transient() {
-    let failure = classify_openai_error(
-        OpenAIError::StreamError(Box::new(async_openai::error::StreamError::EventStream(
-            "unexpected EOF".into(),
-        ))),
-        &sanitizer(),
-    );
+    let error = sse_stream::Error::Body(Box::new(std::io::Error::other("unexpected EOF")));
+    let failure = classify_stream_error(&error, &sanitizer());
     assert!(
-        matches!(&failure, AttemptFailure::Transient { reason, connect: false, .. } if reason.contains("broke off"))
+        matches!(&failure, AttemptFailure::Transient { reason, connect: false, .. } if reason.contains("broke off") && reason.contains("unexpected EOF")),
+        "{failure:?}"
     );
 }
 
 #[test]
-fn an_unknown_finish_reason_is_a_transient_server_give_up() {
-    let content = json!({
-        "id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
-        "choices": [{"index": 0, "delta": {}, "finish_reason": "insufficient_system_resource"}]
-    })
-    .to_string();
-    let decode_error = serde_json::from_str::<
-        async_openai::types::chat::CreateChatCompletionStreamResponse,
-    >(&content)
-    .unwrap_err();
-    let failure = classify_openai_error(
-        OpenAIError::JSONDeserialize(decode_error, content),
+fn a_finish_reason_meaning_the_server_gave_up_is_transient() {
+    let failure = classify_stream_fault(
+        StreamFault::Abandoned("insufficient_system_resource".into()),
         &sanitizer(),
     );
     assert!(
         matches!(&failure, AttemptFailure::Transient { reason, .. } if reason.contains("insufficient_system_resource")),
         "{failure:?}"
     );
+}
+
+#[test]
+fn only_a_bad_request_that_names_the_schemas_blames_them() {
+    assert!(blames_tool_schemas(
+        400,
+        "Invalid JSON payload received. Unknown name \"additionalProperties\" at 'tools[0].function.parameters'"
+    ));
+    assert!(blames_tool_schemas(
+        400,
+        "* GenerateContentRequest.tools[0].function_declarations[0].parameters.properties[x].format: only 'enum' and 'date-time' are supported"
+    ));
+    assert!(blames_tool_schemas(
+        422,
+        "invalid JSON schema for tool read_file"
+    ));
+    assert!(!blames_tool_schemas(400, "The model `nope` does not exist"));
+    assert!(!blames_tool_schemas(500, "schema registry down"));
 }

@@ -1,119 +1,74 @@
 //! The model client: one streamed Chat Completions turn against any OpenAI-compatible
-//! server (OpenAI, vLLM, Ollama, DeepSeek, Qwen...), with the retries a long agent run
+//! server (OpenAI, Azure, Gemini's compatible endpoint, vLLM, Ollama, llama.cpp, TGI,
+//! DeepSeek, Qwen, Mistral, Groq, xAI, OpenRouter...), with the retries a long agent run
 //! needs.
 //!
-//! The agent loop builds a [`ChatRequest`] (conversation + tool specs), calls
+//! The agent loop builds a [`ChatRequest`] (conversation + tool specs, borrowed), calls
 //! [`ModelClient::complete`], and gets back text, tool calls and token usage, or a
 //! [`ModelError`] that says whether to give up or shorten the conversation.
 //!
 //! How it is built, and why:
-//! - **async-openai for the protocol.** Its request and stream-chunk types do the
-//!   (de)serialisation and its client does the SSE parsing. Its HTTP layer is replaced
-//!   through its tower middleware hook (`transport.rs`): async-openai's error for a failed
-//!   status drops the response headers, so `Retry-After` would be lost, and its built-in
-//!   retry layer cannot be bounded by elapsed time nor retry a stream that breaks after
-//!   the headers arrived. Our service sends each request exactly once and hands status,
-//!   `Retry-After` and body back; the retry loop here decides.
-//! - **Whole-turn retries.** 429, 408, 5xx, connection failures, timeouts and streams
-//!   that break off or end without a `finish_reason` are retried from scratch (partial
-//!   deltas are dropped; the caller sees [`ModelEvent::Retrying`] first), with
-//!   exponential backoff and jitter, or the server's `Retry-After` when it sent one.
+//! - **Our own wire layer, read leniently.** "OpenAI-compatible" servers stream tool
+//!   calls in a dozen slightly different shapes (recorded in the tests); a strict reader
+//!   (async-openai's, used before) failed a third of them outright, its SSE decoder took
+//!   time quadratic in a long line (a 20 MB tool call took ~50 s), and its errors dropped
+//!   the headers a retry needs. The body is serialised by reference from the conversation
+//!   (`request.rs`), sent once with `reqwest` (`transport.rs`), decoded by `sse-stream`
+//!   in one pass, and each chunk read into types where every field is optional
+//!   (`chunk.rs`) and folded into one answer (`stream.rs`).
+//! - **Whole-turn retries.** 429, 408, 5xx, connection failures, timeouts, streams that
+//!   break off or end without a `finish_reason` or `[DONE]`, and errors the server puts
+//!   in the stream are retried from scratch (partial deltas are dropped; the caller sees
+//!   [`ModelEvent::Retrying`] first), with exponential backoff and jitter, or the
+//!   server's own hint (`Retry-After` in seconds or as a date, rate-limit reset headers).
 //!   Bounded by `max_retries` *and* `max_retry_elapsed` (`backoff.rs`). 401/403, other
 //!   4xx and unreadable answers fail at once (`classify.rs`).
+//! - **Schemas the endpoint accepts.** Tool schemas go out whole, or rewritten into the
+//!   subset strict validators accept (`schema.rs`): for endpoints known to be strict, by
+//!   configuration, or after a 400 that blames them.
+//! - **Models without tool calling** get the tools as text (`text_tools.rs`).
 //! - **Idle timeout.** `request_timeout` bounds the wait for the response headers and
 //!   each wait between two chunks, not the whole turn: a slow local model streaming a
 //!   long answer is fine as long as it keeps sending, while a server that goes silent is
 //!   caught. The loop's own wall-time limit bounds the turn as a whole.
-//! - **The key stays secret.** It is held as a [`SecretString`], sent as a header
+//! - **The key stays secret.** It is held as a `SecretString`, sent as a header
 //!   marked sensitive, and replaced in any server text that reaches an error or event.
 
 mod backoff;
+mod chunk;
 mod classify;
 mod error;
+mod request;
+mod schema;
+mod settings;
 mod stream;
+mod text_tools;
 mod transport;
 mod types;
-mod wire;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use async_openai::types::chat::CreateChatCompletionRequest;
+use bytes::Bytes;
 use futures_util::StreamExt;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use tokio::time::{Instant, timeout};
 
 use backoff::RetryPolicy;
-use classify::{AttemptFailure, Sanitizer, classify_openai_error};
-use stream::StreamAssembler;
-use transport::EndpointConfig;
+use chunk::Chunk;
+use classify::{
+    AttemptFailure, Sanitizer, blames_tool_schemas, classify_send_failure, classify_stream_error,
+    classify_stream_fault, undecodable_chunk,
+};
+use stream::{StreamAssembler, StreamFault};
+use transport::Endpoint;
 
 pub use error::ModelError;
+pub use schema::portable_schema;
+pub use settings::{ModelSettings, SchemaDialect, TokenLimitField, ToolCalling};
+pub use text_tools::tool_instructions;
 pub use types::{ChatMessage, ChatRequest, ModelEvent, ModelResponse, ToolCall, Usage};
-
-/// Which server and model to talk to, and how patiently.
-#[derive(Clone, Debug)]
-pub struct ModelSettings {
-    /// The API root including the version, e.g. `http://127.0.0.1:8000/v1`.
-    pub base_url: String,
-    /// Sent as `Authorization: Bearer ...` when present (local servers often need none).
-    pub api_key: Option<SecretString>,
-    pub model: String,
-    /// Longest wait for the response to start and between two stream chunks.
-    pub request_timeout: Duration,
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// Time allowed for retrying, from the first failure.
-    pub max_retry_elapsed: Duration,
-    /// First backoff step; doubled on each further retry.
-    pub retry_base_delay: Duration,
-    /// Ceiling on one backoff step.
-    pub retry_max_delay: Duration,
-    pub temperature: Option<f32>,
-    pub max_output_tokens: Option<u32>,
-}
-
-impl ModelSettings {
-    /// Settings with the defaults below: generous enough for slow local models and
-    /// rate-limited hosted ones.
-    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
-        Self {
-            base_url: base_url.into(),
-            api_key: None,
-            model: model.into(),
-            request_timeout: Duration::from_secs(300),
-            max_retries: 6,
-            max_retry_elapsed: Duration::from_secs(180),
-            retry_base_delay: Duration::from_secs(1),
-            retry_max_delay: Duration::from_secs(30),
-            temperature: None,
-            max_output_tokens: None,
-        }
-    }
-
-    fn validate(&self) -> Result<(), ModelError> {
-        let url = reqwest::Url::parse(&self.base_url).map_err(|error| {
-            ModelError::config(format!(
-                "base URL `{}` is not a URL ({error}); expected e.g. http://127.0.0.1:8000/v1",
-                self.base_url
-            ))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(ModelError::config(format!(
-                "base URL `{}` must start with http:// or https://",
-                self.base_url
-            )));
-        }
-        if self.model.trim().is_empty() {
-            return Err(ModelError::config("the model name is empty"));
-        }
-        if self.request_timeout.is_zero() {
-            return Err(ModelError::config("request_timeout must be above zero"));
-        }
-        Ok(())
-    }
-}
 
 /// A handle on one model endpoint; cheap to clone, safe to share between tasks.
 #[derive(Clone)]
@@ -123,9 +78,14 @@ pub struct ModelClient {
 
 struct Inner {
     settings: ModelSettings,
-    client: async_openai::Client<EndpointConfig>,
+    endpoint: Endpoint,
     policy: RetryPolicy,
     sanitizer: Sanitizer,
+    /// Whether tool schemas go out in the portable dialect (see `schema.rs`); starts from
+    /// the settings and the endpoint, and flips once if the server rejects full schemas.
+    portable_schemas: AtomicBool,
+    /// Source of the ids made up for calls that came without one.
+    next_call_id: AtomicU64,
 }
 
 impl fmt::Debug for ModelClient {
@@ -140,7 +100,7 @@ impl fmt::Debug for ModelClient {
 impl ModelClient {
     pub fn new(settings: ModelSettings) -> Result<Self, ModelError> {
         settings.validate()?;
-        let client = transport::build_client(
+        let endpoint = Endpoint::new(
             &settings.base_url,
             settings.api_key.as_ref(),
             settings.request_timeout,
@@ -157,12 +117,19 @@ impl ModelClient {
                 .iter()
                 .map(|key| key.expose_secret().to_string()),
         );
+        let portable = match settings.tool_schema {
+            SchemaDialect::Full => false,
+            SchemaDialect::Portable => true,
+            SchemaDialect::Auto => schema::is_strict_endpoint(&settings.base_url),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
-                client,
+                endpoint,
                 policy,
                 sanitizer,
+                portable_schemas: AtomicBool::new(portable),
+                next_call_id: AtomicU64::new(1),
             }),
         })
     }
@@ -171,31 +138,55 @@ impl ModelClient {
         &self.inner.settings
     }
 
+    /// Whether tool schemas are sent in the portable dialect right now.
+    pub fn sends_portable_schemas(&self) -> bool {
+        self.inner.portable_schemas.load(Ordering::Relaxed)
+    }
+
     /// One model turn, streamed; `on_event` sees retries and text deltas as they happen.
     pub async fn complete(
         &self,
-        request: &ChatRequest,
+        request: &ChatRequest<'_>,
         on_event: &mut (dyn FnMut(ModelEvent) + Send),
     ) -> Result<ModelResponse, ModelError> {
         let inner = &*self.inner;
-        let wire_request = wire::chat_completion_request(&inner.settings, request);
+        let mut portable = self.sends_portable_schemas();
+        let mut body = Bytes::from(request::request_body(&inner.settings, request, portable));
         let mut attempt: u32 = 1;
         let mut first_failure: Option<Instant> = None;
         let mut only_connect_failures = true;
         loop {
             tracing::debug!(attempt, model = %inner.settings.model, "model request");
-            let (reason, retry_after, connect) = match self
-                .attempt(wire_request.clone(), request, attempt, on_event)
-                .await
-            {
-                Ok(response) => return Ok(response),
-                Err(AttemptFailure::Permanent(error)) => return Err(error),
-                Err(AttemptFailure::Transient {
-                    reason,
-                    retry_after,
-                    connect,
-                }) => (reason, retry_after, connect),
-            };
+            let (reason, retry_after, connect) =
+                match self.attempt(body.clone(), request, attempt, on_event).await {
+                    Ok(response) => return Ok(response),
+                    Err(AttemptFailure::Permanent(ModelError::BadRequest { status, message }))
+                        if self.may_fall_back_to_portable(portable, request, status, &message) =>
+                    {
+                        // Not a retry of the same request: a different one, sent at once.
+                        portable = true;
+                        inner.portable_schemas.store(true, Ordering::Relaxed);
+                        body = Bytes::from(request::request_body(&inner.settings, request, true));
+                        attempt += 1;
+                        let reason = format!(
+                            "HTTP {status}: the server rejected the tool schemas ({message}); \
+                             sending them in the portable dialect from now on"
+                        );
+                        tracing::warn!(%reason, "tool schemas rejected");
+                        on_event(ModelEvent::Retrying {
+                            attempt,
+                            reason,
+                            wait: std::time::Duration::ZERO,
+                        });
+                        continue;
+                    }
+                    Err(AttemptFailure::Permanent(error)) => return Err(error),
+                    Err(AttemptFailure::Transient {
+                        reason,
+                        retry_after,
+                        connect,
+                    }) => (reason, retry_after, connect),
+                };
             only_connect_failures &= connect;
             let since_first_failure = first_failure.get_or_insert_with(Instant::now).elapsed();
             let wait = inner.policy.wait_before(
@@ -229,41 +220,78 @@ impl ModelClient {
         }
     }
 
+    /// A 400 over the tool schemas, under `auto`, while full schemas were sent.
+    fn may_fall_back_to_portable(
+        &self,
+        portable: bool,
+        request: &ChatRequest<'_>,
+        status: u16,
+        message: &str,
+    ) -> bool {
+        !portable
+            && self.inner.settings.tool_schema == SchemaDialect::Auto
+            && self.inner.settings.tool_calling == ToolCalling::Native
+            && !request.tools.is_empty()
+            && blames_tool_schemas(status, message)
+    }
+
     /// One HTTP request and its stream, read to the end.
     async fn attempt(
         &self,
-        wire_request: CreateChatCompletionRequest,
-        request: &ChatRequest,
+        body: Bytes,
+        request: &ChatRequest<'_>,
         attempt: u32,
         on_event: &mut (dyn FnMut(ModelEvent) + Send),
     ) -> Result<ModelResponse, AttemptFailure> {
         let inner = &*self.inner;
         let idle = inner.settings.request_timeout;
-        let chat = inner.client.chat();
-        let mut chunks = match timeout(idle, chat.create_stream(wire_request)).await {
+        let response = match timeout(idle, inner.endpoint.send(body)).await {
             Err(_) => {
                 return Err(AttemptFailure::transient(format!(
                     "no response from the model server within {idle:?}"
                 )));
             }
-            Ok(Err(error)) => return Err(classify_openai_error(error, &inner.sanitizer)),
-            Ok(Ok(chunks)) => chunks,
+            Ok(Err(failure)) => return Err(classify_send_failure(failure, &inner.sanitizer)),
+            Ok(Ok(response)) => response,
         };
+        let events = transport::event_stream(response);
+        let mut events = std::pin::pin!(events);
         let mut assembler = StreamAssembler::default();
         loop {
-            match timeout(idle, chunks.next()).await {
+            let event = match timeout(idle, events.next()).await {
                 Err(_) => {
                     return Err(AttemptFailure::transient(format!(
                         "the response stream stalled: nothing received for {idle:?}"
                     )));
                 }
                 Ok(None) => break,
-                Ok(Some(Err(error))) => return Err(classify_openai_error(error, &inner.sanitizer)),
-                Ok(Some(Ok(chunk))) => {
-                    if let Some(text) = assembler.push(chunk) {
-                        on_event(ModelEvent::ContentDelta(text));
-                    }
+                Ok(Some(Err(error))) => {
+                    return Err(classify_stream_error(&error, &inner.sanitizer));
                 }
+                Ok(Some(Ok(event))) => event,
+            };
+            let Some(data) = event.data.as_deref().map(str::trim) else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            if data == "[DONE]" {
+                assembler.mark_done();
+                break;
+            }
+            if event.event.as_deref() == Some("error") {
+                let error =
+                    serde_json::from_str(data).unwrap_or_else(|_| serde_json::Value::from(data));
+                let fault = StreamFault::ServerError(error);
+                return Err(classify_stream_fault(fault, &inner.sanitizer));
+            }
+            let chunk: Chunk = serde_json::from_str(data)
+                .map_err(|error| undecodable_chunk(&error, data, &inner.sanitizer))?;
+            match assembler.push(chunk) {
+                Ok(Some(text)) => on_event(ModelEvent::ContentDelta(text)),
+                Ok(None) => {}
+                Err(fault) => return Err(classify_stream_fault(fault, &inner.sanitizer)),
             }
         }
         if !assembler.is_finished() {
@@ -271,6 +299,39 @@ impl ModelClient {
                 "the response stream ended before the model finished (no finish_reason)",
             ));
         }
-        Ok(assembler.finish(request, attempt))
+        Ok(self.finish(assembler, request, attempt))
+    }
+
+    /// The response: ids made up where missing, calls written as text picked up, usage
+    /// estimated when the server sent none.
+    fn finish(
+        &self,
+        assembler: StreamAssembler,
+        request: &ChatRequest<'_>,
+        attempt: u32,
+    ) -> ModelResponse {
+        let mut next_id = || {
+            let n = self.inner.next_call_id.fetch_add(1, Ordering::Relaxed);
+            format!("call_agent_{n}")
+        };
+        let text_calls = text_tools::extract_calls(assembler.content());
+        let (mut response, _) = assembler.finish(attempt, &mut next_id);
+        if response.tool_calls.is_empty()
+            && let Some((rest, calls)) = text_calls
+        {
+            response.content = rest;
+            response.tool_calls = calls
+                .into_iter()
+                .map(|call| ToolCall {
+                    id: next_id(),
+                    name: call.name,
+                    arguments: call.arguments,
+                })
+                .collect();
+        }
+        if response.usage_estimated {
+            response.usage = types::estimate_usage(request, &response);
+        }
+        response
     }
 }

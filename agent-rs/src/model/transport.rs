@@ -1,41 +1,59 @@
-//! The HTTP layer under async-openai's client.
+//! The HTTP side of a turn: send the body once, hand back the event stream or what went
+//! wrong with every detail the retry loop needs.
 //!
-//! async-openai turns a failed HTTP status into an error that keeps the status and the
-//! body but drops the headers, so `Retry-After` is lost, and its default executor retries
-//! on its own terms (three times, no elapsed-time bound). This module installs, through
-//! async-openai's tower middleware hook, a service without retries that turns every
-//! non-2xx answer into an [`HttpStatusError`] carrying the status, `Retry-After` and body.
-//! The client's retry loop then decides.
-//!
-//! [`EndpointConfig`] replaces `OpenAIConfig`, which reads `OPENAI_API_KEY` and friends
-//! from the environment on its own (and could send that key to an unrelated server) and
-//! panics on a key that is not a valid header value.
+//! Plain `reqwest`, no retries of its own (the client's loop decides, bounded in count and
+//! time), and a server-sent-events decoder (`sse-stream`) that reads each byte once: a
+//! 20 MB tool call costs time in proportion to its size. Failed answers keep their status,
+//! body and the server's hint of when to come back: `Retry-After` as seconds or as an HTTP
+//! date, Azure's `retry-after-ms`, or the `x-ratelimit-reset-*` headers of OpenAI, Groq
+//! and OpenRouter.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use async_openai::config::Config;
-use async_openai::error::OpenAIError;
-use async_openai::middleware::HttpRequestFactory;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use bytes::Bytes;
+use futures_util::Stream;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::ModelError;
 
-/// Where the model server is and how to authenticate to it; nothing read from the
+/// Where the chat endpoint is and how to authenticate to it; nothing is read from the
 /// environment.
 #[derive(Debug)]
-pub(super) struct EndpointConfig {
-    api_base: String,
-    api_key: SecretString,
+pub(super) struct Endpoint {
+    http: reqwest::Client,
+    url: String,
     /// Prebuilt and marked sensitive, so it is hidden from header debug output.
     authorization: Option<HeaderValue>,
 }
 
-impl EndpointConfig {
-    pub(super) fn new(api_base: &str, api_key: Option<&SecretString>) -> Result<Self, ModelError> {
+/// Why a request produced no event stream.
+#[derive(Debug)]
+pub(super) enum SendFailure {
+    /// A non-2xx answer.
+    Status(HttpStatusError),
+    /// A 2xx JSON answer where a stream was asked for: a server that ignores `stream`.
+    NotAStream { content_type: String, body: String },
+    /// No answer at all (connection, timeout, protocol).
+    Http(reqwest::Error),
+}
+
+/// A non-2xx answer.
+#[derive(Debug)]
+pub(super) struct HttpStatusError {
+    pub(super) status: u16,
+    /// When the server asked to be called again, from any of its headers.
+    pub(super) retry_after: Option<Duration>,
+    /// The raw body, not yet sanitized.
+    pub(super) body: String,
+}
+
+impl Endpoint {
+    pub(super) fn new(
+        base_url: &str,
+        api_key: Option<&SecretString>,
+        connect_timeout: Duration,
+    ) -> Result<Self, ModelError> {
         let authorization = api_key
             .map(|key| {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
@@ -49,155 +67,209 @@ impl EndpointConfig {
                 Ok::<_, ModelError>(value)
             })
             .transpose()?;
+        // Not `http_client_builder`: that one refuses proxies (for the SSRF guard), and a
+        // model endpoint may well sit behind one.
+        tools::http_client::install_tls_provider();
+        let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout);
+        if base_url.starts_with("http://") {
+            // A plain-HTTP endpoint (a local vLLM, Ollama, the scripted server) never
+            // needs root certificates; skipping them saves milliseconds at every start.
+            builder = builder.tls_certs_only(std::iter::empty());
+        }
+        let http = builder.build().map_err(|error| {
+            ModelError::config(format!("cannot set up the HTTP client: {error}"))
+        })?;
         Ok(Self {
-            api_base: api_base.trim_end_matches('/').to_string(),
-            api_key: api_key.cloned().unwrap_or_else(|| SecretString::from("")),
+            http,
+            url: chat_url(base_url),
             authorization,
         })
     }
-}
 
-impl Config for EndpointConfig {
-    fn headers(&self) -> HeaderMap {
-        let mut headers = HeaderMap::new();
+    #[cfg(test)]
+    pub(super) fn authorization(&self) -> Option<&HeaderValue> {
+        self.authorization.as_ref()
+    }
+
+    #[cfg(test)]
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Posts `body` once; a 2xx answer comes back as its event stream.
+    pub(super) async fn send(&self, body: Bytes) -> Result<reqwest::Response, SendFailure> {
+        let mut request = self
+            .http
+            .post(&self.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, "text/event-stream")
+            .body(body);
         if let Some(value) = &self.authorization {
-            headers.insert(AUTHORIZATION, value.clone());
+            request = request.header(AUTHORIZATION, value.clone());
         }
-        headers
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.api_base, path)
-    }
-
-    fn query(&self) -> Vec<(&str, &str)> {
-        Vec::new()
-    }
-
-    fn api_base(&self) -> &str {
-        &self.api_base
-    }
-
-    fn api_key(&self) -> &SecretString {
-        &self.api_key
-    }
-}
-
-/// A non-2xx answer, with what async-openai's own error would have dropped.
-#[derive(Debug, thiserror::Error)]
-#[error("HTTP {status}")]
-pub(super) struct HttpStatusError {
-    pub(super) status: u16,
-    pub(super) retry_after: Option<Duration>,
-    /// The raw body, not yet sanitized.
-    pub(super) body: String,
-}
-
-/// A 2xx answer that is plain JSON where an event stream was asked for: a server that
-/// ignores `stream: true`. Retrying cannot change that.
-#[derive(Debug, thiserror::Error)]
-#[error("expected an event stream, got `{content_type}`")]
-pub(super) struct NotAStreamError {
-    pub(super) content_type: String,
-    /// The raw body, not yet sanitized.
-    pub(super) body: String,
-}
-
-/// Sends each request once; answers other than 2xx become [`HttpStatusError`]s, and a
-/// JSON answer to a streaming request a [`NotAStreamError`].
-#[derive(Clone, Debug)]
-pub(super) struct StatusCapturingService {
-    http: reqwest::Client,
-}
-
-impl StatusCapturingService {
-    pub(super) fn new(http: reqwest::Client) -> Self {
-        Self { http }
-    }
-}
-
-type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<reqwest::Response, OpenAIError>> + Send + 'static>>;
-
-impl tower::Service<HttpRequestFactory> for StatusCapturingService {
-    type Response = reqwest::Response;
-    type Error = OpenAIError;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, factory: HttpRequestFactory) -> Self::Future {
-        let http = self.http.clone();
-        Box::pin(async move {
-            let request = factory.build().await?;
-            let response = http.execute(request).await.map_err(OpenAIError::Reqwest)?;
-            if response.status().is_success() {
-                let content_type = response
-                    .headers()
-                    .get(CONTENT_TYPE)
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                // Only a definite JSON answer is refused: servers label their streams
-                // loosely (or not at all), and the stream parser copes with those.
-                if !content_type.starts_with("application/json") {
-                    return Ok(response);
-                }
-                let body = response.text().await.unwrap_or_default();
-                return Err(OpenAIError::Boxed(Box::new(NotAStreamError {
-                    content_type,
-                    body,
-                })));
+        let response = request.send().await.map_err(SendFailure::Http)?;
+        if response.status().is_success() {
+            let content_type = header_text(response.headers(), CONTENT_TYPE.as_str())
+                .unwrap_or_default()
+                .to_string();
+            // Only a definite JSON answer is refused: servers label their streams loosely
+            // (or not at all), and the stream decoder copes with those.
+            if !content_type.starts_with("application/json") {
+                return Ok(response);
             }
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(|value| value.to_str().ok())
-                .and_then(parse_retry_after);
-            // An unreadable error body still leaves the status to act on.
             let body = response.text().await.unwrap_or_default();
-            Err(OpenAIError::Boxed(Box::new(HttpStatusError {
-                status,
-                retry_after,
-                body,
-            })))
-        })
+            return Err(SendFailure::NotAStream { content_type, body });
+        }
+        let status = response.status().as_u16();
+        let retry_after = retry_hint(response.headers(), SystemTime::now());
+        // An unreadable error body still leaves the status to act on.
+        let body = response.text().await.unwrap_or_default();
+        Err(SendFailure::Status(HttpStatusError {
+            status,
+            retry_after,
+            body,
+        }))
     }
 }
 
-/// `Retry-After` in delta-seconds (fractions tolerated). The HTTP-date form is not used
-/// by the model servers this talks to and is ignored, falling back to backoff.
-pub(super) fn parse_retry_after(value: &str) -> Option<Duration> {
-    let seconds: f64 = value.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0)
-        .then(|| Duration::try_from_secs_f64(seconds).ok())
-        .flatten()
+/// `{base}/chat/completions`, whether or not the base ends in a slash.
+fn chat_url(base_url: &str) -> String {
+    format!("{}/chat/completions", base_url.trim_end_matches('/'))
 }
 
-/// The async-openai client for `base_url`, speaking through [`StatusCapturingService`].
-pub(super) fn build_client(
-    base_url: &str,
-    api_key: Option<&SecretString>,
-    connect_timeout: Duration,
-) -> Result<async_openai::Client<EndpointConfig>, ModelError> {
-    // Not `http_client_builder`: that one refuses proxies (for the SSRF guard), and a
-    // model endpoint may well sit behind one.
-    tools::http_client::install_tls_provider();
-    let mut builder = reqwest::Client::builder().connect_timeout(connect_timeout);
-    if base_url.starts_with("http://") {
-        // A plain-HTTP endpoint (a local vLLM, Ollama, the scripted server) never needs
-        // root certificates; skipping them saves milliseconds at every start.
-        builder = builder.tls_certs_only(std::iter::empty());
+/// The body of a 2xx answer as server-sent events, decoded as the bytes arrive.
+pub(super) fn event_stream(
+    response: reqwest::Response,
+) -> impl Stream<Item = Result<sse_stream::Sse, sse_stream::Error>> + Send {
+    let bytes = futures_util::stream::unfold(response, |mut response| async move {
+        match response.chunk().await {
+            Ok(Some(bytes)) => Some((Ok::<Bytes, reqwest::Error>(bytes), response)),
+            Ok(None) => None,
+            Err(error) => Some((Err(error), response)),
+        }
+    });
+    sse_stream::SseByteStream::new(bytes)
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+}
+
+/// When the server asked to be called again: `Retry-After` (seconds or HTTP date), then
+/// `retry-after-ms`, then the `x-ratelimit-reset-*` headers of the exhausted limit.
+pub(super) fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(wait) =
+        header_text(headers, RETRY_AFTER.as_str()).and_then(|value| parse_retry_after(value, now))
+    {
+        return Some(wait);
     }
-    let http = builder
-        .build()
-        .map_err(|error| ModelError::config(format!("cannot set up the HTTP client: {error}")))?;
-    let config = EndpointConfig::new(base_url, api_key)?;
-    Ok(async_openai::Client::build(http.clone(), config)
-        .with_http_service(StatusCapturingService::new(http)))
+    if let Some(millis) = header_text(headers, "retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && millis.is_finite()
+        && millis >= 0.0
+    {
+        return Duration::try_from_secs_f64(millis / 1000.0).ok();
+    }
+    rate_limit_reset(headers, now)
+}
+
+/// `Retry-After` as delta-seconds (fractions tolerated) or as an HTTP date. A date in
+/// the past means "now".
+pub(super) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0)
+            .then(|| Duration::try_from_secs_f64(seconds).ok())
+            .flatten();
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The reset of the limit that ran out. OpenAI and Groq send durations
+/// (`x-ratelimit-reset-requests: 1s`, `x-ratelimit-reset-tokens: 6m0s`); OpenRouter and
+/// others an epoch time in seconds or milliseconds (`x-ratelimit-reset`). When the
+/// `remaining` headers say which limit is spent, its reset is used; otherwise the latest.
+fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let limits = [
+        (
+            "x-ratelimit-reset-requests",
+            Some("x-ratelimit-remaining-requests"),
+        ),
+        (
+            "x-ratelimit-reset-tokens",
+            Some("x-ratelimit-remaining-tokens"),
+        ),
+        ("x-ratelimit-reset", Some("x-ratelimit-remaining")),
+    ];
+    let mut spent = Vec::new();
+    let mut all = Vec::new();
+    for (reset, remaining) in limits {
+        let Some(wait) = header_text(headers, reset).and_then(|v| parse_reset(v, now)) else {
+            continue;
+        };
+        all.push(wait);
+        let exhausted = remaining
+            .and_then(|name| header_text(headers, name))
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|left| left <= 0.0);
+        if exhausted {
+            spent.push(wait);
+        }
+    }
+    spent.into_iter().max().or_else(|| all.into_iter().max())
+}
+
+/// A reset value: a Go-style duration (`1h2m3.5s`, `20ms`), or a bare number, read as
+/// epoch milliseconds, epoch seconds or seconds to wait by its size.
+pub(super) fn parse_reset(value: &str, now: SystemTime) -> Option<Duration> {
+    if let Ok(number) = value.parse::<f64>() {
+        if !number.is_finite() || number < 0.0 {
+            return None;
+        }
+        let epoch_seconds = if number >= 1e12 {
+            number / 1000.0
+        } else if number >= 1e9 {
+            number
+        } else {
+            return Duration::try_from_secs_f64(number).ok();
+        };
+        let at = SystemTime::UNIX_EPOCH + Duration::try_from_secs_f64(epoch_seconds).ok()?;
+        return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
+    }
+    parse_go_duration(value)
+}
+
+fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0.0_f64;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_end..];
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]

@@ -1,13 +1,53 @@
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::*;
 
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    pairs
+        .iter()
+        .map(|(name, value)| {
+            (
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn retry_after_in_seconds_is_read() {
-    assert_eq!(parse_retry_after("1"), Some(Duration::from_secs(1)));
-    assert_eq!(parse_retry_after(" 20 "), Some(Duration::from_secs(20)));
-    assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-    assert_eq!(parse_retry_after("0"), Some(Duration::ZERO));
+    let now = at(1_000);
+    assert_eq!(parse_retry_after("1", now), Some(Duration::from_secs(1)));
+    assert_eq!(
+        parse_retry_after(" 20 ", now),
+        Some(Duration::from_secs(20))
+    );
+    assert_eq!(
+        parse_retry_after("0.5", now),
+        Some(Duration::from_millis(500))
+    );
+    assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+}
+
+#[test]
+fn retry_after_as_an_http_date_is_the_time_until_then() {
+    // Wed, 21 Oct 2015 07:28:00 GMT is 1445412480.
+    let now = at(1_445_412_480 - 90);
+    assert_eq!(
+        parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+        Some(Duration::from_secs(90))
+    );
+    let later = at(1_445_412_480 + 5);
+    assert_eq!(
+        parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", later),
+        Some(Duration::ZERO)
+    );
 }
 
 #[test]
@@ -18,31 +58,96 @@ fn retry_after_that_is_not_a_delay_is_ignored() {
         "inf",
         "soon",
         "",
-        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "Wed, 32 Oct 2015 07:28:00 GMT",
     ] {
-        assert_eq!(parse_retry_after(value), None, "{value}");
+        assert_eq!(parse_retry_after(value, at(0)), None, "{value}");
     }
+}
+
+#[test]
+fn rate_limit_resets_in_go_durations_are_read() {
+    assert_eq!(parse_reset("1s", at(0)), Some(Duration::from_secs(1)));
+    assert_eq!(parse_reset("6m0s", at(0)), Some(Duration::from_secs(360)));
+    assert_eq!(parse_reset("20ms", at(0)), Some(Duration::from_millis(20)));
+    assert_eq!(
+        parse_reset("2m59.56s", at(0)),
+        Some(Duration::from_millis(179_560))
+    );
+    assert_eq!(parse_reset("1h", at(0)), Some(Duration::from_secs(3600)));
+    assert_eq!(parse_reset("soon", at(0)), None);
+    assert_eq!(parse_reset("5x", at(0)), None);
+}
+
+#[test]
+fn rate_limit_resets_as_epoch_seconds_or_milliseconds_are_read() {
+    let now = at(1_741_305_590);
+    assert_eq!(
+        parse_reset("1741305600", now),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        parse_reset("1741305600000", now),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(parse_reset("12", now), Some(Duration::from_secs(12)));
+}
+
+#[test]
+fn the_reset_of_the_spent_limit_is_the_hint() {
+    let spent_tokens = headers(&[
+        ("x-ratelimit-remaining-requests", "99"),
+        ("x-ratelimit-reset-requests", "1s"),
+        ("x-ratelimit-remaining-tokens", "0"),
+        ("x-ratelimit-reset-tokens", "7.5s"),
+    ]);
+    assert_eq!(
+        retry_hint(&spent_tokens, at(0)),
+        Some(Duration::from_millis(7_500))
+    );
+    let spent_requests = headers(&[
+        ("x-ratelimit-remaining-requests", "0"),
+        ("x-ratelimit-reset-requests", "2s"),
+        ("x-ratelimit-remaining-tokens", "10"),
+        ("x-ratelimit-reset-tokens", "30s"),
+    ]);
+    assert_eq!(
+        retry_hint(&spent_requests, at(0)),
+        Some(Duration::from_secs(2))
+    );
+    let unknown = headers(&[
+        ("x-ratelimit-reset-requests", "2s"),
+        ("x-ratelimit-reset-tokens", "3s"),
+    ]);
+    assert_eq!(retry_hint(&unknown, at(0)), Some(Duration::from_secs(3)));
+}
+
+#[test]
+fn retry_after_wins_over_rate_limit_headers_and_ms_is_read() {
+    let both = headers(&[("retry-after", "4"), ("x-ratelimit-reset-tokens", "30s")]);
+    assert_eq!(retry_hint(&both, at(0)), Some(Duration::from_secs(4)));
+    let millis = headers(&[("retry-after-ms", "1500")]);
+    assert_eq!(
+        retry_hint(&millis, at(0)),
+        Some(Duration::from_millis(1_500))
+    );
+    assert_eq!(retry_hint(&HeaderMap::new(), at(0)), None);
 }
 
 #[test]
 fn authorization_is_a_sensitive_bearer_header_only_when_a_key_is_set() {
     let key = SecretString::from("sk-abcdef-123456");
-    let config = EndpointConfig::new("http://h/v1/", Some(&key)).unwrap();
-    let headers = config.headers();
-    let value = headers.get(AUTHORIZATION).unwrap();
+    let endpoint = Endpoint::new("http://h/v1/", Some(&key), Duration::from_secs(1)).unwrap();
+    let value = endpoint.authorization().unwrap();
     assert_eq!(value.to_str().unwrap(), "Bearer sk-abcdef-123456");
     assert!(value.is_sensitive());
-    assert!(!format!("{headers:?} {config:?}").contains("sk-abcdef-123456"));
+    assert!(!format!("{endpoint:?}").contains("sk-abcdef-123456"));
 
-    let anonymous = EndpointConfig::new("http://h/v1", None).unwrap();
-    assert!(anonymous.headers().get(AUTHORIZATION).is_none());
+    let anonymous = Endpoint::new("http://h/v1", None, Duration::from_secs(1)).unwrap();
+    assert!(anonymous.authorization().is_none());
 }
 
 #[test]
 fn trailing_slash_of_the_base_url_does_not_double_up() {
-    let config = EndpointConfig::new("http://h/v1/", None).unwrap();
-    assert_eq!(
-        config.url("/chat/completions"),
-        "http://h/v1/chat/completions"
-    );
+    let endpoint = Endpoint::new("http://h/v1/", None, Duration::from_secs(1)).unwrap();
+    assert_eq!(endpoint.url(), "http://h/v1/chat/completions");
 }

@@ -10,11 +10,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Everything one model turn needs besides the settings: the conversation so far and
-/// the tools the model may call.
-#[derive(Clone, Debug, Default)]
-pub struct ChatRequest {
-    pub messages: Vec<ChatMessage>,
-    pub tools: Vec<tools::ToolSpec>,
+/// the tools the model may call. Borrowed: the loop keeps both for the whole run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ChatRequest<'a> {
+    pub messages: &'a [ChatMessage],
+    pub tools: &'a [tools::ToolSpec],
 }
 
 /// One message of the conversation.
@@ -119,4 +119,51 @@ pub enum ModelEvent {
     },
     /// A piece of the answer's text, in order.
     ContentDelta(String),
+}
+
+/// Usage estimated for a server that reported none: about four characters per token (the
+/// usual rule of thumb for English text and code with BPE tokenizers), over the
+/// conversation and tool definitions sent and the answer received; good enough to keep
+/// token budgets moving.
+pub(super) fn estimate_usage(request: &ChatRequest<'_>, response: &ModelResponse) -> Usage {
+    let sent_chars = request
+        .messages
+        .iter()
+        .map(|message| match message {
+            ChatMessage::System { content }
+            | ChatMessage::User { content }
+            | ChatMessage::Tool { content, .. } => content.len(),
+            ChatMessage::Assistant {
+                content,
+                tool_calls,
+            } => content.as_deref().map_or(0, str::len) + calls_chars(tool_calls),
+        })
+        .sum::<usize>()
+        + request
+            .tools
+            .iter()
+            .map(|tool| {
+                tool.name.len() + tool.description.len() + tool.parameters.to_string().len()
+            })
+            .sum::<usize>();
+    let prompt_tokens = estimate_tokens(sent_chars);
+    let completion_tokens = estimate_tokens(
+        response.content.as_deref().map_or(0, str::len) + calls_chars(&response.tool_calls),
+    );
+    Usage {
+        prompt_tokens,
+        completion_tokens,
+        total_tokens: prompt_tokens + completion_tokens,
+    }
+}
+
+fn calls_chars(calls: &[ToolCall]) -> usize {
+    calls
+        .iter()
+        .map(|call| call.name.len() + call.arguments.len())
+        .sum()
+}
+
+fn estimate_tokens(chars: usize) -> u64 {
+    u64::try_from(chars.div_ceil(4)).unwrap_or(u64::MAX)
 }

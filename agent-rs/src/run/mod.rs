@@ -7,6 +7,7 @@
 //! its process group). Whatever ends the run, the caller still writes the diff.
 
 mod context;
+mod guard;
 mod tool_batch;
 
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use tokio::time::timeout_at;
 use tools::{ToolContext, ToolRegistry};
 
 pub use context::{ContextBudget, Elision, elide_old_tool_outputs, estimate_conversation};
+pub use guard::{ProgressGuard, Verdict};
 pub use tool_batch::{ToolCallOutcome, plan_steps, run_step};
 
 use crate::events::{AgentEvent, LimitKind, RunStatus, Timing};
@@ -161,7 +163,14 @@ impl AgentLoop<'_> {
                 tool_calls: response.tool_calls.clone(),
             });
             if response.tool_calls.is_empty() {
-                break End::Completed;
+                match state.guard.after_answer(content.is_none()) {
+                    Verdict::Continue => break End::Completed,
+                    Verdict::Stop(why) => break End::Stuck(why),
+                    Verdict::Nudge { reason, message } => {
+                        nudge(&mut messages, sink, turn, reason, message);
+                        continue;
+                    }
+                }
             }
 
             let tools_started = Instant::now();
@@ -172,12 +181,22 @@ impl AgentLoop<'_> {
                 Err(_) => break End::Limit(LimitKind::Timeout),
                 Ok(outcomes) => {
                     let fatal = outcomes.iter().find_map(|o| o.fatal.clone());
+                    let verdict = state
+                        .guard
+                        .after_tools(outcomes.iter().map(|o| (&o.call, o.success)));
                     messages.extend(outcomes.into_iter().map(|o| ChatMessage::Tool {
                         tool_call_id: o.call.id,
                         content: o.content,
                     }));
                     if let Some(message) = fatal {
                         break End::Error(format!("a tool failed fatally: {message}"));
+                    }
+                    match verdict {
+                        Verdict::Continue => {}
+                        Verdict::Stop(why) => break End::Stuck(why),
+                        Verdict::Nudge { reason, message } => {
+                            nudge(&mut messages, sink, turn, reason, message);
+                        }
                     }
                 }
             }
@@ -188,6 +207,7 @@ impl AgentLoop<'_> {
             End::Limit(kind) => (RunStatus::LimitReached, Some(kind), None),
             End::Model(err) => (RunStatus::ModelError, None, Some(err)),
             End::Error(err) => (RunStatus::Error, None, Some(err)),
+            End::Stuck(why) => (RunStatus::Stuck, None, Some(why)),
         };
         let outcome = RunOutcome {
             status,
@@ -235,8 +255,8 @@ impl AgentLoop<'_> {
                 estimated_prompt_tokens: estimate_conversation(messages, specs_overhead),
             });
             let request = ChatRequest {
-                messages: messages.to_vec(),
-                tools: tool_specs.to_vec(),
+                messages,
+                tools: tool_specs,
             };
             let mut on_event = |event: ModelEvent| {
                 if let ModelEvent::Retrying {
@@ -326,6 +346,7 @@ struct LoopState {
     tool_time: Duration,
     usage: Usage,
     last_message: Option<String>,
+    guard: ProgressGuard,
 }
 
 enum End {
@@ -333,6 +354,24 @@ enum End {
     Limit(LimitKind),
     Model(String),
     Error(String),
+    Stuck(String),
+}
+
+/// Tells the model what it is doing wrong, in the conversation and the trajectory.
+fn nudge(
+    messages: &mut Vec<ChatMessage>,
+    sink: &mut EventSink,
+    turn: u32,
+    reason: &'static str,
+    message: String,
+) {
+    tracing::warn!(turn, reason, "nudging the model");
+    sink.emit(AgentEvent::Nudge {
+        turn,
+        reason: reason.to_string(),
+        message: message.clone(),
+    });
+    messages.push(ChatMessage::user(message));
 }
 
 /// Milliseconds with microsecond precision.

@@ -47,6 +47,12 @@ pub enum Reply {
     },
     /// 200 with a whole JSON completion, as from a server that ignores `stream: true`.
     Json(Value),
+    /// 200 with this body as an event stream, byte for byte (a recorded stream), sent
+    /// in pieces of `piece` bytes.
+    Raw {
+        body: Vec<u8>,
+        piece: usize,
+    },
     /// 401 whose message repeats the Authorization header, as a careless server might.
     EchoAuthorization(u16),
 }
@@ -149,6 +155,16 @@ async fn handle(State(script): State<Arc<Script>>, headers: HeaderMap, body: Byt
             response
         }
         Reply::Json(body) => axum::Json(body).into_response(),
+        Reply::Raw { body, piece } => {
+            let pieces: Vec<Result<Bytes, std::io::Error>> = body
+                .chunks(piece.max(1))
+                .map(|part| Ok(Bytes::copy_from_slice(part)))
+                .collect();
+            Response::builder()
+                .header(header::CONTENT_TYPE, "text/event-stream")
+                .body(Body::from_stream(stream::iter(pieces)))
+                .unwrap()
+        }
         Reply::EchoAuthorization(status) => {
             let message = format!(
                 "Incorrect API key provided: {}",

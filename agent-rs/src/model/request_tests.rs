@@ -1,0 +1,230 @@
+use serde_json::{Value, json};
+
+use super::*;
+use crate::model::settings::{TokenLimitField, ToolCalling};
+
+fn wire_json(settings: &ModelSettings, request: &ChatRequest<'_>) -> Value {
+    serde_json::from_slice(&request_body(settings, request, false)).unwrap()
+}
+
+fn settings() -> ModelSettings {
+    ModelSettings::new("http://127.0.0.1:1/v1", "qwen")
+}
+
+fn shell_tool(parameters: Value) -> Vec<tools::ToolSpec> {
+    vec![tools::ToolSpec {
+        name: "shell".into(),
+        description: "Runs a command.".into(),
+        parameters,
+    }]
+}
+
+#[test]
+fn every_turn_is_streamed_with_usage_requested() {
+    let body = wire_json(&settings(), &ChatRequest::default());
+    assert_eq!(body["model"], "qwen");
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["stream_options"], json!({"include_usage": true}));
+    let quiet = ModelSettings {
+        stream_usage: false,
+        ..settings()
+    };
+    assert!(
+        wire_json(&quiet, &ChatRequest::default())
+            .get("stream_options")
+            .is_none()
+    );
+}
+
+#[test]
+fn tools_and_tool_choice_are_left_out_when_there_are_no_tools() {
+    let body = wire_json(&settings(), &ChatRequest::default());
+    assert!(body.get("tools").is_none(), "{body}");
+    assert!(body.get("tool_choice").is_none(), "{body}");
+}
+
+#[test]
+fn tool_specs_become_function_tools_with_auto_choice() {
+    let tools = shell_tool(json!({"type": "object"}));
+    let request = ChatRequest {
+        messages: &[],
+        tools: &tools,
+    };
+    let body = wire_json(&settings(), &request);
+    assert_eq!(
+        body["tools"],
+        json!([{"type": "function", "function": {
+            "name": "shell", "description": "Runs a command.", "parameters": {"type": "object"}
+        }}])
+    );
+    assert_eq!(body["tool_choice"], "auto");
+}
+
+#[test]
+fn portable_dialect_rewrites_the_parameters() {
+    let tools = shell_tool(json!({"type": "object", "additionalProperties": false,
+        "properties": {"n": {"type": "integer", "format": "uint64"}}}));
+    let request = ChatRequest {
+        messages: &[],
+        tools: &tools,
+    };
+    let body: Value = serde_json::from_slice(&request_body(&settings(), &request, true)).unwrap();
+    assert_eq!(
+        body["tools"][0]["function"]["parameters"],
+        json!({"type": "object", "properties": {"n": {"type": "integer"}}})
+    );
+}
+
+#[test]
+fn sampling_settings_are_sent_only_when_set() {
+    let body = wire_json(&settings(), &ChatRequest::default());
+    for field in [
+        "temperature",
+        "max_tokens",
+        "max_completion_tokens",
+        "reasoning_effort",
+    ] {
+        assert!(body.get(field).is_none(), "{field}: {body}");
+    }
+    let tuned = ModelSettings {
+        temperature: Some(0.5),
+        max_output_tokens: Some(512),
+        reasoning_effort: Some("high".into()),
+        ..settings()
+    };
+    let body = wire_json(&tuned, &ChatRequest::default());
+    assert_eq!(body["temperature"], 0.5);
+    assert_eq!(body["max_tokens"], 512);
+    assert_eq!(body["reasoning_effort"], "high");
+    assert!(body.get("max_completion_tokens").is_none());
+}
+
+#[test]
+fn reasoning_families_get_max_completion_tokens_instead_of_max_tokens() {
+    let o_series = ModelSettings {
+        model: "o4-mini".into(),
+        max_output_tokens: Some(900),
+        ..settings()
+    };
+    let body = wire_json(&o_series, &ChatRequest::default());
+    assert_eq!(body["max_completion_tokens"], 900);
+    assert!(body.get("max_tokens").is_none());
+    let forced = ModelSettings {
+        token_limit_field: TokenLimitField::MaxCompletionTokens,
+        max_output_tokens: Some(10),
+        ..settings()
+    };
+    assert_eq!(
+        wire_json(&forced, &ChatRequest::default())["max_completion_tokens"],
+        10
+    );
+}
+
+#[test]
+fn messages_map_to_their_roles() {
+    let messages = vec![
+        ChatMessage::system("sys"),
+        ChatMessage::user("do it"),
+        ChatMessage::Assistant {
+            content: Some("calling".into()),
+            tool_calls: vec![ToolCall {
+                id: "call_1".into(),
+                name: "read_file".into(),
+                arguments: r#"{"path":"a"}"#.into(),
+            }],
+        },
+        ChatMessage::tool_result("call_1", "contents"),
+    ];
+    let request = ChatRequest {
+        messages: &messages,
+        tools: &[],
+    };
+    let body = wire_json(&settings(), &request);
+    assert_eq!(
+        body["messages"],
+        json!([
+            {"role": "system", "content": "sys"},
+            {"role": "user", "content": "do it"},
+            {"role": "assistant", "content": "calling", "tool_calls": [
+                {"type": "function", "id": "call_1",
+                 "function": {"name": "read_file", "arguments": "{\"path\":\"a\"}"}}
+            ]},
+            {"role": "tool", "content": "contents", "tool_call_id": "call_1"},
+        ])
+    );
+}
+
+#[test]
+fn assistant_tool_calls_without_text_send_no_content() {
+    let messages = vec![ChatMessage::Assistant {
+        content: None,
+        tool_calls: vec![ToolCall {
+            id: "c".into(),
+            name: "t".into(),
+            arguments: "{}".into(),
+        }],
+    }];
+    let request = ChatRequest {
+        messages: &messages,
+        tools: &[],
+    };
+    let message = &wire_json(&settings(), &request)["messages"][0];
+    assert!(message.get("content").is_none(), "{message}");
+}
+
+#[test]
+fn an_empty_assistant_message_is_sent_with_empty_text_and_no_tool_calls() {
+    let messages = vec![ChatMessage::Assistant {
+        content: None,
+        tool_calls: Vec::new(),
+    }];
+    let request = ChatRequest {
+        messages: &messages,
+        tools: &[],
+    };
+    let message = &wire_json(&settings(), &request)["messages"][0];
+    assert_eq!(message, &json!({"role": "assistant", "content": ""}));
+}
+
+#[test]
+fn text_tool_calling_sends_no_tools_and_describes_them_in_the_system_message() {
+    let tools = shell_tool(json!({"type": "object"}));
+    let messages = vec![ChatMessage::system("sys"), ChatMessage::user("go")];
+    let request = ChatRequest {
+        messages: &messages,
+        tools: &tools,
+    };
+    let text = ModelSettings {
+        tool_calling: ToolCalling::Text,
+        ..settings()
+    };
+    let body = wire_json(&text, &request);
+    assert!(
+        body.get("tools").is_none() && body.get("tool_choice").is_none(),
+        "{body}"
+    );
+    let system = body["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.starts_with("sys") && system.contains("<tool_call>") && system.contains("\"shell\""),
+        "{system}"
+    );
+}
+
+#[test]
+fn chat_messages_round_trip_in_the_role_tagged_shape() {
+    let message = ChatMessage::Assistant {
+        content: None,
+        tool_calls: vec![ToolCall {
+            id: "c".into(),
+            name: "t".into(),
+            arguments: "{}".into(),
+        }],
+    };
+    let value = serde_json::to_value(&message).unwrap();
+    assert_eq!(value["role"], "assistant");
+    let back: ChatMessage = serde_json::from_value(value).unwrap();
+    assert_eq!(back, message);
+    let user: ChatMessage =
+        serde_json::from_value(json!({"role": "user", "content": "hi"})).unwrap();
+    assert_eq!(user, ChatMessage::user("hi"));
+}
