@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use tools::ToolsConfig;
 
+use crate::mcp::McpConfig;
 use crate::model::{SchemaDialect, TokenLimitField, ToolCalling};
 
 /// Everything configurable about the agent.
@@ -16,6 +17,7 @@ pub struct AgentConfig {
     pub model: ModelConfig,
     pub run: RunConfig,
     pub tools: ToolsConfig,
+    pub mcp: McpConfig,
 }
 
 /// The model endpoint. Flags and `OPENAI_BASE_URL` / `OPENAI_API_KEY` / `AGENT_MODEL`

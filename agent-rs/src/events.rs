@@ -85,6 +85,17 @@ pub enum AgentEvent {
         #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
         details: serde_json::Value,
     },
+    /// Where an MCP server stands: at the start of the run for every configured server,
+    /// and again when one stops during the run.
+    McpServer {
+        server: String,
+        /// `ready`, `failed` (could not start) or `stopped` (died during the run).
+        status: String,
+        /// The names its tools are offered under.
+        tools: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The model was told it is going nowhere (an empty answer, the same failing call
     /// again); `message` is what it was told.
     Nudge {
@@ -149,6 +160,22 @@ pub enum LimitKind {
     MaxTurns,
     MaxTokens,
     Timeout,
+}
+
+impl AgentEvent {
+    pub fn mcp_server(report: crate::mcp::ServerReport) -> Self {
+        let status = match report.status {
+            crate::mcp::ServerStatus::Ready => "ready",
+            crate::mcp::ServerStatus::Failed => "failed",
+            crate::mcp::ServerStatus::Stopped => "stopped",
+        };
+        Self::McpServer {
+            server: report.server,
+            status: status.to_string(),
+            tools: report.tools,
+            error: report.error,
+        }
+    }
 }
 
 /// The JSON Schema of one trajectory line, as published in `schemas/`.

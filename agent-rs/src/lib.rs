@@ -10,6 +10,7 @@ pub mod events;
 pub mod exit;
 pub mod job;
 pub mod logging;
+pub mod mcp;
 pub mod model;
 pub mod output_dir;
 pub mod output_text;

@@ -58,6 +58,15 @@ impl ProgressView {
                 one_line(output)
             ),
             AgentEvent::Nudge { reason, .. } => format!("  nudged the model: {reason}"),
+            AgentEvent::McpServer {
+                server,
+                status,
+                tools,
+                error,
+            } => match error {
+                Some(error) => format!("  MCP server {server}: {status}: {}", one_line(error)),
+                None => format!("  MCP server {server}: {status}, {} tool(s)", tools.len()),
+            },
             AgentEvent::ContextElided { elided_outputs, .. } => {
                 format!("  context: elided {elided_outputs} old tool output(s)")
             }

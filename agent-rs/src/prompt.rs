@@ -21,6 +21,8 @@ pub struct PromptInputs {
     pub workspace_layout: String,
     /// The repository's `AGENTS.md`, when it has one.
     pub agents_md: Option<String>,
+    /// The configured MCP servers and where they stand.
+    pub mcp_servers: Vec<crate::mcp::ServerReport>,
 }
 
 const STANDING_INSTRUCTIONS: &str = "\
@@ -43,6 +45,22 @@ pub fn system_prompt(inputs: &PromptInputs) -> String {
     prompt.push_str("\n\n## Workspace layout (depth 2)\n");
     prompt.push_str(inputs.workspace_layout.trim_end());
     prompt.push('\n');
+    if !inputs.mcp_servers.is_empty() {
+        prompt.push_str("\n## MCP servers\nTools named `SERVER__TOOL` come from these servers:\n");
+        for report in &inputs.mcp_servers {
+            match &report.error {
+                None => prompt.push_str(&format!(
+                    "- `{}`: {} tool(s)\n",
+                    report.server,
+                    report.tools.len()
+                )),
+                Some(error) => prompt.push_str(&format!(
+                    "- `{}`: unavailable in this run ({error}); do not try its tools\n",
+                    report.server
+                )),
+            }
+        }
+    }
     if let Some(agents_md) = &inputs.agents_md {
         prompt.push_str(
             "\n## Repository instructions (AGENTS.md)\nFollow these instructions from the repository's maintainers:\n\n",
@@ -85,6 +103,7 @@ mod tests {
             target_file: Some("src/lib.rs".into()),
             workspace_layout: "src/\n  lib.rs\nCargo.toml\n".into(),
             agents_md: Some("Run `make test` before finishing.".into()),
+            mcp_servers: Vec::new(),
         }
     }
 
@@ -94,6 +113,34 @@ mod tests {
         assert!(prompt.contains("src/\n  lib.rs"));
         assert!(prompt.contains("Run `make test` before finishing."));
         assert!(prompt.contains("AGENTS.md"));
+    }
+
+    #[test]
+    fn system_prompt_names_mcp_servers_and_says_which_are_unavailable() {
+        use crate::mcp::{ServerReport, ServerStatus};
+        let prompt = system_prompt(&PromptInputs {
+            mcp_servers: vec![
+                ServerReport {
+                    server: "docs".into(),
+                    status: ServerStatus::Ready,
+                    tools: vec!["docs__search".into()],
+                    error: None,
+                },
+                ServerReport {
+                    server: "broken".into(),
+                    status: ServerStatus::Failed,
+                    tools: Vec::new(),
+                    error: Some("cannot start `nope`".into()),
+                },
+            ],
+            ..inputs()
+        });
+        assert!(prompt.contains("- `docs`: 1 tool(s)"), "{prompt}");
+        assert!(
+            prompt.contains("- `broken`: unavailable in this run (cannot start `nope`)"),
+            "{prompt}"
+        );
+        assert!(!system_prompt(&inputs()).contains("MCP servers"));
     }
 
     #[test]

@@ -16,12 +16,13 @@ use tools::{SecretRedactor, ToolContext, ToolRegistry, WorkspaceJail};
 
 use crate::config::AgentConfig;
 use crate::events::AgentEvent;
-use crate::model::{ModelClient, ModelSettings};
+use crate::mcp::{self, McpServers, ServerSpec, StartContext};
+use crate::model::{ModelClient, ModelSettings, ToolCalling, tool_instructions};
 use crate::output_dir::{self, OutputDir};
 use crate::progress::ProgressView;
 use crate::prompt::{PromptInputs, read_agents_md};
 use crate::result::RunResult;
-use crate::run::{AgentLoop, ContextBudget, RunLimits, render_first_request};
+use crate::run::{AgentLoop, ContextBudget, RunLimits, Toolbox, render_first_request};
 use crate::sink::EventSink;
 use crate::workspace_diff::WorkspaceSnapshot;
 
@@ -57,6 +58,9 @@ pub struct RunArgs {
     /// Print events as JSON lines on stdout instead of the progress view on stderr.
     #[arg(long)]
     pub json: bool,
+    /// Set by `agent-rs job`: MCP server commands must then be the operator's.
+    #[arg(skip)]
+    pub job_mode: bool,
 }
 
 /// A failure before the loop: bad input, exit code 2.
@@ -74,6 +78,10 @@ pub struct PreparedRun {
     pub budget: ContextBudget,
     pub target_file: Option<String>,
     pub redactor: SecretRedactor,
+    /// The configured MCP servers, checked.
+    pub mcp_servers: Vec<ServerSpec>,
+    /// The process environment, for MCP servers (passed on without its credentials).
+    pub env_vars: Vec<(String, String)>,
 }
 
 /// Checks the input and resolves settings. `env_api_key` is `OPENAI_API_KEY`, passed in so
@@ -136,7 +144,16 @@ pub fn prepare(
             "--max-turns and --timeout must be at least 1".into(),
         ));
     }
-    let mut redactor = SecretRedactor::from_env_vars(env_vars, &config.tools.shell.secret_env_vars);
+    let mcp_servers = config.mcp.server_specs().map_err(InputError)?;
+    let env_vars: Vec<(String, String)> = env_vars.into_iter().collect();
+    let mut redactor = SecretRedactor::from_env_vars(
+        env_vars.iter().cloned(),
+        &config.tools.shell.secret_env_vars,
+    )
+    .with_secrets(mcp::config_secrets(
+        &config.mcp,
+        &config.tools.shell.secret_env_vars,
+    ));
     if let Some(key) = &api_key {
         redactor = redactor.with_secrets([key.expose_secret().to_string()]);
     }
@@ -149,6 +166,8 @@ pub fn prepare(
         budget: ContextBudget::new(model.context_window),
         target_file: args.target_file.clone(),
         redactor,
+        mcp_servers,
+        env_vars,
     })
 }
 
@@ -169,6 +188,8 @@ pub async fn execute(
         budget,
         target_file,
         redactor,
+        mcp_servers,
+        env_vars,
         ..
     } = prepared;
     let snapshot = WorkspaceSnapshot::capture(jail.root())?;
@@ -176,29 +197,19 @@ pub async fn execute(
     let ctx = ToolContext::new(jail.clone(), Arc::new(config.tools.clone()));
     let model_name = settings.model.clone();
     let client = ModelClient::new(settings)?;
+    let mcp = start_mcp_servers(mcp_servers, args, config, &env_vars, jail.root(), &registry).await;
+    let toolbox = Toolbox::new(&registry, mcp.as_ref(), redactor.clone());
 
-    let layout = registry
-        .call(
-            &ctx,
-            "list_directory",
-            serde_json::json!({"path": ".", "depth": 2}),
-        )
-        .await
-        .map(|out| out.content)
-        .unwrap_or_else(|err| format!("(layout unavailable: {err})"));
-    let inputs = PromptInputs {
-        task: args.task.clone(),
-        target_file: target_file.clone(),
-        workspace_layout: layout,
-        agents_md: read_agents_md(jail.root()),
-    };
-    let messages = AgentLoop::opening_messages(&inputs);
-    output.write(
-        output_dir::PROMPT_FILE,
-        redactor
-            .redact(&render_first_request(&messages, &registry))
-            .as_bytes(),
-    )?;
+    let messages = opening_messages(
+        args,
+        &registry,
+        &ctx,
+        &jail,
+        target_file.clone(),
+        mcp.as_ref(),
+    )
+    .await;
+    write_prompt(&output, &redactor, &messages, &toolbox, &client)?;
 
     let trajectory = std::fs::File::create(output.file(output_dir::TRAJECTORY_FILE))?;
     let mut sink = EventSink::new(
@@ -218,19 +229,25 @@ pub async fn execute(
         max_turns: limits.max_turns,
         max_tokens: limits.max_tokens,
         timeout_secs: limits.timeout.as_secs(),
-        tools: registry.names().map(str::to_string).collect(),
+        tools: toolbox.names(),
     });
+    for report in mcp.iter().flat_map(McpServers::reports) {
+        sink.emit(AgentEvent::mcp_server(report));
+    }
 
     tracing::info!(model = %model_name, workspace = %jail.root().display(), "run started");
     let agent = AgentLoop {
         client: &client,
-        registry: &registry,
+        tools: &toolbox,
         ctx: &ctx,
         limits,
         budget,
     };
     let outcome = agent.run(messages, &mut sink).await;
     tracing::info!(status = ?outcome.status, turns = outcome.turns, "run finished");
+    if let Some(mcp) = &mcp {
+        mcp.shutdown().await;
+    }
 
     let mut result = RunResult::from_outcome(&outcome, &model_name);
     match snapshot.diff() {
@@ -258,6 +275,73 @@ pub async fn execute(
         anyhow::bail!("could not write the trajectory: {err}");
     }
     Ok(result)
+}
+
+/// Starts the configured MCP servers (none: `None`).
+async fn start_mcp_servers(
+    specs: Vec<ServerSpec>,
+    args: &RunArgs,
+    config: &AgentConfig,
+    env_vars: &[(String, String)],
+    workspace: &Path,
+    registry: &ToolRegistry,
+) -> Option<McpServers> {
+    if specs.is_empty() {
+        return None;
+    }
+    let ctx = StartContext {
+        workspace,
+        env_vars,
+        secret_env_vars: &config.tools.shell.secret_env_vars,
+        job_mode: args.job_mode,
+    };
+    Some(McpServers::start(specs, &ctx, registry.names()).await)
+}
+
+/// The system and user messages: instructions, workspace layout, `AGENTS.md`, MCP
+/// servers, the task.
+async fn opening_messages(
+    args: &RunArgs,
+    registry: &ToolRegistry,
+    ctx: &ToolContext,
+    jail: &WorkspaceJail,
+    target_file: Option<String>,
+    mcp: Option<&McpServers>,
+) -> Vec<crate::model::ChatMessage> {
+    let layout = registry
+        .call(
+            ctx,
+            "list_directory",
+            serde_json::json!({"path": ".", "depth": 2}),
+        )
+        .await
+        .map(|out| out.content)
+        .unwrap_or_else(|err| format!("(layout unavailable: {err})"));
+    let inputs = PromptInputs {
+        task: args.task.clone(),
+        target_file,
+        workspace_layout: layout,
+        agents_md: read_agents_md(jail.root()),
+        mcp_servers: mcp.map(McpServers::reports).unwrap_or_default(),
+    };
+    AgentLoop::opening_messages(&inputs)
+}
+
+/// `prompt.txt`: the first request as the model gets it.
+fn write_prompt(
+    output: &OutputDir,
+    redactor: &SecretRedactor,
+    messages: &[crate::model::ChatMessage],
+    toolbox: &Toolbox<'_>,
+    client: &ModelClient,
+) -> Result<(), output_dir::OutputDirError> {
+    let specs = toolbox.specs();
+    let mut text = render_first_request(messages, &specs);
+    if client.settings().tool_calling == ToolCalling::Text {
+        text.push_str("\n=== tool calling: text; the system message ends with ===");
+        text.push_str(&tool_instructions(&specs));
+    }
+    output.write(output_dir::PROMPT_FILE, redactor.redact(&text).as_bytes())
 }
 
 /// Where the log goes: `agent.log` in the output folder.

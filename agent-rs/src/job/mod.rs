@@ -178,6 +178,7 @@ impl Job<'_> {
             timeout: spec.timeout_secs,
             target_file: spec.target_file.clone(),
             json: true,
+            job_mode: true,
         };
         // Everything checkable without the workspace is checked before the download.
         if let Err(message) = self.check_target_file() {

@@ -9,15 +9,17 @@
 mod context;
 mod guard;
 mod tool_batch;
+mod toolbox;
 
 use std::time::{Duration, Instant};
 
 use tokio::time::timeout_at;
-use tools::{ToolContext, ToolRegistry};
+use tools::ToolContext;
 
 pub use context::{ContextBudget, Elision, elide_old_tool_outputs, estimate_conversation};
 pub use guard::{ProgressGuard, Verdict};
 pub use tool_batch::{ToolCallOutcome, plan_steps, run_step};
+pub use toolbox::Toolbox;
 
 use crate::events::{AgentEvent, LimitKind, RunStatus, Timing};
 use crate::model::{ChatMessage, ChatRequest, ModelClient, ModelError, ModelEvent, Usage};
@@ -49,14 +51,15 @@ pub struct RunOutcome {
 /// Everything one run needs; borrowed, so the caller keeps ownership of the pieces.
 pub struct AgentLoop<'a> {
     pub client: &'a ModelClient,
-    pub registry: &'a ToolRegistry,
+    pub tools: &'a Toolbox<'a>,
     pub ctx: &'a ToolContext,
     pub limits: RunLimits,
     pub budget: ContextBudget,
 }
 
-/// The first request rendered as text, for `prompt.txt`.
-pub fn render_first_request(messages: &[ChatMessage], registry: &ToolRegistry) -> String {
+/// The first request rendered as text, for `prompt.txt`: the messages, then the tools
+/// exactly as offered.
+pub fn render_first_request(messages: &[ChatMessage], tools: &[tools::ToolSpec]) -> String {
     let mut text = String::new();
     for message in messages {
         match message {
@@ -72,7 +75,7 @@ pub fn render_first_request(messages: &[ChatMessage], registry: &ToolRegistry) -
         }
     }
     text.push_str("\n=== tools ===\n");
-    text.push_str(&serde_json::to_string_pretty(&registry.specs()).unwrap_or_default());
+    text.push_str(&serde_json::to_string_pretty(tools).unwrap_or_default());
     text.push('\n');
     text
 }
@@ -94,7 +97,7 @@ impl AgentLoop<'_> {
     pub async fn run(&self, mut messages: Vec<ChatMessage>, sink: &mut EventSink) -> RunOutcome {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
-        let tool_specs = self.registry.specs();
+        let tool_specs = self.tools.specs();
         let specs_overhead =
             estimate_tokens(&serde_json::to_string(&tool_specs).unwrap_or_default());
         let mut state = LoopState::default();
@@ -302,7 +305,7 @@ impl AgentLoop<'_> {
         sink: &mut EventSink,
     ) -> Vec<ToolCallOutcome> {
         let mut outcomes = Vec::with_capacity(calls.len());
-        for step in plan_steps(self.registry, calls) {
+        for step in plan_steps(self.tools, calls) {
             for call in step {
                 sink.emit(AgentEvent::ToolCall {
                     turn,
@@ -311,7 +314,7 @@ impl AgentLoop<'_> {
                     arguments: call.arguments.clone(),
                 });
             }
-            for outcome in run_step(self.registry, self.ctx, step).await {
+            for outcome in run_step(self.tools, self.ctx, step).await {
                 tracing::info!(
                     turn,
                     tool = %outcome.call.name,
@@ -333,6 +336,11 @@ impl AgentLoop<'_> {
                 if fatal {
                     return outcomes;
                 }
+            }
+        }
+        if let Some(mcp) = self.tools.mcp {
+            for report in mcp.newly_stopped() {
+                sink.emit(AgentEvent::mcp_server(report));
             }
         }
         outcomes

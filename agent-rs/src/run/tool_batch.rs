@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use tools::{ToolContext, ToolError, ToolRegistry};
+use tools::{ToolContext, ToolError};
 
+use super::toolbox::Toolbox;
 use crate::model::ToolCall;
 
 /// The result of one call, as the conversation and the trajectory need it.
@@ -26,13 +27,11 @@ pub struct ToolCallOutcome {
 }
 
 /// Splits calls into steps that may each run concurrently.
-pub fn plan_steps<'a>(registry: &ToolRegistry, calls: &'a [ToolCall]) -> Vec<&'a [ToolCall]> {
+pub fn plan_steps<'a>(tools: &Toolbox<'_>, calls: &'a [ToolCall]) -> Vec<&'a [ToolCall]> {
     let mut steps = Vec::new();
     let mut start = 0;
     for (index, call) in calls.iter().enumerate() {
-        // Unknown tools only produce an error message; treat them as readers.
-        let mutates = registry.get(&call.name).is_some_and(|tool| tool.mutates());
-        if mutates {
+        if tools.mutates(&call.name) {
             if start < index {
                 steps.push(&calls[start..index]);
             }
@@ -48,14 +47,14 @@ pub fn plan_steps<'a>(registry: &ToolRegistry, calls: &'a [ToolCall]) -> Vec<&'a
 
 /// Runs one step's calls concurrently; results in the calls' order.
 pub async fn run_step(
-    registry: &ToolRegistry,
+    tools: &Toolbox<'_>,
     ctx: &ToolContext,
     calls: &[ToolCall],
 ) -> Vec<ToolCallOutcome> {
-    join_all(calls.iter().map(|call| run_one(registry, ctx, call))).await
+    join_all(calls.iter().map(|call| run_one(tools, ctx, call))).await
 }
 
-async fn run_one(registry: &ToolRegistry, ctx: &ToolContext, call: &ToolCall) -> ToolCallOutcome {
+async fn run_one(tools: &Toolbox<'_>, ctx: &ToolContext, call: &ToolCall) -> ToolCallOutcome {
     let started = Instant::now();
     let outcome = |content: String, success: bool, details, fatal| ToolCallOutcome {
         call: call.clone(),
@@ -69,10 +68,10 @@ async fn run_one(registry: &ToolRegistry, ctx: &ToolContext, call: &ToolCall) ->
         Ok(args) => args,
         Err(message) => return outcome(message, false, serde_json::Value::Null, None),
     };
-    match registry.call(ctx, &call.name, args).await {
+    match tools.call(ctx, &call.name, args).await {
         Ok(output) => outcome(output.content, output.success, output.details, None),
         Err(err @ ToolError::UnknownTool(_)) => {
-            let names: Vec<&str> = registry.names().collect();
+            let names = tools.names();
             let message = format!("error: {err}; available tools: {}", names.join(", "));
             outcome(message, false, serde_json::Value::Null, None)
         }
@@ -118,7 +117,8 @@ mod tests {
 
     #[test]
     fn reads_group_and_writes_stand_alone() {
-        let registry = ToolRegistry::builtin(&Default::default()).unwrap();
+        let registry = tools::ToolRegistry::builtin(&Default::default()).unwrap();
+        let registry = Toolbox::builtin(&registry);
         let calls = [
             call("read_file_content"),
             call("search_code"),
