@@ -14,6 +14,7 @@ pub mod mcp;
 pub mod model;
 pub mod output_dir;
 pub mod output_text;
+pub mod process_usage;
 pub mod progress;
 pub mod prompt;
 pub mod result;

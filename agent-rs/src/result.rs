@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::{LimitKind, RunStatus, Timing};
 use crate::exit;
 use crate::model::Usage;
+use crate::process_usage::ProcessUsage;
 use crate::run::RunOutcome;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -25,6 +26,8 @@ pub struct RunResult {
     pub exit_code: u8,
     /// Files touched by the diff, when one was written.
     pub files_changed: Option<usize>,
+    /// What the agent process itself cost (CPU, peak memory), its commands apart.
+    pub process: ProcessUsage,
 }
 
 impl RunResult {
@@ -41,6 +44,7 @@ impl RunResult {
             error: outcome.error.clone(),
             exit_code: exit_code(outcome.status),
             files_changed: None,
+            process: ProcessUsage::default(),
         }
     }
 }

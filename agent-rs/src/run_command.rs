@@ -265,6 +265,7 @@ pub async fn execute(
                 .get_or_insert_with(|| format!("could not compute the diff: {err}"));
         }
     }
+    result.process = crate::process_usage::ProcessUsage::now();
     output.write(
         output_dir::RESULT_FILE,
         redactor
