@@ -29,6 +29,7 @@ export function statusTone(status) {
 /** "42 s", "3 min 5 s", "2 h 4 min". */
 export function duration(ms) {
   if (!(ms >= 0)) return "–";
+  if (ms < 10000) return `${(ms / 1000).toFixed(1)} s`;
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s} s`;
   const m = Math.floor(s / 60);

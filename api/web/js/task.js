@@ -88,7 +88,7 @@ class TaskView {
       fact("Model", h("dd", {}, task.model || "server default")),
       fact("Limits", h("dd", {}, limits(task))),
       fact("Created", h("dd", {}, dateTime(task.created_at))),
-      fact("Task id", h("dd", { class: "wrap" }, h("code", {}, task.id))));
+      fact("Task id", h("dd", { class: "wrap" }, h("code", {}, task.id)), "wide"));
 
     replaceChildren(this.main,
       h("nav", { class: "crumbs" }, h("a", { href: "#/tasks" }, "← All tasks")),
@@ -308,8 +308,8 @@ function descriptionBlock(description) {
     h("summary", {}, "Task description"), text);
 }
 
-function fact(term, dd) {
-  return h("div", { class: "fact" }, h("dt", {}, term), dd);
+function fact(term, dd, extra = "") {
+  return h("div", { class: `fact ${extra}` }, h("dt", {}, term), dd);
 }
 
 function limits(task) {
