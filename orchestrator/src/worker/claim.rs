@@ -11,12 +11,10 @@
 //!
 //! The message is acked as soon as the claim is durable, or the task is found not to
 //! need it; it is never held for the length of a run. Only when the store cannot even
-//! be read is it left unacked, to come back.
-
-use std::time::Duration;
+//! be read is it nacked, to come back after a delay.
 
 use super::Worker;
-use crate::queue::Delivery;
+use crate::queue::{Delivery, retry_delay};
 use crate::store::retry::{RetryPolicy, retry};
 use crate::store::{Lease, TransitionError};
 use crate::task::{Task, TaskId, TaskStatus};
@@ -47,8 +45,10 @@ impl Worker {
             }
             Claimed::Later => {
                 // Not in a hurry to see it again: the store just failed.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                drop(delivery);
+                let delay = retry_delay(delivery.attempt);
+                if let Err(err) = delivery.nack(delay).await {
+                    tracing::warn!(task_id = %id, error = %err, "nack failed; the reconciler re-sends the task");
+                }
                 None
             }
         }

@@ -17,6 +17,7 @@ use super::lease::Held;
 use super::prepare::prepare_workspace;
 use super::watch::watch_run;
 use super::{Interrupted, Stop};
+use crate::cache::EventPublisher;
 use crate::runner::{RunHandle, run_name};
 use crate::services::Services;
 use crate::store::retry::{RetryPolicy, retry};
@@ -45,8 +46,17 @@ pub(crate) async fn drive(
         }
         _ => task,
     };
-    let end = watch_run(services, &task, held, abort).await?;
-    finish_run(services, held, task, end).await?;
+    let publisher = EventPublisher::start(
+        services.cache.clone(),
+        task.id,
+        services.config.cache.publish_buffer,
+    );
+    let end = watch_run(services, &task, held, &publisher, abort).await;
+    // Every agent event goes out before the status that ends the run.
+    publisher
+        .finish(services.config.cache.publish_flush())
+        .await;
+    finish_run(services, held, task, end?).await?;
     Ok(())
 }
 

@@ -22,8 +22,9 @@ use crate::services::Services;
 use crate::store::retry::{RetryPolicy, Transient, retry};
 use crate::task::{Task, TaskId, TaskStatus, TaskUpdate};
 
-/// The largest `result.json` kept in the task row; a larger one is ignored (and said so).
-pub const MAX_RESULT_BYTES: usize = 256 * 1024;
+/// The largest `result.json` read into the task row; the agent's own is a few hundred
+/// bytes, so anything near this is not one. A larger one is ignored (and said so).
+pub const MAX_RESULT_BYTES: u64 = 1 << 20;
 
 /// How the run ended, as far as the finisher knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +156,7 @@ pub enum ResultRead {
 
 impl Transient for BlobError {
     fn is_transient(&self) -> bool {
-        matches!(self, BlobError::Unavailable(_))
+        BlobError::is_transient(self)
     }
 }
 
@@ -165,21 +166,20 @@ pub async fn read_result(services: &Services, id: TaskId) -> Result<ResultRead, 
     let key = output_key(id, "result.json");
     let blobs = &services.blobs;
     let read = retry(RetryPolicy::default(), "reading result.json", || {
-        blobs.get_bytes(&key)
+        blobs.get_bytes(&key, MAX_RESULT_BYTES)
     })
     .await;
     let bytes = match read {
         Ok(bytes) => bytes,
         Err(BlobError::NotFound(_)) => return Ok(ResultRead::Missing(None)),
+        Err(BlobError::TooLarge { .. }) => {
+            tracing::warn!(task_id = %id, "result.json is too large; ignored");
+            return Ok(ResultRead::Missing(Some(format!(
+                "result.json is over the {MAX_RESULT_BYTES}-byte limit; ignored"
+            ))));
+        }
         Err(err) => return Err(err),
     };
-    if bytes.len() > MAX_RESULT_BYTES {
-        tracing::warn!(task_id = %id, bytes = bytes.len(), "result.json is too large; ignored");
-        return Ok(ResultRead::Missing(Some(format!(
-            "result.json is {} bytes, over the {MAX_RESULT_BYTES}-byte limit; ignored",
-            bytes.len()
-        ))));
-    }
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(value) if value.is_object() => Ok(ResultRead::Found(value)),
         _ => {

@@ -1,5 +1,5 @@
-//! Following a held task's run to its end: events to the cache, the lease kept, the
-//! deadline enforced.
+//! Following a held task's run to its end: events to the cache (through a publisher that
+//! never makes the run wait), the lease kept, the deadline enforced.
 //!
 //! The same loop serves a run this worker launched and one it re-attached to after
 //! another worker (or this process before a restart) let go: the runner replays the
@@ -15,10 +15,10 @@ use super::drive::{let_go_of_run, stop_run};
 use super::finish::RunEnd;
 use super::lease::Held;
 use super::{Interrupted, Stop};
+use crate::cache::EventPublisher;
 use crate::runner::{RunHandle, RunStatus, RunnerError, RunnerEvent};
 use crate::services::Services;
 use crate::task::{Task, now_ms};
-use crate::tasks::publish;
 
 /// Streams the run's events to the cache until it ends, the task slips away (a cancel,
 /// a take-over), its deadline passes, or the worker shuts down.
@@ -26,6 +26,7 @@ pub(crate) async fn watch_run(
     services: &Services,
     task: &Task,
     held: &mut Held,
+    publisher: &EventPublisher,
     abort: &CancellationToken,
 ) -> Result<RunEnd, Interrupted> {
     let Some(name) = task.runner_ref.clone().map(RunHandle) else {
@@ -44,7 +45,7 @@ pub(crate) async fn watch_run(
             event = next(&mut events), if events.is_some() => match event {
                 Some(RunnerEvent::AgentEvent(event)) => {
                     seen += 1;
-                    publish(&*services.cache, task.id, event).await;
+                    publisher.send(event);
                 }
                 Some(RunnerEvent::Exited { code, reason }) => return Ok(RunEnd::Exited { code, reason }),
                 // Cut: watched again on the next tick, after what was seen.

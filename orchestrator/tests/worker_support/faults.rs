@@ -12,8 +12,9 @@ use futures_util::stream::BoxStream;
 use orchestrator::runner::{RunInfo, RunStatus};
 use orchestrator::store::{Due, TaskFilter, TaskPage};
 use orchestrator::{
-    BlobError, BlobStore, Created, LaunchSpec, Lease, NewTask, RunHandle, Runner, RunnerError,
-    RunnerEvent, StoreError, Task, TaskId, TaskStatus, TaskStore, TaskUpdate, TransitionError,
+    BlobError, BlobStore, ByteStream, Created, LaunchSpec, Lease, NewTask, RunHandle, Runner,
+    RunnerError, RunnerEvent, StoreError, Task, TaskId, TaskStatus, TaskStore, TaskUpdate,
+    TransitionError,
 };
 use tokio::sync::Notify;
 
@@ -148,16 +149,27 @@ impl BlobStore for GatedBlobs {
     async fn put_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
         self.inner.put_file(key, path).await
     }
-    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        max_bytes: u64,
+    ) -> Result<u64, BlobError> {
+        self.inner.put_stream(key, body, max_bytes).await
+    }
+    async fn get_bytes(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, BlobError> {
         let failing = key.ends_with("/result.json")
             && self
                 .failing_result_reads
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
         if failing {
-            return Err(BlobError::Unavailable("injected outage".into()));
+            return Err(BlobError::Unavailable {
+                context: "injected outage".into(),
+                source: "connection refused".into(),
+            });
         }
-        self.inner.get_bytes(key).await
+        self.inner.get_bytes(key, max_bytes).await
     }
     async fn get_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
         let gate = self.download_gate.lock().unwrap().clone();
