@@ -16,6 +16,7 @@ pub mod edit_file;
 pub mod error;
 pub mod http_client;
 pub mod jail;
+pub mod jail_names;
 pub mod list_directory;
 pub mod net_guard;
 pub mod output_cap;

@@ -9,6 +9,7 @@
 
 mod hint;
 mod matching;
+mod snippet;
 
 use std::fs::Permissions;
 use std::path::Path;
@@ -19,14 +20,11 @@ use serde::Deserialize;
 
 use crate::config::FilesConfig;
 use crate::error::ToolError;
-use crate::text_file::{self, PathKind, count_newlines, number_width, push_numbered_line};
+use crate::text_file::{self, PathKind, count_newlines};
 use crate::tool::{Tool, ToolContext, ToolOutput, parse_args, schema_for};
+use snippet::push_snippet;
 
 const TOOL_NAME: &str = "edit_file_content";
-/// Unchanged lines shown before and after an edit.
-const SNIPPET_CONTEXT: u64 = 3;
-/// Most lines shown per edit.
-const SNIPPET_MAX_LINES: u64 = 20;
 /// Edits shown with a snippet; the others are only listed by line.
 const SNIPPETS_SHOWN: usize = 3;
 /// Line numbers listed when `old_text` matches several times.
@@ -278,32 +276,5 @@ fn line_count(text: &str) -> u64 {
         breaks
     } else {
         breaks + 1
-    }
-}
-
-/// Appends the lines around the replacement that starts at byte `offset` (on line
-/// `line`) of `text`: a few unchanged lines, the new ones, a few unchanged lines.
-fn push_snippet(out: &mut String, text: &str, offset: usize, line: u64, new_text: &str) {
-    let bytes = text.as_bytes();
-    let mut start = memchr::memrchr(b'\n', &bytes[..offset]).map_or(0, |pos| pos + 1);
-    let mut first = line;
-    while first > 1 && line - first < SNIPPET_CONTEXT {
-        start = memchr::memrchr(b'\n', &bytes[..start - 1]).map_or(0, |pos| pos + 1);
-        first -= 1;
-    }
-    let new_lines = line_count(new_text).max(1);
-    let wanted = (line - first) + new_lines + SNIPPET_CONTEXT;
-    let shown = wanted.min(SNIPPET_MAX_LINES);
-    let width = number_width(first + wanted);
-    let mut number = first;
-    for text_line in text[start..].lines().take(shown as usize) {
-        push_numbered_line(out, number, width, text_line);
-        number += 1;
-    }
-    if wanted > shown && number < line + new_lines {
-        out.push_str(&format!(
-            "[… the new text goes on to line {}]\n",
-            line + new_lines - 1
-        ));
     }
 }
