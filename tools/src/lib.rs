@@ -34,4 +34,4 @@ pub use error::ToolError;
 pub use jail::{JailError, WorkspaceJail};
 pub use redact::{SecretRedactor, is_secret_env_var};
 pub use registry::ToolRegistry;
-pub use tool::{Tool, ToolContext, ToolOutput, ToolSpec};
+pub use tool::{Tool, ToolContext, ToolOutput, ToolSpec, WriteObserver};

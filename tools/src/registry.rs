@@ -88,6 +88,14 @@ impl ToolRegistry {
             .get(name)
             .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
         let cap = ctx.config.result_max_bytes.max(1);
+        // The edit tools put placeholders of these secrets back (in files holding them).
+        let with_secrets;
+        let ctx = if self.redactor.is_empty() || !ctx.secrets.is_empty() {
+            ctx
+        } else {
+            with_secrets = ctx.clone().with_secrets(self.redactor.clone());
+            &with_secrets
+        };
         match tool.call(ctx, args).await {
             Ok(mut output) => {
                 if !self.redactor.is_empty() {

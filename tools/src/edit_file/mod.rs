@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use crate::config::FilesConfig;
 use crate::error::ToolError;
+use crate::redact::SecretRedactor;
 use crate::text_file::{self, PathKind, count_newlines};
 use crate::tool::{Tool, ToolContext, ToolOutput, parse_args, schema_for};
 use snippet::push_snippet;
@@ -88,21 +89,32 @@ impl Tool for EditFileTool {
         let path = ctx.jail.resolve(&args.file_path)?;
         let display = ctx.jail.display(&path);
         let config = ctx.config.files.clone();
-        tokio::task::spawn_blocking(move || edit(&path, &display, &args, &config))
-            .await
-            .map_err(|err| ToolError::Fatal(format!("{TOOL_NAME} worker failed: {err}")))?
+        let secrets = ctx.secrets.clone();
+        let observer = ctx.write_observer.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(observer) = observer {
+                observer.before_write(&path);
+            }
+            edit(&path, &display, args, &config, &secrets)
+        })
+        .await
+        .map_err(|err| ToolError::Fatal(format!("{TOOL_NAME} worker failed: {err}")))?
     }
 }
 
 fn edit(
     path: &Path,
     display: &str,
-    args: &EditFileArgs,
+    args: EditFileArgs,
     config: &FilesConfig,
+    secrets: &SecretRedactor,
 ) -> Result<ToolOutput, ToolError> {
     let meta = match text_file::inspect(path)? {
         PathKind::File(meta) => meta,
-        PathKind::Missing => return create(path, display, args),
+        PathKind::Missing => {
+            let args = restore_placeholders(args, "", secrets, display)?;
+            return create(path, display, &args);
+        }
         PathKind::Directory => return Err(text_file::directory_refusal(display)),
         PathKind::Special => return Err(text_file::special_file_refusal(display)),
     };
@@ -120,6 +132,7 @@ fn edit(
     }
     let content =
         String::from_utf8(bytes).map_err(|_| text_file::binary_refusal(display, meta.len()))?;
+    let args = &restore_placeholders(args, &content, secrets, display)?;
 
     if args.old_text.is_empty() {
         if !content.is_empty() {
@@ -166,6 +179,30 @@ fn edit(
         &lines,
         &matches.new,
     ))
+}
+
+/// The arguments with the secret placeholders the model copied from redacted output put
+/// back, when `file` (the current content) holds the secrets they stand for; see
+/// [`crate::redact`]. The edit then matches the file as it really is.
+fn restore_placeholders(
+    args: EditFileArgs,
+    file: &str,
+    secrets: &SecretRedactor,
+    display: &str,
+) -> Result<EditFileArgs, ToolError> {
+    if !secrets.has_placeholder(&args.old_text) && !secrets.has_placeholder(&args.new_text) {
+        return Ok(args);
+    }
+    let refused = |err| ToolError::rejected(format!("cannot edit `{display}`: {err}"));
+    Ok(EditFileArgs {
+        old_text: secrets
+            .restore_within(&args.old_text, file)
+            .map_err(refused)?,
+        new_text: secrets
+            .restore_within(&args.new_text, file)
+            .map_err(refused)?,
+        ..args
+    })
 }
 
 /// A missing file with an empty `old_text`: create it, and the directories above it.
