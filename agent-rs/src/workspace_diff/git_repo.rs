@@ -92,6 +92,16 @@ impl GitSnapshot {
         }))
     }
 
+    /// Whether the starting tree holds a file at `relative` (to the root).
+    pub(super) fn holds(&self, relative: &Path) -> bool {
+        let Ok(repo) = Repository::open(&self.workdir) else {
+            return false;
+        };
+        repo.find_tree(self.start_tree)
+            .and_then(|tree| tree.get_path(relative))
+            .is_ok_and(|entry| entry.kind() != Some(ObjectType::Tree))
+    }
+
     /// Repositories nested in the root when the run started, relative to the root.
     pub(super) fn nested(&self) -> &[PathBuf] {
         &self.nested

@@ -241,7 +241,28 @@ impl WorkspaceSnapshot {
     /// keeps what is there now, so the change is in the patch even where the snapshot
     /// does not look (ignored files).
     pub fn record_original(&self, path: &Path) {
+        // A file the starting state holds is diffed anyway: no second copy of it.
+        if let Ok(relative) = path.strip_prefix(&self.root)
+            && self.held_at_start(relative)
+        {
+            return;
+        }
         self.touched.record(path);
+    }
+
+    /// Whether the starting state (the root's, or a nested repository's) holds `relative`.
+    fn held_at_start(&self, relative: &Path) -> bool {
+        let nested = self
+            .nested
+            .iter()
+            .filter(|(prefix, _)| relative.starts_with(prefix))
+            .max_by_key(|(prefix, _)| prefix.components().count());
+        match nested {
+            Some((prefix, state)) => relative
+                .strip_prefix(prefix)
+                .is_ok_and(|inner| state.holds(inner)),
+            None => self.state.holds(relative),
+        }
     }
 
     /// The changes from the starting state to the current state of the root.
@@ -312,6 +333,14 @@ impl StartingState {
             }
         }
         Ok(Self::Plain(PlainSnapshot::capture(root, limits)?))
+    }
+
+    /// Whether the starting state holds the file at `relative`.
+    fn holds(&self, relative: &Path) -> bool {
+        match self {
+            Self::Git(git) => git.holds(relative),
+            Self::Plain(plain) => plain.holds(relative),
+        }
     }
 
     /// Repositories nested in this root (relative to it); none for a plain folder.

@@ -53,6 +53,11 @@ impl PlainSnapshot {
         })
     }
 
+    /// Whether the start recorded a file at `relative`.
+    pub(super) fn holds(&self, relative: &Path) -> bool {
+        self.files.contains_key(relative)
+    }
+
     /// Appends the changes to `diff`, paths prefixed with `shown_as` (the root's place in
     /// the workspace when it is a nested repository); `covered` receives every path this
     /// diff looked at, so files changed outside its view can be added.
