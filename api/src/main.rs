@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use api::web::event_ticket::EventTickets;
 use api::{ApiConfig, AppState};
 use clap::{Parser, Subcommand};
 use orchestrator::OrchestratorConfig;
@@ -164,6 +165,7 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| public_url(addr));
+    let data_dir = file.orchestrator.data_dir.clone();
     let embedded = api::embedded::build(file.orchestrator, &public_url).await?;
 
     if let Ok(token) = std::env::var("API_DEV_TOKEN")
@@ -184,8 +186,10 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
         tracing::warn!("--no-worker: tasks are queued but not run by this process");
     }
 
-    let state = AppState::new(embedded.api, file.api, CancellationToken::new())
+    let mut state = AppState::new(embedded.api, file.api, CancellationToken::new())
         .context("in the [api] config")?;
+    // Event tickets outlive a restart: a browser's EventSource reconnects with its ticket.
+    state.event_tickets = EventTickets::derived_from(&api::embedded::signing_key(&data_dir)?);
     tracing::info!(%addr, %public_url, "listening");
     let stop = shutdown.clone();
     let signal = async move {
