@@ -67,9 +67,14 @@ impl ProgressView {
                 Some(error) => format!("  MCP server {server}: {status}: {}", one_line(error)),
                 None => format!("  MCP server {server}: {status}, {} tool(s)", tools.len()),
             },
-            AgentEvent::ContextElided { elided_outputs, .. } => {
-                format!("  context: elided {elided_outputs} old tool output(s)")
-            }
+            AgentEvent::ContextElided {
+                elided_outputs,
+                shortened_outputs,
+                ..
+            } => format!(
+                "  context: elided {elided_outputs} old tool output(s), shortened \
+                 {shortened_outputs} new one(s)"
+            ),
             AgentEvent::TaskFinished {
                 status,
                 limit,
