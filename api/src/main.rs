@@ -164,6 +164,17 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| public_url(addr));
+    let mut file = file;
+    if file
+        .api
+        .fold_deprecated_into(&mut file.orchestrator.workspace)
+    {
+        tracing::warn!(
+            "[api] allow_git_hosts and allow_file_git_urls are deprecated; set them under \
+             [orchestrator.workspace], where the worker reads them too"
+        );
+    }
+    let workspace = file.orchestrator.workspace.clone();
     let embedded = api::embedded::build(file.orchestrator, &public_url).await?;
 
     if let Ok(token) = std::env::var("API_DEV_TOKEN")
@@ -184,8 +195,9 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
         tracing::warn!("--no-worker: tasks are queued but not run by this process");
     }
 
-    let state = AppState::new(embedded.api, file.api, CancellationToken::new())
-        .context("in the [api] config")?;
+    let state =
+        AppState::with_workspace(embedded.api, file.api, workspace, CancellationToken::new())
+            .context("in the [orchestrator.workspace] config")?;
     tracing::info!(%addr, %public_url, "listening");
     let stop = shutdown.clone();
     let signal = async move {

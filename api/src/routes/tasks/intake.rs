@@ -240,7 +240,7 @@ pub async fn submit(
     draft: TaskDraft,
     idempotency_key: Option<String>,
 ) -> Result<Submitted, ApiError> {
-    check_draft(&state.git_policy, &draft)
+    check_draft(&state.draft_rules, &draft)
         .await
         .map_err(ApiError::Invalid)?;
     let services = &state.services;
