@@ -13,8 +13,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use orchestrator::blob::LocalBlobStore;
 use orchestrator::blob::signing::{MIN_SIGNING_KEY_LEN, generate_signing_key};
-use orchestrator::cache::MemoryStatusCache;
 use orchestrator::queue::InProcessQueue;
+use orchestrator::services::{memory_cache, time_limited};
 use orchestrator::store::SqliteTaskStore;
 use orchestrator::{OrchestratorConfig, ProcessRunner, Services};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -74,7 +74,7 @@ pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Resu
             .context("setting up the blob store")?,
     );
     let queue = Arc::new(InProcessQueue::new());
-    let cache = Arc::new(MemoryStatusCache::new());
+    let cache = time_limited(Arc::new(memory_cache(&config)), &config);
     let runner = Arc::new(ProcessRunner::from_config(&config));
     let orchestrator = Services {
         store: store.clone(),

@@ -147,6 +147,16 @@ impl From<BlobError> for ApiError {
         match err {
             BlobError::NotFound(key) => ApiError::NotFound(format!("`{key}` not found")),
             BlobError::InvalidKey(key) => ApiError::BadRequest(format!("invalid key `{key}`")),
+            BlobError::TooLarge { max_bytes, .. } => {
+                ApiError::PayloadTooLarge(format!("the body is over the {max_bytes}-byte limit"))
+            }
+            BlobError::Body { source, .. } => {
+                ApiError::BadRequest(format!("reading the upload: {source}"))
+            }
+            err if err.is_transient() => {
+                tracing::error!(error = %err, "blob store unavailable");
+                ApiError::Unavailable("the blob store is unavailable; retry shortly".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -154,12 +164,22 @@ impl From<BlobError> for ApiError {
 
 impl From<CacheError> for ApiError {
     fn from(err: CacheError) -> Self {
-        ApiError::Internal(err.to_string())
+        if err.is_transient() {
+            tracing::error!(error = %err, "status cache unavailable");
+            ApiError::Unavailable("the status cache is unavailable; retry shortly".into())
+        } else {
+            ApiError::Internal(err.to_string())
+        }
     }
 }
 
 impl From<QueueError> for ApiError {
     fn from(err: QueueError) -> Self {
-        ApiError::Internal(err.to_string())
+        if err.is_transient() {
+            tracing::error!(error = %err, "queue unavailable");
+            ApiError::Unavailable("the queue is unavailable; retry shortly".into())
+        } else {
+            ApiError::Internal(err.to_string())
+        }
     }
 }

@@ -74,7 +74,10 @@ async fn signed_put_stores_the_body_and_signed_get_reads_it_back() {
         .await
         .unwrap();
     assert_eq!(put.status(), 200);
-    assert_eq!(h.blobs.get_bytes(key).await.unwrap(), b"log line\n");
+    assert_eq!(
+        h.blobs.get_bytes(key, 1 << 20).await.unwrap(),
+        b"log line\n"
+    );
     let get = h
         .http
         .get(signed(&h, false, key).await)
@@ -115,7 +118,7 @@ async fn tampered_signatures_keys_and_methods_are_403() {
     expect_error(response, 403).await;
     let response = h.http.get(&put_url).send().await.unwrap();
     expect_error(response, 403).await;
-    assert_eq!(h.blobs.get_bytes(key).await.unwrap(), b"x");
+    assert_eq!(h.blobs.get_bytes(key, 1 << 20).await.unwrap(), b"x");
 }
 
 #[tokio::test]

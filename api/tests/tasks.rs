@@ -69,7 +69,10 @@ async fn multipart_zip_task_keeps_the_zip_in_the_blob_store() {
     let InputSource::Zip { zip_key, .. } = &task.input else {
         panic!("not a zip task: {:?}", task.input);
     };
-    assert_eq!(h.blobs.get_bytes(zip_key).await.unwrap(), EMPTY_ZIP);
+    assert_eq!(
+        h.blobs.get_bytes(zip_key, 1 << 20).await.unwrap(),
+        EMPTY_ZIP
+    );
     assert_eq!(task.limits.max_turns, Some(3));
 }
 

@@ -29,6 +29,7 @@ pub struct OrchestratorConfig {
     pub worker: WorkerConfig,
     pub reconciler: ReconcilerConfig,
     pub workspace: WorkspaceConfig,
+    pub cache: CacheConfig,
 }
 
 impl Default for OrchestratorConfig {
@@ -42,6 +43,7 @@ impl Default for OrchestratorConfig {
             worker: WorkerConfig::default(),
             reconciler: ReconcilerConfig::default(),
             workspace: WorkspaceConfig::default(),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -175,6 +177,43 @@ impl ReconcilerConfig {
 
     pub fn deadline_slack(&self) -> Duration {
         Duration::from_secs(self.deadline_slack_secs)
+    }
+}
+
+/// The status cache's bounds: it may be slow or down, and must never hold the worker up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Deadline of every cache call; past it the call fails and the caller goes on
+    /// without the cache (the store is the truth).
+    pub call_timeout_ms: u64,
+    /// Agent events buffered per run on their way to the cache; past it events are
+    /// dropped (and counted) rather than slow the agent down.
+    pub publish_buffer: usize,
+    /// How long a finished run waits for its buffered events to reach the cache.
+    pub publish_flush_ms: u64,
+    /// Event history the in-memory cache keeps, in bytes, across all tasks.
+    pub memory_max_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout_ms: 2_000,
+            publish_buffer: 1_024,
+            publish_flush_ms: 5_000,
+            memory_max_bytes: 64 << 20,
+        }
+    }
+}
+
+impl CacheConfig {
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms.max(1))
+    }
+
+    pub fn publish_flush(&self) -> Duration {
+        Duration::from_millis(self.publish_flush_ms)
     }
 }
 

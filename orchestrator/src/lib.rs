@@ -29,10 +29,14 @@ mod test_support;
 pub mod worker;
 pub mod workspace;
 
-pub use blob::{BlobError, BlobStore, LocalBlobStore, SignatureError};
-pub use cache::{CacheError, MemoryStatusCache, StatusCache, TaskEvent};
+pub use blob::{
+    BlobError, BlobStore, ByteStream, LocalBlobStore, MAX_SIGNED_URL_TTL, SignatureError,
+};
+pub use cache::{CacheError, EventStream, MemoryStatusCache, StatusCache, TaskEvent};
 pub use config::OrchestratorConfig;
-pub use queue::{Delivery, InProcessQueue, Queue, QueueError, TaskMessage};
+pub use queue::{
+    DeadLetter, Delivery, InProcessQueue, Queue, QueueError, QueueLimits, TaskMessage,
+};
 pub use runner::{LaunchSpec, ProcessRunner, RunHandle, Runner, RunnerError, RunnerEvent};
 pub use services::Services;
 pub use store::{

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use secrecy::SecretSlice;
 
 use crate::blob::{BlobStore, LocalBlobConfigError, LocalBlobStore};
-use crate::cache::{MemoryStatusCache, StatusCache};
+use crate::cache::{MemoryCacheLimits, MemoryStatusCache, StatusCache, TimeLimitedCache};
 use crate::config::OrchestratorConfig;
 use crate::queue::{InProcessQueue, Queue};
 use crate::runner::{ProcessRunner, Runner};
@@ -72,16 +72,33 @@ impl Services {
             store,
             queue: InProcessQueue::new(),
             blobs,
-            cache: MemoryStatusCache::new(),
+            cache: memory_cache(&config),
         };
         let services = Self {
             store: Arc::new(parts.store.clone()),
             queue: Arc::new(parts.queue.clone()),
             blobs: parts.blobs.clone(),
-            cache: Arc::new(parts.cache.clone()),
+            cache: time_limited(Arc::new(parts.cache.clone()), &config),
             runner: Arc::new(ProcessRunner::from_config(&config)),
             config: Arc::new(config),
         };
         Ok((services, parts))
     }
+}
+
+/// The in-memory cache sized by the configuration.
+pub fn memory_cache(config: &OrchestratorConfig) -> MemoryStatusCache {
+    MemoryStatusCache::with_limits(MemoryCacheLimits {
+        max_bytes: config.cache.memory_max_bytes,
+        ..MemoryCacheLimits::default()
+    })
+}
+
+/// Any cache behind the configured per-call deadline: how every profile hands its cache
+/// to the worker and the API.
+pub fn time_limited(
+    cache: Arc<dyn StatusCache>,
+    config: &OrchestratorConfig,
+) -> Arc<dyn StatusCache> {
+    Arc::new(TimeLimitedCache::new(cache, config.cache.call_timeout()))
 }

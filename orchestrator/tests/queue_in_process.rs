@@ -1,11 +1,55 @@
-//! `InProcessQueue`: FIFO, at-least-once delivery, cancel-safe receive.
+//! `InProcessQueue`: the shared queue contract, and what only the in-process queue
+//! promises: FIFO order, redeliveries first, distinct deliveries to concurrent
+//! receivers, close for shutdown, a bounded dead-letter list.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashSet;
-use std::task::{Context, Waker};
+mod queue_contract;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use async_trait::async_trait;
 use futures_util::FutureExt;
-use orchestrator::{InProcessQueue, Queue, QueueError, TaskId, TaskMessage};
+use orchestrator::{
+    DeadLetter, InProcessQueue, Queue, QueueError, QueueLimits, TaskId, TaskMessage,
+};
+use queue_contract::{QueueFixture, QueueProbe, queue_contract_tests};
+
+struct InProcessProbe(InProcessQueue);
+
+#[async_trait]
+impl QueueProbe for InProcessProbe {
+    async fn inject_raw(&self, payload: Vec<u8>) {
+        self.0.enqueue_raw(payload).unwrap();
+    }
+
+    async fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.0.dead_letters()
+    }
+}
+
+async fn fixture() -> QueueFixture {
+    let max_attempts = 3;
+    let queue = InProcessQueue::with_limits(QueueLimits {
+        max_attempts,
+        ..QueueLimits::default()
+    });
+    QueueFixture {
+        queue: Arc::new(queue.clone()),
+        other: Arc::new(queue.clone()),
+        probe: Box::new(InProcessProbe(queue)),
+        max_attempts,
+        patience: Duration::from_secs(10),
+        _keep: Box::new(()),
+    }
+}
+
+mod contract {
+    use super::*;
+    queue_contract_tests!(fixture);
+}
 
 fn message() -> TaskMessage {
     TaskMessage {
@@ -48,7 +92,7 @@ async fn an_acked_message_is_not_delivered_again() {
 }
 
 #[tokio::test]
-async fn a_delivery_dropped_unacked_is_redelivered_before_newer_messages() {
+async fn a_delivery_dropped_unsettled_is_redelivered_before_newer_messages() {
     let queue = InProcessQueue::new();
     let (first, second) = (message(), message());
     queue.enqueue(first.clone()).await.unwrap();
@@ -64,7 +108,7 @@ async fn a_delivery_dropped_unacked_is_redelivered_before_newer_messages() {
 }
 
 #[tokio::test]
-async fn an_unacked_delivery_is_not_given_to_another_receiver_while_held() {
+async fn an_unsettled_delivery_is_not_given_to_another_receiver_while_held() {
     let queue = InProcessQueue::new();
     queue.enqueue(message()).await.unwrap();
     let held = queue.receive().await.unwrap();
@@ -161,4 +205,51 @@ async fn a_closed_queue_refuses_senders_and_releases_waiting_receivers() {
         Err(QueueError::Closed)
     ));
     assert!(matches!(queue.receive().await, Err(QueueError::Closed)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_nack_with_a_delay_wakes_a_waiting_receiver_when_it_is_due() {
+    let queue = InProcessQueue::new();
+    let sent = message();
+    queue.enqueue(sent.clone()).await.unwrap();
+    let delivery = queue.receive().await.unwrap();
+    let waiter = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.receive().await.unwrap() }
+    });
+    delivery.nack(Duration::from_secs(30)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert!(!waiter.is_finished(), "redelivered before the delay");
+    let again = waiter.await.unwrap();
+    assert_eq!((again.message, again.attempt), (sent, 2));
+}
+
+#[tokio::test]
+async fn the_dead_letter_list_keeps_only_the_newest() {
+    let queue = InProcessQueue::with_limits(QueueLimits {
+        dead_letters_kept: 2,
+        ..QueueLimits::default()
+    });
+    for n in 0..5u8 {
+        queue.enqueue_raw(vec![b'x', b'0' + n]).unwrap();
+    }
+    let good = message();
+    queue.enqueue(good.clone()).await.unwrap();
+    assert_eq!(queue.receive().await.unwrap().message, good);
+    let payloads: Vec<Vec<u8>> = queue
+        .dead_letters()
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    assert_eq!(payloads, [b"x3".to_vec(), b"x4".to_vec()]);
+}
+
+#[tokio::test]
+async fn raw_messages_are_refused_once_the_queue_is_closed() {
+    let queue = InProcessQueue::new();
+    queue.close();
+    assert!(matches!(
+        queue.enqueue_raw(b"{}".to_vec()),
+        Err(QueueError::Closed)
+    ));
 }

@@ -87,7 +87,7 @@ async fn a_zip_task_runs_to_completed_with_its_events_and_result() {
     let tarball = harness
         .services
         .blobs
-        .get_bytes(&workspace_key(task.id))
+        .get_bytes(&workspace_key(task.id), 1 << 30)
         .await
         .unwrap();
     assert_eq!(
@@ -128,7 +128,7 @@ async fn a_git_task_is_cloned_packed_and_run() {
     let tarball = harness
         .services
         .blobs
-        .get_bytes(&workspace_key(task.id))
+        .get_bytes(&workspace_key(task.id), 1 << 30)
         .await
         .unwrap();
     assert_eq!(tar_file(&tarball, "README.md"), "hello\n");

@@ -60,7 +60,7 @@ async fn get_blob(
         .verify("GET", &key, query.expires, &query.sig, now_secs())
         .map_err(|_| StatusCode::FORBIDDEN)?;
     blobs
-        .get_bytes(&key)
+        .get_bytes(&key, 1 << 30)
         .await
         .map_err(|_| StatusCode::NOT_FOUND)
 }
@@ -156,7 +156,7 @@ async fn the_real_agent_fixes_a_zip_task_and_its_diff_lands_in_the_blob_store() 
     let diff = harness
         .services
         .blobs
-        .get_bytes(&output_key(task.id, "diff.patch"))
+        .get_bytes(&output_key(task.id, "diff.patch"), 1 << 30)
         .await
         .unwrap();
     let diff = String::from_utf8(diff).unwrap();

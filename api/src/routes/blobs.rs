@@ -12,8 +12,9 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use orchestrator::blob::LocalBlobStore;
-use orchestrator::blob::local::StreamWriteError;
+use futures_util::{StreamExt, TryStreamExt};
+use orchestrator::blob::{BoxError, LocalBlobStore};
+use orchestrator::{BlobError, BlobStore};
 use tokio_util::io::ReaderStream;
 
 use super::tasks::intake::too_large;
@@ -104,13 +105,14 @@ pub async fn put_blob(
 ) -> Result<StatusCode, ApiError> {
     let blobs = verified(&state, "PUT", &key, query.as_deref())?;
     let limit = state.config.blob_put_limit;
-    let body = request.into_body().into_data_stream();
-    match blobs.write_stream(&key, body, limit as u64).await {
+    let body = request
+        .into_body()
+        .into_data_stream()
+        .map_err(BoxError::from)
+        .boxed();
+    match blobs.put_stream(&key, body, limit as u64).await {
         Ok(_) => Ok(StatusCode::OK),
-        Err(StreamWriteError::TooLarge { .. }) => Err(too_large(limit)),
-        Err(StreamWriteError::Body { source, .. }) => Err(ApiError::BadRequest(format!(
-            "reading the upload: {source}"
-        ))),
-        Err(StreamWriteError::Blob(err)) => Err(err.into()),
+        Err(BlobError::TooLarge { .. }) => Err(too_large(limit)),
+        Err(err) => Err(err.into()),
     }
 }

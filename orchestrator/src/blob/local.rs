@@ -4,21 +4,21 @@
 //! (or a crash) never sees half a blob and concurrent writers to one key leave one whole
 //! file. Signed URLs point at the API's blob route (`{public_base_url}/blobs/{key}`),
 //! which calls [`LocalBlobStore::verify`] and then [`LocalBlobStore::open_read`] or
-//! [`LocalBlobStore::write_stream`]: the agent reaches blobs only through those URLs.
+//! [`BlobStore::put_stream`]: the agent reaches blobs only through those URLs.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use secrecy::SecretSlice;
 use tempfile::NamedTempFile;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use super::signing::{MIN_SIGNING_KEY_LEN, SignatureError, SignedMethod, UrlSigner};
-use super::{BlobError, BlobStore, validate_key};
+use super::{BlobError, BlobStore, ByteStream, check_signed_url_ttl, validate_key};
 
 /// A local blob store that cannot be built from its configuration.
 #[derive(Debug, thiserror::Error)]
@@ -29,21 +29,6 @@ pub enum LocalBlobConfigError {
     BadBaseUrl { url: String, reason: String },
     #[error("the blob signing key must be at least {MIN_SIGNING_KEY_LEN} bytes")]
     SigningKeyTooShort,
-}
-
-/// Why a streamed upload was not stored. Nothing is left behind in any case.
-#[derive(Debug, thiserror::Error)]
-pub enum StreamWriteError {
-    #[error("upload to `{key}` is larger than the {max_bytes}-byte limit")]
-    TooLarge { key: String, max_bytes: u64 },
-    #[error("upload to `{key}` was interrupted: {source}")]
-    Body {
-        key: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    #[error(transparent)]
-    Blob(#[from] BlobError),
 }
 
 #[derive(Debug)]
@@ -117,48 +102,6 @@ impl LocalBlobStore {
         Ok((file, meta.len()))
     }
 
-    /// Stores a request body, refusing it once more than `max_bytes` arrive (the count
-    /// is of bytes received, not of any declared length). The blob appears whole or not
-    /// at all, also when the request is dropped midway. Returns the bytes written.
-    pub async fn write_stream<S, B, E>(
-        &self,
-        key: &str,
-        stream: S,
-        max_bytes: u64,
-    ) -> Result<u64, StreamWriteError>
-    where
-        S: Stream<Item = Result<B, E>> + Send,
-        B: AsRef<[u8]> + Send,
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let dest = self.path_for(key)?;
-        let temp = temp_beside(dest.clone(), key).await?;
-        let std_file = temp.as_file().try_clone().map_err(|e| io_error(key, e))?;
-        let mut file = tokio::fs::File::from_std(std_file);
-        let mut written: u64 = 0;
-        let mut stream = std::pin::pin!(stream);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| StreamWriteError::Body {
-                key: key.to_string(),
-                source: e.into(),
-            })?;
-            let chunk = chunk.as_ref();
-            written = written.saturating_add(chunk.len() as u64);
-            if written > max_bytes {
-                return Err(StreamWriteError::TooLarge {
-                    key: key.to_string(),
-                    max_bytes,
-                });
-            }
-            file.write_all(chunk).await.map_err(|e| io_error(key, e))?;
-        }
-        file.flush().await.map_err(|e| io_error(key, e))?;
-        file.sync_all().await.map_err(|e| io_error(key, e))?;
-        drop(file);
-        persist(temp, dest, key).await?;
-        Ok(written)
-    }
-
     fn path_for(&self, key: &str) -> Result<PathBuf, BlobError> {
         validate_key(key)?;
         Ok(self.root.join(key))
@@ -171,11 +114,16 @@ impl LocalBlobStore {
         ttl: Duration,
     ) -> Result<String, BlobError> {
         validate_key(key)?;
+        check_signed_url_ttl(ttl)?;
         let expires = unix_now().saturating_add(ttl_secs(ttl));
         let sig = self.signer.sign(method, key, expires);
         let mut url = self.base_url.clone();
         url.path_segments_mut()
-            .map_err(|()| BlobError::Unavailable("public base URL cannot take a path".into()))?
+            // `new` refused base URLs that cannot take a path, so this does not happen.
+            .map_err(|()| BlobError::Rejected {
+                context: "signing a URL".into(),
+                source: "the public base URL cannot take a path".into(),
+            })?
             .pop_if_empty()
             .push("blobs")
             .extend(key.split('/'));
@@ -222,9 +170,58 @@ impl BlobStore for LocalBlobStore {
         persist(temp, dest, key).await
     }
 
-    async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, BlobError> {
-        let path = self.path_for(key)?;
-        tokio::fs::read(&path).await.map_err(|e| read_error(key, e))
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        max_bytes: u64,
+    ) -> Result<u64, BlobError> {
+        let dest = self.path_for(key)?;
+        let temp = temp_beside(dest.clone(), key).await?;
+        let std_file = temp.as_file().try_clone().map_err(|e| io_error(key, e))?;
+        let mut file = tokio::fs::File::from_std(std_file);
+        let mut written: u64 = 0;
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|source| BlobError::Body {
+                key: key.to_string(),
+                source,
+            })?;
+            written = written.saturating_add(chunk.len() as u64);
+            if written > max_bytes {
+                return Err(BlobError::TooLarge {
+                    key: key.to_string(),
+                    max_bytes,
+                });
+            }
+            file.write_all(&chunk).await.map_err(|e| io_error(key, e))?;
+        }
+        file.flush().await.map_err(|e| io_error(key, e))?;
+        file.sync_all().await.map_err(|e| io_error(key, e))?;
+        drop(file);
+        persist(temp, dest, key).await?;
+        Ok(written)
+    }
+
+    async fn get_bytes(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, BlobError> {
+        let (file, len) = self.open_read(key).await?;
+        let too_large = || BlobError::TooLarge {
+            key: key.to_string(),
+            max_bytes,
+        };
+        if len > max_bytes {
+            return Err(too_large());
+        }
+        // The file may grow after the size check: read one byte past the cap at most.
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| io_error(key, e))?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(too_large());
+        }
+        Ok(bytes)
     }
 
     async fn get_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
@@ -248,8 +245,8 @@ impl BlobStore for LocalBlobStore {
         }
     }
 
-    /// Prefixes end at a `/`: `tasks/1` removes `tasks/1` and `tasks/1/...`, never
-    /// `tasks/10`. (A string-prefix store such as S3 gets the same effect from `tasks/1/`.)
+    /// (A string-prefix store such as S3 gets the trait's "prefixes end at a `/`" from
+    /// deleting `tasks/1` and everything under `tasks/1/`.)
     async fn delete_prefix(&self, prefix: &str) -> Result<(), BlobError> {
         let trimmed = prefix.trim_end_matches('/');
         let path = self.path_for(trimmed)?;

@@ -1,34 +1,39 @@
 //! The embedded status cache: per-task status, event history and live fan-out in memory.
 //!
-//! Each task has a capped history (the newest events are kept; a reader who asks for
-//! older ones sees the gap in the sequence numbers) and a broadcast channel for the live
-//! tail. Publishing appends and broadcasts under one lock, and subscribing snapshots the
-//! history and joins the broadcast under the same lock, so every event reaches a
-//! subscriber exactly once: from the snapshot if it came before, from the channel if
-//! after. A subscriber that falls behind the channel catches up from the history.
+//! Each task has a history of events in seq order and a `watch` channel carrying "there is
+//! more" to its subscribers; the events themselves live only in the history, so a slow
+//! subscriber costs a position, never a buffer of copies. Publishing appends and signals
+//! under one lock; a subscriber marks the signal seen and reads the history under the
+//! same lock, so no event is missed or read twice.
 //!
-//! Closing a task drops its broadcast sender, which ends live streams once they drain.
-//! Closed tasks stay readable (late readers get the replay) until more than
-//! [`MemoryCacheLimits::closed_tasks`] newer ones closed after them.
+//! Memory is bounded in bytes ([`MemoryCacheLimits::max_bytes`], measured as the events'
+//! heap size) and in count per task. Past the byte budget, closed tasks are forgotten
+//! first (oldest closed first, status and history), then the oldest events of the largest
+//! open history; a reader who asks for events no longer held sees the gap in the seqs.
+//! Closing a task drops its signal, which ends live streams once they drain.
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use futures_util::stream::{self, BoxStream, StreamExt};
-use tokio::sync::broadcast;
+use futures_util::stream::{self, StreamExt};
+use serde_json::Value;
+use tokio::sync::watch;
 
-use crate::cache::{CacheError, StatusCache, TaskEvent};
+use crate::cache::{CacheError, EventStream, StatusCache, TaskEvent};
 use crate::task::{TaskId, TaskStatus};
+
+/// Events a subscriber copies out of the history per visit to the lock.
+const READ_BATCH: usize = 256;
 
 /// How much the cache keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryCacheLimits {
+    /// Bytes of event history held across all tasks (the events' estimated heap size).
+    pub max_bytes: usize,
     /// Events kept per task; past it the oldest are dropped.
     pub events_per_task: usize,
-    /// Live events buffered per task for slow subscribers before they must catch up from
-    /// the history.
-    pub live_buffer: usize,
     /// Closed tasks kept for late readers; the oldest closed are forgotten first.
     pub closed_tasks: usize,
 }
@@ -36,8 +41,8 @@ pub struct MemoryCacheLimits {
 impl Default for MemoryCacheLimits {
     fn default() -> Self {
         Self {
+            max_bytes: 64 << 20,
             events_per_task: 10_000,
-            live_buffer: 1_024,
             closed_tasks: 1_000,
         }
     }
@@ -60,31 +65,78 @@ struct State {
     tasks: HashMap<TaskId, Entry>,
     /// Closed tasks, oldest first, for forgetting them.
     closed: VecDeque<TaskId>,
+    /// Sum of every entry's `bytes`.
+    bytes: usize,
 }
 
 #[derive(Debug)]
 struct Entry {
     status: Option<TaskStatus>,
-    history: VecDeque<TaskEvent>,
+    /// Events with their estimated size, ordered by seq.
+    history: VecDeque<(TaskEvent, usize)>,
+    bytes: usize,
     next_seq: u64,
-    /// `None` once the task is closed.
-    live: Option<broadcast::Sender<TaskEvent>>,
+    /// Holds `next_seq`; `None` once the task is closed.
+    signal: Option<watch::Sender<u64>>,
 }
 
 impl Entry {
-    fn new(live_buffer: usize) -> Self {
+    fn new() -> Self {
         Self {
             status: None,
             history: VecDeque::new(),
+            bytes: 0,
             next_seq: 0,
-            live: Some(broadcast::channel(live_buffer.max(1)).0),
+            signal: Some(watch::channel(0).0),
         }
     }
 
-    fn events_from(&self, from_seq: u64) -> VecDeque<TaskEvent> {
+    fn events_from(&self, from_seq: u64, max: usize) -> VecDeque<TaskEvent> {
         // The history is ordered by seq; skip what the reader already has.
-        let skip = self.history.partition_point(|event| event.seq < from_seq);
-        self.history.iter().skip(skip).cloned().collect()
+        let skip = self
+            .history
+            .partition_point(|(event, _)| event.seq < from_seq);
+        self.history
+            .iter()
+            .skip(skip)
+            .take(max)
+            .map(|(event, _)| event.clone())
+            .collect()
+    }
+
+    /// Drops the oldest event; returns its size.
+    fn pop_oldest(&mut self) -> Option<usize> {
+        let (_, size) = self.history.pop_front()?;
+        self.bytes -= size;
+        Some(size)
+    }
+}
+
+/// The approximate heap size of a stored event: its JSON tree plus the history slot.
+fn event_bytes(data: &Value) -> usize {
+    std::mem::size_of::<(TaskEvent, usize)>() + value_heap_bytes(data)
+}
+
+/// What a `serde_json::Value` owns on the heap (its own slot excluded): string buffers,
+/// array slots and map entries (a B-tree entry is taken as key, value and two words).
+fn value_heap_bytes(value: &Value) -> usize {
+    const SLOT: usize = std::mem::size_of::<Value>();
+    match value {
+        Value::String(text) => text.capacity(),
+        Value::Array(items) => {
+            items.capacity() * SLOT + items.iter().map(value_heap_bytes).sum::<usize>()
+        }
+        Value::Object(map) => map
+            .iter()
+            .map(|(key, item)| {
+                std::mem::size_of::<String>()
+                    + key.capacity()
+                    + SLOT
+                    + 2 * std::mem::size_of::<usize>()
+                    + value_heap_bytes(item)
+            })
+            .sum(),
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
     }
 }
 
@@ -96,10 +148,37 @@ impl Inner {
 }
 
 impl State {
-    fn entry(&mut self, id: TaskId, limits: &MemoryCacheLimits) -> &mut Entry {
-        self.tasks
-            .entry(id)
-            .or_insert_with(|| Entry::new(limits.live_buffer))
+    fn entry(&mut self, id: TaskId) -> &mut Entry {
+        self.tasks.entry(id).or_insert_with(Entry::new)
+    }
+
+    fn forget(&mut self, id: TaskId) {
+        if let Some(entry) = self.tasks.remove(&id) {
+            self.bytes -= entry.bytes;
+        }
+    }
+
+    /// Sheds history until the byte budget holds: closed tasks first, then the oldest
+    /// events of the largest open history.
+    fn shed(&mut self, max_bytes: usize) {
+        while self.bytes > max_bytes {
+            if let Some(old) = self.closed.pop_front() {
+                self.forget(old);
+                continue;
+            }
+            let largest = self
+                .tasks
+                .values_mut()
+                .filter(|entry| !entry.history.is_empty())
+                .max_by_key(|entry| entry.bytes);
+            let Some(entry) = largest else { return };
+            while self.bytes > max_bytes {
+                let Some(size) = entry.pop_oldest() else {
+                    break;
+                };
+                self.bytes -= size;
+            }
+        }
     }
 }
 
@@ -116,58 +195,64 @@ impl MemoryStatusCache {
             }),
         }
     }
+
+    /// The estimated bytes of event history held now (for metrics and tests).
+    pub fn held_bytes(&self) -> usize {
+        self.inner.state().bytes
+    }
 }
 
 #[async_trait]
 impl StatusCache for MemoryStatusCache {
     async fn set_status(&self, id: TaskId, status: TaskStatus) -> Result<(), CacheError> {
-        let mut state = self.inner.state();
-        state.entry(id, &self.inner.limits).status = Some(status);
+        self.inner.state().entry(id).status = Some(status);
         Ok(())
     }
 
     async fn status(&self, id: TaskId) -> Result<Option<TaskStatus>, CacheError> {
-        Ok(self
-            .inner
-            .state()
-            .tasks
-            .get(&id)
-            .and_then(|entry| entry.status))
+        let state = self.inner.state();
+        Ok(state.tasks.get(&id).and_then(|entry| entry.status))
     }
 
-    async fn publish(&self, id: TaskId, data: serde_json::Value) -> Result<u64, CacheError> {
-        let limits = self.inner.limits;
-        let mut state = self.inner.state();
-        let entry = state.entry(id, &limits);
-        let event = TaskEvent {
-            seq: entry.next_seq,
-            data,
-        };
-        entry.next_seq += 1;
-        if let Some(live) = &entry.live {
-            // No receiver is not an error: nobody is watching right now.
-            let _ = live.send(event.clone());
-        }
-        entry.history.push_back(event);
-        while entry.history.len() > limits.events_per_task {
-            entry.history.pop_front();
-        }
-        Ok(entry.next_seq - 1)
-    }
-
-    async fn subscribe(
+    async fn publish_batch(
         &self,
         id: TaskId,
-        from_seq: u64,
-    ) -> Result<BoxStream<'static, TaskEvent>, CacheError> {
+        events: Vec<Value>,
+    ) -> Result<Range<u64>, CacheError> {
         let limits = self.inner.limits;
         let mut state = self.inner.state();
-        let entry = state.entry(id, &limits);
+        let entry = state.entry(id);
+        let first = entry.next_seq;
+        let mut added = 0;
+        for data in events {
+            let size = event_bytes(&data);
+            let seq = entry.next_seq;
+            entry.next_seq += 1;
+            entry.history.push_back((TaskEvent { seq, data }, size));
+            entry.bytes += size;
+            added += size;
+        }
+        let mut trimmed = 0;
+        while entry.history.len() > limits.events_per_task {
+            trimmed += entry.pop_oldest().unwrap_or(0);
+        }
+        let range = first..entry.next_seq;
+        if let Some(signal) = &entry.signal {
+            signal.send_replace(range.end);
+        }
+        state.bytes = state.bytes + added - trimmed;
+        state.shed(limits.max_bytes);
+        Ok(range)
+    }
+
+    async fn subscribe(&self, id: TaskId, from_seq: u64) -> Result<EventStream, CacheError> {
+        let mut state = self.inner.state();
+        let entry = state.entry(id);
         let reader = Reader {
             inner: Arc::clone(&self.inner),
             id,
-            pending: entry.events_from(from_seq),
-            live: entry.live.as_ref().map(broadcast::Sender::subscribe),
+            pending: VecDeque::new(),
+            signal: entry.signal.as_ref().map(watch::Sender::subscribe),
             next_seq: from_seq,
         };
         drop(state);
@@ -177,55 +262,79 @@ impl StatusCache for MemoryStatusCache {
     async fn close(&self, id: TaskId) -> Result<(), CacheError> {
         let limits = self.inner.limits;
         let mut state = self.inner.state();
-        let entry = state.entry(id, &limits);
-        if entry.live.take().is_none() {
+        if state.entry(id).signal.take().is_none() {
             return Ok(());
         }
         state.closed.push_back(id);
         while state.closed.len() > limits.closed_tasks {
             if let Some(old) = state.closed.pop_front() {
-                state.tasks.remove(&old);
+                state.forget(old);
             }
         }
         Ok(())
     }
 }
 
-/// One subscriber's position: events already fetched from the history, then the live
-/// channel. `next_seq` is the lowest seq not yet yielded, so nothing is yielded twice.
+/// One subscriber's position: `next_seq` is the lowest seq not yet yielded, so nothing
+/// is yielded twice; `pending` holds the batch last copied out of the history.
 struct Reader {
     inner: Arc<Inner>,
     id: TaskId,
     pending: VecDeque<TaskEvent>,
-    live: Option<broadcast::Receiver<TaskEvent>>,
+    /// `None` once the task is closed (or was closed when subscribing).
+    signal: Option<watch::Receiver<u64>>,
     next_seq: u64,
 }
 
 impl Reader {
-    async fn next(mut self) -> Option<(TaskEvent, Self)> {
+    async fn next(mut self) -> Option<(Result<TaskEvent, CacheError>, Self)> {
         loop {
             if let Some(event) = self.pending.pop_front() {
-                if event.seq < self.next_seq {
-                    continue;
-                }
                 self.next_seq = event.seq + 1;
-                return Some((event, self));
+                return Some((Ok(event), self));
             }
-            let live = self.live.as_mut()?;
-            match live.recv().await {
-                Ok(event) => self.pending.push_back(event),
-                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up(),
-                Err(broadcast::error::RecvError::Closed) => self.live = None,
+            let open = self.refill();
+            if !self.pending.is_empty() {
+                continue;
+            }
+            if !open {
+                return None;
+            }
+            let signal = self.signal.as_mut()?;
+            if signal.changed().await.is_err() {
+                // Closed (or forgotten): read what is left, then end.
+                self.signal = None;
             }
         }
     }
 
-    /// After missing live events, take them from the history; the channel's next ones
-    /// are newer or already seen, and seen ones are skipped by seq.
-    fn catch_up(&mut self) {
+    /// Copies the next events out of the history; returns whether the task is still
+    /// open (more may come). The signal is marked seen under the lock first, so a publish
+    /// after this read wakes the reader.
+    fn refill(&mut self) -> bool {
         let state = self.inner.state();
-        if let Some(entry) = state.tasks.get(&self.id) {
-            self.pending = entry.events_from(self.next_seq);
+        if let Some(signal) = self.signal.as_mut() {
+            signal.borrow_and_update();
         }
+        let Some(entry) = state.tasks.get(&self.id) else {
+            return false;
+        };
+        self.pending = entry.events_from(self.next_seq, READ_BATCH);
+        entry.signal.is_some() && self.signal.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heap_estimate_grows_with_the_content() {
+        let small = event_bytes(&serde_json::json!({"type": "message"}));
+        let text = "x".repeat(10_000);
+        let large = event_bytes(&serde_json::json!({"type": "message", "text": text}));
+        assert!(large >= small + 10_000, "{small} {large}");
+        let nested = event_bytes(&serde_json::json!({"a": [1, 2, {"b": "cc"}]}));
+        assert!(nested > event_bytes(&serde_json::json!({"a": []})));
     }
 }

@@ -113,11 +113,16 @@ pub fn output_key(id: TaskId, name: &str) -> String {
     format!("tasks/{id}/outputs/{name}")
 }
 
-/// Reads the task's `result.json`; a missing or unreadable one is `None` (logged).
+/// The largest `result.json` read into the task row; the agent's own is a few hundred
+/// bytes, so anything near this is not one.
+pub const MAX_RESULT_BYTES: u64 = 1 << 20;
+
+/// Reads the task's `result.json`; a missing, oversized or unreadable one is `None`
+/// (logged).
 pub async fn read_result(services: &Services, id: TaskId) -> Option<Value> {
     match services
         .blobs
-        .get_bytes(&output_key(id, "result.json"))
+        .get_bytes(&output_key(id, "result.json"), MAX_RESULT_BYTES)
         .await
     {
         Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::queue::QueueError;
 use crate::services::Services;
 
-pub use finish::{Outcome, RunEnd, finish_run, outcome, output_key, read_result};
+pub use finish::{MAX_RESULT_BYTES, Outcome, RunEnd, finish_run, outcome, output_key, read_result};
 pub use launch::{OUTPUT_NAMES, agent_env, task_timeout, workspace_key};
 pub use lifecycle::{Stop, advance, announce};
 pub use prepare::PrepareError;

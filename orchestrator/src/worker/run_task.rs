@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::finish::{RunEnd, finish_run};
 use super::launch::{deadline_at, launch_spec};
-use super::lifecycle::{Stop, advance, close_stream, publish};
+use super::lifecycle::{Stop, advance, close_stream};
 use super::prepare::prepare_workspace;
-use crate::queue::Delivery;
+use crate::cache::EventPublisher;
+use crate::queue::{Delivery, retry_delay};
 use crate::runner::{RunHandle, RunnerEvent};
 use crate::services::Services;
 use crate::task::{Task, TaskId, TaskStatus, TaskUpdate, now_ms};
@@ -53,12 +54,12 @@ pub(crate) async fn process(services: &Services, delivery: Delivery, abort: &Can
         }
         Disposition::Redeliver => {
             // Not in a hurry to see it again: the store just failed.
-            tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-                _ = abort.cancelled() => {}
+            let delay = retry_delay(delivery.attempt);
+            if let Err(err) = delivery.nack(delay).await {
+                tracing::warn!(task_id = %id, error = %err, "nack failed; the reconciler re-enqueues the task");
             }
-            drop(delivery);
         }
+        // Dropping an unsettled delivery nacks it.
         Disposition::Abandon => drop(delivery),
     }
 }
@@ -176,8 +177,20 @@ async fn drive(
             return Err(stop.into());
         }
     };
-    let end = watch_run(services, &task, &handle, events, abort).await?;
-    finish_run(services, task, end).await?;
+    let publisher = EventPublisher::start(
+        services.cache.clone(),
+        task.id,
+        services.config.cache.publish_buffer,
+    );
+    let end = watch_run(services, &task, &handle, events, &publisher, abort).await;
+    // Every agent event goes out before the status that ends the run.
+    publisher
+        .finish(services.config.cache.publish_flush())
+        .await;
+    if let Err(Interrupted::Stop(Stop::Moved { .. })) = &end {
+        close_stream(services, task.id).await;
+    }
+    finish_run(services, task, end?).await?;
     Ok(())
 }
 
@@ -190,13 +203,15 @@ async fn fail(services: &Services, task: &Task, message: String) -> Result<Task,
     advance(services, task, TaskStatus::Failed, update).await
 }
 
-/// Streams the run's events to the cache until it exits, the row moves elsewhere (a
-/// cancel, the reconciler), or the server gives up waiting on shutdown.
+/// Streams the run's events to the cache (through `publisher`, never waiting on it) until
+/// it exits, the row moves elsewhere (a cancel, the reconciler), or the server gives up
+/// waiting on shutdown.
 async fn watch_run(
     services: &Services,
     task: &Task,
     handle: &RunHandle,
     mut events: BoxStream<'static, RunnerEvent>,
+    publisher: &EventPublisher,
     abort: &CancellationToken,
 ) -> Result<RunEnd, Interrupted> {
     let mut poll = tokio::time::interval(services.config.worker.cancel_poll());
@@ -204,7 +219,7 @@ async fn watch_run(
     loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(RunnerEvent::AgentEvent(event)) => publish(services, task.id, event).await,
+                Some(RunnerEvent::AgentEvent(event)) => publisher.send(event),
                 Some(RunnerEvent::Exited { code }) => return Ok(RunEnd::Exited(code)),
                 None => return Ok(RunEnd::Exited(None)),
             },
@@ -213,7 +228,6 @@ async fn watch_run(
                     stop_run(services, task.id, handle).await;
                     // Wait for the run to be really over before letting go of the task.
                     while events.next().await.is_some() {}
-                    close_stream(services, task.id).await;
                     return Err(Interrupted::Stop(Stop::Moved { id: task.id, reason }));
                 }
             }

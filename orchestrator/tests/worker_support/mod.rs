@@ -205,7 +205,10 @@ impl Harness {
         let events = tokio::time::timeout(SETTLE, stream.collect::<Vec<_>>())
             .await
             .expect("the task's event stream never closed");
-        events.into_iter().map(|event| event.data).collect()
+        events
+            .into_iter()
+            .map(|event| event.unwrap().data)
+            .collect()
     }
 
     /// Waits for the task's first event of type `kind` and returns it.
@@ -213,6 +216,7 @@ impl Harness {
         let mut stream = self.services.cache.subscribe(id, 0).await.unwrap();
         tokio::time::timeout(SETTLE, async {
             while let Some(event) = stream.next().await {
+                let event = event.unwrap();
                 if event.data["type"] == kind {
                     return event.data;
                 }

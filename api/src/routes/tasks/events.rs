@@ -4,7 +4,9 @@
 //! arrives late gets the story from the start and then follows live; a reconnecting
 //! `EventSource` sends `Last-Event-ID` (each event's id is its sequence number) and
 //! resumes after it. The stream ends when the task's stream is closed (terminal state),
-//! or when the server shuts down, so connections drain.
+//! or when the server shuts down, so connections drain. When the cache is down the
+//! stream says so and carries status changes read from the store instead
+//! ([`orchestrator::cache::follow`]); those carry no id.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -12,7 +14,8 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
-use futures_util::stream::{self, BoxStream, StreamExt};
+use futures_util::stream::{BoxStream, StreamExt};
+use orchestrator::cache::{FollowOptions, follow};
 
 use super::load_owned;
 use crate::auth::Owner;
@@ -56,27 +59,21 @@ pub async fn task_events(
                 ApiError::BadRequest("Last-Event-ID must be an event id (a number)".into())
             })?,
     };
-    let cache = &state.services.cache;
-    let events: EventStream = if task.status.is_terminal() && cache.status(task.id).await?.is_none()
-    {
-        // Finished before this process started: the cache has no history to replay.
-        let data = serde_json::json!({
-            "type": "status",
-            "status": task.status.as_str(),
-            "message": task.message,
-        });
-        stream::once(async move { Ok(Event::default().data(data.to_string())) }).boxed()
-    } else {
-        cache
-            .subscribe(task.id, from_seq)
-            .await?
-            .map(|event| {
-                Ok(Event::default()
-                    .id(event.seq.to_string())
-                    .data(event.data.to_string()))
-            })
-            .boxed()
-    };
+    let events = follow(
+        state.services.cache.clone(),
+        state.services.store.clone(),
+        &task,
+        from_seq,
+        FollowOptions::default(),
+    )
+    .map(|item| {
+        let event = Event::default().data(item.data.to_string());
+        Ok(match item.seq {
+            Some(seq) => event.id(seq.to_string()),
+            None => event,
+        })
+    })
+    .boxed();
     let shutdown = state.shutdown.clone().cancelled_owned();
     let events = events.take_until(shutdown).boxed();
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
