@@ -21,6 +21,9 @@ pub enum ApiError {
     /// Well-formed but invalid fields: unknown or missing field, bad URL, blank text.
     #[error("{0}")]
     Invalid(String),
+    /// An invalid field the client can point at (`git_url`, `description`...).
+    #[error("{message}")]
+    InvalidField { field: String, message: String },
     #[error("missing or invalid bearer token; send `Authorization: Bearer TOKEN`")]
     Unauthorized,
     /// Also what another owner's task looks like: its existence is not revealed.
@@ -52,13 +55,19 @@ pub struct ErrorDetail {
     /// Stable machine-readable code: `invalid_request`, `not_found`...
     pub code: &'static str,
     pub message: String,
+    /// The request field the error is about, when it is about one (`git_url`,
+    /// `description`, `max_turns`...): forms show the message next to that field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::InvalidField { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -73,7 +82,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "bad_request",
-            ApiError::Invalid(_) => "invalid_request",
+            ApiError::Invalid(_) | ApiError::InvalidField { .. } => "invalid_request",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
@@ -100,10 +109,15 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let field = match &self {
+            ApiError::InvalidField { field, .. } => Some(field.clone()),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
                 message,
+                field,
             },
         };
         let mut response = (status, Json(body)).into_response();
@@ -113,6 +127,15 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<crate::validate::FieldError> for ApiError {
+    fn from(err: crate::validate::FieldError) -> Self {
+        ApiError::InvalidField {
+            field: err.field.to_string(),
+            message: err.message,
+        }
     }
 }
 

@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod validate;
+pub mod web;
 
 use std::future::Future;
 
@@ -38,6 +39,7 @@ pub fn app(state: SharedState) -> Router {
         .merge(routes::tasks::router(config))
         .merge(routes::legacy::router(config))
         .merge(routes::ops::router())
+        .merge(web::router())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout(),

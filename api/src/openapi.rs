@@ -10,6 +10,8 @@ use crate::dto::{
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::{blobs, legacy, ops, tasks};
+use crate::web;
+use crate::web::event_ticket::EventTicket;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +25,7 @@ use crate::routes::{blobs, legacy, ops, tasks};
         tasks::get_task,
         tasks::cancel_task,
         tasks::events::task_events,
+        web::event_ticket::issue_ticket,
         tasks::get_artifact,
         legacy::create_legacy,
         legacy::legacy_status,
@@ -44,6 +47,7 @@ use crate::routes::{blobs, legacy, ops, tasks};
         LegacyStatus,
         ErrorBody,
         ErrorDetail,
+        EventTicket,
     )),
     modifiers(&BearerAuth),
     tags(

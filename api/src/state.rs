@@ -18,6 +18,7 @@ use crate::auth::TokenCache;
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
 use crate::validate::DraftRules;
+use crate::web::event_ticket::EventTickets;
 
 /// The outside systems the API works through.
 #[derive(Clone)]
@@ -44,6 +45,9 @@ pub struct AppState {
     /// Cancelled on shutdown: ends SSE streams so connections can drain.
     pub shutdown: CancellationToken,
     pub clock: Clock,
+    /// Signs the tickets a browser's `EventSource` follows a task with; a key of this
+    /// process unless the binary sets a lasting one.
+    pub event_tickets: EventTickets,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -92,6 +96,7 @@ impl AppState {
             draft_rules,
             shutdown,
             clock: Arc::new(unix_now),
+            event_tickets: EventTickets::random(),
         })
     }
 }

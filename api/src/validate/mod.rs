@@ -48,38 +48,53 @@ pub struct DraftRules {
     pub zip: ExtractOptions,
 }
 
-/// Checks every field; the error is the client-facing reason.
-pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), String> {
+/// A refused field: which one (as the request names it), and what to fix. Clients show
+/// the message next to that field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Attaches `field` to a check's message.
+fn on(field: &'static str) -> impl Fn(String) -> FieldError {
+    move |message| FieldError { field, message }
+}
+
+/// Checks every field; the error names the field and gives the client-facing reason.
+pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), FieldError> {
     if draft.description.trim().is_empty() {
-        return Err("description is blank; say what the agent should do".into());
-    }
-    if draft.description.len() > MAX_DESCRIPTION {
-        return Err(format!(
-            "description is longer than {MAX_DESCRIPTION} bytes; shorten it"
+        return Err(on("description")(
+            "description is blank; say what the agent should do".into(),
         ));
     }
+    if draft.description.len() > MAX_DESCRIPTION {
+        return Err(on("description")(format!(
+            "description is longer than {MAX_DESCRIPTION} bytes; shorten it"
+        )));
+    }
     if let Some(target) = &draft.target_file {
-        check_target_file(target)?;
+        check_target_file(target).map_err(on("target_file"))?;
     }
     if let Some(model) = &draft.model {
-        check_short("model", model)?;
+        check_short("model", model).map_err(on("model"))?;
     }
     check_limits(&draft.limits)?;
     match &draft.input {
         DraftInput::Git { url, git_ref } => {
             if let Some(git_ref) = git_ref {
-                check_git_ref(git_ref)?;
+                check_git_ref(git_ref).map_err(on("git_ref"))?;
             }
             rules
                 .git
                 .check(url)
                 .await
                 .map(drop)
-                .map_err(|err| err.to_string())
+                .map_err(|err| on("git_url")(err.to_string()))
         }
         DraftInput::Zip { name, bytes } => {
-            check_short("zip file name", name)?;
-            check_zip(bytes, &rules.zip)
+            check_short("zip file name", name).map_err(on("zip_file"))?;
+            check_zip(bytes, &rules.zip).map_err(on("zip_file"))
         }
     }
 }
@@ -126,21 +141,23 @@ fn check_git_ref(git_ref: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_limits(limits: &TaskLimits) -> Result<(), String> {
+fn check_limits(limits: &TaskLimits) -> Result<(), FieldError> {
     if let Some(turns) = limits.max_turns
         && !(1..=MAX_TURNS).contains(&turns)
     {
-        return Err(format!("max_turns must be between 1 and {MAX_TURNS}"));
+        return Err(on("max_turns")(format!(
+            "max_turns must be between 1 and {MAX_TURNS}"
+        )));
     }
     if limits.max_tokens == Some(0) {
-        return Err("max_tokens must be at least 1".into());
+        return Err(on("max_tokens")("max_tokens must be at least 1".into()));
     }
     if let Some(secs) = limits.timeout_secs
         && !(1..=MAX_TIMEOUT_SECS).contains(&secs)
     {
-        return Err(format!(
+        return Err(on("timeout_secs")(format!(
             "timeout_secs must be between 1 and {MAX_TIMEOUT_SECS}"
-        ));
+        )));
     }
     Ok(())
 }

@@ -28,6 +28,7 @@ async fn blank_description_is_refused() {
         check_draft(&DraftRules::default(), &d)
             .await
             .unwrap_err()
+            .message
             .contains("description")
     );
 }
@@ -38,7 +39,8 @@ async fn target_file_escaping_the_repository_is_refused() {
         let mut d = draft(git("https://140.82.112.3/r.git"));
         d.target_file = Some(target.into());
         let err = check_draft(&DraftRules::default(), &d).await.unwrap_err();
-        assert!(err.contains("target_file"), "{target}: {err}");
+        assert_eq!(err.field, "target_file", "{target}: {err:?}");
+        assert!(err.message.contains("target_file"), "{target}: {err:?}");
     }
 }
 

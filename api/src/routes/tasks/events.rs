@@ -3,26 +3,36 @@
 //! The status cache keeps each task's events in order with a live tail, so a reader who
 //! arrives late gets the story from the start and then follows live; a reconnecting
 //! `EventSource` sends `Last-Event-ID` (each event's id is its sequence number) and
-//! resumes after it. The stream ends when the task's stream is closed (terminal state),
-//! or when the server shuts down, so connections drain. When the cache is down the
-//! stream says so and carries status changes read from the store instead
-//! ([`orchestrator::cache::follow`]); those carry no id.
+//! resumes after it (`?last_event_id=` does the same for a client that cannot set the
+//! header). Browsers' `EventSource` sends no `Authorization` header: it comes with a
+//! short-lived ticket instead ([`crate::web::event_ticket`]). The stream ends when the
+//! task's stream is closed (terminal state), or when the server shuts down, so
+//! connections drain. When the cache is down the stream says so and carries status
+//! changes read from the store instead ([`orchestrator::cache::follow`]); those carry no
+//! id.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use futures_util::stream::{BoxStream, StreamExt};
 use orchestrator::cache::{FollowOptions, follow};
 
 use super::load_owned;
-use crate::auth::Owner;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::SharedState;
+use crate::web::event_ticket::EventsReader;
 
 type EventStream = BoxStream<'static, Result<Event, Infallible>>;
+
+/// Where to resume, for clients that cannot send `Last-Event-ID` (the `ticket` parameter
+/// is read by [`EventsReader`]).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ResumeQuery {
+    last_event_id: Option<String>,
+}
 
 /// Follow a task: history first, then live events, until it finishes.
 #[utoipa::path(
@@ -32,6 +42,8 @@ type EventStream = BoxStream<'static, Result<Event, Infallible>>;
     params(
         ("id" = String, Path, description = "Task id"),
         ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+        ("last_event_id" = Option<u64>, Query, description = "The same, for a client that cannot set the header (a new `EventSource`); the header wins"),
+        ("ticket" = Option<String>, Query, description = "Instead of the bearer token: a ticket from `POST /api/v1/tasks/{id}/events/ticket`, for `EventSource`"),
     ),
     responses(
         (status = 200, description = "text/event-stream; each event's id is its sequence number, its data one JSON event", content_type = "text/event-stream"),
@@ -43,16 +55,19 @@ type EventStream = BoxStream<'static, Result<Event, Infallible>>;
 )]
 pub async fn task_events(
     State(state): State<SharedState>,
-    owner: Owner,
+    EventsReader(owner): EventsReader,
     Path(id): Path<String>,
     headers: HeaderMap,
+    Query(query): Query<ResumeQuery>,
 ) -> Result<Sse<KeepAliveStream<EventStream>>, ApiError> {
     let task = load_owned(&state, &owner, &id).await?;
-    let from_seq = match headers.get("last-event-id") {
+    let last_event_id = headers
+        .get("last-event-id")
+        .map(|value| value.to_str().ok())
+        .or(query.last_event_id.as_deref().map(Some));
+    let from_seq = match last_event_id {
         None => 0,
         Some(value) => value
-            .to_str()
-            .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(|seq| seq.saturating_add(1))
             .ok_or_else(|| {

@@ -90,7 +90,10 @@ pub fn parse_json(bytes: &[u8]) -> Result<TaskDraft, ApiError> {
             } else if path == "." {
                 ApiError::Invalid(format!("invalid task request: {inner}"))
             } else {
-                ApiError::Invalid(format!("invalid task request: {path}: {inner}"))
+                ApiError::InvalidField {
+                    message: format!("invalid task request: {path}: {inner}"),
+                    field: path,
+                }
             }
         })?;
     json.end()
@@ -126,9 +129,10 @@ impl FormFields {
     pub fn take_number<T: std::str::FromStr>(&mut self, name: &str) -> Result<Option<T>, ApiError> {
         self.take(name)
             .map(|text| {
-                text.trim()
-                    .parse()
-                    .map_err(|_| ApiError::Invalid(format!("{name} must be a whole number")))
+                text.trim().parse().map_err(|_| ApiError::InvalidField {
+                    field: name.to_string(),
+                    message: format!("{name} must be a whole number"),
+                })
             })
             .transpose()
     }
@@ -214,11 +218,12 @@ pub fn draft_from_form(
         },
         (None, Some((name, bytes))) => DraftInput::Zip { name, bytes },
     };
-    let description = fields.take(description_field).ok_or_else(|| {
-        ApiError::Invalid(format!(
-            "missing field `{description_field}`; say what the agent should do"
-        ))
-    })?;
+    let description = fields
+        .take(description_field)
+        .ok_or_else(|| ApiError::InvalidField {
+            field: description_field.to_string(),
+            message: format!("missing field `{description_field}`; say what the agent should do"),
+        })?;
     let optional = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
     Ok(TaskDraft {
         input,
@@ -240,9 +245,7 @@ pub async fn submit(
     draft: TaskDraft,
     idempotency_key: Option<String>,
 ) -> Result<Submitted, ApiError> {
-    check_draft(&state.draft_rules, &draft)
-        .await
-        .map_err(ApiError::Invalid)?;
+    check_draft(&state.draft_rules, &draft).await?;
     let services = &state.services;
     let (input, upload_prefix) = match draft.input {
         DraftInput::Git { url, git_ref } => (
