@@ -90,12 +90,22 @@ pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), Fi
                 .check(url)
                 .await
                 .map(drop)
-                .map_err(|err| on("git_url")(err.to_string()))
+                .map_err(|err| on("git_url")(git_url_refusal(err)))
         }
         DraftInput::Zip { name, bytes } => {
             check_short("zip file name", name).map_err(on("zip_file"))?;
             check_zip(bytes, &rules.zip).map_err(on("zip_file"))
         }
+    }
+}
+
+/// The policy's reason, said about the field (the URL itself is not echoed back).
+fn git_url_refusal(err: orchestrator::WorkspaceError) -> String {
+    match err {
+        orchestrator::WorkspaceError::UrlRefused { reason, .. } => {
+            format!("git_url is not accepted: {reason}")
+        }
+        other => format!("git_url is not accepted: {other}"),
     }
 }
 
