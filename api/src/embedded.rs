@@ -8,15 +8,11 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::Context;
-use orchestrator::blob::LocalBlobStore;
 use orchestrator::blob::signing::{MIN_SIGNING_KEY_LEN, generate_signing_key};
-use orchestrator::queue::InProcessQueue;
-use orchestrator::services::{memory_cache, time_limited};
 use orchestrator::store::SqliteTaskStore;
-use orchestrator::{OrchestratorConfig, ProcessRunner, Services};
+use orchestrator::{OrchestratorConfig, Services};
 use secrecy::{ExposeSecret, SecretSlice};
 
 use crate::state::ApiServices;
@@ -65,32 +61,16 @@ pub struct Embedded {
 }
 
 /// Builds the embedded services under `config.data_dir`; `public_url` is where agents
-/// and clients reach this server (signed blob URLs point there).
+/// and clients reach this server (signed blob URLs point there). The same constructor
+/// ([`Services::embedded`]) builds them for the orchestrator's own tests.
 pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Result<Embedded> {
     let data_dir: PathBuf = config.data_dir.clone();
-    let store = Arc::new(open_store(&data_dir).await?);
-    let blobs = Arc::new(
-        LocalBlobStore::new(data_dir.join("blobs"), public_url, signing_key(&data_dir)?)
-            .context("setting up the blob store")?,
-    );
-    let queue = Arc::new(InProcessQueue::new());
-    let cache = time_limited(Arc::new(memory_cache(&config)), &config);
-    let runner = Arc::new(ProcessRunner::from_config(&config));
-    let orchestrator = Services {
-        store: store.clone(),
-        queue: queue.clone(),
-        blobs: blobs.clone(),
-        cache: cache.clone(),
-        runner: runner.clone(),
-        config: Arc::new(config),
-    };
-    let api = ApiServices {
-        store,
-        queue,
-        blobs: blobs.clone(),
-        cache,
-        runner: Some(runner),
-        local_blobs: Some(blobs),
-    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    let key = signing_key(&data_dir)?;
+    let (orchestrator, parts) = Services::embedded(config, public_url, key)
+        .await
+        .with_context(|| format!("opening the embedded services in {}", data_dir.display()))?;
+    let api = ApiServices::from_services(&orchestrator, Some(parts.blobs));
     Ok(Embedded { api, orchestrator })
 }

@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use orchestrator::tasks::CancelError;
 use orchestrator::{BlobError, CacheError, QueueError, StoreError, TransitionError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -142,7 +143,7 @@ impl From<crate::validate::FieldError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Unavailable(_) => {
+            StoreError::Unavailable { .. } => {
                 tracing::error!(error = %err, "task store unavailable");
                 ApiError::Unavailable("the task store is unavailable; retry shortly".into())
             }
@@ -151,6 +152,18 @@ impl From<StoreError> for ApiError {
                     .into(),
             ),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(err: CancelError) -> Self {
+        match err {
+            CancelError::NotFound(id) => ApiError::task_not_found(id),
+            CancelError::Store(store) => store.into(),
+            other @ (CancelError::AlreadyFinished(_) | CancelError::KeptChanging(_)) => {
+                ApiError::Conflict(other.to_string())
+            }
         }
     }
 }

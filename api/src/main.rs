@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use api::web::event_ticket::EventTickets;
 use api::{ApiConfig, AppState};
 use clap::{Parser, Subcommand};
 use orchestrator::OrchestratorConfig;
@@ -175,6 +176,7 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
         );
     }
     let workspace = file.orchestrator.workspace.clone();
+    let data_dir = file.orchestrator.data_dir.clone();
     let embedded = api::embedded::build(file.orchestrator, &public_url).await?;
 
     if let Ok(token) = std::env::var("API_DEV_TOKEN")
@@ -195,9 +197,11 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
         tracing::warn!("--no-worker: tasks are queued but not run by this process");
     }
 
-    let state =
+    let mut state =
         AppState::with_workspace(embedded.api, file.api, workspace, CancellationToken::new())
             .context("in the [orchestrator.workspace] config")?;
+    // Event tickets outlive a restart: a browser's EventSource reconnects with its ticket.
+    state.event_tickets = EventTickets::derived_from(&api::embedded::signing_key(&data_dir)?);
     tracing::info!(%addr, %public_url, "listening");
     let stop = shutdown.clone();
     let signal = async move {

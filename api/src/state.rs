@@ -11,7 +11,7 @@ use std::sync::Arc;
 use orchestrator::blob::LocalBlobStore;
 use orchestrator::config::WorkspaceConfig;
 use orchestrator::workspace::{GitUrlPolicy, InvalidGitHost};
-use orchestrator::{BlobStore, Queue, Runner, StatusCache, TaskStore};
+use orchestrator::{BlobStore, Queue, Runner, Services, StatusCache, TaskOps, TaskStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenCache;
@@ -33,6 +33,31 @@ pub struct ApiServices {
     /// The local blob folder, whose signed URLs `/blobs/...` serves; `None` when the
     /// blob store serves its own URLs (S3/COS).
     pub local_blobs: Option<Arc<LocalBlobStore>>,
+}
+
+impl ApiServices {
+    /// The API's view of the orchestrator's services: the same parts, plus the local blob
+    /// store whose URLs this server serves, if any.
+    pub fn from_services(services: &Services, local_blobs: Option<Arc<LocalBlobStore>>) -> Self {
+        Self {
+            store: services.store.clone(),
+            queue: services.queue.clone(),
+            blobs: services.blobs.clone(),
+            cache: services.cache.clone(),
+            runner: Some(services.runner.clone()),
+            local_blobs,
+        }
+    }
+
+    /// The task operations (submit, cancel) over these parts.
+    pub fn ops(&self) -> TaskOps {
+        TaskOps {
+            store: self.store.clone(),
+            queue: self.queue.clone(),
+            cache: self.cache.clone(),
+            runner: self.runner.clone(),
+        }
+    }
 }
 
 pub struct AppState {

@@ -8,7 +8,7 @@
 mod browser_support;
 mod e2e_support;
 
-use browser_support::Browser;
+use browser_support::{Browser, ENTER, TAB};
 use e2e_support::*;
 use serde_json::json;
 
@@ -182,12 +182,31 @@ async fn an_invalid_field_is_shown_next_to_it_and_nothing_is_created() {
     let api = Api::start(&home, "127.0.0.1:0", &model).await;
 
     browser.sign_in(&api.base, TOKEN).await;
-    browser.click("a[href='#/new']").await;
+    // Keyboard only: Tab to "New task", Enter; type; Enter in a field submits.
+    let mut reached = false;
+    for _ in 0..12 {
+        browser.press(TAB).await;
+        let focused = browser
+            .eval("return document.activeElement.getAttribute('href');")
+            .await;
+        if focused == json!("#/new") {
+            reached = true;
+            break;
+        }
+    }
+    assert!(reached, "Tab never reached the New task link");
+    browser.press(ENTER).await;
+    browser.find("#submit-form").await;
     browser
         .fill("#f-git_url", "https://127.0.0.1/org/repo.git")
         .await;
     browser.fill("#f-description", "fix it").await;
-    browser.click("#submit-form button[type=submit]").await;
+    browser
+        .find("#f-git_ref")
+        .await
+        .send_keys(ENTER)
+        .await
+        .unwrap();
     let error = browser.wait_for_text("#f-git_url-error", "git_url").await;
     assert!(error.contains("127.0.0.1"), "{error}");
     let invalid = browser.find("#f-git_url").await.attr("aria-invalid").await;

@@ -29,6 +29,8 @@ pub struct OrchestratorConfig {
     pub worker: WorkerConfig,
     pub reconciler: ReconcilerConfig,
     pub workspace: WorkspaceConfig,
+    /// What each agent run may use.
+    pub resources: ResourcesConfig,
     pub cache: CacheConfig,
 }
 
@@ -43,6 +45,7 @@ impl Default for OrchestratorConfig {
             worker: WorkerConfig::default(),
             reconciler: ReconcilerConfig::default(),
             workspace: WorkspaceConfig::default(),
+            resources: ResourcesConfig::default(),
             cache: CacheConfig::default(),
         }
     }
@@ -57,7 +60,7 @@ impl OrchestratorConfig {
         Duration::from_secs(self.default_task_timeout_secs)
     }
 
-    /// Where the process runner writes each run's stderr.
+    /// Where the process runner keeps each run's folder and stderr log.
     pub fn runs_dir(&self) -> PathBuf {
         self.data_dir.join("runs")
     }
@@ -101,10 +104,18 @@ impl ModelEndpoint {
 pub struct WorkerConfig {
     /// How many tasks run at once.
     pub concurrency: usize,
-    /// How often a running task's row is re-read to notice a cancel.
+    /// How often a held task's row is re-read to notice a cancel.
     pub cancel_poll_ms: u64,
-    /// On shutdown, how long running tasks may go on before their runs are stopped and
-    /// left for the reconciler.
+    /// How long a worker's lease on a task lasts unless renewed (it is renewed every
+    /// third of that). A task whose holder died is picked up this long after its last
+    /// renewal.
+    pub lease_secs: u64,
+    /// How many times a task may be claimed to prepare and launch its run before it
+    /// fails (each claim whose lease expired before the agent started counts).
+    pub max_attempts: u32,
+    /// On shutdown, how long running tasks may go on before this worker lets go of them:
+    /// their runs go on, detached, and another worker (or this one, restarted) picks
+    /// them up.
     pub shutdown_grace_secs: u64,
     /// Between SIGTERM and SIGKILL when a run is stopped.
     pub kill_grace_secs: u64,
@@ -115,6 +126,8 @@ impl Default for WorkerConfig {
         Self {
             concurrency: 2,
             cancel_poll_ms: 1000,
+            lease_secs: 15,
+            max_attempts: 3,
             shutdown_grace_secs: 30,
             kill_grace_secs: 5,
         }
@@ -122,6 +135,10 @@ impl Default for WorkerConfig {
 }
 
 impl WorkerConfig {
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_secs.max(1))
+    }
+
     pub fn cancel_poll(&self) -> Duration {
         Duration::from_millis(self.cancel_poll_ms.max(1))
     }
@@ -135,24 +152,28 @@ impl WorkerConfig {
     }
 }
 
-/// When the reconciler steps in. Ages are measured from the row's `updated_at`.
+/// When the reconciler steps in. A claimed task is only ever touched once its lease
+/// expired; these settle the rest.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReconcilerConfig {
     /// Time between passes.
     pub interval_ms: u64,
-    /// `PENDING` this long: the API stopped between storing and enqueueing; queue it.
+    /// An outbox entry this old: the process that created the task did not get its
+    /// message onto the queue; the reconciler sends it.
     pub pending_after_secs: u64,
-    /// `QUEUED` this long (and not re-enqueued for as long): the message may be lost;
-    /// enqueue it again (a duplicate is harmless, the claim is a compare-and-set).
+    /// `QUEUED` this long (and not re-sent for as long): the message may be lost; send
+    /// it again (a duplicate is harmless, the claim is a compare-and-set).
     pub queued_after_secs: u64,
-    /// Running with a dead run handle, or no handle, this long: the run is lost.
+    /// A run the runner cannot find counts as lost only once its task has been running
+    /// this long (a just-created Job may not be visible yet).
     pub lost_after_secs: u64,
-    /// `PROCESSING`/`DOWNLOADING_CODE` this long: preparation was abandoned.
+    /// How long preparing the workspace (clone or unzip, pack, upload) may take; past
+    /// it the task fails.
     pub prepare_timeout_secs: u64,
     /// Added to a task's timeout for its deadline, so the agent's own timeout fires first.
     pub deadline_slack_secs: u64,
-    /// Most tasks looked at per pass.
+    /// Most tasks looked at per kind of repair per pass.
     pub batch: u32,
 }
 
@@ -178,6 +199,21 @@ impl ReconcilerConfig {
     pub fn deadline_slack(&self) -> Duration {
         Duration::from_secs(self.deadline_slack_secs)
     }
+
+    pub fn prepare_timeout(&self) -> Duration {
+        Duration::from_secs(self.prepare_timeout_secs)
+    }
+}
+
+/// What each agent run may use; unset means the runner's default. The process runner
+/// applies the memory limit (as an address-space limit) and cannot apply the CPU one;
+/// container runners apply both.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResourcesConfig {
+    /// Thousandths of a CPU core.
+    pub cpu_millis: Option<u32>,
+    pub memory_mib: Option<u64>,
 }
 
 /// The status cache's bounds: it may be slow or down, and must never hold the worker up.

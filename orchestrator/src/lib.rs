@@ -2,8 +2,10 @@
 //! through.
 //!
 //! The database is the source of truth. A task row changes status only by compare-and-set
-//! ([`TaskStore::transition`]), so a redelivered queue message or a second worker cannot
-//! run a task twice; the queue carries task ids, not state. Every outside system sits
+//! ([`TaskStore::transition`]), and a claimed task only under its holder's lease
+//! ([`TaskStore::advance`]), so a redelivered queue message, a second worker or a second
+//! reconciler cannot run or finish a task twice; the queue carries task ids, not state.
+//! Front ends create and cancel tasks through [`tasks`]. Every outside system sits
 //! behind one trait with two implementations, chosen by configuration, never by `if` in
 //! the worker or the API:
 //!
@@ -24,6 +26,7 @@ pub mod runner;
 pub mod services;
 pub mod store;
 pub mod task;
+pub mod tasks;
 #[cfg(test)]
 mod test_support;
 pub mod worker;
@@ -37,10 +40,13 @@ pub use config::OrchestratorConfig;
 pub use queue::{
     DeadLetter, Delivery, InProcessQueue, Queue, QueueError, QueueLimits, TaskMessage,
 };
-pub use runner::{LaunchSpec, ProcessRunner, RunHandle, Runner, RunnerError, RunnerEvent};
+pub use runner::{
+    LaunchSpec, ProcessRunner, RunHandle, RunStatus, Runner, RunnerError, RunnerEvent,
+};
 pub use services::Services;
 pub use store::{
-    Created, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
+    Created, Lease, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
 };
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
+pub use tasks::TaskOps;
 pub use workspace::WorkspaceError;

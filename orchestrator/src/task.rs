@@ -189,30 +189,40 @@ pub struct Task {
     /// Human-readable note on the latest status (why it failed, say).
     pub message: Option<String>,
     pub pr_url: Option<String>,
-    /// How many times a worker has claimed it (redeliveries and reconciler retries add up).
+    /// How many times a worker has claimed it to prepare and launch a run: a task whose
+    /// lease expired before its agent started is claimed again under the next attempt.
+    /// Adopting a running run (after a worker restart) keeps the attempt.
     pub attempt: u32,
     /// The agent's `result.json`, once there is one.
     pub result: Option<serde_json::Value>,
-    /// Which runner handle runs it (process id, Job name), while it runs.
+    /// The run's name (see [`crate::runner::run_name`]), saved before the run is launched,
+    /// so a run always has a row that names it.
     pub runner_ref: Option<String>,
     pub idempotency_key: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
     pub updated_at: i64,
-    /// When the task must be finished by; past it, the reconciler fails it.
+    /// When the task must be finished by; past it, its run is stopped and it fails.
     pub deadline_at: Option<i64>,
+    /// Who holds the task while it is claimed (a worker's lease id); `None` when nobody
+    /// does (not claimed yet, released, or finished).
+    pub lease_holder: Option<String>,
+    /// Until when the holder's lease runs, by the store's clock (ms since the epoch).
+    /// Past it, the reconciler may take the task over. On a released task it is when the
+    /// reconciler looks at it again.
+    pub lease_expires_at: Option<i64>,
 }
 
-/// Fields set together with a status change.
+/// Fields set together with a status change; `None` keeps the stored value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskUpdate {
     pub message: Option<String>,
     pub pr_url: Option<String>,
     pub result: Option<serde_json::Value>,
     pub runner_ref: Option<String>,
-    pub deadline_at: Option<i64>,
-    /// Add one to `attempt` (a worker claiming the task).
-    pub bump_attempt: bool,
+    /// Sets `deadline_at` to this long from now, by the store's clock (so every process
+    /// agrees on it whatever its own clock says).
+    pub deadline_in: Option<std::time::Duration>,
 }
 
 /// Milliseconds since the Unix epoch, now.

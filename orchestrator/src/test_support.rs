@@ -25,5 +25,7 @@ pub fn task(status: TaskStatus, updated_at: i64) -> Task {
         created_at: updated_at,
         updated_at,
         deadline_at: None,
+        lease_holder: None,
+        lease_expires_at: None,
     }
 }

@@ -63,8 +63,8 @@ async fn reopening_the_file_keeps_tasks_and_tokens() {
     let queued = store
         .transition(
             task.id,
-            TaskStatus::Pending,
             TaskStatus::Queued,
+            TaskStatus::Processing,
             TaskUpdate::default(),
         )
         .await
@@ -122,8 +122,13 @@ async fn open_reports_a_path_it_cannot_use() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, orchestrator::StoreError::Unavailable(ref msg) if msg.contains("a-file")),
+        matches!(err, orchestrator::StoreError::Unavailable { .. })
+            && err.to_string().contains("a-file"),
         "{err}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the cause is kept as the source"
     );
 }
 
@@ -139,4 +144,53 @@ async fn a_limit_too_large_for_the_database_is_refused() {
     };
     let err = store.create(new).await.unwrap_err();
     assert!(err.to_string().contains("max_tokens"), "{err}");
+}
+
+/// A database an earlier version left: only the first migration applied, a task stored
+/// `PENDING` and never queued.
+#[tokio::test]
+async fn upgrading_queues_pending_tasks_through_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_migrations = dir.path().join("migrations");
+    std::fs::create_dir(&old_migrations).unwrap();
+    let first = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/0001_tasks_and_tokens.sql"
+    );
+    std::fs::copy(first, old_migrations.join("0001_tasks_and_tokens.sql")).unwrap();
+    let path = dir.path().join("tasks.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate::Migrator::new(old_migrations.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let id = orchestrator::TaskId::new();
+    sqlx::query(
+        "INSERT INTO tasks (id, owner, input_type, git_url, description, status, created_at, \
+         updated_at) VALUES (?, 'alice', 'GIT', 'https://example.com/r.git', 'x', 'PENDING', 1, 1)",
+    )
+    .bind(id.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteTaskStore::open(&path).await.unwrap();
+    let task = store.get(id).await.unwrap().unwrap();
+    assert_eq!(task.status, TaskStatus::Queued);
+    let outbox = store
+        .due(
+            orchestrator::store::Due::Outbox {
+                older_than: std::time::Duration::ZERO,
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outbox, [id]);
 }

@@ -8,7 +8,7 @@ mod worker_support;
 use std::io::Read;
 
 use orchestrator::worker::workspace_key;
-use orchestrator::{InputSource, TaskLimits, TaskStatus, TaskUpdate};
+use orchestrator::{InputSource, TaskLimits, TaskStatus};
 use worker_support::*;
 
 const COMPLETING_AGENT: &str = r#"[ "$1" = job ] || exit 9
@@ -49,6 +49,7 @@ async fn a_zip_task_runs_to_completed_with_its_events_and_result() {
     assert_eq!(
         statuses(&events),
         [
+            "QUEUED",
             "PROCESSING",
             "DOWNLOADING_CODE",
             "RUNNING_AGENT",
@@ -77,7 +78,12 @@ async fn a_zip_task_runs_to_completed_with_its_events_and_result() {
     );
     assert_eq!(done.result.as_ref().unwrap()["status"], "completed");
     assert_eq!(done.attempt, 1);
-    assert!(done.runner_ref.as_deref().unwrap().starts_with("pid:"));
+    assert_eq!(
+        done.runner_ref,
+        Some(orchestrator::runner::run_name(task.id, 1).0),
+        "the run is named after the task and the attempt"
+    );
+    assert_eq!(done.lease_holder, None, "a finished task is held by nobody");
     assert!(done.deadline_at.unwrap() > done.created_at);
     assert_eq!(
         harness.services.cache.status(task.id).await.unwrap(),
@@ -164,7 +170,7 @@ async fn a_missing_git_ref_fails_the_task_before_any_agent_runs() {
     assert!(message.contains("no-such-branch"), "{message}");
     assert_eq!(
         statuses(&events),
-        ["PROCESSING", "DOWNLOADING_CODE", "FAILED"]
+        ["QUEUED", "PROCESSING", "DOWNLOADING_CODE", "FAILED"]
     );
     assert!(!data.path().join("fake-agent.ran").exists());
 }
@@ -378,18 +384,13 @@ wait"#,
         .await;
     let started = harness.first_event(task.id, "started").await;
     let child = started["child"].as_i64().unwrap();
-    // What the API's cancel does: a compare-and-set to CANCELLED.
-    harness
-        .services
-        .store
-        .transition(
-            task.id,
-            TaskStatus::RunningAgent,
-            TaskStatus::Cancelled,
-            TaskUpdate::default(),
-        )
-        .await
-        .unwrap();
+    // The API's cancel, from a process that cannot reach the run: the worker holding
+    // the task must notice and stop it.
+    let ops = orchestrator::TaskOps {
+        runner: None,
+        ..orchestrator::TaskOps::new(&harness.services)
+    };
+    ops.cancel(task.id, Some("alice")).await.unwrap();
 
     harness.events_until_closed(task.id).await;
     assert!(
@@ -399,7 +400,10 @@ wait"#,
     let cancelled = harness.get(task.id).await;
     assert_eq!(cancelled.status, TaskStatus::Cancelled);
     let handle = orchestrator::RunHandle(cancelled.runner_ref.unwrap());
-    assert!(!harness.services.runner.is_alive(&handle).await.unwrap());
+    assert_eq!(
+        harness.services.runner.status(&handle).await.unwrap(),
+        orchestrator::RunStatus::NotFound
+    );
 
     // The only worker loop is free again.
     data.write_agent("exit 0");

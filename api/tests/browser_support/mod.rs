@@ -20,6 +20,9 @@ use tempfile::TempDir;
 pub const WAIT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 const API_BIN: &str = env!("CARGO_BIN_EXE_api");
+/// WebDriver's codes for the Tab and Enter keys.
+pub const TAB: &str = "\u{e004}";
+pub const ENTER: &str = "\u{e007}";
 
 fn find_program(env_var: &str, names: &[&str]) -> Option<PathBuf> {
     if let Ok(path) = std::env::var(env_var) {
@@ -175,6 +178,12 @@ impl Browser {
         let field = self.find(css).await;
         field.clear().await.unwrap();
         field.send_keys(text).await.unwrap();
+    }
+
+    /// Sends `key` to whatever has the focus.
+    pub async fn press(&self, key: &str) {
+        let focused = self.client.active_element().await.unwrap();
+        focused.send_keys(key).await.unwrap();
     }
 
     pub async fn click(&self, css: &str) {

@@ -12,7 +12,7 @@ use orchestrator::blob::LocalBlobStore;
 use orchestrator::cache::MemoryStatusCache;
 use orchestrator::queue::InProcessQueue;
 use orchestrator::store::SqliteTaskStore;
-use orchestrator::{Task, TaskFilter, TaskStore};
+use orchestrator::{OrchestratorConfig, Services, Task, TaskFilter, TaskStore};
 use secrecy::SecretSlice;
 use tempfile::TempDir;
 use tokio_util::sync::CancellationToken;
@@ -55,35 +55,26 @@ impl Harness {
         let data = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let store = Arc::new(
-            SqliteTaskStore::open(data.path().join("tasks.db"))
+        // The same constructor the binary uses; no worker runs here.
+        let orchestrator_config = OrchestratorConfig {
+            data_dir: data.path().to_path_buf(),
+            ..OrchestratorConfig::default()
+        };
+        let (orchestrator, parts) =
+            Services::embedded(orchestrator_config, &base, SecretSlice::from(vec![7u8; 32]))
                 .await
-                .unwrap(),
-        );
-        let cache = Arc::new(MemoryStatusCache::new());
-        let queue = Arc::new(InProcessQueue::new());
-        let blobs = Arc::new(
-            LocalBlobStore::new(
-                data.path().join("blobs"),
-                &base,
-                SecretSlice::from(vec![7u8; 32]),
-            )
-            .unwrap(),
-        );
+                .unwrap();
+        let store = Arc::new(parts.store.clone());
+        let cache = Arc::new(parts.cache.clone());
+        let queue = Arc::new(parts.queue.clone());
+        let blobs = parts.blobs.clone();
         api::auth::register_token(store.as_ref(), "alice", ALICE)
             .await
             .unwrap();
         api::auth::register_token(store.as_ref(), "bob", BOB)
             .await
             .unwrap();
-        let services = ApiServices {
-            store: store.clone(),
-            queue: queue.clone(),
-            blobs: blobs.clone(),
-            cache: cache.clone(),
-            runner: None,
-            local_blobs: Some(blobs.clone()),
-        };
+        let services = ApiServices::from_services(&orchestrator, Some(blobs.clone()));
         let shutdown = CancellationToken::new();
         let mut state = AppState::new(services, config, shutdown.clone()).unwrap();
         if let Some(clock) = clock {

@@ -1,54 +1,44 @@
 //! Where tasks live: the source of truth.
 //!
 //! Implementations: `SqliteTaskStore` (embedded) and, later, a MySQL one. Both keep the
-//! same contract, checked by one shared test suite: creation is idempotent per
-//! (owner, idempotency key); every status change is a compare-and-set that fails if the
-//! row is no longer in the expected status or the move is illegal.
+//! same contract, checked by one shared test suite (`tests/store_contract`):
+//!
+//! - **Creation** is idempotent per (owner, idempotency key). A new task is stored
+//!   `QUEUED` together with an outbox entry, in one transaction: once `create` returned,
+//!   the task will reach the queue even if the caller dies before enqueueing it (a relay
+//!   publishes outbox entries and removes them, [`TaskStore::outbox_done`]).
+//! - **Status changes** are compare-and-set: they fail if the row is no longer in the
+//!   expected status or the move is illegal ([`TaskStatus::can_move_to`]).
+//! - **Leases.** A worker claims a task ([`TaskStore::claim`]) and gets a [`Lease`]:
+//!   holder, attempt and expiry. The store computes the expiry from its own clock (the
+//!   caller passes a duration), so processes with skewed clocks agree on it. The holder
+//!   renews it ([`TaskStore::renew`]); every write that advances or finishes the run is
+//!   fenced on it ([`TaskStore::advance`]: the row must still name this holder and
+//!   attempt), so a worker that lost its lease cannot change the task any more. A task
+//!   whose lease expired (or was released) may be taken over, by a worker re-attaching
+//!   to its run or by the reconciler ([`TaskStore::take_over`]). A terminal status ends
+//!   the lease.
+//! - **Repairs** are found by one bounded query per kind ([`Due`]), oldest first, so no
+//!   kind of stuck task can starve another.
 
+mod error;
+pub mod retry;
 mod sqlite;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use crate::task::{NewTask, Task, TaskId, TaskStatus, TaskUpdate};
 
+pub(crate) use error::sql_error;
+pub use error::{BoxError, StoreError, TransitionError};
 pub use sqlite::SqliteTaskStore;
 
 /// The page size `list` uses when the filter's `limit` is 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
 /// The largest page `list` returns, whatever the filter asks.
 pub const MAX_PAGE_SIZE: u32 = 100;
-
-/// A failure of the store itself (connection, query, corrupt row).
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("task store unavailable: {0}")]
-    Unavailable(String),
-    #[error("task store query failed: {0}")]
-    Query(String),
-    #[error("stored task {id} is unreadable: {reason}")]
-    Corrupt { id: String, reason: String },
-    /// The listing cursor was not one the store handed out (a client error).
-    #[error("invalid page cursor: {0}")]
-    InvalidCursor(String),
-}
-
-/// Why a compare-and-set did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum TransitionError {
-    #[error("task {0} does not exist")]
-    NotFound(TaskId),
-    /// Someone else moved it first; `actual` is where it is now.
-    #[error("task {id} is {actual}, not {expected}")]
-    Conflict {
-        id: TaskId,
-        expected: TaskStatus,
-        actual: TaskStatus,
-    },
-    #[error("task status cannot move from {from} to {to}")]
-    Illegal { from: TaskStatus, to: TaskStatus },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// Which tasks to list.
 #[derive(Debug, Clone, Default)]
@@ -78,10 +68,56 @@ pub enum Created {
     Existing,
 }
 
+/// A holder's claim on a task: what every fenced write names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub task_id: TaskId,
+    /// Unique per acquisition (a worker's id plus a fresh suffix), so a process that lost
+    /// a lease and took the task again cannot write with the old one.
+    pub holder: String,
+    pub attempt: u32,
+    /// By the store's clock, ms since the epoch.
+    pub expires_at: i64,
+}
+
+impl Lease {
+    /// The lease a row records, if it names a holder.
+    pub fn of(task: &Task) -> Option<Lease> {
+        Some(Lease {
+            task_id: task.id,
+            holder: task.lease_holder.clone()?,
+            attempt: task.attempt,
+            expires_at: task.lease_expires_at?,
+        })
+    }
+}
+
+/// One kind of repair the reconciler looks for; each is its own bounded query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Outbox entries at least this old: created, maybe never enqueued.
+    Outbox { older_than: Duration },
+    /// `QUEUED` and not touched for this long (not claimed, not re-sent): the message may
+    /// be lost.
+    Queued { older_than: Duration },
+    /// `PROCESSING` or `DOWNLOADING_CODE` with no live lease: preparation was abandoned.
+    Preparing,
+    /// `RUNNING_AGENT` or `UPLOADING_RESULTS` with no live lease: nobody watches the run.
+    Running,
+}
+
+/// The statuses a worker holds a lease in.
+pub const LEASED: [TaskStatus; 4] = [
+    TaskStatus::Processing,
+    TaskStatus::DownloadingCode,
+    TaskStatus::RunningAgent,
+    TaskStatus::UploadingResults,
+];
+
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
-    /// Stores a new task in `PENDING`, or returns the earlier task with the same owner and
-    /// idempotency key.
+    /// Stores a new task in `QUEUED` with its outbox entry (one transaction), or returns
+    /// the earlier task with the same owner and idempotency key (no second entry).
     async fn create(&self, new: NewTask) -> Result<(Task, Created), StoreError>;
 
     async fn get(&self, id: TaskId) -> Result<Option<Task>, StoreError>;
@@ -89,8 +125,9 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError>;
 
     /// Moves `id` from `from` to `to` and applies `update`, atomically, only if the row is
-    /// still in `from` and the move is legal. Returns the updated task. Fields of `update`
-    /// left `None` keep their stored value.
+    /// still in `from` and the move is legal. Not fenced: for tasks nobody holds, and for
+    /// a cancel, which wins over any lease (the holder's next fenced write then fails).
+    /// A terminal `to` ends the lease.
     async fn transition(
         &self,
         id: TaskId,
@@ -99,21 +136,65 @@ pub trait TaskStore: Send + Sync + 'static {
         update: TaskUpdate,
     ) -> Result<Task, TransitionError>;
 
-    /// Tasks in one of `statuses` last updated before `updated_before` (ms), oldest first:
-    /// what the reconciler looks at.
-    async fn stale(
+    /// Claims a task for `holder` for `ttl`, adding one to its attempt: `QUEUED` moves to
+    /// `PROCESSING`; a task released before its agent started (`PROCESSING` or
+    /// `DOWNLOADING_CODE` with no live lease) keeps its status, and its run name is
+    /// cleared (the new attempt launches under a new one).
+    async fn claim(
         &self,
-        statuses: &[TaskStatus],
-        updated_before: i64,
-        limit: u32,
-    ) -> Result<Vec<Task>, StoreError>;
+        id: TaskId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(Task, Lease), TransitionError>;
 
-    /// Live tasks whose deadline has passed.
-    async fn past_deadline(&self, now: i64, limit: u32) -> Result<Vec<Task>, StoreError>;
+    /// Takes over a task in `status` at `attempt` that no live lease holds, keeping its
+    /// attempt: a worker re-attaching to a running run, or the reconciler repairing it.
+    async fn take_over(
+        &self,
+        id: TaskId,
+        status: TaskStatus,
+        attempt: u32,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(Task, Lease), TransitionError>;
+
+    /// Extends the lease to `ttl` from now. Fails with `LeaseLost` once the row names
+    /// another holder or attempt, or the task finished.
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, TransitionError>;
+
+    /// The fenced compare-and-set: as [`TaskStore::transition`], and only while `lease`
+    /// holds the task. `from == to` records `update` without a move (the run's name
+    /// before launch, say).
+    async fn advance(
+        &self,
+        lease: &Lease,
+        from: TaskStatus,
+        to: TaskStatus,
+        update: TaskUpdate,
+    ) -> Result<Task, TransitionError>;
+
+    /// Gives the task up unfinished: no holder any more, so anyone may claim or take it
+    /// over at once; the reconciler looks at it again once `look_again_in` passed.
+    async fn release(&self, lease: &Lease, look_again_in: Duration) -> Result<(), TransitionError>;
+
+    /// Up to `limit` tasks needing the repair `due`, oldest first.
+    async fn due(&self, due: Due, limit: u32) -> Result<Vec<TaskId>, StoreError>;
+
+    /// Records that a `QUEUED` task's message was sent again: it leaves
+    /// [`Due::Queued`] for another period. False if it is no longer `QUEUED`.
+    async fn requeued(&self, id: TaskId) -> Result<bool, StoreError>;
+
+    /// Removes the task's outbox entry once its message is on the queue.
+    async fn outbox_done(&self, id: TaskId) -> Result<(), StoreError>;
 
     /// Records an API token (only its hash) for `owner`.
     async fn add_token(&self, owner: &str, token_hash: &str) -> Result<(), StoreError>;
 
     /// The owner of a token hash, if any.
     async fn owner_of_token(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
+}
+
+/// A duration as whole milliseconds, for arithmetic on stored times.
+pub(crate) fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

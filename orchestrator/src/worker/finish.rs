@@ -1,25 +1,41 @@
 //! How a finished (or lost) run turns into a terminal status.
 //!
 //! The agent's exit code is the contract (0 completed, 1 other, 2 bad input, 3 limit
-//! reached, 4 model failed); its `result.json` adds the why. The worker finishes a run it
-//! watched to the end; the reconciler finishes one whose process is gone, knowing no exit
-//! code, from `result.json` alone. Both go through [`finish_run`], so a race between them
-//! ends the same way whoever wins the compare-and-set.
+//! reached, 4 model failed); its `result.json` adds the why. Whoever holds the task's
+//! lease finishes it: the worker that watched the run to its end, or the reconciler
+//! after taking over a run nobody watches (which knows the exit only if the runner
+//! recorded it). Both go through [`finish_run`], whose writes are fenced on the lease,
+//! so a run is finished once, and the same way whoever finishes it.
+//!
+//! `result.json` is read with a size cap into the row. A result that is not there is
+//! "no result"; a blob store that fails is not: transient failures are retried, and if
+//! they persist the task is left (lease released) for a later try instead of being
+//! finished on a guess.
 
 use serde_json::Value;
 
-use super::lifecycle::{Stop, advance};
+use super::Stop;
+use super::lease::Held;
 use crate::blob::BlobError;
+use crate::runner::RunHandle;
 use crate::services::Services;
+use crate::store::retry::{RetryPolicy, Transient, retry};
 use crate::task::{Task, TaskId, TaskStatus, TaskUpdate};
 
+/// The largest `result.json` read into the task row; the agent's own is a few hundred
+/// bytes, so anything near this is not one. A larger one is ignored (and said so).
+pub const MAX_RESULT_BYTES: u64 = 1 << 20;
+
 /// How the run ended, as far as the finisher knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunEnd {
-    /// Watched to its exit; `None` when a signal killed it.
-    Exited(Option<i32>),
-    /// Its process is gone and nobody saw it exit (the server restarted).
-    Lost,
+    /// The runner saw it end: the agent's exit code (`None` when it was killed or the
+    /// runner cannot tell) and how it ended.
+    Exited { code: Option<i32>, reason: String },
+    /// Nobody saw it end and the runner has no record of it (a host crash).
+    Lost(String),
+    /// It ran past its deadline and was stopped.
+    DeadlineExceeded,
 }
 
 /// The terminal status a run earns, with the message to store.
@@ -46,20 +62,37 @@ impl Outcome {
 }
 
 /// Decides a run's terminal status from how it ended and its `result.json`, if any.
-pub fn outcome(end: RunEnd, result: Option<&Value>) -> Outcome {
+pub fn outcome(end: &RunEnd, result: Option<&Value>) -> Outcome {
     let status = result.and_then(|r| r.get("status")).and_then(Value::as_str);
     let completed = status == Some("completed");
+    let code = match end {
+        RunEnd::Exited { code, .. } => *code,
+        _ => None,
+    };
     match end {
-        RunEnd::Exited(Some(0)) | RunEnd::Exited(None) | RunEnd::Lost if completed => {
+        RunEnd::DeadlineExceeded => {
+            Outcome::failed("deadline exceeded: the task ran past its time limit")
+        }
+        RunEnd::Exited {
+            code: Some(0) | None,
+            ..
+        }
+        | RunEnd::Lost(_)
+            if completed =>
+        {
             Outcome::completed(summary(result))
         }
-        RunEnd::Exited(Some(0)) if result.is_none() => {
+        RunEnd::Exited { code: Some(0), .. } if result.is_none() => {
             Outcome::completed("the agent finished but uploaded no result.json")
         }
-        _ if result.is_some() && !completed => Outcome::failed(failure_from_result(end, result)),
-        RunEnd::Exited(Some(code)) => Outcome::failed(failure_from_code(code)),
-        RunEnd::Exited(None) => Outcome::failed("the agent process was killed"),
-        RunEnd::Lost => Outcome::failed("agent process lost (server restarted?)"),
+        _ if result.is_some() && !completed => Outcome::failed(failure_from_result(code, result)),
+        RunEnd::Exited {
+            code: Some(code), ..
+        } => Outcome::failed(failure_from_code(*code)),
+        RunEnd::Exited { code: None, reason } => {
+            Outcome::failed(format!("the agent process was killed ({reason})"))
+        }
+        RunEnd::Lost(reason) => Outcome::failed(format!("agent process lost: {reason}")),
     }
 }
 
@@ -72,7 +105,7 @@ fn summary(result: Option<&Value>) -> String {
     format!("the agent finished{turns}")
 }
 
-fn failure_from_result(end: RunEnd, result: Option<&Value>) -> String {
+fn failure_from_result(code: Option<i32>, result: Option<&Value>) -> String {
     let field = |name: &str| {
         result
             .and_then(|r| r.get(name))
@@ -87,9 +120,9 @@ fn failure_from_result(end: RunEnd, result: Option<&Value>) -> String {
         },
         Some("model_error") => "the model failed".to_string(),
         Some("error") => "the agent failed".to_string(),
-        _ => match end {
-            RunEnd::Exited(Some(code)) => failure_from_code(code),
-            _ => "the agent failed".to_string(),
+        _ => match code {
+            Some(code) => failure_from_code(code),
+            None => "the agent failed".to_string(),
         },
     };
     match error {
@@ -113,61 +146,97 @@ pub fn output_key(id: TaskId, name: &str) -> String {
     format!("tasks/{id}/outputs/{name}")
 }
 
-/// The largest `result.json` read into the task row; the agent's own is a few hundred
-/// bytes, so anything near this is not one.
-pub const MAX_RESULT_BYTES: u64 = 1 << 20;
+/// What reading `result.json` gave.
+#[derive(Debug)]
+pub enum ResultRead {
+    Found(Value),
+    /// There is none, or it is unusable (the reason goes into the task's message).
+    Missing(Option<String>),
+}
 
-/// Reads the task's `result.json`; a missing, oversized or unreadable one is `None`
-/// (logged).
-pub async fn read_result(services: &Services, id: TaskId) -> Option<Value> {
-    match services
-        .blobs
-        .get_bytes(&output_key(id, "result.json"), MAX_RESULT_BYTES)
-        .await
-    {
-        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
-            Ok(value) if value.is_object() => Some(value),
-            _ => {
-                tracing::warn!(task_id = %id, "result.json is not a JSON object; ignored");
-                None
-            }
-        },
-        Err(BlobError::NotFound(_)) => None,
-        Err(err) => {
-            tracing::warn!(task_id = %id, error = %err, "cannot read result.json");
-            None
+impl Transient for BlobError {
+    fn is_transient(&self) -> bool {
+        BlobError::is_transient(self)
+    }
+}
+
+/// Reads the task's `result.json`, at most [`MAX_RESULT_BYTES`] of it. Transient blob
+/// failures are retried; an error that outlasts the retries is returned.
+pub async fn read_result(services: &Services, id: TaskId) -> Result<ResultRead, BlobError> {
+    let key = output_key(id, "result.json");
+    let blobs = &services.blobs;
+    let read = retry(RetryPolicy::default(), "reading result.json", || {
+        blobs.get_bytes(&key, MAX_RESULT_BYTES)
+    })
+    .await;
+    let bytes = match read {
+        Ok(bytes) => bytes,
+        Err(BlobError::NotFound(_)) => return Ok(ResultRead::Missing(None)),
+        Err(BlobError::TooLarge { .. }) => {
+            tracing::warn!(task_id = %id, "result.json is too large; ignored");
+            return Ok(ResultRead::Missing(Some(format!(
+                "result.json is over the {MAX_RESULT_BYTES}-byte limit; ignored"
+            ))));
+        }
+        Err(err) => return Err(err),
+    };
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value) if value.is_object() => Ok(ResultRead::Found(value)),
+        _ => {
+            tracing::warn!(task_id = %id, "result.json is not a JSON object; ignored");
+            Ok(ResultRead::Missing(Some(
+                "result.json is not a JSON object; ignored".to_string(),
+            )))
         }
     }
 }
 
 /// Takes a task whose run is over from `RUNNING_AGENT` (or `UPLOADING_RESULTS`) to its
-/// terminal status, storing `result.json` in the row.
-pub async fn finish_run(services: &Services, task: Task, end: RunEnd) -> Result<Task, Stop> {
+/// terminal status, storing `result.json` in the row, then removes what the runner kept
+/// of the run. If `result.json` cannot be read for now, `Stop::Later` is returned (the
+/// caller releases the task for a later try).
+pub async fn finish_run(
+    services: &Services,
+    held: &mut Held,
+    task: Task,
+    end: RunEnd,
+) -> Result<Task, Stop> {
     let task = if task.status == TaskStatus::RunningAgent {
-        advance(
-            services,
-            &task,
-            TaskStatus::UploadingResults,
-            TaskUpdate::default(),
-        )
-        .await?
+        held.advance(&task, TaskStatus::UploadingResults, TaskUpdate::default())
+            .await?
     } else {
         task
     };
-    let result = read_result(services, task.id).await;
-    let Outcome { status, message } = outcome(end, result.as_ref());
+    let (result, note) = match read_result(services, task.id).await {
+        Ok(ResultRead::Found(value)) => (Some(value), None),
+        Ok(ResultRead::Missing(note)) => (None, note),
+        Err(err) if err.is_transient() => {
+            tracing::warn!(task_id = %task.id, error = %err, "cannot read result.json for now; finishing later");
+            return Err(Stop::Later {
+                id: task.id,
+                reason: format!("result.json unreadable for now: {err}"),
+            });
+        }
+        Err(err) => (None, Some(format!("cannot read result.json: {err}"))),
+    };
+    let Outcome { status, message } = outcome(&end, result.as_ref());
+    let message = match note {
+        Some(note) => format!("{message}; {note}"),
+        None => message,
+    };
     tracing::info!(task_id = %task.id, %status, %message, "run finished");
-    advance(
-        services,
-        &task,
-        status,
-        TaskUpdate {
-            message: Some(message),
-            result,
-            ..TaskUpdate::default()
-        },
-    )
-    .await
+    let update = TaskUpdate {
+        message: Some(message),
+        result,
+        ..TaskUpdate::default()
+    };
+    let finished = held.advance(&task, status, update).await?;
+    if let Some(name) = &finished.runner_ref
+        && let Err(err) = services.runner.cancel(&RunHandle(name.clone())).await
+    {
+        tracing::warn!(task_id = %task.id, error = %err, "cannot remove a finished run");
+    }
+    Ok(finished)
 }
 
 #[cfg(test)]

@@ -6,18 +6,36 @@ fn failed(message: &str) -> Outcome {
     Outcome::failed(message)
 }
 
+fn exit(code: i32) -> RunEnd {
+    RunEnd::Exited {
+        code: Some(code),
+        reason: format!("the agent exited with code {code}"),
+    }
+}
+
+fn killed() -> RunEnd {
+    RunEnd::Exited {
+        code: None,
+        reason: "the agent was killed by signal 9".to_string(),
+    }
+}
+
+fn lost() -> RunEnd {
+    RunEnd::Lost("its run is gone".to_string())
+}
+
 #[test]
 fn exit_zero_with_a_completed_result_completes() {
     let result = json!({"status": "completed", "turns": 4});
     assert_eq!(
-        outcome(RunEnd::Exited(Some(0)), Some(&result)),
+        outcome(&exit(0), Some(&result)),
         Outcome::completed("the agent finished in 4 turns")
     );
 }
 
 #[test]
 fn exit_zero_without_a_result_still_completes_and_says_so() {
-    let got = outcome(RunEnd::Exited(Some(0)), None);
+    let got = outcome(&exit(0), None);
     assert_eq!(got.status, TaskStatus::Completed);
     assert!(got.message.contains("no result.json"), "{got:?}");
 }
@@ -26,7 +44,7 @@ fn exit_zero_without_a_result_still_completes_and_says_so() {
 fn limit_reached_names_the_limit() {
     let result = json!({"status": "limit_reached", "limit": "max_turns"});
     assert_eq!(
-        outcome(RunEnd::Exited(Some(3)), Some(&result)),
+        outcome(&exit(3), Some(&result)),
         failed("the agent stopped: max_turns limit reached")
     );
 }
@@ -35,7 +53,7 @@ fn limit_reached_names_the_limit() {
 fn model_error_carries_the_agents_error_text() {
     let result = json!({"status": "model_error", "error": "connection refused"});
     assert_eq!(
-        outcome(RunEnd::Exited(Some(4)), Some(&result)),
+        outcome(&exit(4), Some(&result)),
         failed("the model failed: connection refused")
     );
 }
@@ -44,7 +62,7 @@ fn model_error_carries_the_agents_error_text() {
 fn other_errors_carry_the_error_text() {
     let result = json!({"status": "error", "error": "disk full"});
     assert_eq!(
-        outcome(RunEnd::Exited(Some(1)), Some(&result)),
+        outcome(&exit(1), Some(&result)),
         failed("the agent failed: disk full")
     );
 }
@@ -52,11 +70,11 @@ fn other_errors_carry_the_error_text() {
 #[test]
 fn a_nonzero_exit_without_result_names_the_code() {
     assert_eq!(
-        outcome(RunEnd::Exited(Some(2)), None),
+        outcome(&exit(2), None),
         failed("the agent exited with code 2 (bad input)")
     );
     assert_eq!(
-        outcome(RunEnd::Exited(Some(137)), None),
+        outcome(&exit(137), None),
         failed("the agent exited with code 137 (error)")
     );
 }
@@ -65,7 +83,7 @@ fn a_nonzero_exit_without_result_names_the_code() {
 fn a_nonzero_exit_beats_a_result_claiming_completion() {
     let result = json!({"status": "completed"});
     assert_eq!(
-        outcome(RunEnd::Exited(Some(1)), Some(&result)),
+        outcome(&exit(1), Some(&result)),
         failed("the agent exited with code 1 (error)")
     );
 }
@@ -73,12 +91,12 @@ fn a_nonzero_exit_beats_a_result_claiming_completion() {
 #[test]
 fn a_killed_agent_fails_unless_it_had_already_completed() {
     assert_eq!(
-        outcome(RunEnd::Exited(None), None),
-        failed("the agent process was killed")
+        outcome(&killed(), None),
+        failed("the agent process was killed (the agent was killed by signal 9)")
     );
     let result = json!({"status": "completed"});
     assert_eq!(
-        outcome(RunEnd::Exited(None), Some(&result)).status,
+        outcome(&killed(), Some(&result)).status,
         TaskStatus::Completed
     );
 }
@@ -86,17 +104,14 @@ fn a_killed_agent_fails_unless_it_had_already_completed() {
 #[test]
 fn a_lost_run_is_finished_from_its_result_or_failed() {
     assert_eq!(
-        outcome(RunEnd::Lost, None),
-        failed("agent process lost (server restarted?)")
+        outcome(&lost(), None),
+        failed("agent process lost: its run is gone")
     );
     let done = json!({"status": "completed", "turns": 2});
-    assert_eq!(
-        outcome(RunEnd::Lost, Some(&done)).status,
-        TaskStatus::Completed
-    );
+    assert_eq!(outcome(&lost(), Some(&done)).status, TaskStatus::Completed);
     let limit = json!({"status": "limit_reached", "limit": "timeout"});
     assert_eq!(
-        outcome(RunEnd::Lost, Some(&limit)),
+        outcome(&lost(), Some(&limit)),
         failed("the agent stopped: timeout limit reached")
     );
 }
@@ -107,5 +122,14 @@ fn outputs_live_under_the_task() {
     assert_eq!(
         output_key(id, "result.json"),
         format!("tasks/{id}/outputs/result.json")
+    );
+}
+
+#[test]
+fn a_run_past_its_deadline_fails_whatever_its_result_says() {
+    let result = json!({"status": "completed"});
+    assert_eq!(
+        outcome(&RunEnd::DeadlineExceeded, Some(&result)),
+        failed("deadline exceeded: the task ran past its time limit")
     );
 }

@@ -3,16 +3,21 @@
 //! The agent holds no storage credentials: it gets one signed GET URL for the workspace
 //! tarball and one signed PUT URL per output, valid at least as long as the task may run.
 //! The model endpoint is passed through from the configuration; the task's own model, if
-//! it names one, wins.
+//! it names one, wins. The model key and the signed URLs are secret ([`SECRET_ENV`]):
+//! they travel in the spec's secret environment, apart from the plain settings.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 
+use secrecy::SecretString;
+
 use crate::blob::BlobError;
 use crate::config::OrchestratorConfig;
-use crate::runner::LaunchSpec;
+use crate::runner::{
+    LABEL_ATTEMPT, LABEL_MANAGED_BY, LABEL_TASK_ID, LaunchSpec, MANAGED_BY, Resources, RunHandle,
+};
 use crate::services::Services;
 use crate::task::{Task, TaskId};
 
@@ -40,11 +45,14 @@ pub fn task_timeout(task: &Task, config: &OrchestratorConfig) -> Duration {
         .unwrap_or_else(|| config.default_task_timeout())
 }
 
-/// When the task must be over (ms since the epoch): its timeout plus the slack that lets
-/// the agent's own timeout fire and its outputs upload first.
-pub fn deadline_at(now_ms: i64, task: &Task, config: &OrchestratorConfig) -> i64 {
-    let total = task_timeout(task, config) + config.reconciler.deadline_slack();
-    now_ms.saturating_add(i64::try_from(total.as_millis()).unwrap_or(i64::MAX))
+/// The variables of the agent's environment that are secret: the model key and the
+/// signed URLs (whoever holds them can read or write the task's blobs).
+pub const SECRET_ENV: [&str; 3] = ["OPENAI_API_KEY", "AGENT_WORKSPACE_URL", "AGENT_UPLOAD_URLS"];
+
+/// How long the task may run from its launch: its timeout plus the slack that lets the
+/// agent's own timeout fire and its outputs upload first.
+pub fn deadline_in(task: &Task, config: &OrchestratorConfig) -> Duration {
+    task_timeout(task, config) + config.reconciler.deadline_slack()
 }
 
 /// How long the agent's signed URLs live: never shorter than the task may run.
@@ -96,8 +104,12 @@ pub fn agent_env(
     env
 }
 
-/// Signs the task's URLs and builds what the runner starts.
-pub async fn launch_spec(services: &Services, task: &Task) -> Result<LaunchSpec, BlobError> {
+/// Signs the task's URLs and builds what the runner starts as run `name`.
+pub async fn launch_spec(
+    services: &Services,
+    task: &Task,
+    name: RunHandle,
+) -> Result<LaunchSpec, BlobError> {
     let ttl = url_ttl(task, &services.config);
     let workspace_url = services
         .blobs
@@ -111,9 +123,35 @@ pub async fn launch_spec(services: &Services, task: &Task) -> Result<LaunchSpec,
             .await?;
         upload_urls.insert(name.to_string(), url);
     }
+    let config = &services.config;
+    let mut env = agent_env(task, config, workspace_url, &upload_urls);
+    let secret_env = SECRET_ENV
+        .iter()
+        .filter_map(|name| {
+            let value = env.remove(*name)?;
+            Some((name.to_string(), SecretString::from(value)))
+        })
+        .collect();
+    let labels = BTreeMap::from([
+        (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+        (LABEL_TASK_ID.to_string(), task.id.to_string()),
+        (LABEL_ATTEMPT.to_string(), task.attempt.to_string()),
+    ]);
     Ok(LaunchSpec {
+        name,
         task_id: task.id,
-        env: agent_env(task, &services.config, workspace_url, &upload_urls),
+        attempt: task.attempt,
+        labels,
+        env,
+        secret_env,
+        resources: Resources {
+            cpu_millis: config.resources.cpu_millis,
+            memory_bytes: config
+                .resources
+                .memory_mib
+                .map(|mib| mib.saturating_mul(1024 * 1024)),
+        },
+        deadline: deadline_in(task, config),
     })
 }
 

@@ -85,10 +85,9 @@ fn deadline_is_the_timeout_plus_slack() {
     let mut task = task(TaskStatus::DownloadingCode, 0);
     task.limits.timeout_secs = Some(100);
     let config = config();
-    let slack_ms = config.reconciler.deadline_slack_secs as i64 * 1000;
     assert_eq!(
-        deadline_at(1_000, &task, &config),
-        1_000 + 100_000 + slack_ms
+        deadline_in(&task, &config),
+        Duration::from_secs(100 + config.reconciler.deadline_slack_secs)
     );
 }
 
@@ -102,4 +101,20 @@ fn signed_urls_outlive_a_long_task() {
     config.reconciler.deadline_slack_secs = 0;
     task.limits.timeout_secs = Some(1);
     assert_eq!(url_ttl(&task, &config), Duration::from_secs(60));
+}
+
+#[test]
+fn every_secret_variable_is_one_the_agent_gets() {
+    let env = agent_env(
+        &task(TaskStatus::DownloadingCode, 0),
+        &config(),
+        "https://blobs/ws?sig=y".to_string(),
+        &uploads(),
+    );
+    for name in SECRET_ENV {
+        assert!(
+            env.contains_key(name),
+            "{name} is not in the agent's environment"
+        );
+    }
 }

@@ -38,13 +38,18 @@ pub async fn create_then_get_returns_every_field(fx: Fixture) {
     assert_eq!(task.model, git.model);
     assert_eq!(task.limits, git.limits);
     assert_eq!(task.idempotency_key, git.idempotency_key);
-    assert_eq!(task.status, TaskStatus::Pending);
+    assert_eq!(
+        task.status,
+        TaskStatus::Queued,
+        "a new task is stored queued"
+    );
     assert_eq!(task.attempt, 0);
     assert_eq!(
         (&task.message, &task.pr_url, &task.result, &task.runner_ref),
         (&None, &None, &None, &None)
     );
     assert_eq!(task.deadline_at, None);
+    assert_eq!((&task.lease_holder, task.lease_expires_at), (&None, None));
     assert!(task.created_at >= before && task.created_at <= now_ms());
     assert_eq!(task.updated_at, task.created_at);
     assert_eq!(store.get(task.id).await.unwrap(), Some(task));

@@ -1,4 +1,5 @@
-//! The contract every [`TaskStore`] keeps, as one suite run against each implementation.
+//! The contract every [`TaskStore`] keeps, as one suite run against each implementation
+//! (SQLite here; the MySQL store runs the same suite).
 //!
 //! A test file for an implementation includes this module and invokes
 //! `store_contract_tests!(make_fixture)`, where `make_fixture` is an `async fn() ->
@@ -6,6 +7,7 @@
 //! database (MySQL) where other tests' rows are present.
 
 mod creating;
+mod leases;
 mod queries;
 mod transitions;
 
@@ -18,6 +20,7 @@ use orchestrator::{
 };
 
 pub use creating::*;
+pub use leases::*;
 pub use queries::*;
 pub use transitions::*;
 
@@ -48,9 +51,20 @@ macro_rules! store_contract_tests {
             list_shows_only_the_owners_tasks,
             list_caps_the_page_size_and_defaults_an_unset_one,
             list_refuses_a_cursor_it_did_not_hand_out,
-            stale_selects_by_status_and_age_oldest_first,
-            past_deadline_selects_live_tasks_whose_deadline_passed,
             tokens_map_their_hash_to_one_owner,
+            claim_takes_a_queued_task_under_a_lease_from_the_stores_clock,
+            concurrent_claims_have_one_winner,
+            a_held_task_cannot_be_claimed_or_taken_over,
+            renew_extends_the_lease_of_its_holder_only,
+            fenced_writes_need_the_lease_and_end_it_on_a_terminal_status,
+            a_cancel_wins_over_the_lease,
+            an_expired_lease_is_taken_over_and_its_old_holder_fenced_out,
+            an_abandoned_preparation_is_claimed_again_under_the_next_attempt,
+            release_lets_anyone_take_the_task_at_once,
+            each_repair_query_finds_only_its_own_kind,
+            repair_queries_are_bounded_and_oldest_first,
+            a_resent_queued_task_leaves_the_queued_repair_for_a_period,
+            a_new_task_has_an_outbox_entry_until_it_is_sent,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

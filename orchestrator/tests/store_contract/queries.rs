@@ -1,12 +1,8 @@
-//! Listing pages, and the reconciler's queries for stale and overdue tasks.
-
-use std::collections::HashSet;
+//! Listing pages.
 
 use TaskStatus::*;
 use orchestrator::store::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use orchestrator::{
-    StoreError, Task, TaskFilter, TaskId, TaskStatus, TaskStore, TaskUpdate, now_ms,
-};
+use orchestrator::{StoreError, Task, TaskFilter, TaskStatus, TaskStore};
 
 use super::{Fixture, create, git_task, ids, unique_owner, walk};
 
@@ -53,14 +49,14 @@ pub async fn list_pages_newest_first_without_gaps_or_repeats(fx: Fixture) {
 pub async fn list_filters_by_status(fx: Fixture) {
     let store = &*fx.store;
     let owner = unique_owner();
-    let pending = create(store, git_task(&owner)).await;
     let queued = create(store, git_task(&owner)).await;
-    walk(store, queued.id, &[Pending, Queued]).await;
+    let processing = create(store, git_task(&owner)).await;
+    walk(store, processing.id, &[Queued, Processing]).await;
     let failed = create(store, git_task(&owner)).await;
-    walk(store, failed.id, &[Pending, Failed]).await;
+    walk(store, failed.id, &[Queued, Failed]).await;
     for (status, expected) in [
-        (Pending, pending.id),
         (Queued, queued.id),
+        (Processing, processing.id),
         (Failed, failed.id),
     ] {
         let page = store
@@ -150,95 +146,4 @@ pub async fn list_refuses_a_cursor_it_did_not_hand_out(fx: Fixture) {
             "{forged:?}: {err:?}"
         );
     }
-}
-
-pub async fn stale_selects_by_status_and_age_oldest_first(fx: Fixture) {
-    let store = &*fx.store;
-    let owner = unique_owner();
-    let queued = create(store, git_task(&owner)).await;
-    let queued = walk(store, queued.id, &[Pending, Queued]).await;
-    let running = create(store, git_task(&owner)).await;
-    let running = walk(
-        store,
-        running.id,
-        &[Pending, Queued, Processing, DownloadingCode, RunningAgent],
-    )
-    .await;
-    let done = create(store, git_task(&owner)).await;
-    walk(store, done.id, &[Pending, Failed]).await;
-    let pending = create(store, git_task(&owner)).await;
-    let ours: HashSet<TaskId> = [queued.id, running.id, done.id, pending.id].into();
-    let mine = |tasks: Vec<Task>| -> Vec<Task> {
-        tasks.into_iter().filter(|t| ours.contains(&t.id)).collect()
-    };
-
-    let later = now_ms() + 1;
-    let found = mine(
-        store
-            .stale(&[Queued, RunningAgent], later, 10_000)
-            .await
-            .unwrap(),
-    );
-    let found_ids: HashSet<TaskId> = found.iter().map(|t| t.id).collect();
-    assert_eq!(found_ids, [queued.id, running.id].into());
-    assert!(
-        found.windows(2).all(|w| w[0].updated_at <= w[1].updated_at),
-        "oldest first"
-    );
-
-    // `updated_before` is exclusive: a task updated at that instant is not stale yet.
-    let found = mine(
-        store
-            .stale(&[Queued], queued.updated_at, 10_000)
-            .await
-            .unwrap(),
-    );
-    assert!(found.is_empty(), "{found:?}");
-    assert!(store.stale(&[], later, 10).await.unwrap().is_empty());
-    assert_eq!(
-        store
-            .stale(&[Queued, RunningAgent], later, 1)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-}
-
-pub async fn past_deadline_selects_live_tasks_whose_deadline_passed(fx: Fixture) {
-    let store = &*fx.store;
-    let owner = unique_owner();
-    let now = now_ms();
-    let with_deadline = |deadline_at| TaskUpdate {
-        deadline_at: Some(deadline_at),
-        ..TaskUpdate::default()
-    };
-    let overdue = create(store, git_task(&owner)).await;
-    store
-        .transition(overdue.id, Pending, Queued, with_deadline(now - 1_000))
-        .await
-        .unwrap();
-    let in_time = create(store, git_task(&owner)).await;
-    store
-        .transition(in_time.id, Pending, Queued, with_deadline(now + 3_600_000))
-        .await
-        .unwrap();
-    let finished = create(store, git_task(&owner)).await;
-    store
-        .transition(finished.id, Pending, Queued, with_deadline(now - 1_000))
-        .await
-        .unwrap();
-    walk(store, finished.id, &[Queued, Cancelled]).await;
-    let no_deadline = create(store, git_task(&owner)).await;
-
-    let ours: HashSet<TaskId> = [overdue.id, in_time.id, finished.id, no_deadline.id].into();
-    let found: Vec<TaskId> = store
-        .past_deadline(now, 10_000)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.id)
-        .filter(|id| ours.contains(id))
-        .collect();
-    assert_eq!(found, [overdue.id]);
 }

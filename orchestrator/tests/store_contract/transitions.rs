@@ -1,6 +1,7 @@
 //! Status changes: compare-and-set, legality, and the fields set with a move.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use TaskStatus::*;
 use orchestrator::{Task, TaskId, TaskStatus, TaskUpdate, TransitionError};
@@ -10,23 +11,21 @@ use super::{Fixture, create, git_task, unique_owner, walk};
 
 pub async fn concurrent_transitions_from_one_status_have_one_winner(fx: Fixture) {
     let task = create(&*fx.store, git_task(&unique_owner())).await;
-    walk(&*fx.store, task.id, &[Pending, Queued]).await;
-    let claims = (0..8).map(|n| {
+    let moves = (0..8).map(|n| {
         let store = Arc::clone(&fx.store);
         let update = TaskUpdate {
-            runner_ref: Some(format!("worker-{n}")),
-            bump_attempt: true,
+            message: Some(format!("mover-{n}")),
             ..TaskUpdate::default()
         };
         tokio::spawn(async move { store.transition(task.id, Queued, Processing, update).await })
     });
-    let results: Vec<_> = futures_util::future::join_all(claims)
+    let results: Vec<_> = futures_util::future::join_all(moves)
         .await
         .into_iter()
         .map(Result::unwrap)
         .collect();
     let winners: Vec<&Task> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-    assert_eq!(winners.len(), 1, "exactly one claim wins");
+    assert_eq!(winners.len(), 1, "exactly one move wins");
     for result in &results {
         if let Err(err) = result {
             assert!(
@@ -40,58 +39,60 @@ pub async fn concurrent_transitions_from_one_status_have_one_winner(fx: Fixture)
         }
     }
     let stored = fx.store.get(task.id).await.unwrap().unwrap();
-    assert_eq!(stored.attempt, 1, "the attempt was bumped once");
-    assert_eq!(stored.runner_ref, winners[0].runner_ref);
+    assert_eq!(stored.message, winners[0].message);
 }
 
 pub async fn transition_applies_its_update_with_the_move(fx: Fixture) {
     let store = &*fx.store;
     let task = create(store, git_task(&unique_owner())).await;
-    let queued = store
-        .transition(
-            task.id,
-            Pending,
-            Queued,
-            TaskUpdate {
-                message: Some("waiting for a worker".into()),
-                deadline_at: Some(task.created_at + 60_000),
-                ..TaskUpdate::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(queued.status, Queued);
-    assert_eq!(queued.message.as_deref(), Some("waiting for a worker"));
-    assert_eq!(queued.deadline_at, Some(task.created_at + 60_000));
-    assert!(queued.updated_at >= task.updated_at);
-    assert_eq!(queued.attempt, 0);
-
-    let claimed = store
+    let processing = store
         .transition(
             task.id,
             Queued,
             Processing,
             TaskUpdate {
-                runner_ref: Some("pid-42".into()),
-                bump_attempt: true,
+                message: Some("preparing".into()),
+                deadline_in: Some(Duration::from_secs(60)),
                 ..TaskUpdate::default()
             },
         )
         .await
         .unwrap();
-    assert_eq!(claimed.attempt, 1);
-    assert_eq!(claimed.runner_ref.as_deref(), Some("pid-42"));
+    assert_eq!(processing.status, Processing);
+    assert_eq!(processing.message.as_deref(), Some("preparing"));
+    let deadline = processing.deadline_at.unwrap();
+    assert!(
+        (deadline - processing.updated_at - 60_000).abs() < 5_000,
+        "the deadline is set from the store's clock: {deadline} vs {}",
+        processing.updated_at
+    );
+    assert!(processing.updated_at >= task.updated_at);
+    assert_eq!(processing.attempt, 0);
+
+    let named = store
+        .transition(
+            task.id,
+            Processing,
+            DownloadingCode,
+            TaskUpdate {
+                runner_ref: Some("agent-x-1".into()),
+                ..TaskUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(named.runner_ref.as_deref(), Some("agent-x-1"));
     assert_eq!(
-        claimed.message.as_deref(),
-        Some("waiting for a worker"),
+        named.message.as_deref(),
+        Some("preparing"),
         "a field left None keeps its value"
     );
-    assert_eq!(claimed.deadline_at, queued.deadline_at);
+    assert_eq!(named.deadline_at, processing.deadline_at);
 
     walk(
         store,
         task.id,
-        &[Processing, DownloadingCode, RunningAgent, UploadingResults],
+        &[DownloadingCode, RunningAgent, UploadingResults],
     )
     .await;
     let result = json!({"status": "completed", "turns": 7, "notes": ["a", "b"]});
@@ -113,14 +114,13 @@ pub async fn transition_applies_its_update_with_the_move(fx: Fixture) {
     assert_eq!(done.result, Some(result));
     assert_eq!(done.pr_url.as_deref(), Some("https://example.com/pr/1"));
     assert_eq!(done.message.as_deref(), Some("done"));
-    assert_eq!(done.attempt, 1);
     assert_eq!(store.get(task.id).await.unwrap(), Some(done));
 }
 
 pub async fn transition_from_a_status_the_task_left_is_a_conflict(fx: Fixture) {
     let store = &*fx.store;
     let task = create(store, git_task(&unique_owner())).await;
-    walk(store, task.id, &[Pending, Queued, Processing]).await;
+    walk(store, task.id, &[Queued, Processing]).await;
     let err = store
         .transition(task.id, Queued, Failed, TaskUpdate::default())
         .await
@@ -143,7 +143,7 @@ pub async fn terminal_states_are_final(fx: Fixture) {
     let owner = unique_owner();
     for terminal in [Completed, Failed, Cancelled] {
         let task = create(store, git_task(&owner)).await;
-        let mut path = vec![Pending, Queued, Processing, DownloadingCode, RunningAgent];
+        let mut path = vec![Queued, Processing, DownloadingCode, RunningAgent];
         path.extend([UploadingResults, terminal]);
         let finished = walk(store, task.id, &path).await;
         assert_eq!(finished.status, terminal);
@@ -176,7 +176,7 @@ pub async fn backward_moves_are_refused_and_change_nothing(fx: Fixture) {
     let running = walk(
         store,
         task.id,
-        &[Pending, Queued, Processing, DownloadingCode, RunningAgent],
+        &[Queued, Processing, DownloadingCode, RunningAgent],
     )
     .await;
     for (from, to) in [
@@ -209,7 +209,7 @@ pub async fn transition_of_unknown_task_is_not_found(fx: Fixture) {
     let id = TaskId::new();
     let err = fx
         .store
-        .transition(id, Pending, Queued, TaskUpdate::default())
+        .transition(id, Queued, Processing, TaskUpdate::default())
         .await
         .unwrap_err();
     assert!(

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod faults;
+
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,7 @@ use orchestrator::services::EmbeddedParts;
 use orchestrator::worker::Worker;
 use orchestrator::{
     InProcessQueue, InputSource, MemoryStatusCache, NewTask, OrchestratorConfig, Services,
-    SqliteTaskStore, Task, TaskId, TaskLimits, TaskMessage, TaskStatus, TaskUpdate,
+    SqliteTaskStore, Task, TaskId, TaskLimits, TaskMessage, TaskOps,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +87,7 @@ pub fn test_config(
     };
     config.worker.cancel_poll_ms = 50;
     config.worker.kill_grace_secs = 2;
+    config.worker.lease_secs = 1;
     config.workspace.allow_file_git_urls = true;
     tweak(&mut config);
     config
@@ -94,13 +97,20 @@ impl Harness {
     /// Opens (or reopens, after a simulated crash) the services over the config's data
     /// folder.
     pub async fn open(config: OrchestratorConfig) -> Self {
-        let (services, parts) = Services::embedded(
+        Self::open_with(config, |_| {}).await
+    }
+
+    /// As [`Harness::open`], with `wrap` replacing some of the parts (by fault-injecting
+    /// wrappers around them, say).
+    pub async fn open_with(config: OrchestratorConfig, wrap: impl FnOnce(&mut Services)) -> Self {
+        let (mut services, parts) = Services::embedded(
             config,
             "http://127.0.0.1:9",
             generate_signing_key().unwrap(),
         )
         .await
         .unwrap();
+        wrap(&mut services);
         Self::from_parts(services, parts)
     }
 
@@ -131,40 +141,24 @@ impl Harness {
         Reconciler::new(self.services.clone())
     }
 
-    /// Stores a task as the API does (`PENDING`), without queueing it.
+    /// Stores a task (`QUEUED`, with its outbox entry) without sending its message: as
+    /// if its creator died right after the commit.
     pub async fn create(&self, input: InputSource, limits: TaskLimits) -> Task {
         let (task, _) = self
             .services
             .store
-            .create(NewTask {
-                owner: "alice".to_string(),
-                input,
-                description: "fix the failing test".to_string(),
-                target_file: None,
-                model: None,
-                limits,
-                idempotency_key: None,
-            })
+            .create(new_task(input, limits))
             .await
             .unwrap();
         task
     }
 
-    /// Creates, queues and enqueues a task, as the API does.
+    /// Submits a task as the API does.
     pub async fn submit(&self, input: InputSource, limits: TaskLimits) -> Task {
-        let task = self.create(input, limits).await;
-        let task = self
-            .services
-            .store
-            .transition(
-                task.id,
-                TaskStatus::Pending,
-                TaskStatus::Queued,
-                TaskUpdate::default(),
-            )
+        let (task, _) = TaskOps::new(&self.services)
+            .submit(new_task(input, limits))
             .await
             .unwrap();
-        self.enqueue(task.id).await;
         task
     }
 
@@ -178,20 +172,22 @@ impl Harness {
 
     /// Uploads a zip of `files` (as the API does) and submits a task for it.
     pub async fn submit_zip(&self, files: &[(&str, &str)], limits: TaskLimits) -> Task {
+        let input = self.upload_zip(files).await;
+        self.submit(input, limits).await
+    }
+
+    /// Uploads a zip of `files` as the API does; the input naming it.
+    pub async fn upload_zip(&self, files: &[(&str, &str)]) -> InputSource {
         let key = format!("uploads/{}.zip", uuid::Uuid::new_v4());
         self.services
             .blobs
             .put_bytes(&key, zip_of(files))
             .await
             .unwrap();
-        self.submit(
-            InputSource::Zip {
-                zip_name: "code.zip".to_string(),
-                zip_key: key,
-            },
-            limits,
-        )
-        .await
+        InputSource::Zip {
+            zip_name: "code.zip".to_string(),
+            zip_key: key,
+        }
     }
 
     pub async fn get(&self, id: TaskId) -> Task {
@@ -229,10 +225,10 @@ impl Harness {
 
     /// Waits until the task reaches a terminal status, running reconciler passes (the
     /// bounded poll stands for the reconciler's interval).
-    pub async fn reconcile_until_terminal(&self, reconciler: &mut Reconciler, id: TaskId) -> Task {
+    pub async fn reconcile_until_terminal(&self, reconciler: &Reconciler, id: TaskId) -> Task {
         tokio::time::timeout(SETTLE, async {
             loop {
-                reconciler.pass().await.unwrap();
+                reconciler.pass().await;
                 let task = self.get(id).await;
                 if task.status.is_terminal() {
                     return task;
@@ -242,6 +238,19 @@ impl Harness {
         })
         .await
         .expect("the reconciler never settled the task")
+    }
+}
+
+/// What the harness submits: alice's task with `input` and `limits`.
+pub fn new_task(input: InputSource, limits: TaskLimits) -> NewTask {
+    NewTask {
+        owner: "alice".to_string(),
+        input,
+        description: "fix the failing test".to_string(),
+        target_file: None,
+        model: None,
+        limits,
+        idempotency_key: None,
     }
 }
 
@@ -286,4 +295,43 @@ pub async fn gone_eventually(pid: i64) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// Live processes whose environment says they run `task_id` (the agent, its supervisor,
+/// and whatever they started).
+pub fn processes_of_task(task_id: TaskId) -> Vec<i32> {
+    let wanted = format!("AGENT_TASK_ID={task_id}");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !pid_running(i64::from(pid)) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == wanted.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// A host crash, for one task: every process of its run dies at once.
+pub fn kill_task_processes(task_id: TaskId) {
+    for pid in processes_of_task(task_id) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
 }

@@ -1,8 +1,9 @@
 //! Turning a create request into a stored, queued task.
 //!
 //! Shared by `POST /api/v1/tasks` and the original `POST /api/task`: both parse into a
-//! [`TaskDraft`], then [`submit`] checks it, stores it and queues it. Nothing is written
-//! before every check passed, so a rejected request leaves nothing behind.
+//! [`TaskDraft`], then [`submit`] checks it, uploads its zip, and hands it to the
+//! orchestrator's [`orchestrator::TaskOps::submit`], which stores and queues it. Nothing
+//! is written before every check passed, so a rejected request leaves nothing behind.
 //!
 //! The zip goes to the blob store before the row: the row must name its blob, and the
 //! store picks the task's id, so the upload lives under its own id
@@ -17,7 +18,7 @@ use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use orchestrator::store::Created;
-use orchestrator::{InputSource, NewTask, Task, TaskLimits, TaskMessage, TaskStatus, TaskUpdate};
+use orchestrator::{InputSource, NewTask, Task, TaskLimits};
 
 use crate::dto::CreateTaskRequest;
 use crate::error::ApiError;
@@ -277,8 +278,9 @@ pub async fn submit(
         limits: draft.limits,
         idempotency_key,
     };
-    let created = services.store.create(new).await;
-    let (task, created) = match created {
+    // Stored and queued in one step by the orchestrator: once this returns the task
+    // exists and will run, whatever happens to the queue.
+    let (task, created) = match services.ops().submit(new).await {
         Ok(found) => found,
         Err(err) => {
             discard_upload(state, upload_prefix.as_deref()).await;
@@ -290,25 +292,6 @@ pub async fn submit(
         return Ok(Submitted::Existing(task));
     }
     state.metrics.task_created();
-    let task = services
-        .store
-        .transition(
-            task.id,
-            TaskStatus::Pending,
-            TaskStatus::Queued,
-            TaskUpdate::default(),
-        )
-        .await?;
-    announce_status(state, &task).await;
-    if let Err(err) = services
-        .queue
-        .enqueue(TaskMessage { task_id: task.id })
-        .await
-    {
-        // The row says QUEUED; the reconciler re-enqueues tasks that sit there.
-        tracing::warn!(task_id = %task.id, error = %err, "enqueue failed; left to the reconciler");
-    }
-    tracing::info!(task_id = %task.id, owner = %task.owner, "task created");
     Ok(Submitted::New(task))
 }
 
@@ -317,21 +300,5 @@ async fn discard_upload(state: &SharedState, prefix: Option<&str>) {
         && let Err(err) = state.services.blobs.delete_prefix(prefix).await
     {
         tracing::warn!(prefix, error = %err, "could not delete an unused upload");
-    }
-}
-
-/// Tells the cache (status reads, SSE followers) about a status the API set. A cache
-/// failure is logged, not returned: the store already holds the truth.
-pub async fn announce_status(state: &SharedState, task: &Task) {
-    let cache = &state.services.cache;
-    if let Err(err) = cache.set_status(task.id, task.status).await {
-        tracing::warn!(task_id = %task.id, error = %err, "status cache update failed");
-    }
-    let mut event = serde_json::json!({"type": "status", "status": task.status.as_str()});
-    if let Some(message) = &task.message {
-        event["message"] = serde_json::Value::from(message.as_str());
-    }
-    if let Err(err) = cache.publish(task.id, event).await {
-        tracing::warn!(task_id = %task.id, error = %err, "status event publish failed");
     }
 }

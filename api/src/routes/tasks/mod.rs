@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use orchestrator::{Task, TaskFilter, TaskId, TaskStatus, TaskUpdate, TransitionError};
+use orchestrator::{Task, TaskFilter, TaskId, TaskStatus};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -21,15 +21,13 @@ use crate::config::ApiConfig;
 use crate::dto::{CreateTaskMultipart, CreateTaskRequest, TaskList, TaskView};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::SharedState;
-use intake::{Submitted, announce_status, idempotency_key, media_type, read_limited, submit};
+use intake::{Submitted, idempotency_key, media_type, read_limited, submit};
 
 /// The outputs a client may fetch, as `agent-rs job` names them.
 pub const ARTIFACTS: [&str; 4] = ["diff.patch", "trajectory.jsonl", "result.json", "agent.log"];
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
-/// Cancel re-reads and retries when the worker moved the task in between.
-const CANCEL_ATTEMPTS: usize = 5;
 
 const CREATE_FIELDS: [&str; 9] = [
     "zip_file",
@@ -213,54 +211,9 @@ pub async fn cancel_task(
     owner: Owner,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    let mut task = load_owned(&state, &owner, &id).await?;
-    for _ in 0..CANCEL_ATTEMPTS {
-        if task.status.is_terminal() {
-            return Err(ApiError::Conflict(format!(
-                "task {} already finished as {}; there is nothing to cancel",
-                task.id, task.status
-            )));
-        }
-        let update = TaskUpdate {
-            message: Some("cancelled by the client".into()),
-            ..TaskUpdate::default()
-        };
-        match state
-            .services
-            .store
-            .transition(task.id, task.status, TaskStatus::Cancelled, update)
-            .await
-        {
-            Ok(cancelled) => {
-                stop_run(&state, &cancelled).await;
-                announce_status(&state, &cancelled).await;
-                if let Err(err) = state.services.cache.close(cancelled.id).await {
-                    tracing::warn!(task_id = %cancelled.id, error = %err, "closing the event stream failed");
-                }
-                tracing::info!(task_id = %cancelled.id, "task cancelled");
-                return Ok(Json(cancelled.into()));
-            }
-            Err(TransitionError::Conflict { .. }) => {
-                task = load_owned(&state, &owner, &id).await?;
-            }
-            Err(err) => return Err(err.into()),
-        }
-    }
-    Err(ApiError::Conflict(format!(
-        "task {id} kept changing status; retry the cancel"
-    )))
-}
-
-/// Stops the cancelled task's run when the API can reach it; otherwise the worker sees
-/// the cancelled row when its run reports back.
-async fn stop_run(state: &SharedState, task: &Task) {
-    let (Some(runner), Some(handle)) = (&state.services.runner, &task.runner_ref) else {
-        return;
-    };
-    let handle = orchestrator::RunHandle(handle.clone());
-    if let Err(err) = runner.cancel(&handle).await {
-        tracing::warn!(task_id = %task.id, error = %err, "stopping the run failed");
-    }
+    let task_id: TaskId = id.parse().map_err(|_| ApiError::task_not_found(&id))?;
+    let cancelled = state.services.ops().cancel(task_id, Some(&owner.0)).await?;
+    Ok(Json(cancelled.into()))
 }
 
 /// One of the task's outputs: a redirect to a short-lived signed URL.

@@ -3,8 +3,10 @@
 //! SQLite in WAL mode lets readers (status polls, listings) run beside the one writer;
 //! writes serialize on the database lock, waiting up to the busy timeout rather than
 //! failing. Status changes are a single conditional `UPDATE ... WHERE status = ?`, so the
-//! compare-and-set is the database's, not ours. The schema lives in
-//! `migrations/sqlite/`, embedded in the binary and applied on open.
+//! compare-and-set is the database's, not ours; lease operations ([`lease`]) add the
+//! holder and attempt to the `WHERE`. The store's clock is this machine's (the database
+//! file lives here). The schema lives in `migrations/sqlite/`, embedded in the binary
+//! and applied on open.
 
 /// The columns a [`Task`] is read from; a macro so the SQL built with it stays
 /// `&'static str`, which sqlx takes without an `AssertSqlSafe`.
@@ -12,10 +14,12 @@ macro_rules! task_columns {
     () => {
         "id, owner, input_type, git_url, git_ref, zip_name, zip_key, description, \
          target_file, model, max_turns, max_tokens, timeout_secs, status, message, pr_url, \
-         attempt, result_json, runner_ref, idempotency_key, created_at, updated_at, deadline_at"
+         attempt, result_json, runner_ref, idempotency_key, created_at, updated_at, deadline_at, \
+         lease_holder, lease_expires_at"
     };
 }
 
+mod lease;
 mod rows;
 
 use std::path::Path;
@@ -31,8 +35,8 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use self::rows::{Cursor, NewTaskRow, TASK_COLUMNS, task_from_row};
 use crate::store::{
-    Created, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, StoreError, TaskFilter, TaskPage, TaskStore,
-    TransitionError,
+    Created, DEFAULT_PAGE_SIZE, Due, Lease, MAX_PAGE_SIZE, StoreError, TaskFilter, TaskPage,
+    TaskStore, TransitionError, millis, sql_error,
 };
 use crate::task::{NewTask, Task, TaskId, TaskStatus, TaskUpdate, now_ms};
 
@@ -57,10 +61,13 @@ impl SqliteTaskStore {
         let path = path.as_ref();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(parent).await.map_err(|err| {
-                StoreError::Unavailable(format!(
-                    "cannot create the folder {} for the task database: {err}",
-                    parent.display()
-                ))
+                StoreError::unavailable(
+                    format!(
+                        "create the folder {} for the task database",
+                        parent.display()
+                    ),
+                    err,
+                )
             })?;
         }
         let options = SqliteConnectOptions::new()
@@ -75,10 +82,7 @@ impl SqliteTaskStore {
             .connect_with(options)
             .await
             .map_err(|err| {
-                StoreError::Unavailable(format!(
-                    "cannot open the task database {}: {err}",
-                    path.display()
-                ))
+                StoreError::unavailable(format!("open the task database {}", path.display()), err)
             })?;
         Self::migrated(pool).await
     }
@@ -89,7 +93,7 @@ impl SqliteTaskStore {
     /// see its own empty database; operations therefore run one at a time.
     pub async fn open_in_memory() -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(|err| StoreError::Unavailable(format!("in-memory database: {err}")))?
+            .map_err(|err| StoreError::query("open an in-memory database", err))?
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
@@ -98,14 +102,15 @@ impl SqliteTaskStore {
             .max_lifetime(None)
             .connect_with(options)
             .await
-            .map_err(|err| StoreError::Unavailable(format!("in-memory database: {err}")))?;
+            .map_err(|err| StoreError::unavailable("open an in-memory database", err))?;
         Self::migrated(pool).await
     }
 
     async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
-        MIGRATOR.run(&pool).await.map_err(|err| {
-            StoreError::Unavailable(format!("cannot migrate the task database: {err}"))
-        })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|err| StoreError::query("migrate the task database", err))?;
         Ok(Self { pool })
     }
 
@@ -114,20 +119,47 @@ impl SqliteTaskStore {
         self.pool.close().await;
     }
 
-    async fn current_status(&self, id: TaskId) -> Result<Option<TaskStatus>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT status FROM tasks WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|err| db_error("read a task's status", err))?;
-        row.map(|(status,)| {
-            status.parse().map_err(|err| StoreError::Corrupt {
-                id: id.to_string(),
-                reason: format!("{err}"),
+    /// Where the task is now and who holds it, to explain a compare-and-set that did not
+    /// happen.
+    async fn current(&self, id: TaskId) -> Result<Option<Current>, StoreError> {
+        let row: Option<(String, Option<String>, i64)> =
+            sqlx::query_as("SELECT status, lease_holder, attempt FROM tasks WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|err| db_error("read a task's status", err))?;
+        row.map(|(status, holder, attempt)| {
+            Ok(Current {
+                status: status.parse().map_err(|err| StoreError::Corrupt {
+                    id: id.to_string(),
+                    reason: format!("{err}"),
+                })?,
+                holder,
+                attempt,
             })
         })
         .transpose()
     }
+
+    /// Why a compare-and-set from `from` changed no row.
+    async fn explain(&self, id: TaskId, from: TaskStatus) -> TransitionError {
+        match self.current(id).await {
+            Err(err) => err.into(),
+            Ok(None) => TransitionError::NotFound(id),
+            Ok(Some(now)) => TransitionError::Conflict {
+                id,
+                expected: from,
+                actual: now.status,
+            },
+        }
+    }
+}
+
+/// A row's status and lease, read back after a compare-and-set missed.
+struct Current {
+    status: TaskStatus,
+    holder: Option<String>,
+    attempt: i64,
 }
 
 #[async_trait]
@@ -157,7 +189,7 @@ impl TaskStore for SqliteTaskStore {
             .bind(columns.max_turns)
             .bind(columns.max_tokens)
             .bind(columns.timeout_secs)
-            .bind(TaskStatus::Pending.as_str())
+            .bind(TaskStatus::Queued.as_str())
             .bind(&new.idempotency_key)
             .bind(now)
             .bind(now)
@@ -165,7 +197,15 @@ impl TaskStore for SqliteTaskStore {
             .await
             .map_err(|err| db_error("create a task", err))?;
         let (row, created) = match inserted {
-            Some(row) => (row, Created::New),
+            Some(row) => {
+                sqlx::query("INSERT INTO task_outbox (task_id, created_at) VALUES (?, ?)")
+                    .bind(&id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|err| db_error("record a new task's outbox entry", err))?;
+                (row, Created::New)
+            }
             None => {
                 let existing = sqlx::query(select_by_idempotency_key())
                     .bind(&new.owner)
@@ -245,77 +285,89 @@ impl TaskStore for SqliteTaskStore {
         if !from.can_move_to(to) {
             return Err(TransitionError::Illegal { from, to });
         }
-        let result_json = update
-            .result
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|err| StoreError::Query(format!("cannot encode the task result: {err}")))?;
+        let now = now_ms();
+        let result_json = result_json(&update)?;
         let row = sqlx::query(update_if_status())
             .bind(to.as_str())
-            .bind(now_ms())
+            .bind(now)
             .bind(update.message)
             .bind(update.pr_url)
             .bind(result_json)
             .bind(update.runner_ref)
-            .bind(update.deadline_at)
-            .bind(i64::from(update.bump_attempt))
+            .bind(update.deadline_in.map(|d| now.saturating_add(millis(d))))
+            .bind(to.is_terminal())
+            .bind(to.is_terminal())
             .bind(id.to_string())
             .bind(from.as_str())
             .fetch_optional(&self.pool)
             .await
             .map_err(|err| db_error("change a task's status", err))?;
-        if let Some(row) = row {
-            return Ok(task_from_row(&row)?);
-        }
-        match self.current_status(id).await? {
-            None => Err(TransitionError::NotFound(id)),
-            Some(actual) => Err(TransitionError::Conflict {
-                id,
-                expected: from,
-                actual,
-            }),
+        match row {
+            Some(row) => Ok(task_from_row(&row)?),
+            None => Err(self.explain(id, from).await),
         }
     }
 
-    async fn stale(
+    async fn claim(
         &self,
-        statuses: &[TaskStatus],
-        updated_before: i64,
-        limit: u32,
-    ) -> Result<Vec<Task>, StoreError> {
-        if statuses.is_empty() || limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT ");
-        query
-            .push(TASK_COLUMNS)
-            .push(" FROM tasks WHERE status IN (");
-        let mut list = query.separated(", ");
-        for status in statuses {
-            list.push_bind(status.as_str());
-        }
-        query
-            .push(") AND updated_at < ")
-            .push_bind(updated_before)
-            .push(" ORDER BY updated_at, id LIMIT ")
-            .push_bind(i64::from(limit));
-        let rows = query
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|err| db_error("find stale tasks", err))?;
-        rows.iter().map(task_from_row).collect()
+        id: TaskId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(Task, Lease), TransitionError> {
+        self.claim_task(id, holder, ttl).await
     }
 
-    async fn past_deadline(&self, now: i64, limit: u32) -> Result<Vec<Task>, StoreError> {
-        let rows = sqlx::query(select_past_deadline())
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+    async fn take_over(
+        &self,
+        id: TaskId,
+        status: TaskStatus,
+        attempt: u32,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(Task, Lease), TransitionError> {
+        self.take_over_task(id, status, attempt, holder, ttl).await
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, TransitionError> {
+        self.renew_lease(lease, ttl).await
+    }
+
+    async fn advance(
+        &self,
+        lease: &Lease,
+        from: TaskStatus,
+        to: TaskStatus,
+        update: TaskUpdate,
+    ) -> Result<Task, TransitionError> {
+        self.advance_leased(lease, from, to, update).await
+    }
+
+    async fn release(&self, lease: &Lease, look_again_in: Duration) -> Result<(), TransitionError> {
+        self.release_lease(lease, look_again_in).await
+    }
+
+    async fn due(&self, due: Due, limit: u32) -> Result<Vec<TaskId>, StoreError> {
+        self.due_tasks(due, limit).await
+    }
+
+    async fn requeued(&self, id: TaskId) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE tasks SET updated_at = ? WHERE id = ? AND status = 'QUEUED'")
+                .bind(now_ms())
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await
+                .map_err(|err| db_error("record a re-sent task", err))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox_done(&self, id: TaskId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM task_outbox WHERE task_id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
             .await
-            .map_err(|err| db_error("find tasks past their deadline", err))?;
-        rows.iter().map(task_from_row).collect()
+            .map_err(|err| db_error("remove an outbox entry", err))?;
+        Ok(())
     }
 
     async fn add_token(&self, owner: &str, token_hash: &str) -> Result<(), StoreError> {
@@ -333,7 +385,7 @@ impl TaskStore for SqliteTaskStore {
         .map_err(|err| db_error("record an API token", err))?;
         match self.owner_of_token(token_hash).await? {
             Some(existing) if existing == owner => Ok(()),
-            _ => Err(StoreError::Query(format!(
+            _ => Err(StoreError::Refused(format!(
                 "this API token is already registered to another owner than `{owner}`; \
                  create a new token instead"
             ))),
@@ -349,6 +401,16 @@ impl TaskStore for SqliteTaskStore {
                 .map_err(|err| db_error("look up an API token", err))?;
         Ok(row.map(|(owner,)| owner))
     }
+}
+
+/// The update's result as stored JSON text.
+fn result_json(update: &TaskUpdate) -> Result<Option<String>, StoreError> {
+    update
+        .result
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|err| StoreError::query("encode the task result", err))
 }
 
 fn insert_task() -> &'static str {
@@ -375,43 +437,27 @@ fn select_by_idempotency_key() -> &'static str {
 }
 
 /// The compare-and-set: only a row still in the expected status changes. Fields left
-/// `None` in the update keep their value.
+/// `None` in the update keep their value; a terminal status ends the lease.
 fn update_if_status() -> &'static str {
     concat!(
         "UPDATE tasks SET status = ?, updated_at = ?, ",
         "message = COALESCE(?, message), pr_url = COALESCE(?, pr_url), ",
         "result_json = COALESCE(?, result_json), runner_ref = COALESCE(?, runner_ref), ",
-        "deadline_at = COALESCE(?, deadline_at), attempt = attempt + ? ",
+        "deadline_at = COALESCE(?, deadline_at), ",
+        "lease_holder = CASE WHEN ? THEN NULL ELSE lease_holder END, ",
+        "lease_expires_at = CASE WHEN ? THEN NULL ELSE lease_expires_at END ",
         "WHERE id = ? AND status = ? RETURNING ",
         task_columns!()
     )
 }
 
-fn select_past_deadline() -> &'static str {
-    concat!(
-        "SELECT ",
-        task_columns!(),
-        " FROM tasks WHERE deadline_at IS NOT NULL AND deadline_at < ? ",
-        "AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED') ",
-        "ORDER BY deadline_at, id LIMIT ?"
-    )
+/// SQLite's busy (5) and locked (6), with their extended codes (the low byte): another
+/// writer held the lock past the busy timeout.
+fn sqlite_busy(code: &str) -> bool {
+    code.parse::<i64>()
+        .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
-/// Sorts a database failure into "try again later" and "this query is wrong", naming
-/// what was being done.
 fn db_error(doing: &str, err: sqlx::Error) -> StoreError {
-    let busy = match &err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        // SQLITE_BUSY and SQLITE_LOCKED: another writer held the lock past the timeout.
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("5" | "6")),
-        _ => false,
-    };
-    if busy {
-        StoreError::Unavailable(format!("cannot {doing}: {err}"))
-    } else {
-        StoreError::Query(format!("cannot {doing}: {err}"))
-    }
+    sql_error(doing, err, sqlite_busy)
 }

@@ -71,7 +71,7 @@ impl<'a> NewTaskRow<'a> {
 fn to_column(name: &'static str) -> impl Fn(u64) -> Result<i64, StoreError> {
     move |value| {
         i64::try_from(value).map_err(|_| {
-            StoreError::Query(format!(
+            StoreError::Refused(format!(
                 "{name} {value} is too large to store; use at most {}",
                 i64::MAX
             ))
@@ -129,6 +129,8 @@ pub(super) fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
         created_at: r.int_required("created_at")?,
         updated_at: r.int_required("updated_at")?,
         deadline_at: r.int("deadline_at")?,
+        lease_holder: r.text("lease_holder")?,
+        lease_expires_at: r.int("lease_expires_at")?,
     })
 }
 

@@ -1,0 +1,209 @@
+//! The reconciler: finds tasks that fell between the cracks and drives them on.
+//!
+//! Level-triggered, like a Kubernetes controller: each pass reads the world (the store's
+//! repair queries, the runner's view of each run), compares it with where each task
+//! should be, and takes one step per task. It keeps no memory it depends on, so any
+//! number of reconcilers may run, and a worker or the whole server may die at any line.
+//!
+//! Each kind of repair has its own bounded query ([`Due`]), oldest first, so no kind can
+//! starve another, and every step moves its task out of its query's reach (re-sent,
+//! re-leased, finished), so one pass's batch is never the next pass's batch again:
+//! - **outbox**: a created task whose message may never have been sent: send it;
+//! - **queued**: `QUEUED` so long its message may be lost: send it again;
+//! - **preparing** / **running**: a claimed task whose lease expired. The reconciler
+//!   touches such a task only then, and only after taking the lease over itself (so no
+//!   two reconcilers act on it, and the old holder's late writes fail); then
+//!   [`decide`] says what to do: retry a preparation under a new attempt (bounded),
+//!   hand a run that goes on to a worker to re-attach, finish a run that is over or
+//!   gone, or stop one past its deadline.
+//!
+//! Runs no task row names (an old attempt's, a finished task's) are removed
+//! ([`Runner::list`] by label). One task's failure is logged and counted; it never
+//! stops the pass.
+
+mod decide;
+mod repair;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::runner::{LABEL_MANAGED_BY, MANAGED_BY, RunInfo};
+use crate::services::Services;
+use crate::store::Due;
+use crate::task::TaskId;
+
+pub use decide::{Action, Observation, decide};
+
+/// What one pass did.
+#[derive(Debug, Default)]
+pub struct PassReport {
+    /// The step taken for each task that needed one.
+    pub taken: Vec<(TaskId, Step)>,
+    /// Tasks (or queries) whose repair failed this pass, and why; the next pass retries.
+    pub failures: Vec<(Option<TaskId>, String)>,
+}
+
+impl PassReport {
+    /// The steps taken for `id`.
+    pub fn steps_for(&self, id: TaskId) -> Vec<&Step> {
+        self.taken
+            .iter()
+            .filter(|(taken, _)| *taken == id)
+            .map(|(_, step)| step)
+            .collect()
+    }
+}
+
+/// A step the reconciler took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Sent the message of a task whose outbox entry was left.
+    Relayed,
+    /// Sent again the message of a task `QUEUED` too long.
+    Requeued,
+    /// Acted on a claimed task whose lease expired.
+    Repaired(Action),
+    /// Removed a run no task row names.
+    RemovedOrphan(String),
+}
+
+/// The effectful loop around [`decide`].
+#[derive(Debug)]
+pub struct Reconciler {
+    services: Services,
+    /// This reconciler's id, for the leases it takes.
+    id: String,
+    leases: AtomicU64,
+}
+
+impl Reconciler {
+    pub fn new(services: Services) -> Self {
+        let id = format!(
+            "reconciler/{}/{:04x}",
+            std::process::id(),
+            fastrand::u16(..)
+        );
+        Self {
+            services,
+            id,
+            leases: AtomicU64::new(0),
+        }
+    }
+
+    fn next_holder(&self) -> String {
+        let n = self.leases.fetch_add(1, Ordering::Relaxed);
+        format!("{}/{n}", self.id)
+    }
+
+    /// Runs a pass every `interval` until `shutdown` fires.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.services.config.reconciler.interval());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let report = self.pass().await;
+            if !report.failures.is_empty() {
+                tracing::warn!(
+                    failures = report.failures.len(),
+                    "reconciler pass left some repairs for the next one"
+                );
+            }
+        }
+    }
+
+    /// Starts [`Reconciler::run`] on the runtime.
+    pub fn spawn(self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run(shutdown))
+    }
+
+    /// One pass over every kind of repair.
+    pub async fn pass(&self) -> PassReport {
+        let config = &self.services.config.reconciler;
+        let mut report = PassReport::default();
+        let kinds = [
+            Due::Outbox {
+                older_than: std::time::Duration::from_secs(config.pending_after_secs),
+            },
+            Due::Queued {
+                older_than: std::time::Duration::from_secs(config.queued_after_secs),
+            },
+            Due::Preparing,
+            Due::Running,
+        ];
+        for due in kinds {
+            let ids = match self.services.store.due(due, config.batch).await {
+                Ok(ids) => ids,
+                Err(err) => {
+                    report.failures.push((None, format!("{due:?}: {err}")));
+                    continue;
+                }
+            };
+            for id in ids {
+                match self.repair(due, id).await {
+                    Ok(Some(step)) => {
+                        tracing::info!(task_id = %id, ?step, "reconciled");
+                        report.taken.push((id, step));
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::warn!(task_id = %id, error = %err, "repair failed; next pass retries");
+                        report.failures.push((Some(id), err));
+                    }
+                }
+            }
+        }
+        self.remove_orphans(&mut report).await;
+        report
+    }
+
+    /// Removes runs that no task row names any more.
+    async fn remove_orphans(&self, report: &mut PassReport) {
+        let selector = BTreeMap::from([(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string())]);
+        let runs = match self.services.runner.list(&selector).await {
+            Ok(runs) => runs,
+            Err(err) => {
+                report.failures.push((None, format!("listing runs: {err}")));
+                return;
+            }
+        };
+        for run in runs {
+            // A run without a task label was not started by this service's worker.
+            let Some(id) = run.task_id() else { continue };
+            match self.is_orphan(id, &run).await {
+                Ok(false) => {}
+                Ok(true) => match self.services.runner.cancel(&run.handle).await {
+                    Ok(()) => {
+                        tracing::info!(task_id = %id, run = %run.handle, "removed a run no task names");
+                        report.taken.push((id, Step::RemovedOrphan(run.handle.0)));
+                    }
+                    Err(err) => report.failures.push((Some(id), err.to_string())),
+                },
+                Err(err) => report.failures.push((Some(id), err)),
+            }
+        }
+    }
+
+    /// Whether no live task names `run`: its task is gone or over, or it belongs to an
+    /// attempt the task left behind. (A run's name is saved in the row before the run is
+    /// launched, so a live run always has a row naming it.)
+    async fn is_orphan(&self, id: TaskId, run: &RunInfo) -> Result<bool, String> {
+        let task = self
+            .services
+            .store
+            .get(id)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(match task {
+            None => true,
+            Some(task) => {
+                task.status.is_terminal()
+                    || task.runner_ref.as_deref() != Some(run.handle.0.as_str())
+            }
+        })
+    }
+}

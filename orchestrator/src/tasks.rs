@@ -1,0 +1,196 @@
+//! The operations on a task that every front end shares: submit, cancel, and telling the
+//! task's followers about a status.
+//!
+//! The REST API (both its routes), the CLI and the tests call these instead of writing
+//! rows and cache entries themselves, so there is one way a task is created and one way
+//! it is cancelled.
+//!
+//! - [`TaskOps::submit`] stores the task `QUEUED` with its outbox entry in one
+//!   transaction, then tries to put its message on the queue at once and removes the
+//!   entry. Once the row is stored the task exists and will run: a queue that is down
+//!   costs only delay (the reconciler relays the outbox), never an error to the caller,
+//!   who would otherwise retry and make a duplicate.
+//! - [`TaskOps::cancel`] moves any live status to `CANCELLED` (compare-and-set, not
+//!   fenced: a cancel wins over the worker's lease, whose next fenced write fails), then
+//!   stops the run where this process can reach the runner; the worker holding the
+//!   lease notices the cancel on its own as well.
+//! - Status announcements go to the cache only after the store changed; a cache failure
+//!   is logged and never fails the operation (the store is the truth).
+
+use std::sync::Arc;
+
+use crate::cache::StatusCache;
+use crate::queue::{Queue, TaskMessage};
+use crate::runner::{RunHandle, Runner};
+use crate::services::Services;
+use crate::store::{Created, StoreError, TaskStore, TransitionError};
+use crate::task::{NewTask, Task, TaskId, TaskStatus, TaskUpdate};
+
+/// A cancel re-reads and retries this often when the task moves in between.
+const CANCEL_ATTEMPTS: usize = 5;
+
+/// Why a cancel did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    /// No such task, or not the given owner's (the same answer, so ids cannot be probed).
+    #[error("task {0} not found")]
+    NotFound(TaskId),
+    #[error("task {} already finished as {}; there is nothing to cancel", .0.id, .0.status)]
+    AlreadyFinished(Box<Task>),
+    #[error("task {0} kept changing status; retry the cancel")]
+    KeptChanging(TaskId),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The parts the task operations need.
+#[derive(Clone)]
+pub struct TaskOps {
+    pub store: Arc<dyn TaskStore>,
+    pub queue: Arc<dyn Queue>,
+    pub cache: Arc<dyn StatusCache>,
+    /// Stops a cancelled task's run from here; `None` where this process cannot reach
+    /// runs (the worker holding the task stops it).
+    pub runner: Option<Arc<dyn Runner>>,
+}
+
+impl std::fmt::Debug for TaskOps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskOps")
+            .field("runner", &self.runner.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskOps {
+    /// Every part from `services`, the runner included.
+    pub fn new(services: &Services) -> Self {
+        Self {
+            store: services.store.clone(),
+            queue: services.queue.clone(),
+            cache: services.cache.clone(),
+            runner: Some(services.runner.clone()),
+        }
+    }
+
+    /// Stores and queues a new task, or finds the one its idempotency key names (which
+    /// is returned as it is, and not queued again).
+    pub async fn submit(&self, new: NewTask) -> Result<(Task, Created), StoreError> {
+        let (task, created) = self.store.create(new).await?;
+        if created == Created::Existing {
+            return Ok((task, created));
+        }
+        announce(&*self.cache, task.id, task.status, None).await;
+        relay(&*self.store, &*self.queue, task.id).await;
+        tracing::info!(task_id = %task.id, owner = %task.owner, "task created");
+        Ok((task, created))
+    }
+
+    /// Cancels `id` (only if `owner` owns it, when given).
+    pub async fn cancel(&self, id: TaskId, owner: Option<&str>) -> Result<Task, CancelError> {
+        let mut task = self.load(id, owner).await?;
+        for _ in 0..CANCEL_ATTEMPTS {
+            if task.status.is_terminal() {
+                return Err(CancelError::AlreadyFinished(Box::new(task)));
+            }
+            let update = TaskUpdate {
+                message: Some("cancelled by the client".into()),
+                ..TaskUpdate::default()
+            };
+            match self
+                .store
+                .transition(id, task.status, TaskStatus::Cancelled, update)
+                .await
+            {
+                Ok(cancelled) => {
+                    // Followers learn at once; stopping the run may take its kill grace.
+                    announce(
+                        &*self.cache,
+                        id,
+                        cancelled.status,
+                        cancelled.message.as_deref(),
+                    )
+                    .await;
+                    self.stop_run(&cancelled).await;
+                    tracing::info!(task_id = %id, "task cancelled");
+                    return Ok(cancelled);
+                }
+                Err(TransitionError::Conflict { .. }) => task = self.load(id, owner).await?,
+                Err(TransitionError::NotFound(_)) => return Err(CancelError::NotFound(id)),
+                Err(TransitionError::Store(err)) => return Err(err.into()),
+                Err(
+                    err @ (TransitionError::Illegal { .. } | TransitionError::LeaseLost { .. }),
+                ) => {
+                    tracing::warn!(task_id = %id, error = %err, "cancel refused by the store");
+                    task = self.load(id, owner).await?;
+                }
+            }
+        }
+        Err(CancelError::KeptChanging(id))
+    }
+
+    async fn load(&self, id: TaskId, owner: Option<&str>) -> Result<Task, CancelError> {
+        match self.store.get(id).await? {
+            Some(task) if owner.is_none_or(|owner| task.owner == owner) => Ok(task),
+            _ => Err(CancelError::NotFound(id)),
+        }
+    }
+
+    async fn stop_run(&self, task: &Task) {
+        let (Some(runner), Some(name)) = (&self.runner, &task.runner_ref) else {
+            return;
+        };
+        if let Err(err) = runner.cancel(&RunHandle(name.clone())).await {
+            tracing::warn!(task_id = %task.id, error = %err, "stopping the cancelled run failed; its worker will");
+        }
+    }
+}
+
+/// Puts a stored task's message on the queue and removes its outbox entry. A failure
+/// is logged: the entry stays, and the reconciler relays it later.
+pub async fn relay(store: &dyn TaskStore, queue: &dyn Queue, id: TaskId) -> bool {
+    if let Err(err) = queue.enqueue(TaskMessage { task_id: id }).await {
+        tracing::warn!(task_id = %id, error = %err, "enqueue failed; the reconciler sends it later");
+        return false;
+    }
+    if let Err(err) = store.outbox_done(id).await {
+        // The message went out; a second one later is harmless.
+        tracing::warn!(task_id = %id, error = %err, "cannot remove the outbox entry of a queued task");
+    }
+    true
+}
+
+/// Tells the cache about a status the store now holds: the latest status, a
+/// `{"type":"status"}` event, and the end of the stream once the status is terminal.
+pub async fn announce(
+    cache: &dyn StatusCache,
+    id: TaskId,
+    status: TaskStatus,
+    message: Option<&str>,
+) {
+    if let Err(err) = cache.set_status(id, status).await {
+        tracing::warn!(task_id = %id, error = %err, "status cache update failed");
+    }
+    let mut event = serde_json::json!({"type": "status", "status": status});
+    if let Some(message) = message {
+        event["message"] = serde_json::Value::from(message);
+    }
+    publish(cache, id, event).await;
+    if status.is_terminal() {
+        close_stream(cache, id).await;
+    }
+}
+
+/// Appends one event to the task's stream.
+pub async fn publish(cache: &dyn StatusCache, id: TaskId, event: serde_json::Value) {
+    if let Err(err) = cache.publish(id, event).await {
+        tracing::warn!(task_id = %id, error = %err, "publishing a task event failed");
+    }
+}
+
+/// Ends the task's stream (its followers stop waiting).
+pub async fn close_stream(cache: &dyn StatusCache, id: TaskId) {
+    if let Err(err) = cache.close(id).await {
+        tracing::warn!(task_id = %id, error = %err, "closing a task's event stream failed");
+    }
+}

@@ -1,0 +1,160 @@
+//! One held task, from where its row is to a terminal status: prepare, launch, watch,
+//! finish.
+//!
+//! Every write is fenced on the lease ([`Held::advance`]); when one fails, the task is no
+//! longer ours (cancelled, or taken over after our lease expired) and this worker stops
+//! touching it. The run's name is saved in the row before the run is launched: a cancel
+//! during preparation makes that write fail, so the agent is never started, and a crash
+//! right after the launch leaves a row that names the run.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::finish::finish_run;
+use super::launch::{deadline_in, launch_spec};
+use super::lease::Held;
+use super::prepare::prepare_workspace;
+use super::watch::watch_run;
+use super::{Interrupted, Stop};
+use crate::cache::EventPublisher;
+use crate::runner::{RunHandle, run_name};
+use crate::services::Services;
+use crate::store::retry::{RetryPolicy, retry};
+use crate::task::{Task, TaskStatus, TaskUpdate};
+
+/// Tries for a launch that failed for a passing reason (the runner's backend down).
+const LAUNCH_TRIES: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    first_delay: Duration::from_millis(500),
+    max_delay: Duration::from_secs(4),
+};
+
+/// From a held task to its terminal status.
+pub(crate) async fn drive(
+    services: &Services,
+    task: Task,
+    held: &mut Held,
+    abort: &CancellationToken,
+) -> Result<(), Interrupted> {
+    let task = match task.status {
+        TaskStatus::Processing | TaskStatus::DownloadingCode => {
+            match prepare_and_launch(services, task, held, abort).await? {
+                Some(task) => task,
+                None => return Ok(()),
+            }
+        }
+        _ => task,
+    };
+    let publisher = EventPublisher::start(
+        services.cache.clone(),
+        task.id,
+        services.config.cache.publish_buffer,
+    );
+    let end = watch_run(services, &task, held, &publisher, abort).await;
+    // Every agent event goes out before the status that ends the run.
+    publisher
+        .finish(services.config.cache.publish_flush())
+        .await;
+    finish_run(services, held, task, end?).await?;
+    Ok(())
+}
+
+/// Prepares the workspace and launches the run; `None` when the task failed on the way
+/// (its row says why).
+async fn prepare_and_launch(
+    services: &Services,
+    task: Task,
+    held: &mut Held,
+    abort: &CancellationToken,
+) -> Result<Option<Task>, Interrupted> {
+    let task = if task.status == TaskStatus::Processing {
+        held.advance(&task, TaskStatus::DownloadingCode, TaskUpdate::default())
+            .await?
+    } else {
+        task
+    };
+    let limit = services.config.reconciler.prepare_timeout();
+    let prepared = tokio::select! {
+        prepared = held.keep(tokio::time::timeout(limit, prepare_workspace(services, &task))) => prepared?,
+        _ = abort.cancelled() => return Err(Interrupted::Shutdown),
+    };
+    match prepared {
+        Ok(Ok(_)) => {}
+        Ok(Err(err)) => {
+            fail(held, &task, format!("cannot prepare the workspace: {err}")).await?;
+            return Ok(None);
+        }
+        Err(_) => {
+            let message = format!(
+                "preparing the workspace took longer than {} s (prepare_timeout_secs)",
+                limit.as_secs()
+            );
+            fail(held, &task, message).await?;
+            return Ok(None);
+        }
+    }
+    let name = run_name(task.id, task.attempt);
+    let spec = match launch_spec(services, &task, name.clone()).await {
+        Ok(spec) => spec,
+        Err(err) => {
+            fail(held, &task, format!("cannot sign the agent's URLs: {err}")).await?;
+            return Ok(None);
+        }
+    };
+    // Saved before the run exists: fenced, so a cancel during preparation stops here.
+    let named = TaskUpdate {
+        runner_ref: Some(name.0.clone()),
+        ..TaskUpdate::default()
+    };
+    let task = held.advance(&task, task.status, named).await?;
+    let runner = &services.runner;
+    if let Err(err) = retry(LAUNCH_TRIES, "launching the agent", || {
+        runner.launch(spec.clone())
+    })
+    .await
+    {
+        stop_run(services, &name).await;
+        fail(held, &task, err.to_string()).await?;
+        return Ok(None);
+    }
+    let running = TaskUpdate {
+        deadline_in: Some(deadline_in(&task, &services.config)),
+        ..TaskUpdate::default()
+    };
+    match held.advance(&task, TaskStatus::RunningAgent, running).await {
+        Ok(task) => Ok(Some(task)),
+        Err(stop) => {
+            let_go_of_run(services, &name, &stop).await;
+            Err(stop.into())
+        }
+    }
+}
+
+/// Fails the task with `message` (fenced).
+pub(crate) async fn fail(held: &mut Held, task: &Task, message: String) -> Result<Task, Stop> {
+    tracing::warn!(task_id = %task.id, %message, "task failed");
+    let update = TaskUpdate {
+        message: Some(message),
+        ..TaskUpdate::default()
+    };
+    held.advance(task, TaskStatus::Failed, update).await
+}
+
+/// After the task slipped away mid-run: a task that is over (cancelled, failed by
+/// someone) must not keep its run; one taken over by another worker keeps it.
+pub(crate) async fn let_go_of_run(services: &Services, name: &RunHandle, stop: &Stop) {
+    // Whoever ended the task announced it (and ended its stream); the worker only
+    // stops the run, so the stream's last word is theirs.
+    if stop.task_is_over() {
+        stop_run(services, name).await;
+    } else if let Err(err) = services.runner.detach(name).await {
+        tracing::warn!(run = %name, error = %err, "cannot detach from a run");
+    }
+}
+
+pub(crate) async fn stop_run(services: &Services, name: &RunHandle) {
+    if let Err(err) = services.runner.cancel(name).await {
+        tracing::warn!(run = %name, error = %err, "cannot stop the agent run");
+    }
+}

@@ -1,0 +1,240 @@
+//! Wrappers around the real parts that fail on purpose, where and when a test says: a
+//! store that blinks, a blob store that stalls or fails, a runner that panics.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::stream::BoxStream;
+use orchestrator::runner::{RunInfo, RunStatus};
+use orchestrator::store::{Due, TaskFilter, TaskPage};
+use orchestrator::{
+    BlobError, BlobStore, ByteStream, Created, LaunchSpec, Lease, NewTask, RunHandle, Runner,
+    RunnerError, RunnerEvent, StoreError, Task, TaskId, TaskStatus, TaskStore, TaskUpdate,
+    TransitionError,
+};
+use tokio::sync::Notify;
+
+fn blink(doing: &str) -> StoreError {
+    StoreError::unavailable(doing, std::io::Error::other("connection reset (injected)"))
+}
+
+/// A store whose next `advance` calls fail transiently, and whose reads of one task fail.
+pub struct FlakyStore {
+    pub inner: Arc<dyn TaskStore>,
+    /// How many of the next fenced writes fail with a transient error.
+    pub failing_advances: AtomicU32,
+    /// Reads of this task fail (a row the store cannot serve).
+    pub unreadable: Mutex<Option<TaskId>>,
+}
+
+impl FlakyStore {
+    pub fn new(inner: Arc<dyn TaskStore>) -> Self {
+        Self {
+            inner,
+            failing_advances: AtomicU32::new(0),
+            unreadable: Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait]
+impl TaskStore for FlakyStore {
+    async fn create(&self, new: NewTask) -> Result<(Task, Created), StoreError> {
+        self.inner.create(new).await
+    }
+    async fn get(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        if *self.unreadable.lock().unwrap() == Some(id) {
+            return Err(blink("read a task"));
+        }
+        self.inner.get(id).await
+    }
+    async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
+        self.inner.list(filter).await
+    }
+    async fn transition(
+        &self,
+        id: TaskId,
+        from: TaskStatus,
+        to: TaskStatus,
+        update: TaskUpdate,
+    ) -> Result<Task, TransitionError> {
+        self.inner.transition(id, from, to, update).await
+    }
+    async fn claim(
+        &self,
+        id: TaskId,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(Task, Lease), TransitionError> {
+        self.inner.claim(id, holder, ttl).await
+    }
+    async fn take_over(
+        &self,
+        id: TaskId,
+        status: TaskStatus,
+        attempt: u32,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<(Task, Lease), TransitionError> {
+        self.inner.take_over(id, status, attempt, holder, ttl).await
+    }
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, TransitionError> {
+        self.inner.renew(lease, ttl).await
+    }
+    async fn advance(
+        &self,
+        lease: &Lease,
+        from: TaskStatus,
+        to: TaskStatus,
+        update: TaskUpdate,
+    ) -> Result<Task, TransitionError> {
+        let failing = self
+            .failing_advances
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(blink("change a leased task").into());
+        }
+        self.inner.advance(lease, from, to, update).await
+    }
+    async fn release(&self, lease: &Lease, look_again_in: Duration) -> Result<(), TransitionError> {
+        self.inner.release(lease, look_again_in).await
+    }
+    async fn due(&self, due: Due, limit: u32) -> Result<Vec<TaskId>, StoreError> {
+        self.inner.due(due, limit).await
+    }
+    async fn requeued(&self, id: TaskId) -> Result<bool, StoreError> {
+        self.inner.requeued(id).await
+    }
+    async fn outbox_done(&self, id: TaskId) -> Result<(), StoreError> {
+        self.inner.outbox_done(id).await
+    }
+    async fn add_token(&self, owner: &str, token_hash: &str) -> Result<(), StoreError> {
+        self.inner.add_token(owner, token_hash).await
+    }
+    async fn owner_of_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        self.inner.owner_of_token(token_hash).await
+    }
+}
+
+/// A blob store whose downloads of uploads wait for a gate, and whose reads of
+/// `result.json` fail for a while.
+pub struct GatedBlobs {
+    pub inner: Arc<dyn BlobStore>,
+    /// When set, `get_file` waits until it is notified.
+    pub download_gate: Mutex<Option<Arc<Notify>>>,
+    /// How many of the next reads of a `result.json` fail with `Unavailable`.
+    pub failing_result_reads: AtomicU32,
+}
+
+impl GatedBlobs {
+    pub fn new(inner: Arc<dyn BlobStore>) -> Self {
+        Self {
+            inner,
+            download_gate: Mutex::new(None),
+            failing_result_reads: AtomicU32::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for GatedBlobs {
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), BlobError> {
+        self.inner.put_bytes(key, bytes).await
+    }
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
+        self.inner.put_file(key, path).await
+    }
+    async fn put_stream(
+        &self,
+        key: &str,
+        body: ByteStream,
+        max_bytes: u64,
+    ) -> Result<u64, BlobError> {
+        self.inner.put_stream(key, body, max_bytes).await
+    }
+    async fn get_bytes(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, BlobError> {
+        let failing = key.ends_with("/result.json")
+            && self
+                .failing_result_reads
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if failing {
+            return Err(BlobError::Unavailable {
+                context: "injected outage".into(),
+                source: "connection refused".into(),
+            });
+        }
+        self.inner.get_bytes(key, max_bytes).await
+    }
+    async fn get_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
+        let gate = self.download_gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
+        self.inner.get_file(key, path).await
+    }
+    async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        self.inner.exists(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), BlobError> {
+        self.inner.delete_prefix(prefix).await
+    }
+    async fn signed_get_url(&self, key: &str, ttl: Duration) -> Result<String, BlobError> {
+        self.inner.signed_get_url(key, ttl).await
+    }
+    async fn signed_put_url(&self, key: &str, ttl: Duration) -> Result<String, BlobError> {
+        self.inner.signed_put_url(key, ttl).await
+    }
+}
+
+/// A runner that panics when asked to launch one task's run, and counts launches.
+pub struct PanickyRunner {
+    pub inner: Arc<dyn Runner>,
+    pub panic_for: Mutex<Option<TaskId>>,
+    pub launches: AtomicU32,
+}
+
+impl PanickyRunner {
+    pub fn new(inner: Arc<dyn Runner>) -> Self {
+        Self {
+            inner,
+            panic_for: Mutex::new(None),
+            launches: AtomicU32::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl Runner for PanickyRunner {
+    async fn launch(&self, spec: LaunchSpec) -> Result<RunHandle, RunnerError> {
+        self.launches.fetch_add(1, Ordering::SeqCst);
+        if *self.panic_for.lock().unwrap() == Some(spec.task_id) {
+            panic!("injected panic while launching {}", spec.task_id);
+        }
+        self.inner.launch(spec).await
+    }
+    async fn status(&self, handle: &RunHandle) -> Result<RunStatus, RunnerError> {
+        self.inner.status(handle).await
+    }
+    async fn watch(
+        &self,
+        handle: &RunHandle,
+        skip: u64,
+    ) -> Result<BoxStream<'static, RunnerEvent>, RunnerError> {
+        self.inner.watch(handle, skip).await
+    }
+    async fn detach(&self, handle: &RunHandle) -> Result<(), RunnerError> {
+        self.inner.detach(handle).await
+    }
+    async fn cancel(&self, handle: &RunHandle) -> Result<(), RunnerError> {
+        self.inner.cancel(handle).await
+    }
+    async fn list(&self, selector: &BTreeMap<String, String>) -> Result<Vec<RunInfo>, RunnerError> {
+        self.inner.list(selector).await
+    }
+}
