@@ -97,7 +97,12 @@ impl ContentStore {
             self.memory_used += bytes.len() as u64;
             return found(blob_id(&bytes)?, Kept::Memory(bytes));
         }
-        if size <= limits.max_patch_file_bytes && self.spill_used + size <= limits.max_spill_bytes {
+        // Only text is worth a copy: a binary file's new content is carried whole (a
+        // literal), which `git apply` checks against the old blob id alone.
+        if size <= limits.max_patch_file_bytes
+            && self.spill_used + size <= limits.max_spill_bytes
+            && looks_like_text(path)?
+        {
             match self.spill_copy(path) {
                 Ok(Some((copy, copied))) => {
                     self.spill_used += copied;
