@@ -89,6 +89,10 @@ pub enum AgentEvent {
     ContextElided {
         turn: u32,
         elided_outputs: usize,
+        /// Results the model had not seen yet, each cut to a share of the window (they
+        /// are never elided).
+        #[serde(default)]
+        shortened_outputs: usize,
         estimated_tokens_before: u64,
         estimated_tokens_after: u64,
     },

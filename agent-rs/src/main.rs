@@ -163,6 +163,9 @@ fn run_task(args: &RunArgs, config: &AgentConfig) -> anyhow::Result<ExitCode> {
     ));
     match result {
         Ok(result) => {
+            for warning in result.diff_warnings() {
+                eprintln!("agent-rs: {warning}");
+            }
             if !args.json {
                 eprintln!("agent-rs: outputs in {}", output.display());
             }

@@ -49,11 +49,21 @@ impl OutputDir {
     ) -> Result<Self, OutputDirError> {
         let path = match requested {
             Some(path) => {
-                std::fs::create_dir_all(path).map_err(|source| OutputDirError::Create {
+                let create_error = |source| OutputDirError::Create {
                     path: path.to_path_buf(),
                     source,
-                })?;
-                path.to_path_buf()
+                };
+                // Checked before anything is created, so a refusal leaves nothing behind;
+                // the folder created is the one checked.
+                let ahead = resolve_ahead(path).map_err(create_error)?;
+                if ahead.starts_with(workspace_root) {
+                    return Err(OutputDirError::InsideWorkspace {
+                        output: path.to_path_buf(),
+                        workspace: workspace_root.to_path_buf(),
+                    });
+                }
+                std::fs::create_dir_all(&ahead).map_err(create_error)?;
+                ahead
             }
             None => tempfile::Builder::new()
                 .prefix("agent-rs-run-")
@@ -100,6 +110,34 @@ impl OutputDir {
     }
 }
 
+/// Where `path` would be once created: `..` folded, then its deepest existing ancestor
+/// with every symlink resolved and the rest of its names (which cannot be symlinks, as
+/// they do not exist yet) as written.
+fn resolve_ahead(path: &Path) -> std::io::Result<PathBuf> {
+    let mut folded = PathBuf::new();
+    for component in std::path::absolute(path)?.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                folded.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => folded.push(other.as_os_str()),
+        }
+    }
+    let mut existing = folded.as_path();
+    let mut rest = Vec::new();
+    while existing.symlink_metadata().is_err() {
+        let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+            break;
+        };
+        rest.push(name.to_os_string());
+        existing = parent;
+    }
+    let mut resolved = existing.canonicalize()?;
+    resolved.extend(rest.into_iter().rev());
+    Ok(resolved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +151,31 @@ mod tests {
             matches!(err, OutputDirError::InsideWorkspace { .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_refused_output_folder_is_not_created() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path().canonicalize().unwrap();
+        let holder = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&root, holder.path().join("ws-link")).unwrap();
+        for requested in [
+            root.join("out/deeper"),
+            holder.path().join("ws-link/out"),
+            holder.path().join("missing/../ws-link/out"),
+        ] {
+            let err = OutputDir::prepare(Some(&requested), &root).unwrap_err();
+            assert!(
+                matches!(err, OutputDirError::InsideWorkspace { .. }),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&root).unwrap().count(),
+            0,
+            "something was created"
+        );
+        assert!(!holder.path().join("missing").exists());
     }
 
     #[test]

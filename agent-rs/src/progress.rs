@@ -57,9 +57,14 @@ impl ProgressView {
                 if *success { "ok  " } else { "FAIL" },
                 one_line(output)
             ),
-            AgentEvent::ContextElided { elided_outputs, .. } => {
-                format!("  context: elided {elided_outputs} old tool output(s)")
-            }
+            AgentEvent::ContextElided {
+                elided_outputs,
+                shortened_outputs,
+                ..
+            } => format!(
+                "  context: elided {elided_outputs} old tool output(s), shortened \
+                 {shortened_outputs} new one(s)"
+            ),
             AgentEvent::TaskFinished {
                 status,
                 limit,

@@ -7,6 +7,7 @@ use crate::events::{LimitKind, RunStatus, Timing};
 use crate::exit;
 use crate::model::Usage;
 use crate::run::RunOutcome;
+use crate::workspace_diff::LeftOut;
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct RunResult {
@@ -25,6 +26,15 @@ pub struct RunResult {
     pub exit_code: u8,
     /// Files touched by the diff, when one was written.
     pub files_changed: Option<usize>,
+    /// Changes `diff.patch` does not carry, and why (it applies without them). Empty when
+    /// the patch holds every change.
+    #[serde(default)]
+    pub diff_left_out: Vec<LeftOut>,
+    /// Secrets `diff.patch` holds, by the placeholder they are shown as (or the kind of
+    /// credential an added line looks like). The patch is never rewritten, so that it
+    /// applies; review it before sharing it.
+    #[serde(default)]
+    pub diff_secrets: Vec<String>,
 }
 
 impl RunResult {
@@ -41,7 +51,27 @@ impl RunResult {
             error: outcome.error.clone(),
             exit_code: exit_code(outcome.status),
             files_changed: None,
+            diff_left_out: Vec::new(),
+            diff_secrets: Vec::new(),
         }
+    }
+
+    /// The lines that tell a person reading stderr what `diff.patch` leaves out and
+    /// which secrets it holds.
+    pub fn diff_warnings(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .diff_left_out
+            .iter()
+            .map(|left| format!("diff.patch leaves out {}: {}", left.path, left.reason))
+            .collect();
+        if !self.diff_secrets.is_empty() {
+            lines.push(format!(
+                "diff.patch holds secrets ({}); it is written as it is so that it applies: \
+                 review it before sharing it",
+                self.diff_secrets.join(", ")
+            ));
+        }
+        lines
     }
 }
 

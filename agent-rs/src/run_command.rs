@@ -133,7 +133,8 @@ pub fn prepare(
     }
     let mut redactor = SecretRedactor::from_env_vars(env_vars, &config.tools.shell.secret_env_vars);
     if let Some(key) = &api_key {
-        redactor = redactor.with_secrets([key.expose_secret().to_string()]);
+        redactor =
+            redactor.with_named_secrets([("OPENAI_API_KEY", key.expose_secret().to_string())]);
     }
     Ok(PreparedRun {
         output_was_defaulted: args.output.is_none(),
@@ -166,9 +167,10 @@ pub async fn execute(
         redactor,
         ..
     } = prepared;
-    let snapshot = WorkspaceSnapshot::capture(jail.root())?;
+    let snapshot = Arc::new(WorkspaceSnapshot::capture(jail.root())?);
     let registry = ToolRegistry::builtin(&config.tools)?.with_redactor(redactor.clone());
-    let ctx = ToolContext::new(jail.clone(), Arc::new(config.tools.clone()));
+    let ctx = ToolContext::new(jail.clone(), Arc::new(config.tools.clone()))
+        .with_write_observer(snapshot.clone());
     let model_name = settings.model.clone();
     let client = ModelClient::new(settings)?;
 
@@ -228,21 +230,7 @@ pub async fn execute(
     tracing::info!(status = ?outcome.status, turns = outcome.turns, "run finished");
 
     let mut result = RunResult::from_outcome(&outcome, &model_name);
-    match snapshot.diff() {
-        Ok(diff) => {
-            output.write(
-                output_dir::DIFF_FILE,
-                redactor.redact(&diff.patch).as_bytes(),
-            )?;
-            result.files_changed = Some(diff.files_changed);
-        }
-        Err(err) => {
-            tracing::error!(%err, "diff failed");
-            result
-                .error
-                .get_or_insert_with(|| format!("could not compute the diff: {err}"));
-        }
-    }
+    write_diff(&snapshot, &output, &redactor, &mut result)?;
     output.write(
         output_dir::RESULT_FILE,
         redactor
@@ -253,6 +241,51 @@ pub async fn execute(
         anyhow::bail!("could not write the trajectory: {err}");
     }
     Ok(result)
+}
+
+/// Writes `diff.patch` as it is (a redacted patch would not apply) and records in the
+/// result what it leaves out and which secrets it holds.
+fn write_diff(
+    snapshot: &WorkspaceSnapshot,
+    output: &OutputDir,
+    redactor: &SecretRedactor,
+    result: &mut RunResult,
+) -> anyhow::Result<()> {
+    let diff = match snapshot.diff() {
+        Ok(diff) => diff,
+        Err(err) => {
+            tracing::error!(%err, "diff failed");
+            result
+                .error
+                .get_or_insert_with(|| format!("could not compute the diff: {err}"));
+            return Ok(());
+        }
+    };
+    output.write(output_dir::DIFF_FILE, diff.patch.as_bytes())?;
+    result.files_changed = Some(diff.files_changed);
+    result.diff_secrets = secrets_in_patch(&diff.patch, redactor);
+    result.diff_left_out = diff.left_out;
+    for warning in result.diff_warnings() {
+        tracing::warn!("{warning}");
+    }
+    Ok(())
+}
+
+/// The secrets a patch holds: the known values anywhere in it (by placeholder), then the
+/// kinds of credentials its added lines look like.
+fn secrets_in_patch(patch: &str, redactor: &SecretRedactor) -> Vec<String> {
+    let mut found = redactor.secrets_in(patch);
+    let added: String = patch
+        .lines()
+        .filter(|line| line.starts_with('+') && !line.starts_with("+++"))
+        .map(|line| format!("{}\n", redactor.redact(line)))
+        .collect();
+    found.extend(
+        tools::redact::known_formats_in(&added)
+            .into_iter()
+            .map(|kind| format!("what looks like a {kind} on an added line")),
+    );
+    found
 }
 
 /// Where the log goes: `agent.log` in the output folder.

@@ -123,7 +123,10 @@ async fn presigned_signatures_never_appear_in_output_or_uploads() {
         "the shell output reached the model"
     );
     // The job's own environment holds the URLs; the redactor caught them on the way out.
-    assert!(seen.contains("AGENT_UPLOAD_URLS=[REDACTED]"), "{seen}");
+    assert!(
+        seen.contains("AGENT_UPLOAD_URLS=[REDACTED:AGENT_UPLOAD_URLS]"),
+        "{seen}"
+    );
     assert!(!seen.contains(SIGNATURE));
 }
 

@@ -258,7 +258,7 @@ async fn unwritable_output_exits_1() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn secrets_never_reach_outputs_events_or_tools() {
+async fn secrets_never_reach_outputs_events_or_tools_and_the_patch_says_it_holds_one() {
     const KEY: &str = "sk-test-SECRET-9f8e7d6c5b4a";
     const TOKEN: &str = "ghp_SECRETTOKEN1234567890";
     let ws = tempfile::tempdir().unwrap();
@@ -305,6 +305,9 @@ async fn secrets_never_reach_outputs_events_or_tools() {
     }
     for entry in std::fs::read_dir(out.path()).unwrap() {
         let path = entry.unwrap().path();
+        if path.ends_with("diff.patch") {
+            continue;
+        }
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
         assert!(
             !text.contains(KEY) && !text.contains(TOKEN),
@@ -313,9 +316,21 @@ async fn secrets_never_reach_outputs_events_or_tools() {
         );
     }
     assert!(!run.stdout().contains(KEY) && !run.stderr().contains(KEY));
+    // The patch is the workspace's change as it is (a rewritten patch would not apply):
+    // the copy the agent made holds the key, and the run says so without showing it.
     assert!(
-        run.diff().contains("[REDACTED]"),
-        "diff of copy.txt should be redacted: {}",
+        run.diff().contains(&format!("+key={KEY}")),
+        "{}",
         run.diff()
+    );
+    assert_eq!(
+        run.result()["diff_secrets"],
+        json!(["[REDACTED:OPENAI_API_KEY]"])
+    );
+    assert!(
+        run.stderr()
+            .contains("diff.patch holds secrets ([REDACTED:OPENAI_API_KEY])"),
+        "{}",
+        run.stderr()
     );
 }

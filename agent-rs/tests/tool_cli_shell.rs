@@ -106,3 +106,37 @@ fn failing_command_exits_one_with_details_in_json() {
         "{result}"
     );
 }
+
+/// Whether a process is gone (or a zombie, dead and only waiting to be reaped).
+fn is_gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_setsid_process_does_not_outlive_agent_rs_tool() {
+    let workspace = tempfile::tempdir().unwrap();
+    let output = run_shell(
+        workspace.path(),
+        serde_json::json!({"command_string": "setsid sleep 1000 & echo $! > escaped.pid; echo hi"}),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let pid: i32 = std::fs::read_to_string(workspace.path().join("escaped.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !is_gone(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let survived = !is_gone(pid);
+    if survived {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    assert!(!survived, "the setsid process outlived `agent-rs tool`");
+}

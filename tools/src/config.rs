@@ -11,14 +11,31 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 /// Configuration of all built-in tools.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ToolsConfig {
+    /// Most bytes of one tool result (or error) the model is sent, whatever the tool: the
+    /// registry keeps the head and the tail of anything longer. Each tool keeps its own
+    /// results well under it, centred on what matters; this is the backstop.
+    pub result_max_bytes: usize,
     pub shell: ShellConfig,
     pub files: FilesConfig,
     pub search: SearchConfig,
     pub web_search: WebSearchConfig,
     pub call_api: CallApiConfig,
+}
+
+impl Default for ToolsConfig {
+    fn default() -> Self {
+        Self {
+            result_max_bytes: 100_000,
+            shell: ShellConfig::default(),
+            files: FilesConfig::default(),
+            search: SearchConfig::default(),
+            web_search: WebSearchConfig::default(),
+            call_api: CallApiConfig::default(),
+        }
+    }
 }
 
 /// `run_shell_command`.

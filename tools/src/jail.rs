@@ -7,12 +7,20 @@
 //! the root. The parts that do not exist yet cannot be symlinks, so a path that passes
 //! can be created safely. Symlinks that stay inside the workspace are allowed.
 //!
+//! Git's own directory is out of bounds too, at any depth and under every spelling git
+//! treats as `.git` (see [`crate::jail_names`]): `.git/config` can name a command git
+//! runs on the next `git status` (`core.fsmonitor`), and hooks run on commit. The tools
+//! change git state only through git commands. A name the model copied with U+FFFD (a
+//! name that is not UTF-8, as every tool shows it) finds its file.
+//!
 //! The jail guards the tools' own file access. It is not a sandbox for the shell tool:
 //! a command can do anything its process may; the container is that sandbox.
 
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+
+use crate::jail_names::{LossyMatch, find_lossy, has_git_dir_component};
 
 /// Why a path was refused.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +41,25 @@ pub enum JailError {
 
     #[error("path `{requested}` goes through a symbolic link whose target does not exist")]
     DanglingSymlink { requested: String },
+
+    #[error(
+        "path `{requested}` is inside a `.git` directory (git's own files: its config and hooks \
+         can run commands); the file tools never read or change it. Use git commands through \
+         run_shell_command instead (git config, git commit, git checkout...)"
+    )]
+    GitDir { requested: String },
+
+    #[error(
+        "path `{requested}`: {count} entries of `{dir}` have names that are not UTF-8 and \
+         look alike as shown (`{name}`); reach them with run_shell_command (e.g. `ls -b`, \
+         then rename one)"
+    )]
+    AmbiguousName {
+        requested: String,
+        dir: String,
+        name: String,
+        count: usize,
+    },
 
     #[error("workspace root `{root}` is not a usable directory: {source}")]
     BadRoot {
@@ -105,6 +132,12 @@ impl WorkspaceJail {
         let relative = normalized
             .strip_prefix(self.root.as_path())
             .map_err(|_| escapes())?;
+        let git_dir = || JailError::GitDir {
+            requested: requested.to_string(),
+        };
+        if has_git_dir_component(relative) {
+            return Err(git_dir());
+        }
 
         // Walk down from the root while the path exists; the rest is to be created.
         let mut existing = self.root.as_path().to_path_buf();
@@ -121,7 +154,10 @@ impl WorkspaceJail {
             match std::fs::symlink_metadata(&next) {
                 Ok(_) => existing = next,
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                    missing.push(name.to_os_string());
+                    match self.lossy_entry(&existing, name, requested)? {
+                        Some(real_name) => existing.push(real_name),
+                        None => missing.push(name.to_os_string()),
+                    }
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::NotADirectory => {
                     // `file.txt/child`: report it the way opening it would.
@@ -160,7 +196,38 @@ impl WorkspaceJail {
         }
         let mut resolved = real;
         resolved.extend(missing);
+        // A symlink inside the workspace may lead into a `.git` the request did not name.
+        if resolved
+            .strip_prefix(self.root.as_path())
+            .is_ok_and(has_git_dir_component)
+        {
+            return Err(git_dir());
+        }
         Ok(resolved)
+    }
+
+    /// The real name of the one entry of `dir` shown as `name` when `name` holds U+FFFD
+    /// and does not exist as written.
+    fn lossy_entry(
+        &self,
+        dir: &Path,
+        name: &std::ffi::OsStr,
+        requested: &str,
+    ) -> Result<Option<OsString>, JailError> {
+        let found = find_lossy(dir, name).map_err(|source| JailError::Io {
+            requested: requested.to_string(),
+            source,
+        })?;
+        match found {
+            LossyMatch::None => Ok(None),
+            LossyMatch::One(real_name) => Ok(Some(real_name)),
+            LossyMatch::Several(count) => Err(JailError::AmbiguousName {
+                requested: requested.to_string(),
+                dir: self.display(dir),
+                name: name.to_string_lossy().into_owned(),
+                count,
+            }),
+        }
     }
 
     /// How a resolved path is shown to the model: relative to the root, `/`-separated,

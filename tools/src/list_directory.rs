@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::error::ToolError;
-use crate::search_code::{is_inside_git_dir, workspace_walker};
+use crate::search_code::workspace_walker;
 use crate::tool::{Tool, ToolContext, ToolOutput, parse_args, schema_for};
 
 const TOOL_NAME: &str = "list_directory";
@@ -75,12 +75,6 @@ fn list(ctx: &ToolContext, args: &ListArgs) -> Result<ToolOutput, ToolError> {
     let max_entries = ctx.config.search.list_max_entries;
     let dir = ctx.jail.resolve(args.path.as_deref().unwrap_or("."))?;
     let shown = ctx.jail.display(&dir);
-    if is_inside_git_dir(ctx.jail.root(), &dir) {
-        return Err(ToolError::rejected(format!(
-            "`{shown}` is inside a `.git` directory, which is never listed; list the working \
-             tree instead"
-        )));
-    }
     let metadata = std::fs::metadata(&dir).map_err(|err| ToolError::io("list", &shown, err))?;
     if !metadata.is_dir() {
         return Err(ToolError::rejected(format!(

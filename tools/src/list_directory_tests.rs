@@ -175,7 +175,10 @@ async fn the_git_directory_cannot_be_listed() {
     let fx = Fixture::new();
     fx.write(".git/HEAD");
     let err = fx.call(json!({"path": ".git"})).await.unwrap_err();
-    assert!(matches!(err, ToolError::Rejected(_)), "{err}");
+    assert!(
+        matches!(err, ToolError::Jail(JailError::GitDir { .. })),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use crate::config::ToolsConfig;
 use crate::edit_file::EditFileTool;
 use crate::error::ToolError;
 use crate::list_directory::ListDirectoryTool;
+use crate::output_cap::truncate_middle;
 use crate::read_file::ReadFileTool;
 use crate::redact::SecretRedactor;
 use crate::search_code::SearchCodeTool;
@@ -75,8 +76,8 @@ impl ToolRegistry {
         self.tools.values().map(|tool| tool.spec()).collect()
     }
 
-    /// Runs one call. Output and error text come back with secrets redacted; a fatal error
-    /// stays fatal.
+    /// Runs one call. Output and error text come back with secrets redacted and capped
+    /// at `result_max_bytes` (head and tail kept); a fatal error stays fatal.
     pub async fn call(
         &self,
         ctx: &ToolContext,
@@ -86,6 +87,15 @@ impl ToolRegistry {
         let tool = self
             .get(name)
             .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
+        let cap = ctx.config.result_max_bytes.max(1);
+        // The edit tools put placeholders of these secrets back (in files holding them).
+        let with_secrets;
+        let ctx = if self.redactor.is_empty() || !ctx.secrets.is_empty() {
+            ctx
+        } else {
+            with_secrets = ctx.clone().with_secrets(self.redactor.clone());
+            &with_secrets
+        };
         match tool.call(ctx, args).await {
             Ok(mut output) => {
                 if !self.redactor.is_empty() {
@@ -93,17 +103,24 @@ impl ToolRegistry {
                     let details = self.redactor.redact(&output.details.to_string());
                     output.details = serde_json::from_str(&details).unwrap_or_default();
                 }
+                if output.content.len() > cap {
+                    output.content = truncate_middle(&output.content, cap);
+                }
                 Ok(output)
             }
-            Err(err) if self.redactor.is_empty() => Err(err),
+            Err(ToolError::Fatal(message)) => Err(ToolError::Fatal(self.bounded(&message, cap))),
             Err(err) => {
-                let message = self.redactor.redact(&err.to_string());
-                Err(if err.is_fatal() {
-                    ToolError::Fatal(message)
-                } else {
-                    ToolError::Rejected(message)
-                })
+                let message = err.to_string();
+                if self.redactor.is_empty() && message.len() <= cap {
+                    return Err(err);
+                }
+                Err(ToolError::Rejected(self.bounded(&message, cap)))
             }
         }
+    }
+
+    /// Text for the model: secrets redacted, at most `cap` bytes.
+    fn bounded(&self, text: &str, cap: usize) -> String {
+        truncate_middle(&self.redactor.redact(text), cap)
     }
 }

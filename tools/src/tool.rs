@@ -1,5 +1,6 @@
 //! The [`Tool`] trait and the values that pass through it.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,17 +11,47 @@ use serde::{Deserialize, Serialize};
 use crate::config::ToolsConfig;
 use crate::error::ToolError;
 use crate::jail::WorkspaceJail;
+use crate::redact::SecretRedactor;
 
-/// What every tool call can see: the workspace it is jailed in and the configuration.
+/// What every tool call can see: the workspace it is jailed in, the configuration, the
+/// secrets whose placeholders the edit tools may put back (see [`crate::redact`]), and
+/// who is told before a file tool changes a file.
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     pub jail: WorkspaceJail,
     pub config: Arc<ToolsConfig>,
+    pub secrets: SecretRedactor,
+    pub write_observer: Option<Arc<dyn WriteObserver>>,
+}
+
+/// Told before a file tool (`edit_file_content`, `apply_patch`) changes, creates, moves
+/// or deletes a file, so the caller can keep what was there first: the agent's diff uses
+/// it for files its own scan of the workspace leaves out (ignored ones).
+pub trait WriteObserver: Send + Sync + std::fmt::Debug {
+    /// `path` is absolute, inside the workspace, and may not exist yet.
+    fn before_write(&self, path: &Path);
 }
 
 impl ToolContext {
     pub fn new(jail: WorkspaceJail, config: Arc<ToolsConfig>) -> Self {
-        Self { jail, config }
+        Self {
+            jail,
+            config,
+            secrets: SecretRedactor::default(),
+            write_observer: None,
+        }
+    }
+
+    /// The same context, telling `observer` before each file change.
+    pub fn with_write_observer(mut self, observer: Arc<dyn WriteObserver>) -> Self {
+        self.write_observer = Some(observer);
+        self
+    }
+
+    /// The same context with the secrets the edit tools restore placeholders of.
+    pub fn with_secrets(mut self, secrets: SecretRedactor) -> Self {
+        self.secrets = secrets;
+        self
     }
 }
 

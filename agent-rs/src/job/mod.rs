@@ -211,6 +211,9 @@ impl Job<'_> {
                     "run ended: {:?} (exit code {})",
                     result.status, result.exit_code
                 ));
+                for warning in result.diff_warnings() {
+                    reporter.say(&warning);
+                }
                 result.exit_code
             }
             Err(err) => {

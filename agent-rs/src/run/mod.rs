@@ -344,6 +344,7 @@ fn elided_event(turn: u32, elision: Elision) -> AgentEvent {
     AgentEvent::ContextElided {
         turn,
         elided_outputs: elision.elided_outputs,
+        shortened_outputs: elision.shortened_outputs,
         estimated_tokens_before: elision.tokens_before,
         estimated_tokens_after: elision.tokens_after,
     }

@@ -10,9 +10,10 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use git2::{DiffOptions, Oid, Patch};
-use similar::{Algorithm, DiffOp, DiffTag, capture_diff_slices, group_diff_ops};
+use similar::{Algorithm, DiffOp, DiffTag, capture_diff_slices_deadline, group_diff_ops};
 
 use super::DiffError;
 
@@ -23,6 +24,9 @@ pub(super) const MODE_SYMLINK: u32 = 0o120000;
 
 /// Lines of unchanged context around each change, as `git diff` uses by default.
 const CONTEXT_LINES: usize = 3;
+
+/// Longest a line diff of one file may search for the smallest change.
+const DIFF_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Git looks for a NUL byte this far into a file to call it binary.
 const BINARY_SNIFF_BYTES: usize = 8000;
@@ -45,20 +49,37 @@ pub(super) enum FileChange<'a> {
     Modified { old: Side<'a>, new: Side<'a> },
 }
 
-/// Line counts of one section, and why it cannot be applied when that is the case.
+/// Line counts of one section, or why it was left out of the patch.
 #[derive(Debug, Default)]
 pub(super) struct SectionStats {
     pub insertions: usize,
     pub deletions: usize,
-    pub note: Option<String>,
+    /// Set when nothing was written: the new content is unknown, and a section without
+    /// it would make `git apply` refuse the whole patch.
+    pub left_out: Option<String>,
 }
 
-/// Appends the section for `path` (relative, `/`-separated bytes) to `out`.
+/// Appends the section for `path` (relative, `/`-separated bytes) to `out`, or nothing
+/// (with the reason in [`SectionStats::left_out`]) when the new content is unknown.
 pub(super) fn write_section(
     out: &mut String,
     path: &[u8],
     change: &FileChange<'_>,
 ) -> Result<SectionStats, DiffError> {
+    let new_unknown = match change {
+        FileChange::Added(new) | FileChange::Modified { new, .. } => new.content.is_none(),
+        FileChange::Deleted(_) => false,
+    };
+    if new_unknown {
+        return Ok(SectionStats {
+            left_out: Some(
+                "its new content is too large to diff (or could not be read); copy the file \
+                 itself"
+                    .into(),
+            ),
+            ..SectionStats::default()
+        });
+    }
     let a_name = quote_path("a/", path);
     let b_name = quote_path("b/", path);
     let _ = writeln!(out, "diff --git {a_name} {b_name}");
@@ -141,7 +162,10 @@ fn text_of(bytes: &[u8]) -> Option<&str> {
 pub(super) fn write_text_hunks(out: &mut String, old: &str, new: &str) -> SectionStats {
     let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
     let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
-    let ops = capture_diff_slices(Algorithm::Myers, &old_lines, &new_lines);
+    // Past the deadline `similar` settles for a coarser (still exact) diff.
+    let deadline = Instant::now() + DIFF_DEADLINE;
+    let ops =
+        capture_diff_slices_deadline(Algorithm::Myers, &old_lines, &new_lines, Some(deadline));
     let mut stats = SectionStats::default();
     for group in group_diff_ops(ops, CONTEXT_LINES) {
         let (Some(first), Some(last)) = (group.first(), group.last()) else {
@@ -208,8 +232,7 @@ fn hunk_range(start: usize, len: usize) -> String {
     }
 }
 
-/// A `GIT binary patch` section; only a "files differ" line (with a note) when the new
-/// content is too large to have been read.
+/// A `GIT binary patch` section. The new content is known ([`write_section`] checked).
 fn write_binary(
     out: &mut String,
     path: &[u8],
@@ -218,31 +241,7 @@ fn write_binary(
 ) -> Result<SectionStats, DiffError> {
     let display = String::from_utf8_lossy(path).into_owned();
     let forward_only = old.is_some_and(|side| side.content.is_none());
-    let new_content = match new {
-        None => None,
-        Some(side) => match side.content {
-            Some(content) => Some(content),
-            None => {
-                let from = if old.is_some() {
-                    quote_path("a/", path)
-                } else {
-                    "/dev/null".into()
-                };
-                let _ = writeln!(
-                    out,
-                    "Binary files {from} and {} differ",
-                    quote_path("b/", path)
-                );
-                return Ok(SectionStats {
-                    note: Some(format!(
-                        "{display}: too large to include in the patch; `git apply` cannot \
-                         recreate it, copy the file itself"
-                    )),
-                    ..SectionStats::default()
-                });
-            }
-        },
-    };
+    let new_content = new.and_then(|side| side.content);
     out.push_str("GIT binary patch\n");
     let old_content = old.and_then(|side| side.content).unwrap_or_default();
     match new_content {

@@ -119,7 +119,7 @@ fn text_that_is_not_utf8_is_written_as_binary() {
 }
 
 #[test]
-fn oversized_new_content_is_reported_in_a_note() {
+fn unknown_new_content_writes_nothing_and_says_why() {
     let old = Side {
         mode: MODE_REGULAR,
         oid: Oid::ZERO_SHA1,
@@ -132,8 +132,8 @@ fn oversized_new_content_is_reported_in_a_note() {
     };
     let mut out = String::new();
     let stats = write_section(&mut out, b"big.bin", &FileChange::Modified { old, new }).unwrap();
-    assert!(out.ends_with("Binary files a/big.bin and b/big.bin differ\n"));
-    assert!(stats.note.unwrap().contains("big.bin"));
+    assert_eq!(out, "", "a section git apply would refuse");
+    assert!(stats.left_out.unwrap().contains("too large"));
 }
 
 #[test]

@@ -1,79 +1,73 @@
 //! The plain-folder mode: a workspace that is not inside a git work tree. The starting
-//! state is kept in memory (file bytes up to a per-file and a total cap; larger files
-//! only by size, mtime and git blob id), and the patch is written by `patch_writer`.
+//! state is recorded file by file ([`recorded`](super::recorded): bytes in memory while
+//! small, copied aside on disk when large, the blob id alone past every bound), and the
+//! patch is written by `patch_writer`.
 //!
 //! The walk follows git's view of a folder: `.gitignore` files are honoured (even with no
 //! repository), hidden files are included, `.git` folders at any depth are skipped, empty
 //! directories do not exist. Symlinks are not followed; each is recorded as a symlink
-//! (mode 120000, its target as content), exactly as git stores one.
+//! (mode 120000, its target as content), exactly as git stores one. What the walk cannot
+//! read (a directory past the system's path length, a file without permission) is listed
+//! as left out, never a reason to fail.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::Metadata;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use git2::{ObjectType, Oid};
 use ignore::WalkBuilder;
 
-use super::patch_writer::{
-    FileChange, MODE_EXECUTABLE, MODE_REGULAR, MODE_SYMLINK, Side, write_section,
-};
-use super::{DiffError, SnapshotLimits, WorkspaceDiff};
+use super::recorded::{ContentStore, Recorded, patch_path, write_change};
+use super::{DiffError, LeftOut, SnapshotLimits, WorkspaceDiff};
 
 /// The starting state of a plain folder.
 #[derive(Debug)]
 pub(super) struct PlainSnapshot {
     root: PathBuf,
     files: BTreeMap<PathBuf, Recorded>,
-    limits: SnapshotLimits,
-}
-
-/// One file as recorded: always its id, its bytes when they fitted under the caps.
-#[derive(Debug)]
-struct Recorded {
-    mode: u32,
-    size: u64,
-    modified: Option<SystemTime>,
-    oid: Oid,
-    content: Option<Vec<u8>>,
-}
-
-impl Recorded {
-    fn side(&self) -> Side<'_> {
-        Side {
-            mode: self.mode,
-            oid: self.oid,
-            content: self.content.as_deref(),
-        }
-    }
+    store: ContentStore,
+    /// What could not be recorded at the start, by relative path.
+    unreadable: BTreeMap<PathBuf, String>,
 }
 
 impl PlainSnapshot {
     pub(super) fn capture(root: &Path, limits: SnapshotLimits) -> Result<Self, DiffError> {
-        let mut kept_bytes = 0u64;
+        let mut store = ContentStore::new(limits);
+        let (listed, mut unreadable) = list_files(root, None);
         let mut files = BTreeMap::new();
-        for (relative, metadata) in list_files(root)? {
-            let cap = limits
-                .max_file_bytes
-                .min(limits.max_total_bytes.saturating_sub(kept_bytes));
-            if let Some(recorded) = record(root, &relative, &metadata, cap)? {
-                kept_bytes += recorded
-                    .content
-                    .as_ref()
-                    .map_or(0, |bytes| bytes.len() as u64);
-                files.insert(relative, recorded);
+        for (relative, metadata) in listed {
+            match store.record(&root.join(&relative), &metadata) {
+                Ok(Some(recorded)) => {
+                    files.insert(relative, recorded);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    unreadable.insert(relative, error.to_string());
+                }
             }
         }
         Ok(Self {
             root: root.to_path_buf(),
             files,
-            limits,
+            store,
+            unreadable,
         })
     }
 
-    pub(super) fn diff(&self) -> Result<WorkspaceDiff, DiffError> {
-        let mut listed = list_files(&self.root)?;
+    /// Whether the start recorded a file at `relative`.
+    pub(super) fn holds(&self, relative: &Path) -> bool {
+        self.files.contains_key(relative)
+    }
+
+    /// Appends the changes to `diff`, paths prefixed with `shown_as` (the root's place in
+    /// the workspace when it is a nested repository); `covered` receives every path this
+    /// diff looked at, so files changed outside its view can be added.
+    pub(super) fn diff_into(
+        &self,
+        diff: &mut WorkspaceDiff,
+        shown_as: &Path,
+        covered: &mut BTreeSet<PathBuf>,
+    ) -> Result<(), DiffError> {
+        let (mut listed, mut unreadable) = list_files(&self.root, self.store.spill_dir());
         // A starting file that the walk no longer lists but that is still there was only
         // hidden by a `.gitignore` written since: it is unchanged, not deleted.
         for relative in self.files.keys() {
@@ -84,84 +78,76 @@ impl PlainSnapshot {
                 listed.insert(relative.clone(), metadata);
             }
         }
-        let paths: BTreeSet<&PathBuf> = self.files.keys().chain(listed.keys()).collect();
-        let mut diff = WorkspaceDiff::default();
-        for relative in paths {
+        let paths: BTreeSet<PathBuf> = self.files.keys().chain(listed.keys()).cloned().collect();
+        for relative in &paths {
+            // Nothing under what could not be read at the start can be diffed.
+            if self
+                .unreadable
+                .keys()
+                .any(|start| relative.starts_with(start))
+            {
+                continue;
+            }
             let old = self.files.get(relative);
             let new = match listed.get(relative) {
-                Some(metadata) => self.current(relative, metadata, old)?,
+                Some(metadata) => match self.current(relative, metadata, old) {
+                    Ok(new) => new,
+                    Err(error) => {
+                        unreadable.insert(relative.clone(), error.to_string());
+                        continue;
+                    }
+                },
                 None => None,
             };
-            self.write_path(&mut diff, relative, old, new)?;
+            write_change(
+                diff,
+                &patch_path(&shown_as.join(relative)),
+                old,
+                new.as_ref(),
+            )?;
         }
-        Ok(diff)
+        for (relative, reason) in self.unreadable.iter().chain(&unreadable) {
+            let shown = shown_as.join(relative);
+            diff.left_out.push(LeftOut::new(
+                &shown.to_string_lossy(),
+                &format!("could not be read, so its changes cannot be seen: {reason}"),
+            ));
+        }
+        covered.extend(paths.iter().map(|path| shown_as.join(path)));
+        Ok(())
     }
 
     /// The current state of a listed file, reusing the recorded one when size and mtime
-    /// say an over-cap file is untouched (as git's stat cache does).
+    /// say a file recorded by id alone is untouched (as git's stat cache does).
     fn current(
         &self,
         relative: &Path,
         metadata: &Metadata,
         old: Option<&Recorded>,
-    ) -> Result<Option<Recorded>, DiffError> {
+    ) -> std::io::Result<Option<Recorded>> {
         if let Some(old) = old
-            && old.content.is_none()
-            && old.mode == mode_of(metadata)
+            && matches!(old.kept, super::recorded::Kept::Nowhere)
+            && old.mode == super::recorded::mode_of(metadata)
             && old.size == metadata.len()
             && old.modified.is_some()
             && old.modified == metadata.modified().ok()
         {
             return Ok(Some(Recorded {
-                content: None,
+                kept: super::recorded::Kept::Nowhere,
                 ..*old
             }));
         }
-        record(&self.root, relative, metadata, self.limits.max_file_bytes)
-    }
-
-    fn write_path(
-        &self,
-        diff: &mut WorkspaceDiff,
-        relative: &Path,
-        old: Option<&Recorded>,
-        new: Option<Recorded>,
-    ) -> Result<(), DiffError> {
-        let path = patch_path(relative);
-        let changes = match (old, &new) {
-            (None, None) => vec![],
-            (None, Some(new)) => vec![FileChange::Added(new.side())],
-            (Some(old), None) => vec![FileChange::Deleted(old.side())],
-            (Some(old), Some(new)) if old.oid == new.oid && old.mode == new.mode => vec![],
-            // A symlink replaced by a file (or back) is a delete plus an add, as in git.
-            (Some(old), Some(new)) if (old.mode == MODE_SYMLINK) != (new.mode == MODE_SYMLINK) => {
-                vec![
-                    FileChange::Deleted(old.side()),
-                    FileChange::Added(new.side()),
-                ]
-            }
-            (Some(old), Some(new)) => {
-                vec![FileChange::Modified {
-                    old: old.side(),
-                    new: new.side(),
-                }]
-            }
-        };
-        for change in &changes {
-            let stats = write_section(&mut diff.patch, &path, change)?;
-            diff.insertions += stats.insertions;
-            diff.deletions += stats.deletions;
-            diff.notes.extend(stats.note);
-        }
-        if !changes.is_empty() {
-            diff.files_changed += 1;
-        }
-        Ok(())
+        self.store.current(&self.root.join(relative), metadata)
     }
 }
 
-/// Every file and symlink under `root` that git would see, by relative path.
-fn list_files(root: &Path) -> Result<BTreeMap<PathBuf, Metadata>, DiffError> {
+/// Every file and symlink under `root` that git would see, by relative path, and what
+/// could not be read (with why), leaving out `skip` (the spill folder).
+fn list_files(
+    root: &Path,
+    skip: Option<&Path>,
+) -> (BTreeMap<PathBuf, Metadata>, BTreeMap<PathBuf, String>) {
+    let skip = skip.map(Path::to_path_buf);
     let walk = WalkBuilder::new(root)
         .hidden(false)
         .parents(false)
@@ -171,100 +157,62 @@ fn list_files(root: &Path) -> Result<BTreeMap<PathBuf, Metadata>, DiffError> {
         .git_exclude(false)
         .require_git(false)
         .follow_links(false)
-        .filter_entry(|entry| entry.file_name() != ".git")
+        .filter_entry(move |entry| {
+            entry.file_name() != ".git" && skip.as_deref() != Some(entry.path())
+        })
         .build();
     let mut files = BTreeMap::new();
+    let mut unreadable = BTreeMap::new();
     for entry in walk {
-        let entry = entry.map_err(|source| DiffError::Walk {
-            root: root.to_path_buf(),
-            source,
-        })?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                let path = error_path(&error).unwrap_or_else(|| root.to_path_buf());
+                let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                unreadable.insert(relative, walk_reason(&error));
+                continue;
+            }
+        };
         let Some(file_type) = entry.file_type() else {
             continue;
         };
         if !(file_type.is_file() || file_type.is_symlink()) {
             continue;
         }
-        let metadata = entry
-            .path()
-            .symlink_metadata()
-            .map_err(|source| DiffError::Io {
-                path: entry.path().to_path_buf(),
-                source,
-            })?;
-        if let Ok(relative) = entry.path().strip_prefix(root) {
-            files.insert(relative.to_path_buf(), metadata);
+        let Ok(relative) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        match entry.path().symlink_metadata() {
+            Ok(metadata) => {
+                files.insert(relative.to_path_buf(), metadata);
+            }
+            Err(error) => {
+                unreadable.insert(relative.to_path_buf(), error.to_string());
+            }
         }
     }
-    Ok(files)
+    (files, unreadable)
 }
 
-/// Reads one file (bytes kept when within `cap`). `None` when it vanished meanwhile.
-fn record(
-    root: &Path,
-    relative: &Path,
-    metadata: &Metadata,
-    cap: u64,
-) -> Result<Option<Recorded>, DiffError> {
-    let path = root.join(relative);
-    let io_error = |source: io::Error| DiffError::Io {
-        path: path.clone(),
-        source,
-    };
-    let mode = mode_of(metadata);
-    let content = if mode == MODE_SYMLINK {
-        match std::fs::read_link(&path) {
-            Ok(target) => Some(patch_path(&target)),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(io_error(error)),
+/// The path an error of the walk is about, when it names one.
+fn error_path(error: &ignore::Error) -> Option<PathBuf> {
+    match error {
+        ignore::Error::WithPath { path, .. } => Some(path.clone()),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            error_path(err)
         }
-    } else if metadata.len() <= cap {
-        match std::fs::read(&path) {
-            Ok(bytes) => Some(bytes),
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(io_error(error)),
-        }
-    } else {
-        None
-    };
-    let oid = match &content {
-        Some(bytes) => Oid::hash_object(ObjectType::Blob, bytes),
-        None => Oid::hash_file(ObjectType::Blob, &path),
+        ignore::Error::Loop { child, .. } => Some(child.clone()),
+        _ => None,
     }
-    .map_err(|source| io_error(io::Error::other(source.message().to_owned())))?;
-    Ok(Some(Recorded {
-        mode,
-        size: metadata.len(),
-        modified: metadata.modified().ok(),
-        oid,
-        content,
-    }))
 }
 
-fn mode_of(metadata: &Metadata) -> u32 {
-    if metadata.file_type().is_symlink() {
-        return MODE_SYMLINK;
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if metadata.permissions().mode() & 0o111 != 0 {
-            return MODE_EXECUTABLE;
-        }
-    }
-    MODE_REGULAR
-}
-
-/// A relative path as the `/`-separated bytes git writes (raw bytes on Unix, so names
-/// that are not UTF-8 survive through the quoting).
-fn patch_path(path: &Path) -> Vec<u8> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        path.as_os_str().as_bytes().to_vec()
-    }
-    #[cfg(not(unix))]
-    {
-        path.to_string_lossy().replace('\\', "/").into_bytes()
+/// The walk error without the path it names (the path is shown apart, shortened).
+fn walk_reason(error: &ignore::Error) -> String {
+    match error {
+        ignore::Error::WithPath { err, .. }
+        | ignore::Error::WithDepth { err, .. }
+        | ignore::Error::WithLineNumber { err, .. } => walk_reason(err),
+        ignore::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
     }
 }

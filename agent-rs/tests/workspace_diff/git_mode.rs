@@ -38,7 +38,7 @@ fn modified_tracked_file_round_trips() {
         (diff.files_changed, diff.insertions, diff.deletions),
         (1, 1, 1)
     );
-    assert!(diff.notes.is_empty());
+    assert!(diff.left_out.is_empty());
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn binary_files_added_and_changed_carry_their_content() {
     );
     let diff = scenario.diff_and_apply(&[]);
     assert_eq!(diff.patch.matches("GIT binary patch").count(), 2);
-    assert!(diff.notes.is_empty());
+    assert!(diff.left_out.is_empty());
 }
 
 #[test]
@@ -356,10 +356,114 @@ fn repository_cloned_inside_the_workspace_does_not_break_the_diff() {
     write(&scenario.root, "notes.txt", "changed\n");
     let diff = scenario.diff_and_apply(&["vendor"]);
     assert!(diff.patch.contains("+changed\n"), "{}", diff.patch);
-    assert_eq!(diff.notes.len(), 1);
+    assert_eq!(diff.left_out.len(), 1);
+    assert_eq!(diff.left_out[0].path, "vendor/dep", "{:?}", diff.left_out);
+    assert!(diff.left_out[0].reason.contains("created during the run"));
+}
+
+/// A committed repository with an untracked repository of its own at `vendor/dep`.
+fn repo_with_nested(dir: &Path) {
+    committed_repo(dir);
+    let nested = dir.join("vendor/dep");
+    write(&nested, "lib.rs", "fn dep() {}\n");
+    write(&nested, ".gitignore", "*.tmp\n");
+    write(&nested, "cache.tmp", "ignored in the nested repository\n");
+    init_repo_with_commit(&nested);
+}
+
+#[test]
+fn changes_inside_a_nested_repository_are_in_the_patch_under_its_path() {
+    let scenario = Scenario::start(repo_with_nested, "");
+    write(&scenario.root, "vendor/dep/lib.rs", "fn dep() { 2 }\n");
+    write(&scenario.root, "vendor/dep/src/new.rs", "fn new() {}\n");
+    write(&scenario.root, "notes.txt", "changed\n");
+    let diff = scenario.diff_and_apply(&["vendor/dep/cache.tmp"]);
     assert!(
-        diff.notes[0].starts_with("vendor/dep: "),
-        "{:?}",
-        diff.notes
+        diff.patch
+            .contains("diff --git a/vendor/dep/lib.rs b/vendor/dep/lib.rs"),
+        "{}",
+        diff.patch
     );
+    assert!(diff.patch.contains("b/vendor/dep/src/new.rs"));
+    assert_eq!(diff.files_changed, 3);
+    assert!(diff.left_out.is_empty(), "{:?}", diff.left_out);
+}
+
+#[test]
+fn a_commit_made_inside_a_submodule_stays_in_the_patch() {
+    let scenario = Scenario::start(
+        |dir| {
+            let upstream = dir.join("../upstream");
+            write(&upstream, "mod.rs", "fn sub() {}\n");
+            init_repo_with_commit(&upstream);
+            committed_repo(dir);
+            git(
+                dir,
+                &[
+                    "-c",
+                    "protocol.file.allow=always",
+                    "submodule",
+                    "add",
+                    "-q",
+                    "../upstream",
+                    "sub",
+                ],
+            );
+            git(dir, &["commit", "-qm", "submodule"]);
+        },
+        "",
+    );
+    write(&scenario.root, "sub/mod.rs", "fn sub() { 1 }\n");
+    git(&scenario.root.join("sub"), &["commit", "-qam", "agent"]);
+    let diff = scenario.diff_and_apply(&[]);
+    assert!(diff.patch.contains("b/sub/mod.rs"), "{}", diff.patch);
+    assert!(!diff.patch.contains("Subproject commit"), "{}", diff.patch);
+}
+
+#[test]
+fn a_file_the_tools_changed_in_an_ignored_folder_is_in_the_patch() {
+    let scenario = Scenario::start(
+        |dir| {
+            repo_with_nested(dir);
+            write(dir, ".gitignore", "build/\n");
+            write(dir, "build/config.ini", "debug = false\n");
+            git(dir, &["commit", "-qam", "ignore build"]);
+        },
+        "",
+    );
+    for path in ["build/config.ini", "build/new.ini", "vendor/dep/cache.tmp"] {
+        scenario.snapshot.record_original(&scenario.root.join(path));
+    }
+    write(&scenario.root, "build/config.ini", "debug = true\n");
+    write(&scenario.root, "build/new.ini", "created\n");
+    write(&scenario.root, "vendor/dep/cache.tmp", "edited\n");
+    // Changed by a command, not by the file tools: build output stays out.
+    write(&scenario.root, "build/artifact.o", "object\n");
+    let diff = scenario.diff_and_apply(&["build/artifact.o"]);
+    for path in ["build/config.ini", "build/new.ini", "vendor/dep/cache.tmp"] {
+        assert!(
+            diff.patch.contains(&format!("b/{path}")),
+            "{path}: {}",
+            diff.patch
+        );
+    }
+    assert!(!diff.patch.contains("artifact.o"));
+}
+
+#[test]
+fn an_untracked_tree_deeper_than_git_can_walk_is_left_out_and_the_rest_applies() {
+    let deep = vec!["d"; 110].join("/");
+    let scenario = Scenario::start(
+        |dir| {
+            committed_repo(dir);
+            write(dir, &format!("{deep}/leaf.txt"), "deep\n");
+        },
+        "",
+    );
+    write(&scenario.root, "notes.txt", "changed\n");
+    let diff = scenario.diff_and_apply(&["d"]);
+    assert!(diff.patch.contains("+changed\n"));
+    assert_eq!(diff.left_out.len(), 1, "{:?}", diff.left_out);
+    assert!(diff.left_out[0].path.starts_with("d/d/"));
+    assert!(diff.left_out[0].reason.contains("deep"));
 }

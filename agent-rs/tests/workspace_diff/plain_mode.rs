@@ -126,7 +126,7 @@ fn binary_files_added_changed_and_deleted_round_trip() {
     let diff = scenario.diff_and_apply(&[]);
     assert_eq!(diff.patch.matches("GIT binary patch").count(), 3);
     assert_eq!(diff.files_changed, 3);
-    assert!(diff.notes.is_empty());
+    assert!(diff.left_out.is_empty());
 }
 
 #[test]
@@ -276,6 +276,7 @@ fn small_limits() -> SnapshotLimits {
     SnapshotLimits {
         max_file_bytes: 64,
         max_total_bytes: 1 << 20,
+        ..SnapshotLimits::default()
     }
 }
 
@@ -284,41 +285,105 @@ fn with_big_files(dir: &Path) {
     write(dir, "big.bin", vec![7u8; 1000]);
     write(dir, "big_to_delete.bin", vec![8u8; 1000]);
     write(dir, "big_untouched.bin", vec![9u8; 1000]);
+    let text: String = (0..200).map(|n| format!("line {n}\n")).collect();
+    write(dir, "big.txt", text);
 }
 
 #[test]
-fn oversized_file_shrunk_or_deleted_applies_without_its_old_content() {
+fn files_kept_on_disk_get_real_patches() {
     let scenario = Scenario::start_with_limits(with_big_files, "", small_limits());
     write(&scenario.root, "big.bin", b"small now\0");
     fs::remove_file(scenario.root.join("big_to_delete.bin")).unwrap();
-    let diff = scenario.diff_and_apply(&[]);
-    assert_eq!(diff.files_changed, 2);
-    assert!(diff.notes.is_empty(), "{:?}", diff.notes);
-}
-
-#[test]
-fn oversized_new_content_is_reported_in_notes_not_patched() {
-    let scenario = Scenario::start_with_limits(with_big_files, "", small_limits());
-    write(&scenario.root, "big.bin", vec![6u8; 2000]);
-    let diff = scenario.snapshot.diff().unwrap();
-    assert!(
-        diff.patch
-            .contains("Binary files a/big.bin and b/big.bin differ\n")
+    let text = fs::read_to_string(scenario.root.join("big.txt")).unwrap();
+    write(
+        &scenario.root,
+        "big.txt",
+        text.replace("line 100\n", "LINE 100\n"),
     );
-    assert_eq!(diff.files_changed, 1);
-    assert_eq!(diff.notes.len(), 1);
-    assert!(diff.notes[0].starts_with("big.bin: "), "{:?}", diff.notes);
+    let diff = scenario.diff_and_apply(&[]);
+    assert_eq!(diff.files_changed, 3);
+    assert!(
+        diff.patch.contains("-line 100\n+LINE 100\n"),
+        "{}",
+        diff.patch
+    );
+    assert!(diff.left_out.is_empty(), "{:?}", diff.left_out);
 }
 
 #[test]
-fn files_beyond_the_total_cap_are_still_diffed() {
+fn a_large_binary_file_is_carried_whole_without_its_old_bytes() {
+    let scenario = Scenario::start_with_limits(
+        |dir| {
+            plain_folder(dir);
+            let mut bytes = vec![0u8; 4000];
+            bytes[100] = 42;
+            write(dir, "model.bin", bytes);
+        },
+        "",
+        small_limits(),
+    );
+    let mut bytes = vec![1u8; 5000];
+    bytes[0] = 0;
+    write(&scenario.root, "model.bin", bytes);
+    let diff = scenario.diff_and_apply(&[]);
+    assert!(
+        diff.patch.contains("GIT binary patch\nliteral 5000\n"),
+        "{}",
+        diff.patch
+    );
+    assert!(diff.left_out.is_empty(), "{:?}", diff.left_out);
+}
+
+#[test]
+fn a_file_too_large_for_the_patch_is_left_out_and_the_rest_applies() {
+    let limits = SnapshotLimits {
+        max_patch_file_bytes: 1500,
+        ..small_limits()
+    };
+    let scenario = Scenario::start_with_limits(with_big_files, "", limits);
+    write(&scenario.root, "big.bin", vec![6u8; 2000]);
+    write(&scenario.root, "notes.txt", "changed\n");
+    let diff = scenario.snapshot.diff().unwrap();
+    assert!(!diff.patch.contains("big.bin"), "{}", diff.patch);
+    assert_eq!(diff.files_changed, 1);
+    assert_eq!(diff.left_out.len(), 1);
+    assert_eq!(diff.left_out[0].path, "big.bin", "{:?}", diff.left_out);
+    assert!(diff.left_out[0].reason.contains("too large"));
+    scenario.apply(&diff);
+    assert_eq!(
+        fs::read_to_string(scenario.untouched.join("notes.txt")).unwrap(),
+        "changed\n"
+    );
+}
+
+#[test]
+fn files_beyond_every_memory_and_disk_bound_are_still_diffed_by_id() {
     let limits = SnapshotLimits {
         max_file_bytes: 1 << 20,
         max_total_bytes: 10,
+        max_spill_bytes: 0,
+        ..SnapshotLimits::default()
     };
     let scenario = Scenario::start_with_limits(plain_folder, "", limits);
     write(&scenario.root, "notes.txt", "changed\n");
     write(&scenario.root, "README.md", "# Changed\n");
     let diff = scenario.diff_and_apply(&[]);
     assert_eq!(diff.files_changed, 2);
+}
+
+#[test]
+fn a_file_the_tools_changed_while_ignored_is_in_the_patch() {
+    let scenario = Scenario::start(
+        |dir| {
+            plain_folder(dir);
+            write(dir, "app.log", "first\n");
+        },
+        "",
+    );
+    scenario
+        .snapshot
+        .record_original(&scenario.root.join("app.log"));
+    write(&scenario.root, "app.log", "second\n");
+    let diff = scenario.diff_and_apply(&[]);
+    assert!(diff.patch.contains("-first\n+second\n"), "{}", diff.patch);
 }

@@ -10,6 +10,7 @@
 
 mod apply;
 mod parser;
+mod placeholders;
 mod seek;
 mod update;
 
@@ -91,9 +92,23 @@ impl Tool for ApplyPatchTool {
         let ops = resolve_ops(&ctx.jail, patch.ops)?;
         let headers: Vec<String> = ops.iter().map(|op| op.op.header()).collect();
         let max_file_bytes = ctx.config.files.edit_max_file_bytes;
-        let outcome = tokio::task::spawn_blocking(move || apply_all(ops, max_file_bytes))
-            .await
-            .map_err(|err| ToolError::Fatal(format!("apply_patch worker failed: {err}")))?;
+        let secrets = ctx.secrets.clone();
+        let observer = ctx.write_observer.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let ops = placeholders::restore(ops, &secrets)?;
+            if let Some(observer) = observer {
+                for op in &ops {
+                    observer.before_write(&op.target);
+                    observer.before_write(&op.entry);
+                    if let Some((dest, _)) = &op.move_to {
+                        observer.before_write(dest);
+                    }
+                }
+            }
+            Ok::<_, ToolError>(apply_all(ops, max_file_bytes))
+        })
+        .await
+        .map_err(|err| ToolError::Fatal(format!("apply_patch worker failed: {err}")))??;
         match outcome {
             Ok(changes) => {
                 Ok(ToolOutput::success(summary(&changes)).with_details(details(&changes)))

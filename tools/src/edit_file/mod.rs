@@ -9,6 +9,7 @@
 
 mod hint;
 mod matching;
+mod snippet;
 
 use std::fs::Permissions;
 use std::path::Path;
@@ -19,14 +20,12 @@ use serde::Deserialize;
 
 use crate::config::FilesConfig;
 use crate::error::ToolError;
-use crate::text_file::{self, PathKind, count_newlines, number_width, push_numbered_line};
+use crate::redact::SecretRedactor;
+use crate::text_file::{self, PathKind, count_newlines};
 use crate::tool::{Tool, ToolContext, ToolOutput, parse_args, schema_for};
+use snippet::push_snippet;
 
 const TOOL_NAME: &str = "edit_file_content";
-/// Unchanged lines shown before and after an edit.
-const SNIPPET_CONTEXT: u64 = 3;
-/// Most lines shown per edit.
-const SNIPPET_MAX_LINES: u64 = 20;
 /// Edits shown with a snippet; the others are only listed by line.
 const SNIPPETS_SHOWN: usize = 3;
 /// Line numbers listed when `old_text` matches several times.
@@ -90,21 +89,32 @@ impl Tool for EditFileTool {
         let path = ctx.jail.resolve(&args.file_path)?;
         let display = ctx.jail.display(&path);
         let config = ctx.config.files.clone();
-        tokio::task::spawn_blocking(move || edit(&path, &display, &args, &config))
-            .await
-            .map_err(|err| ToolError::Fatal(format!("{TOOL_NAME} worker failed: {err}")))?
+        let secrets = ctx.secrets.clone();
+        let observer = ctx.write_observer.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Some(observer) = observer {
+                observer.before_write(&path);
+            }
+            edit(&path, &display, args, &config, &secrets)
+        })
+        .await
+        .map_err(|err| ToolError::Fatal(format!("{TOOL_NAME} worker failed: {err}")))?
     }
 }
 
 fn edit(
     path: &Path,
     display: &str,
-    args: &EditFileArgs,
+    args: EditFileArgs,
     config: &FilesConfig,
+    secrets: &SecretRedactor,
 ) -> Result<ToolOutput, ToolError> {
     let meta = match text_file::inspect(path)? {
         PathKind::File(meta) => meta,
-        PathKind::Missing => return create(path, display, args),
+        PathKind::Missing => {
+            let args = restore_placeholders(args, "", secrets, display)?;
+            return create(path, display, &args);
+        }
         PathKind::Directory => return Err(text_file::directory_refusal(display)),
         PathKind::Special => return Err(text_file::special_file_refusal(display)),
     };
@@ -122,6 +132,7 @@ fn edit(
     }
     let content =
         String::from_utf8(bytes).map_err(|_| text_file::binary_refusal(display, meta.len()))?;
+    let args = &restore_placeholders(args, &content, secrets, display)?;
 
     if args.old_text.is_empty() {
         if !content.is_empty() {
@@ -168,6 +179,30 @@ fn edit(
         &lines,
         &matches.new,
     ))
+}
+
+/// The arguments with the secret placeholders the model copied from redacted output put
+/// back, when `file` (the current content) holds the secrets they stand for; see
+/// [`crate::redact`]. The edit then matches the file as it really is.
+fn restore_placeholders(
+    args: EditFileArgs,
+    file: &str,
+    secrets: &SecretRedactor,
+    display: &str,
+) -> Result<EditFileArgs, ToolError> {
+    if !secrets.has_placeholder(&args.old_text) && !secrets.has_placeholder(&args.new_text) {
+        return Ok(args);
+    }
+    let refused = |err| ToolError::rejected(format!("cannot edit `{display}`: {err}"));
+    Ok(EditFileArgs {
+        old_text: secrets
+            .restore_within(&args.old_text, file)
+            .map_err(refused)?,
+        new_text: secrets
+            .restore_within(&args.new_text, file)
+            .map_err(refused)?,
+        ..args
+    })
 }
 
 /// A missing file with an empty `old_text`: create it, and the directories above it.
@@ -278,32 +313,5 @@ fn line_count(text: &str) -> u64 {
         breaks
     } else {
         breaks + 1
-    }
-}
-
-/// Appends the lines around the replacement that starts at byte `offset` (on line
-/// `line`) of `text`: a few unchanged lines, the new ones, a few unchanged lines.
-fn push_snippet(out: &mut String, text: &str, offset: usize, line: u64, new_text: &str) {
-    let bytes = text.as_bytes();
-    let mut start = memchr::memrchr(b'\n', &bytes[..offset]).map_or(0, |pos| pos + 1);
-    let mut first = line;
-    while first > 1 && line - first < SNIPPET_CONTEXT {
-        start = memchr::memrchr(b'\n', &bytes[..start - 1]).map_or(0, |pos| pos + 1);
-        first -= 1;
-    }
-    let new_lines = line_count(new_text).max(1);
-    let wanted = (line - first) + new_lines + SNIPPET_CONTEXT;
-    let shown = wanted.min(SNIPPET_MAX_LINES);
-    let width = number_width(first + wanted);
-    let mut number = first;
-    for text_line in text[start..].lines().take(shown as usize) {
-        push_numbered_line(out, number, width, text_line);
-        number += 1;
-    }
-    if wanted > shown && number < line + new_lines {
-        out.push_str(&format!(
-            "[… the new text goes on to line {}]\n",
-            line + new_lines - 1
-        ));
     }
 }

@@ -86,6 +86,46 @@ fn no_match_message(pattern: &str, searched: &str, found: &Found) -> String {
     )
 }
 
+/// A matched line as shown: without its line ending, invalid UTF-8 replaced, and when it
+/// is longer than `max_chars` characters, the window of `max_chars` around the match
+/// (which starts at byte `match_start`), with markers counting what was left out on each
+/// side. A match near the start keeps the line's start, as a reader expects.
+pub(super) fn shown_line(bytes: &[u8], match_start: usize, max_chars: usize) -> String {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+    let text = String::from_utf8_lossy(bytes);
+    let total = text.chars().count();
+    if total <= max_chars {
+        return text.into_owned();
+    }
+    let focus = String::from_utf8_lossy(&bytes[..match_start.min(bytes.len())])
+        .chars()
+        .count();
+    // Some context before the match, most of the window after it.
+    let lead = max_chars / 3;
+    let first = if focus <= lead {
+        0
+    } else {
+        (focus - lead).min(total - max_chars)
+    };
+    let last = first + max_chars;
+    let byte_at = |chars: usize| {
+        text.char_indices()
+            .nth(chars)
+            .map_or(text.len(), |(index, _)| index)
+    };
+    let (from, to) = (byte_at(first), byte_at(last));
+    let mut shown = String::with_capacity(to - from + 64);
+    if first > 0 {
+        shown.push_str(&format!("[... {first} characters before] "));
+    }
+    shown.push_str(&text[from..to]);
+    if last < total {
+        shown.push_str(&format!(" [... {} more characters]", total - last));
+    }
+    shown
+}
+
 fn plural(count: usize, one: &str, many: &str) -> String {
     format!("{count} {}", if count == 1 { one } else { many })
 }

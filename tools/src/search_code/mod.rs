@@ -10,7 +10,7 @@
 mod format;
 mod walk;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
@@ -108,12 +108,6 @@ fn search(ctx: &ToolContext, args: &SearchArgs) -> Result<ToolOutput, ToolError>
     let requested = args.path.as_deref().unwrap_or(".");
     let target = ctx.jail.resolve(requested)?;
     let shown = ctx.jail.display(&target);
-    if is_inside_git_dir(ctx.jail.root(), &target) {
-        return Err(ToolError::rejected(format!(
-            "`{shown}` is inside a `.git` directory, which is never searched; search the \
-             working tree instead"
-        )));
-    }
     let metadata =
         std::fs::metadata(&target).map_err(|err| ToolError::io("search", &shown, err))?;
 
@@ -206,15 +200,6 @@ fn split_globs(list: &str) -> impl Iterator<Item = &str> {
     }
     items.push(&list[start..]);
     items.into_iter().filter(|item| !item.is_empty())
-}
-
-/// Whether `path` is `.git` or below one, relative to the workspace root.
-pub(crate) fn is_inside_git_dir(root: &Path, path: &Path) -> bool {
-    path.strip_prefix(root).is_ok_and(|relative| {
-        relative
-            .components()
-            .any(|component| component == Component::Normal(".git".as_ref()))
-    })
 }
 
 /// Everything a search found, before rendering.

@@ -134,7 +134,7 @@ async fn a_path_inside_git_is_rejected() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&err, ToolError::Rejected(m) if m.contains(".git")),
+        matches!(&err, ToolError::Jail(JailError::GitDir { .. })),
         "{err}"
     );
 }

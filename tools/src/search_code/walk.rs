@@ -20,10 +20,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
+use grep_matcher::Matcher;
+use grep_regex::RegexMatcher;
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch};
 use ignore::{WalkBuilder, WalkState};
 
+use super::format::shown_line;
 use super::{FileMatches, Found, MatchedLine, SearchPlan};
+use crate::jail_names::is_git_dir_name;
 
 /// A walker over `start` with the workspace's ignore rules (see the module docs).
 ///
@@ -36,7 +40,7 @@ pub(crate) fn workspace_walker(workspace_root: &Path, start: &Path) -> WalkBuild
         .require_git(false)
         .follow_links(false)
         .current_dir(workspace_root)
-        .filter_entry(|entry| entry.file_name() != ".git");
+        .filter_entry(|entry| !is_git_dir_name(entry.file_name()));
     builder
 }
 
@@ -143,7 +147,8 @@ pub(super) fn search_tree(plan: &SearchPlan, workspace_root: &Path, start: &Path
 }
 
 /// Collects the matching lines of one file; a file found to be binary yields none.
-struct CollectSink {
+struct CollectSink<'a> {
+    matcher: &'a RegexMatcher,
     lines: Vec<MatchedLine>,
     binary: bool,
     /// One more than the cap, so a capped search can be told from an exact fit.
@@ -151,9 +156,10 @@ struct CollectSink {
     max_line_chars: usize,
 }
 
-impl CollectSink {
-    fn new(plan: &SearchPlan) -> Self {
+impl<'a> CollectSink<'a> {
+    fn new(plan: &'a SearchPlan) -> Self {
         Self {
+            matcher: &plan.matcher,
             lines: Vec::new(),
             binary: false,
             limit: plan.max_results.saturating_add(1),
@@ -171,13 +177,19 @@ impl CollectSink {
     }
 }
 
-impl Sink for CollectSink {
+impl Sink for CollectSink<'_> {
     type Error = io::Error;
 
     fn matched(&mut self, _searcher: &Searcher, mat: &SinkMatch<'_>) -> Result<bool, io::Error> {
+        // Where the match starts in its line, so a long line is shown around it.
+        let line = mat.bytes();
+        let start = match self.matcher.find(line) {
+            Ok(Some(found)) => found.start(),
+            _ => 0,
+        };
         self.lines.push(MatchedLine {
             number: mat.line_number().unwrap_or(0),
-            text: line_text(mat.bytes(), self.max_line_chars),
+            text: shown_line(line, start, self.max_line_chars),
         });
         Ok(self.lines.len() < self.limit)
     }
@@ -185,20 +197,5 @@ impl Sink for CollectSink {
     fn binary_data(&mut self, _searcher: &Searcher, _offset: u64) -> Result<bool, io::Error> {
         self.binary = true;
         Ok(false)
-    }
-}
-
-/// A matched line as shown: without its line ending, invalid UTF-8 replaced, and cut
-/// after `max_chars` characters with a marker saying how much was left out.
-pub(super) fn line_text(bytes: &[u8], max_chars: usize) -> String {
-    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    let text = String::from_utf8_lossy(bytes);
-    match text.char_indices().nth(max_chars) {
-        None => text.into_owned(),
-        Some((cut, _)) => {
-            let left_out = text[cut..].chars().count();
-            format!("{} [... {left_out} more characters]", &text[..cut])
-        }
     }
 }

@@ -12,10 +12,12 @@
 //! - the agent's credentials are removed from the child's environment ([`child_env`]);
 //! - stdin is `/dev/null`, so a command waiting for input fails instead of hanging;
 //! - a timeout, and a kill of the whole process group at the end of every call
-//!   (timeout, normal exit or cancellation), so no process outlives the call;
+//!   (timeout, normal exit or cancellation), and of the processes that left the group,
+//!   found by a mark in their environment, so no process outlives the call;
 //! - output is capped per stream, keeping its head and tail.
 
 mod env;
+mod escaped;
 mod process;
 mod report;
 

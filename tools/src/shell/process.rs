@@ -18,9 +18,10 @@
 //!    waiting until the timeout. The choice made here is that **no process outlives the
 //!    call**: a command cannot leave a daemon behind. The model is told so in the tool
 //!    description, and the result says so when a background process held the output open.
-//! 4. After the kill, wait at most [`POST_KILL_DRAIN_GRACE`] more for the pipes: a process
-//!    that left the group (`setsid`) is out of reach and may keep them open forever; what
-//!    was captured so far is returned.
+//! 4. With the group, kill the processes that left it (`setsid`), found by the mark of
+//!    the call in their environment (see [`super::escaped`]). Then wait at most
+//!    [`POST_KILL_DRAIN_GRACE`] more for the pipes (a process that also cleared its
+//!    environment is out of reach); what was captured so far is returned.
 //!
 //! If the call's future is dropped (the run was cancelled), [`ProcessGroup`]'s `Drop`
 //! kills the group, and tokio's `kill_on_drop` kills and reaps bash itself.
@@ -39,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::escaped;
 use crate::error::ToolError;
 use crate::output_cap::HeadTailBuffer;
 
@@ -108,10 +110,11 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
     let started = Instant::now();
     let deadline = started + invocation.timeout;
 
-    let mut child = spawn(&invocation)?;
+    let mark = escaped::new_call_mark();
+    let mut child = spawn(&invocation, &mark)?;
     // Declared after `child` so it is dropped first: the group is killed while bash is
     // still unreaped, so its id cannot have been reused.
-    let mut group = ProcessGroup::of(&child)?;
+    let mut group = ProcessGroup::of(&child, mark)?;
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(ToolError::rejected(
             "could not capture the command's output pipes; try again",
@@ -170,13 +173,14 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
     })
 }
 
-fn spawn(invocation: &ShellInvocation) -> Result<Child, ToolError> {
+fn spawn(invocation: &ShellInvocation, mark: &str) -> Result<Child, ToolError> {
     Command::new(&invocation.program)
         .arg("-c")
         .arg(&invocation.script)
         .current_dir(&invocation.working_dir)
         .env_clear()
         .envs(invocation.env.iter().map(|(name, value)| (name, value)))
+        .env(escaped::CALL_MARK_VAR, mark)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -226,28 +230,32 @@ async fn drain(mut pipe: impl AsyncRead + Unpin, into: &mut HeadTailBuffer) {
     }
 }
 
-/// The process group a command leads; killed with `SIGKILL` when this guard is dropped
-/// unless [`ProcessGroup::kill`] already ran.
+/// The process group a command leads (and the processes that left it, by the call's
+/// mark); killed with `SIGKILL` when this guard is dropped unless [`ProcessGroup::kill`]
+/// already ran.
 #[derive(Debug)]
 struct ProcessGroup {
     pgid: Pid,
+    mark: String,
     killed: bool,
 }
 
 impl ProcessGroup {
     /// The group of a child spawned with `process_group(0)`: its id is the child's pid.
-    fn of(child: &Child) -> Result<Self, ToolError> {
+    fn of(child: &Child, mark: String) -> Result<Self, ToolError> {
         let pid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .ok_or_else(|| ToolError::rejected("the command exited before it could be tracked"))?;
         Ok(Self {
             pgid: Pid::from_raw(pid),
+            mark,
             killed: false,
         })
     }
 
-    /// Sends `SIGKILL` to every process still in the group. Only the first call signals.
+    /// Sends `SIGKILL` to every process still in the group, then to those that left it.
+    /// Only the first call signals.
     fn kill(&mut self) {
         if self.killed {
             return;
@@ -260,6 +268,7 @@ impl ProcessGroup {
                 tracing::warn!(pgid = self.pgid.as_raw(), error = %err, "could not kill a command's process group");
             }
         }
+        escaped::kill_marked(&self.mark);
     }
 }
 

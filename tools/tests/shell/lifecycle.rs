@@ -2,10 +2,11 @@
 //! process of the command's group survives any of them.
 
 use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 use tools::config::ShellConfig;
 
-use crate::support::{Workspace, read_pid, wait_for_pid_file, wait_until_gone};
+use crate::support::{Workspace, is_gone, read_pid, wait_for_pid_file, wait_until_gone};
 
 #[tokio::test]
 async fn timeout_kills_the_command_and_its_grandchildren() {
@@ -150,21 +151,36 @@ async fn silent_background_process_is_killed_when_the_call_ends() {
     wait_until_gone(read_pid(&ws.path("bg.pid")).unwrap()).await;
 }
 
-/// `setsid` takes a process out of the group, out of reach of the kill; the call still
-/// returns with what was captured rather than waiting for it.
+/// `setsid` takes a process out of the group, out of reach of the group kill; the mark
+/// of the call in its environment still finds it, and the call neither hangs nor leaves
+/// it running. Double escapes (a new session started from a new session) too.
 #[tokio::test]
-async fn process_that_left_the_group_does_not_hang_the_call() {
+async fn a_process_that_left_the_group_is_killed_with_the_call() {
     let ws = Workspace::new();
     let output = ws
         .call(json!({
-            "command_string": "setsid sleep 1000 & echo $! > escaped.pid; echo hi",
+            "command_string": "setsid sleep 1000 & echo $! > escaped.pid; \
+                setsid bash -c 'setsid sleep 1000 & echo $! > inner.pid; sleep 1000' & \
+                echo $! > outer.pid; sleep 0.2; echo hi",
             "timeout_seconds": BACKGROUND_TEST_TIMEOUT,
         }))
         .await
         .unwrap();
-    let escaped = read_pid(&ws.path("escaped.pid")).unwrap();
-    // Clean up before asserting, so a failure does not leave the process behind.
-    let _ = kill(escaped, Signal::SIGKILL);
+    let pids: Vec<Pid> = ["escaped.pid", "outer.pid", "inner.pid"]
+        .iter()
+        .map(|name| read_pid(&ws.path(name)).unwrap())
+        .collect();
+    // SIGKILL is not instant: give the kernel a moment before judging.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    while pids.iter().any(|pid| !is_gone(*pid)) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let survivors: Vec<Pid> = pids.iter().copied().filter(|pid| !is_gone(*pid)).collect();
+    // Clean up before asserting, so a failure does not leave the processes behind.
+    for pid in &survivors {
+        let _ = kill(*pid, Signal::SIGKILL);
+    }
+    assert_eq!(survivors, Vec::<Pid>::new(), "processes outlived the call");
     assert_eq!(output.details["timed_out"], false);
     assert!(output.content.contains("stdout:\nhi"), "{}", output.content);
 }

@@ -1,0 +1,48 @@
+//! An agent cannot plant a command in the user's git configuration or hooks through the
+//! file tools; the run goes on with the refusal as the tool's answer.
+
+use serde_json::json;
+
+use crate::support::git;
+use crate::{Case, calls, edit};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_of_git_config_is_refused_and_nothing_changes() {
+    let case = Case::new(|dir| {
+        std::fs::write(dir.join("app.py"), "print('app')\n").unwrap();
+        git(dir, &["init", "-q"]);
+    });
+    let config_before = std::fs::read_to_string(case.root().join(".git/config")).unwrap();
+    let run = case
+        .run(
+            vec![
+                edit(".git/config", "[core]", "[core]\n\tfsmonitor = touch pwned"),
+                calls(vec![(
+                    "apply_patch",
+                    json!({"input": "*** Begin Patch\n*** Add File: .git/hooks/pre-commit\n+#!/bin/sh\n+touch pwned\n*** End Patch"}),
+                )]),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(
+        std::fs::read_to_string(case.root().join(".git/config")).unwrap(),
+        config_before
+    );
+    assert!(!case.root().join(".git/hooks/pre-commit").exists());
+    let refusals: Vec<_> = run
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "tool_result")
+        .collect();
+    assert_eq!(refusals.len(), 2);
+    for refusal in refusals {
+        assert_eq!(refusal["success"], false);
+        assert!(
+            refusal["output"].as_str().unwrap().contains(".git"),
+            "{refusal}"
+        );
+    }
+    assert!(run.diff().is_empty(), "{}", run.diff());
+}
