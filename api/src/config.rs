@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use orchestrator::config::WorkspaceConfig;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -16,11 +17,10 @@ pub struct ApiConfig {
     /// How agents and clients reach this server, for signed blob URLs; by default
     /// `http://` plus the listen address (`127.0.0.1` when listening on all interfaces).
     pub public_url: Option<String>,
-    /// Git hosts exempt from the address checks (`git.internal`, `10.0.0.5`,
-    /// `git.internal:2222`): an internal forge on a private network.
+    /// Deprecated: `orchestrator.workspace.allow_git_hosts`, where the worker reads it
+    /// too. Entries here are added to it.
     pub allow_git_hosts: Vec<String>,
-    /// Accept `file://` git URLs. For tests and local demos only: it lets a client make
-    /// the worker read any repository on the server's disk.
+    /// Deprecated: `orchestrator.workspace.allow_file_git_urls`. `true` here turns it on.
     pub allow_file_git_urls: bool,
     /// Largest JSON body on the API routes.
     pub json_body_limit: usize,
@@ -51,6 +51,19 @@ impl Default for ApiConfig {
 }
 
 impl ApiConfig {
+    /// Moves the deprecated `[api]` git settings into the one place they now live,
+    /// `[orchestrator.workspace]`, so the API and the worker check URLs alike. Returns
+    /// whether any was set (the binary warns).
+    pub fn fold_deprecated_into(&self, workspace: &mut WorkspaceConfig) -> bool {
+        for host in &self.allow_git_hosts {
+            if !workspace.allow_git_hosts.contains(host) {
+                workspace.allow_git_hosts.push(host.clone());
+            }
+        }
+        workspace.allow_file_git_urls |= self.allow_file_git_urls;
+        !self.allow_git_hosts.is_empty() || self.allow_file_git_urls
+    }
+
     pub fn artifact_url_ttl(&self) -> Duration {
         Duration::from_secs(self.artifact_url_ttl_secs)
     }

@@ -86,7 +86,11 @@ pub struct TaskView {
 impl From<Task> for TaskView {
     fn from(task: Task) -> Self {
         let input = match task.input {
-            InputSource::Git { git_url, git_ref } => InputView::Git { git_url, git_ref },
+            // Rows stored before URLs with credentials were refused may still hold them.
+            InputSource::Git { git_url, git_ref } => InputView::Git {
+                git_url: orchestrator::workspace::redact_url(&git_url),
+                git_ref,
+            },
             InputSource::Zip { zip_name, .. } => InputView::Zip { zip_name },
         };
         Self {

@@ -165,6 +165,17 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| public_url(addr));
+    let mut file = file;
+    if file
+        .api
+        .fold_deprecated_into(&mut file.orchestrator.workspace)
+    {
+        tracing::warn!(
+            "[api] allow_git_hosts and allow_file_git_urls are deprecated; set them under \
+             [orchestrator.workspace], where the worker reads them too"
+        );
+    }
+    let workspace = file.orchestrator.workspace.clone();
     let data_dir = file.orchestrator.data_dir.clone();
     let embedded = api::embedded::build(file.orchestrator, &public_url).await?;
 
@@ -186,8 +197,9 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
         tracing::warn!("--no-worker: tasks are queued but not run by this process");
     }
 
-    let mut state = AppState::new(embedded.api, file.api, CancellationToken::new())
-        .context("in the [api] config")?;
+    let mut state =
+        AppState::with_workspace(embedded.api, file.api, workspace, CancellationToken::new())
+            .context("in the [orchestrator.workspace] config")?;
     // Event tickets outlive a restart: a browser's EventSource reconnects with its ticket.
     state.event_tickets = EventTickets::derived_from(&api::embedded::signing_key(&data_dir)?);
     tracing::info!(%addr, %public_url, "listening");

@@ -9,14 +9,15 @@
 use std::sync::Arc;
 
 use orchestrator::blob::LocalBlobStore;
+use orchestrator::config::WorkspaceConfig;
+use orchestrator::workspace::{GitUrlPolicy, InvalidGitHost};
 use orchestrator::{BlobStore, Queue, Runner, Services, StatusCache, TaskOps, TaskStore};
 use tokio_util::sync::CancellationToken;
-use tools::net_guard::{AllowList, InvalidAllowEntry};
 
 use crate::auth::TokenCache;
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
-use crate::validate::GitUrlPolicy;
+use crate::validate::DraftRules;
 use crate::web::event_ticket::EventTickets;
 
 /// The outside systems the API works through.
@@ -64,7 +65,8 @@ pub struct AppState {
     pub config: ApiConfig,
     pub metrics: Metrics,
     pub tokens: TokenCache,
-    pub git_policy: GitUrlPolicy,
+    /// The worker's own rules for git URLs and zips, checked at submission.
+    pub draft_rules: DraftRules,
     /// Cancelled on shutdown: ends SSE streams so connections can drain.
     pub shutdown: CancellationToken,
     pub clock: Clock,
@@ -88,22 +90,35 @@ pub fn unix_now() -> i64 {
 }
 
 impl AppState {
-    /// Fails if an `allow_git_hosts` entry is not a host.
+    /// With the default workspace settings; see [`AppState::with_workspace`].
     pub fn new(
         services: ApiServices,
         config: ApiConfig,
         shutdown: CancellationToken,
-    ) -> Result<Self, InvalidAllowEntry> {
-        let git_policy = GitUrlPolicy {
-            allow: AllowList::parse(&config.allow_git_hosts)?,
-            allow_file: config.allow_file_git_urls,
+    ) -> Result<Self, InvalidGitHost> {
+        Self::with_workspace(services, config, WorkspaceConfig::default(), shutdown)
+    }
+
+    /// `workspace` is the orchestrator's `[orchestrator.workspace]`: submissions are
+    /// checked against the settings the worker clones and unzips with. Fails if an
+    /// `allow_git_hosts` entry is not a host.
+    pub fn with_workspace(
+        services: ApiServices,
+        config: ApiConfig,
+        mut workspace: WorkspaceConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Self, InvalidGitHost> {
+        config.fold_deprecated_into(&mut workspace);
+        let draft_rules = DraftRules {
+            git: GitUrlPolicy::from_config(&workspace)?,
+            zip: workspace.extract_options(),
         };
         Ok(Self {
             services,
             config,
             metrics: Metrics::default(),
             tokens: TokenCache::default(),
-            git_policy,
+            draft_rules,
             shutdown,
             clock: Arc::new(unix_now),
             event_tickets: EventTickets::random(),

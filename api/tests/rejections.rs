@@ -5,6 +5,7 @@
 
 mod support;
 
+use orchestrator::TaskStore;
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 use support::{ALICE, EMPTY_ZIP, Harness, expect_error};
@@ -59,7 +60,9 @@ async fn bad_git_urls_are_refused_with_the_reason() {
         ("http://140.82.112.3/o/r.git", "`http`"),
         ("https://127.0.0.1/o/r.git", "loopback"),
         ("https://localhost/o/r.git", "loopback"),
-        ("ssh://git@10.0.0.8/o/r.git", "private"),
+        ("https://10.0.0.8/o/r.git", "private"),
+        ("ssh://git@140.82.112.3/o/r.git", "https URL"),
+        ("git@140.82.112.3:o/r.git", "https URL"),
         ("https://169.254.169.254/latest", "metadata"),
         ("https://metadata.google.internal/x", "metadata"),
         ("/srv/git/repo", "not a URL"),
@@ -212,4 +215,85 @@ async fn bad_idempotency_key_is_a_400() {
         .unwrap();
     expect_error(response, 400).await;
     h.assert_nothing_stored().await;
+}
+
+/// A zip of `(name, contents)` entries, names written as given (`../x` included).
+fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, contents) in entries {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(contents.as_bytes()).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_zip_whose_entries_escape_the_root_is_refused_at_upload_with_the_workers_message() {
+    let h = Harness::start().await;
+    let zip = zip_of(&[("calc.py", "x = 1\n"), ("../../x", "escape")]);
+    let form = Form::new()
+        .part("zip_file", Part::bytes(zip).file_name("r.zip"))
+        .text("description", "x");
+    let (code, message) = expect_error(post_multipart(&h, form).await, 422).await;
+    assert_eq!(code, "invalid_request");
+    let workers = orchestrator::WorkspaceError::ZipEntryEscapes {
+        entry: "../../x".into(),
+    }
+    .to_string();
+    assert!(message.ends_with(&workers), "{message}");
+    h.assert_nothing_stored().await;
+}
+
+#[tokio::test]
+async fn credentials_in_a_git_url_are_refused_and_never_echoed() {
+    let h = Harness::start().await;
+    for url in [
+        "https://user:s3cr3t-token@140.82.112.3/o/r.git",
+        "https://s3cr3t-token@140.82.112.3/o/r.git",
+    ] {
+        let response = h
+            .create_json(json!({"git_url": url, "description": "x"}))
+            .await;
+        let (_, message) = expect_error(response, 422).await;
+        assert!(message.contains("credentials"), "{message}");
+        assert!(!message.contains("s3cr3t"), "{message}");
+    }
+    h.assert_nothing_stored().await;
+}
+
+#[tokio::test]
+async fn a_stored_url_with_credentials_is_shown_without_them() {
+    let h = Harness::start().await;
+    // A row from before such URLs were refused.
+    let (task, _) = h
+        .store
+        .create(orchestrator::NewTask {
+            owner: "alice".into(),
+            input: orchestrator::InputSource::Git {
+                git_url: "https://user:s3cr3t-token@140.82.112.3/o/r.git".into(),
+                git_ref: None,
+            },
+            description: "x".into(),
+            target_file: None,
+            model: None,
+            limits: orchestrator::TaskLimits::default(),
+            idempotency_key: None,
+        })
+        .await
+        .unwrap();
+    let body = h
+        .http
+        .get(h.url(&format!("/api/v1/tasks/{}", task.id)))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!body.contains("s3cr3t"), "{body}");
+    assert!(body.contains("https://140.82.112.3/o/r.git"), "{body}");
 }

@@ -80,7 +80,7 @@ async fn multipart_zip_task_keeps_the_zip_in_the_blob_store() {
 async fn multipart_git_task_is_accepted() {
     let h = Harness::start().await;
     let form = reqwest::multipart::Form::new()
-        .text("git_url", "git@140.82.112.3:org/repo.git")
+        .text("git_url", "https://140.82.112.3/org/repo.git")
         .text("description", "fix it");
     let response = h
         .http

@@ -253,10 +253,14 @@ impl CacheConfig {
     }
 }
 
-/// Caps on preparing a task's code (a clone or an unzipped upload).
+/// Caps on preparing a task's code (a clone or an unzipped upload), and which git URLs
+/// may be cloned: the API checks submissions against the same settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkspaceConfig {
+    /// Git hosts exempt from the address checks (`git.internal`, `10.0.0.5`,
+    /// `git.internal:2222`): an internal forge on a private network.
+    pub allow_git_hosts: Vec<String>,
     /// Accept `file://` git URLs. Tests and local development only: on a server it lets a
     /// task read any repository on the worker's disk.
     pub allow_file_git_urls: bool,
@@ -264,17 +268,35 @@ pub struct WorkspaceConfig {
     pub max_bytes: u64,
     /// Most files in a workspace.
     pub max_files: u64,
-    /// A clone still transferring after this is aborted.
+    /// A clone still running after this is cut off (keep it under the reconciler's
+    /// `prepare_timeout_secs`).
     pub clone_timeout_secs: u64,
+    /// A clone connection on which nothing moved for this long is cut (a stalled
+    /// server).
+    pub clone_idle_timeout_secs: u64,
 }
 
 impl Default for WorkspaceConfig {
     fn default() -> Self {
         Self {
+            allow_git_hosts: Vec::new(),
             allow_file_git_urls: false,
             max_bytes: 1 << 30,
             max_files: 100_000,
             clone_timeout_secs: 600,
+            clone_idle_timeout_secs: 60,
+        }
+    }
+}
+
+impl WorkspaceConfig {
+    /// The extraction caps these settings give, for the worker and the API's upload
+    /// check alike.
+    pub fn extract_options(&self) -> crate::workspace::ExtractOptions {
+        crate::workspace::ExtractOptions {
+            max_total_bytes: self.max_bytes,
+            max_entries: usize::try_from(self.max_files).unwrap_or(usize::MAX),
+            ..crate::workspace::ExtractOptions::default()
         }
     }
 }

@@ -1,13 +1,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Cloning: local bare repositories made with the git CLI, reached over `file://` (full
-//! clones) and over `git://` from a `git daemon` (shallow clones).
+//! clones) and over `git://` from a `git daemon` (shallow clones); servers that stall or
+//! trickle, and hosts that resolve to loopback.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use orchestrator::WorkspaceError;
-use orchestrator::workspace::{CloneOptions, check_git_url, clone_git};
+use orchestrator::workspace::{CloneOptions, GitUrlPolicy, clone_git};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -96,7 +100,15 @@ impl Fixture {
 
 fn dev_opts() -> CloneOptions {
     CloneOptions {
-        allow_file_urls: true,
+        policy: GitUrlPolicy::new(&[], true).unwrap(),
+        ..CloneOptions::default()
+    }
+}
+
+/// Loopback allow-listed, as an operator would for an internal forge.
+fn loopback_opts() -> CloneOptions {
+    CloneOptions {
+        policy: GitUrlPolicy::new(&["127.0.0.1".into()], false).unwrap(),
         ..CloneOptions::default()
     }
 }
@@ -251,7 +263,8 @@ fn file_urls_are_refused_without_the_dev_setting() {
 }
 
 #[test]
-fn schemes_other_than_https_ssh_and_git_are_refused() {
+fn schemes_other_than_https_and_git_are_refused() {
+    let policy = GitUrlPolicy::new(&[], true).unwrap();
     for url in [
         "http://example.test/r.git",
         "ftp://example.test/r.git",
@@ -260,28 +273,29 @@ fn schemes_other_than_https_ssh_and_git_are_refused() {
         "r.git",
         "https:///no-host",
     ] {
-        let result = check_git_url(url, true);
+        let result = policy.parse(url);
         assert!(
             matches!(result, Err(WorkspaceError::UrlRefused { .. })),
             "{url}: {result:?}"
         );
     }
     for url in ["https://example.test/o/r.git", "git://example.test/r.git"] {
-        check_git_url(url, false).unwrap();
+        GitUrlPolicy::default().parse(url).unwrap();
     }
 }
 
 #[test]
-fn ssh_urls_are_accepted_exactly_when_this_build_speaks_ssh() {
-    let built_with_ssh = git2::Version::get().ssh();
+fn ssh_urls_are_refused_with_a_pointer_to_https() {
     for url in ["ssh://git@example.test/o/r.git", "git@example.test:o/r.git"] {
-        match check_git_url(url, false) {
-            Ok(()) => assert!(built_with_ssh, "{url}"),
-            Err(err) => {
-                assert!(!built_with_ssh, "{url}");
-                assert!(err.to_string().contains("use an https URL"), "{err}");
-            }
-        }
+        let tmp = tempfile::tempdir().unwrap();
+        let err =
+            clone_git(url, None, &tmp.path().join("ws"), &CloneOptions::default()).unwrap_err();
+        assert!(matches!(err, WorkspaceError::UrlRefused { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("use the repository's https URL")
+                || err.to_string().contains("use an https URL"),
+            "{err}"
+        );
     }
 }
 
@@ -289,15 +303,14 @@ fn ssh_urls_are_accepted_exactly_when_this_build_speaks_ssh() {
 fn credentials_in_a_url_appear_in_no_error() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("ws");
-    // Port 1 on loopback: the connection is refused at once.
     let err = clone_git(
         "https://user:s3cr3t-token@127.0.0.1:1/o/r.git",
         None,
         &dest,
-        &CloneOptions::default(),
+        &loopback_opts(),
     )
     .unwrap_err();
-    assert!(matches!(err, WorkspaceError::Clone { .. }), "{err:?}");
+    assert!(matches!(err, WorkspaceError::UrlRefused { .. }), "{err:?}");
     let shown = format!("{err} {err:?}");
     assert!(
         !shown.contains("s3cr3t") && !shown.contains("user:"),
@@ -306,7 +319,9 @@ fn credentials_in_a_url_appear_in_no_error() {
     assert!(shown.contains("127.0.0.1"), "{shown}");
     assert!(!dest.exists());
 
-    let err = check_git_url("ftp://user:s3cr3t-token@example.test/r.git", false).unwrap_err();
+    let err = GitUrlPolicy::default()
+        .parse("ftp://user:s3cr3t-token@example.test/r.git")
+        .unwrap_err();
     assert!(!format!("{err} {err:?}").contains("s3cr3t"));
 }
 
@@ -438,13 +453,7 @@ impl Drop for Daemon {
 fn clones_over_the_network_are_shallow() {
     let fx = Fixture::new();
     let daemon = Daemon::start(fx.tmp.path());
-    clone_git(
-        &daemon.url(),
-        Some("feature"),
-        &fx.dest(),
-        &CloneOptions::default(),
-    )
-    .unwrap();
+    clone_git(&daemon.url(), Some("feature"), &fx.dest(), &loopback_opts()).unwrap();
     assert_eq!(fx.read("feature.txt"), "feature\n");
     assert!(fx.dest().join(".git/shallow").is_file());
     assert_eq!(commit_count(&fx.dest()), 1);
@@ -463,13 +472,7 @@ fn a_commit_sha_is_fetched_shallow_when_the_server_allows_it() {
         &["config", "uploadpack.allowReachableSHA1InWant", "true"],
     );
     let daemon = Daemon::start(fx.tmp.path());
-    clone_git(
-        &daemon.url(),
-        Some(&fx.first),
-        &fx.dest(),
-        &CloneOptions::default(),
-    )
-    .unwrap();
+    clone_git(&daemon.url(), Some(&fx.first), &fx.dest(), &loopback_opts()).unwrap();
     assert_eq!(fx.read("README.md"), "v1\n");
     assert_eq!(head_of(&fx.dest()).2, fx.first);
     // Only the wanted commit came over: not main's or feature's later commits.
@@ -481,15 +484,144 @@ fn a_commit_sha_is_fetched_shallow_when_the_server_allows_it() {
 fn a_commit_sha_falls_back_to_a_full_fetch_when_the_server_refuses_it() {
     let fx = Fixture::new();
     let daemon = Daemon::start(fx.tmp.path());
-    clone_git(
-        &daemon.url(),
-        Some(&fx.first),
-        &fx.dest(),
-        &CloneOptions::default(),
-    )
-    .unwrap();
+    clone_git(&daemon.url(), Some(&fx.first), &fx.dest(), &loopback_opts()).unwrap();
     assert_eq!(fx.read("README.md"), "v1\n");
     assert_eq!(head_of(&fx.dest()).2, fx.first);
     let repo = git2::Repository::open(fx.dest()).unwrap();
     assert!(repo.find_reference("refs/remotes/origin/feature").is_ok());
+}
+
+#[test]
+fn a_git_host_reached_over_the_network_needs_the_allow_list_when_it_is_loopback() {
+    let fx = Fixture::new();
+    let daemon = Daemon::start(fx.tmp.path());
+    let err = clone_git(&daemon.url(), None, &fx.dest(), &CloneOptions::default()).unwrap_err();
+    assert!(matches!(err, WorkspaceError::UrlRefused { .. }), "{err:?}");
+    assert!(err.to_string().contains("loopback"), "{err}");
+    fx.assert_nothing_left();
+}
+
+/// A TCP server on loopback that accepts and hands each connection to `behave`;
+/// reports each accepted connection on the returned channel.
+fn misbehaving_server(host: &str, behave: fn(TcpStream)) -> (u16, mpsc::Receiver<()>) {
+    let listener = TcpListener::bind((host, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let _ = tx.send(());
+            std::thread::spawn(move || behave(stream));
+        }
+    });
+    (port, rx)
+}
+
+/// Holds the connection open and never answers.
+fn stall(stream: TcpStream) {
+    std::thread::sleep(Duration::from_secs(600));
+    drop(stream);
+}
+
+/// Once the client spoke, the start of what it waits for (a TLS record of 16 KiB, or a
+/// git pkt-line of 255 bytes), then one byte every 100 ms: never idle, never done.
+fn trickle(mut stream: TcpStream) {
+    let mut hello = [0u8; 512];
+    let Ok(n) = stream.read(&mut hello) else {
+        return;
+    };
+    let start: &[u8] = if hello[..n].first() == Some(&0x16) {
+        &[0x16, 0x03, 0x03, 0x40, 0x00]
+    } else {
+        b"00ff"
+    };
+    let _ = stream.write_all(start);
+    while stream.write_all(b"0").is_ok() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs the clone on its own thread; a clone still running after `limit` fails the test
+/// (before the relay, these clones never ended).
+fn clone_within(url: String, opts: CloneOptions, limit: Duration) -> (WorkspaceError, Duration) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("ws");
+    let (tx, rx) = mpsc::channel();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(clone_git(&url, None, &dest, &opts));
+    });
+    let result = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the clone was still running after {limit:?}"));
+    (result.unwrap_err(), started.elapsed())
+}
+
+#[test]
+fn a_server_that_accepts_and_never_answers_fails_the_clone_after_the_idle_limit() {
+    for scheme in ["https", "git"] {
+        let (port, accepted) = misbehaving_server("127.0.0.1", stall);
+        let opts = CloneOptions {
+            idle_timeout: Duration::from_secs(1),
+            ..loopback_opts()
+        };
+        let url = format!("{scheme}://127.0.0.1:{port}/o/r.git");
+        let (err, took) = clone_within(url, opts, Duration::from_secs(30));
+        assert!(
+            matches!(err, WorkspaceError::Clone { .. }),
+            "{scheme}: {err:?}"
+        );
+        assert!(
+            err.to_string().contains("sent nothing for 1 s"),
+            "{scheme}: {err}"
+        );
+        assert!(
+            accepted.try_recv().is_ok(),
+            "{scheme}: the server was never reached"
+        );
+        assert!(took < Duration::from_secs(20), "{scheme}: {took:?}");
+    }
+}
+
+#[test]
+fn a_server_that_trickles_fails_the_clone_at_its_time_limit() {
+    for scheme in ["https", "git"] {
+        let (port, _accepted) = misbehaving_server("127.0.0.1", trickle);
+        let opts = CloneOptions {
+            max_duration: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(1),
+            ..loopback_opts()
+        };
+        let url = format!("{scheme}://127.0.0.1:{port}/o/r.git");
+        let (err, took) = clone_within(url, opts, Duration::from_secs(30));
+        assert!(
+            matches!(err, WorkspaceError::Clone { .. }),
+            "{scheme}: {err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("did not finish within its 2 s limit"),
+            "{scheme}: {err}"
+        );
+        assert!(took < Duration::from_secs(20), "{scheme}: {took:?}");
+    }
+}
+
+#[test]
+fn a_name_resolving_to_loopback_is_refused_before_any_connection() {
+    let (port, accepted) = misbehaving_server("127.0.0.1", stall);
+    let tmp = tempfile::tempdir().unwrap();
+    // `localhost` is a name: only the clone's own lookup can tell where it points.
+    let err = clone_git(
+        &format!("https://localhost:{port}/o/r.git"),
+        None,
+        &tmp.path().join("ws"),
+        &loopback_opts(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, WorkspaceError::UrlRefused { .. }), "{err:?}");
+    assert!(err.to_string().contains("resolves to"), "{err}");
+    assert!(err.to_string().contains("loopback"), "{err}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(accepted.try_recv().is_err(), "the clone connected anyway");
 }

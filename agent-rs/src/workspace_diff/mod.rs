@@ -80,8 +80,9 @@ pub struct SnapshotLimits {
     pub max_file_bytes: u64,
     /// Once this much content is held in memory, further files are copied to disk.
     pub max_total_bytes: u64,
-    /// At most this much is copied to a spill folder on disk (under the system's temp
-    /// directory); past it files are recorded by size, mtime and blob id only.
+    /// At most this much text is copied to a spill folder on disk (under the system's temp
+    /// directory); past it (and for binary files) files are recorded by size, mtime and
+    /// blob id only, and a change is carried as the new content whole.
     pub max_spill_bytes: u64,
     /// The largest file diffed into the patch (both of its versions are read into
     /// memory); a change to a larger one is listed in [`WorkspaceDiff::left_out`].
@@ -93,7 +94,7 @@ impl Default for SnapshotLimits {
         Self {
             max_file_bytes: 10 << 20,
             max_total_bytes: 512 << 20,
-            max_spill_bytes: 8 << 30,
+            max_spill_bytes: 2 << 30,
             max_patch_file_bytes: 512 << 20,
         }
     }

@@ -1,9 +1,10 @@
 //! A file as recorded at the start of a run, for the modes that keep starting contents
 //! themselves (the plain folder, and files the agent's tools changed outside git's view):
-//! its mode, its git blob id, and its bytes, kept in memory while they are small and
-//! copied to a spill folder on disk (outside the workspace) when they are not. So a
-//! changed 50 MB text file still gets a real patch; only what is past every bound is
-//! recorded by id alone, and a change to it is listed as left out.
+//! its mode, its git blob id, and its bytes, kept in memory while they are small and, for
+//! text, copied to a spill folder on disk (outside the workspace) when they are not. So a
+//! changed 50 MB text file still gets a real patch. A large binary file is recorded by id
+//! alone: its new content goes in the patch whole, which needs no old bytes. Only a new
+//! content past `max_patch_file_bytes` is listed as left out.
 
 use std::borrow::Cow;
 use std::fs::Metadata;
@@ -96,7 +97,12 @@ impl ContentStore {
             self.memory_used += bytes.len() as u64;
             return found(blob_id(&bytes)?, Kept::Memory(bytes));
         }
-        if size <= limits.max_patch_file_bytes && self.spill_used + size <= limits.max_spill_bytes {
+        // Only text is worth a copy: a binary file's new content is carried whole (a
+        // literal), which `git apply` checks against the old blob id alone.
+        if size <= limits.max_patch_file_bytes
+            && self.spill_used + size <= limits.max_spill_bytes
+            && looks_like_text(path)?
+        {
             match self.spill_copy(path) {
                 Ok(Some((copy, copied))) => {
                     self.spill_used += copied;
@@ -163,6 +169,18 @@ impl ContentStore {
             Err(error) => Err(error),
         }
     }
+}
+
+/// Whether a file's start has no NUL byte (git's test for text).
+fn looks_like_text(path: &Path) -> io::Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(8000);
+    match std::fs::File::open(path) {
+        Ok(file) => file.take(8000).read_to_end(&mut head)?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    Ok(!head.contains(&0))
 }
 
 /// The bytes of a recorded file, loaded from wherever they are kept.

@@ -311,6 +311,30 @@ fn files_kept_on_disk_get_real_patches() {
 }
 
 #[test]
+fn a_large_binary_file_is_carried_whole_without_its_old_bytes() {
+    let scenario = Scenario::start_with_limits(
+        |dir| {
+            plain_folder(dir);
+            let mut bytes = vec![0u8; 4000];
+            bytes[100] = 42;
+            write(dir, "model.bin", bytes);
+        },
+        "",
+        small_limits(),
+    );
+    let mut bytes = vec![1u8; 5000];
+    bytes[0] = 0;
+    write(&scenario.root, "model.bin", bytes);
+    let diff = scenario.diff_and_apply(&[]);
+    assert!(
+        diff.patch.contains("GIT binary patch\nliteral 5000\n"),
+        "{}",
+        diff.patch
+    );
+    assert!(diff.left_out.is_empty(), "{:?}", diff.left_out);
+}
+
+#[test]
 fn a_file_too_large_for_the_patch_is_left_out_and_the_rest_applies() {
     let limits = SnapshotLimits {
         max_patch_file_bytes: 1500,

@@ -1,15 +1,17 @@
 //! Checks on a task request before anything is stored.
 //!
 //! Everything a client can get wrong is caught here, with a message saying what to fix,
-//! so a rejected request leaves no row and no blob behind. The zip is only checked to be
-//! a zip (its structure, not its entries): extraction, with its caps on paths, sizes and
-//! ratios, is the worker's job and fails the task if the archive is hostile.
-
-pub mod git_url;
+//! so a rejected request leaves no row and no blob behind. The git URL and the zip are
+//! checked by the orchestrator's own rules, the ones the worker applies again: the URL
+//! policy ([`GitUrlPolicy`]), and the zip's central directory (escaping names, links,
+//! duplicates, entry count, declared size; [`orchestrator::workspace::check_zip`]), so a
+//! hostile archive gets a 422 with the message the extraction would give. What only the
+//! bytes can tell (the real decompressed size) is still the worker's to find.
 
 use orchestrator::TaskLimits;
+use orchestrator::workspace::ExtractOptions;
 
-pub use git_url::{GitUrlPolicy, check_git_url};
+pub use orchestrator::workspace::GitUrlPolicy;
 
 const MAX_DESCRIPTION: usize = 32 * 1024;
 const MAX_SHORT_FIELD: usize = 1024;
@@ -39,6 +41,13 @@ pub struct TaskDraft {
     pub limits: TaskLimits,
 }
 
+/// The rules a draft is checked against: the worker's own.
+#[derive(Debug, Clone, Default)]
+pub struct DraftRules {
+    pub git: GitUrlPolicy,
+    pub zip: ExtractOptions,
+}
+
 /// A refused field: which one (as the request names it), and what to fix. Clients show
 /// the message next to that field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +62,7 @@ fn on(field: &'static str) -> impl Fn(String) -> FieldError {
 }
 
 /// Checks every field; the error names the field and gives the client-facing reason.
-pub async fn check_draft(policy: &GitUrlPolicy, draft: &TaskDraft) -> Result<(), FieldError> {
+pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), FieldError> {
     if draft.description.trim().is_empty() {
         return Err(on("description")(
             "description is blank; say what the agent should do".into(),
@@ -76,12 +85,27 @@ pub async fn check_draft(policy: &GitUrlPolicy, draft: &TaskDraft) -> Result<(),
             if let Some(git_ref) = git_ref {
                 check_git_ref(git_ref).map_err(on("git_ref"))?;
             }
-            check_git_url(policy, url).await.map_err(on("git_url"))
+            rules
+                .git
+                .check(url)
+                .await
+                .map(drop)
+                .map_err(|err| on("git_url")(git_url_refusal(err)))
         }
         DraftInput::Zip { name, bytes } => {
             check_short("zip file name", name).map_err(on("zip_file"))?;
-            check_zip(bytes).map_err(on("zip_file"))
+            check_zip(bytes, &rules.zip).map_err(on("zip_file"))
         }
+    }
+}
+
+/// The policy's reason, said about the field (the URL itself is not echoed back).
+fn git_url_refusal(err: orchestrator::WorkspaceError) -> String {
+    match err {
+        orchestrator::WorkspaceError::UrlRefused { reason, .. } => {
+            format!("git_url is not accepted: {reason}")
+        }
+        other => format!("git_url is not accepted: {other}"),
     }
 }
 
@@ -153,8 +177,9 @@ const END_OF_CENTRAL_DIR: &[u8] = b"PK\x05\x06";
 /// The end record is 22 bytes plus a comment of at most 64 KiB.
 const EOCD_SEARCH: usize = 22 + 0xffff;
 
-/// Whether `bytes` is structurally a zip: it starts like one and has the end record.
-pub fn check_zip(bytes: &[u8]) -> Result<(), String> {
+/// Whether `bytes` is a zip the worker would extract: it starts like one, has the end
+/// record, and its central directory passes the extraction's first pass.
+pub fn check_zip(bytes: &[u8], rules: &ExtractOptions) -> Result<(), String> {
     let not_zip = || "zip_file is not a zip archive; upload a .zip of the repository".to_string();
     if bytes.len() < 22 {
         return Err(not_zip());
@@ -166,7 +191,9 @@ pub fn check_zip(bytes: &[u8]) -> Result<(), String> {
     if !tail.windows(4).rev().any(|w| w == END_OF_CENTRAL_DIR) {
         return Err(format!("{}: it is truncated (no end record)", not_zip()));
     }
-    Ok(())
+    orchestrator::workspace::check_zip(std::io::Cursor::new(bytes), bytes.len() as u64, rules)
+        .map(drop)
+        .map_err(|err| format!("zip_file is refused: {err}"))
 }
 
 #[cfg(test)]

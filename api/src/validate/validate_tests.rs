@@ -25,7 +25,7 @@ async fn blank_description_is_refused() {
     let mut d = draft(git("https://140.82.112.3/r.git"));
     d.description = "  \n".into();
     assert!(
-        check_draft(&GitUrlPolicy::default(), &d)
+        check_draft(&DraftRules::default(), &d)
             .await
             .unwrap_err()
             .message
@@ -38,7 +38,7 @@ async fn target_file_escaping_the_repository_is_refused() {
     for target in ["../etc/passwd", "/etc/passwd", "a/../../b"] {
         let mut d = draft(git("https://140.82.112.3/r.git"));
         d.target_file = Some(target.into());
-        let err = check_draft(&GitUrlPolicy::default(), &d).await.unwrap_err();
+        let err = check_draft(&DraftRules::default(), &d).await.unwrap_err();
         assert_eq!(err.field, "target_file", "{target}: {err:?}");
         assert!(err.message.contains("target_file"), "{target}: {err:?}");
     }
@@ -52,7 +52,7 @@ async fn git_refs_that_look_like_options_are_refused() {
             git_ref: Some(git_ref.into()),
         });
         assert!(
-            check_draft(&GitUrlPolicy::default(), &d).await.is_err(),
+            check_draft(&DraftRules::default(), &d).await.is_err(),
             "{git_ref}"
         );
     }
@@ -77,7 +77,7 @@ async fn out_of_range_limits_are_refused() {
         let mut d = draft(git("https://140.82.112.3/r.git"));
         d.limits = limits.clone();
         assert!(
-            check_draft(&GitUrlPolicy::default(), &d).await.is_err(),
+            check_draft(&DraftRules::default(), &d).await.is_err(),
             "{limits:?}"
         );
     }
@@ -85,13 +85,62 @@ async fn out_of_range_limits_are_refused() {
 
 #[test]
 fn an_empty_archive_is_a_zip() {
-    assert_eq!(check_zip(EMPTY_ZIP), Ok(()));
+    assert_eq!(check_zip(EMPTY_ZIP, &ExtractOptions::default()), Ok(()));
 }
 
 #[test]
 fn text_and_truncated_archives_are_not_zips() {
-    assert!(check_zip(b"hello, this is not a zip file at all").is_err());
+    assert!(
+        check_zip(
+            b"hello, this is not a zip file at all",
+            &ExtractOptions::default()
+        )
+        .is_err()
+    );
     let mut truncated = b"PK\x03\x04".to_vec();
     truncated.extend_from_slice(&[0u8; 64]);
-    assert!(check_zip(&truncated).unwrap_err().contains("truncated"));
+    assert!(
+        check_zip(&truncated, &ExtractOptions::default())
+            .unwrap_err()
+            .contains("truncated")
+    );
+}
+
+/// A zip of `(name, contents)` entries, names written as given (`../x` included).
+fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, contents) in entries {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(contents.as_bytes()).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+#[test]
+fn an_entry_escaping_the_root_is_refused_with_the_extractions_message() {
+    let bytes = zip_of(&[("ok.txt", "fine"), ("../../x", "escape")]);
+    let err = check_zip(&bytes, &ExtractOptions::default()).unwrap_err();
+    let extraction = orchestrator::WorkspaceError::ZipEntryEscapes {
+        entry: "../../x".into(),
+    }
+    .to_string();
+    assert!(err.ends_with(&extraction), "{err}");
+}
+
+#[test]
+fn an_archive_over_the_workers_entry_cap_is_refused() {
+    let bytes = zip_of(&[("a", "1"), ("b", "2"), ("c", "3")]);
+    let rules = ExtractOptions {
+        max_entries: 2,
+        ..ExtractOptions::default()
+    };
+    assert!(
+        check_zip(&bytes, &rules)
+            .unwrap_err()
+            .contains("more than 2 entries")
+    );
+    assert_eq!(check_zip(&bytes, &ExtractOptions::default()), Ok(()));
 }

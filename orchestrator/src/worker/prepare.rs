@@ -14,7 +14,7 @@ use crate::config::WorkspaceConfig;
 use crate::services::Services;
 use crate::task::{InputSource, Task};
 use crate::workspace::{
-    CloneOptions, ExtractOptions, PackStats, WorkspaceError, clone_git, extract_zip, pack_tarball,
+    CloneOptions, GitUrlPolicy, PackStats, WorkspaceError, clone_git, extract_zip, pack_tarball,
 };
 
 /// Why the code could not be made ready; the message becomes the task's failure message.
@@ -34,23 +34,19 @@ pub enum PrepareError {
     },
     #[error("workspace preparation stopped unexpectedly: {0}")]
     Crashed(String),
+    #[error("the server's workspace settings are invalid: {0}")]
+    Config(String),
 }
 
-fn clone_options(config: &WorkspaceConfig) -> CloneOptions {
-    CloneOptions {
-        allow_file_urls: config.allow_file_git_urls,
+fn clone_options(config: &WorkspaceConfig) -> Result<CloneOptions, PrepareError> {
+    Ok(CloneOptions {
+        policy: GitUrlPolicy::from_config(config)
+            .map_err(|err| PrepareError::Config(err.to_string()))?,
         max_bytes: config.max_bytes,
         max_files: config.max_files,
         max_duration: Duration::from_secs(config.clone_timeout_secs),
-    }
-}
-
-fn extract_options(config: &WorkspaceConfig) -> ExtractOptions {
-    ExtractOptions {
-        max_total_bytes: config.max_bytes,
-        max_entries: usize::try_from(config.max_files).unwrap_or(usize::MAX),
-        ..ExtractOptions::default()
-    }
+        idle_timeout: Duration::from_secs(config.clone_idle_timeout_secs.max(1)),
+    })
 }
 
 /// Prepares and uploads `task`'s workspace.
@@ -75,7 +71,7 @@ pub async fn prepare_workspace(
     match &task.input {
         InputSource::Git { git_url, git_ref } => {
             let (url, git_ref, dest) = (git_url.clone(), git_ref.clone(), code.clone());
-            let opts = clone_options(workspace);
+            let opts = clone_options(workspace)?;
             blocking(move || clone_git(&url, git_ref.as_deref(), &dest, &opts)).await?;
         }
         InputSource::Zip { zip_key, .. } => {
@@ -85,7 +81,7 @@ pub async fn prepare_workspace(
                 .get_file(zip_key, &zip)
                 .await
                 .map_err(PrepareError::Upload)?;
-            let (dest, opts) = (code.clone(), extract_options(workspace));
+            let (dest, opts) = (code.clone(), workspace.extract_options());
             blocking(move || extract_zip(&zip, &dest, &opts)).await?;
         }
     }

@@ -9,8 +9,13 @@
 //! `file://` transport of libgit2 cannot fetch shallow, so `file://` clones (tests and
 //! local development only) are full.
 //!
-//! The clone keeps its `.git` (the agent's diff works best in a repository), with the
-//! `origin` URL stripped of any credentials: the tarball goes to the agent.
+//! The clone keeps its `.git` (the agent's diff works best in a repository), with
+//! `origin` set to the URL as given: the tarball goes to the agent.
+//!
+//! The URL is checked by [`GitUrlPolicy`] (the API's rules, again) and its host resolved
+//! and checked once; libgit2 then reaches the network only through a relay
+//! ([`super::git_relay`]) that connects to those addresses alone, refuses a redirect to
+//! another host, and cuts a connection that stalls or a clone past its time limit.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -18,35 +23,38 @@ use std::time::{Duration, Instant};
 
 use git2::build::CheckoutBuilder;
 use git2::{
-    AutotagOption, Direction, FetchOptions, ObjectType, Oid, Reference, RemoteCallbacks,
-    Repository, TreeWalkMode, TreeWalkResult,
+    AutotagOption, Direction, FetchOptions, ObjectType, Oid, ProxyOptions, Reference,
+    RemoteCallbacks, RemoteRedirect, Repository, TreeWalkMode, TreeWalkResult,
 };
 use url::Url;
 
+use super::git_relay::{Relay, RelayFailure, RelayMode, RelaySettings};
+use super::git_url::{GitTransport, GitUrl, GitUrlPolicy};
 use super::{WorkspaceError, display_name, publish, staging_beside};
 
 /// Caps and policy for [`clone_git`].
 #[derive(Debug, Clone)]
 pub struct CloneOptions {
-    /// Accept `file://` URLs. For tests and local development only: on a server it would
-    /// let a task read any repository on the worker's disk.
-    pub allow_file_urls: bool,
+    /// Which URLs and hosts may be cloned.
+    pub policy: GitUrlPolicy,
     /// Largest checkout (sum of file sizes) and largest download.
     pub max_bytes: u64,
     /// Most files in the checkout.
     pub max_files: u64,
-    /// A transfer still running after this is aborted. Checked as data arrives, so a
-    /// server that stalls completely is only caught by the network timeouts.
+    /// The whole clone's time limit: every connection is cut once it passes.
     pub max_duration: Duration,
+    /// A connection on which nothing moved for this long is cut (a stalled server).
+    pub idle_timeout: Duration,
 }
 
 impl Default for CloneOptions {
     fn default() -> Self {
         Self {
-            allow_file_urls: false,
+            policy: GitUrlPolicy::default(),
             max_bytes: 1 << 30,
             max_files: 100_000,
             max_duration: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -61,54 +69,6 @@ enum Target {
     Commit { sha: String },
 }
 
-/// The URL policy of this module: https, ssh (when libgit2 was built with it) and git
-/// URLs, plus `file://` when `allow_file_urls`. Host policy (loopback, private ranges) is
-/// the API's job.
-pub fn check_git_url(url: &str, allow_file_urls: bool) -> Result<(), WorkspaceError> {
-    let refused = |reason: &str| WorkspaceError::UrlRefused {
-        url: redact_url(url),
-        reason: reason.to_string(),
-    };
-    let version = git2::Version::get();
-    if !url.contains("://") {
-        // scp-like `user@host:path` is ssh.
-        let scp_like = url.split_once(':').is_some_and(|(host, path)| {
-            host.contains('@') && !host.contains('/') && !path.is_empty()
-        });
-        if !scp_like {
-            return Err(refused("not a URL; use e.g. https://host/owner/repo.git"));
-        }
-        return if version.ssh() {
-            Ok(())
-        } else {
-            Err(refused(
-                "this server cannot clone over ssh; use an https URL",
-            ))
-        };
-    }
-    let parsed = Url::parse(url).map_err(|e| refused(&format!("not a valid URL ({e})")))?;
-    match parsed.scheme() {
-        "https" if !version.https() => Err(refused("this server cannot clone over https")),
-        "ssh" if !version.ssh() => Err(refused(
-            "this server cannot clone over ssh; use an https URL",
-        )),
-        "https" | "ssh" | "git" => {
-            // `https:///x` parses with host `x`; libgit2 would read no host at all.
-            let authority_missing = url
-                .split_once("://")
-                .is_some_and(|(_, rest)| rest.starts_with('/'));
-            if authority_missing || parsed.host_str().is_none_or(str::is_empty) {
-                return Err(refused("the URL has no host"));
-            }
-            Ok(())
-        }
-        "file" if allow_file_urls => Ok(()),
-        other => Err(refused(&format!(
-            "the `{other}` scheme is not allowed; use https, ssh or git"
-        ))),
-    }
-}
-
 /// Clones `url` at `git_ref` (a branch, tag or commit SHA; the remote's default branch
 /// when `None`) into `dest`, which must be absent or empty. On error `dest` is untouched.
 pub fn clone_git(
@@ -117,40 +77,90 @@ pub fn clone_git(
     dest: &Path,
     opts: &CloneOptions,
 ) -> Result<(), WorkspaceError> {
-    check_git_url(url, opts.allow_file_urls)?;
+    let checked = opts.policy.parse(url)?;
     if let Some(r) = git_ref {
         check_ref_syntax(r)?;
     }
-    let shown_url = redact_url(url);
-    let is_file_url = Url::parse(url).is_ok_and(|u| u.scheme() == "file");
     let now = Instant::now();
+    // A duration too large to add means no deadline worth checking.
+    let deadline = now
+        .checked_add(opts.max_duration)
+        .unwrap_or(now + Duration::from_secs(1 << 40));
+    let shown_url = redact_url(url);
+    let relay = match checked.transport() {
+        GitTransport::File => None,
+        GitTransport::Https | GitTransport::Git => {
+            let targets = opts.policy.resolve_for_clone(&checked)?;
+            Some(start_relay(&checked, targets, opts, deadline)?)
+        }
+    };
+    let fetch_url = match (&relay, checked.transport()) {
+        (Some(relay), GitTransport::Git) => {
+            format!("git://{}{}", relay.addr(), checked.path_and_query())
+        }
+        _ => checked.as_str().to_string(),
+    };
     let staging = staging_beside(dest)?;
-    let repo = Repository::init(staging.path()).map_err(|e| git_error(&shown_url, url, &e))?;
+    let repo =
+        Repository::init(staging.path()).map_err(|e| git_error(&shown_url, &fetch_url, &e))?;
     let cloner = Cloner {
         repo: &repo,
-        url,
+        url: &fetch_url,
+        origin: checked.as_str(),
         shown_url: &shown_url,
         opts,
-        shallow: !is_file_url,
-        // A duration too large to add means no deadline worth checking.
-        deadline: now
-            .checked_add(opts.max_duration)
-            .unwrap_or(now + Duration::from_secs(1 << 40)),
+        shallow: checked.transport() != GitTransport::File,
+        proxy: match (&relay, checked.transport()) {
+            (Some(relay), GitTransport::Https) => Some(format!("http://{}", relay.addr())),
+            _ => None,
+        },
+        relay: relay.as_ref(),
+        deadline,
     };
     cloner.run(git_ref)?;
     drop(repo);
+    drop(relay);
     let finished = staging.path().to_path_buf();
     publish(staging, &finished, dest)
+}
+
+fn start_relay(
+    url: &GitUrl,
+    targets: Vec<std::net::SocketAddr>,
+    opts: &CloneOptions,
+    deadline: Instant,
+) -> Result<Relay, WorkspaceError> {
+    let mode = match url.transport() {
+        GitTransport::Https => RelayMode::Connect {
+            host: url.host(),
+            port: url.port(),
+        },
+        _ => RelayMode::Forward,
+    };
+    Relay::start(RelaySettings {
+        mode,
+        targets,
+        idle: opts.idle_timeout,
+        total: opts.max_duration,
+        deadline,
+    })
+    .map_err(|e| WorkspaceError::io(Path::new("git relay"), e))
 }
 
 /// One clone in progress, in a fresh repository inside the staging folder.
 struct Cloner<'a> {
     repo: &'a Repository,
+    /// What libgit2 fetches: the checked URL, or for `git://` the relay's address.
     url: &'a str,
+    /// The checked URL, recorded as `origin` for the agent.
+    origin: &'a str,
     shown_url: &'a str,
     opts: &'a CloneOptions,
     /// False for `file://`, whose transport cannot fetch shallow.
     shallow: bool,
+    /// The relay as libgit2's HTTP proxy (`https`).
+    proxy: Option<String>,
+    relay: Option<&'a Relay>,
     deadline: Instant,
 }
 
@@ -201,9 +211,8 @@ impl Cloner<'_> {
         self.repo
             .checkout_head(Some(CheckoutBuilder::new().force()))
             .map_err(|e| self.error(&e))?;
-        // The agent gets this repository; it must not get the credentials of the URL.
         self.repo
-            .remote("origin", self.shown_url)
+            .remote("origin", self.origin)
             .map_err(|e| self.error(&e))?;
         Ok(())
     }
@@ -216,7 +225,11 @@ impl Cloner<'_> {
             .map_err(|e| self.error(&e))?;
         let abort = AbortReason::default();
         let conn = remote
-            .connect_auth(Direction::Fetch, Some(self.callbacks(&abort)), None)
+            .connect_auth(
+                Direction::Fetch,
+                Some(self.callbacks(&abort)),
+                Some(self.proxy_options()),
+            )
             .map_err(|e| self.error(&e))?;
         let heads: Vec<String> = conn
             .list()
@@ -261,6 +274,8 @@ impl Cloner<'_> {
         let mut fetch_opts = FetchOptions::new();
         fetch_opts
             .remote_callbacks(self.callbacks(&abort))
+            .proxy_options(self.proxy_options())
+            .follow_redirects(RemoteRedirect::None)
             .download_tags(AutotagOption::None)
             .update_fetchhead(false);
         if shallow {
@@ -276,10 +291,7 @@ impl Cloner<'_> {
             } else if abort.timed_out.get() {
                 WorkspaceError::Clone {
                     url: self.shown_url.to_string(),
-                    message: format!(
-                        "the download took longer than {} s",
-                        self.opts.max_duration.as_secs()
-                    ),
+                    message: RelayFailure::Deadline(self.opts.max_duration).to_string(),
                 }
             } else {
                 self.error(&e)
@@ -379,6 +391,16 @@ impl Cloner<'_> {
         callbacks
     }
 
+    /// libgit2's HTTP proxy: the relay for `https`, none otherwise (never the
+    /// environment's `http_proxy`, which would bypass the relay).
+    fn proxy_options(&self) -> ProxyOptions<'static> {
+        let mut options = ProxyOptions::new();
+        if let Some(proxy) = &self.proxy {
+            options.url(proxy);
+        }
+        options
+    }
+
     fn ref_not_found(&self, shown_ref: &str) -> WorkspaceError {
         WorkspaceError::RefNotFound {
             url: self.shown_url.to_string(),
@@ -386,7 +408,15 @@ impl Cloner<'_> {
         }
     }
 
+    /// libgit2's error, or the relay's reason when the relay cut the clone off (libgit2
+    /// then only saw a connection end).
     fn error(&self, e: &git2::Error) -> WorkspaceError {
+        if let Some(failure) = self.relay.and_then(Relay::failure) {
+            return WorkspaceError::Clone {
+                url: self.shown_url.to_string(),
+                message: failure.to_string(),
+            };
+        }
         git_error(self.shown_url, self.url, e)
     }
 }
@@ -442,7 +472,7 @@ fn git_error(shown_url: &str, raw_url: &str, e: &git2::Error) -> WorkspaceError 
 
 /// The URL as it may be shown and stored: without password, and without the user name
 /// of http(s) URLs (where it is usually a token). ssh user names (`git@`) stay.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Ok(mut parsed) = Url::parse(url) else {
         return url.to_string();
     };

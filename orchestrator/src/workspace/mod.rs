@@ -1,7 +1,8 @@
 //! Workspace preparation: turning a task's input (a git URL + ref, or an uploaded zip)
 //! into the folder the agent works in, and that folder into the tarball it downloads.
 //!
-//! Inputs are untrusted. A clone is shallow and capped in size; a zip is refused whole
+//! Inputs are untrusted. A clone is shallow, capped in size and time, and reaches only
+//! the addresses its URL policy checked; a zip is refused whole
 //! (nothing left behind) if any entry escapes the root, is a symlink or a device, is
 //! encrypted or repeated, or if the archive expands past its caps. Every step builds in a
 //! temporary folder beside the destination and renames it into place, so the destination
@@ -11,14 +12,17 @@
 //! `tokio::task::spawn_blocking`.
 
 mod git;
+mod git_relay;
+pub mod git_url;
 mod tarball;
 mod unzip;
 
 use std::path::{Path, PathBuf};
 
-pub use git::{CloneOptions, check_git_url, clone_git};
+pub use git::{CloneOptions, clone_git, redact_url};
+pub use git_url::{GitTransport, GitUrl, GitUrlPolicy, InvalidGitHost};
 pub use tarball::{PackStats, pack_tarball};
-pub use unzip::{ExtractOptions, ExtractStats, extract_zip};
+pub use unzip::{ExtractOptions, ExtractStats, check_zip, extract_zip};
 
 /// Why a workspace could not be prepared. Every variant but `Io` is the input's fault and
 /// its message is written for the user who submitted it.

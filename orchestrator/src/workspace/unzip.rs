@@ -2,7 +2,9 @@
 //!
 //! Two passes. The first reads only the central directory and refuses the archive for
 //! anything it can tell from there (escaping or duplicate names, symlinks, devices,
-//! encryption, entry count, declared size), so most bad uploads write nothing at all. The
+//! encryption, entry count, declared size), so most bad uploads write nothing at all; the
+//! API runs the same pass at upload ([`check_zip`]), so such an archive is refused with
+//! this module's message before a task exists. The
 //! second extracts into a staging folder and counts the bytes it actually writes: the
 //! sizes in the headers are the attacker's word, the decompressed stream is not. (The
 //! `zip` crate also stops an entry that outgrows its declared size; the count does not
@@ -115,6 +117,18 @@ pub fn extract_zip(
     }
     publish(staging, &finished, dest)?;
     Ok(stats)
+}
+
+/// The first pass alone, on an archive not yet stored: what the API runs at upload so a
+/// hostile archive is refused with the message the extraction would give. Returns the
+/// number of entries that would be extracted.
+pub fn check_zip<R: Read + std::io::Seek>(
+    reader: R,
+    archive_len: u64,
+    opts: &ExtractOptions,
+) -> Result<usize, WorkspaceError> {
+    let archive = ZipArchive::new(reader).map_err(unreadable)?;
+    plan_entries(&archive, archive_len, opts).map(|plan| plan.len())
 }
 
 /// The first pass: everything decidable from the central directory.

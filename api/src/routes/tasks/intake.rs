@@ -246,7 +246,7 @@ pub async fn submit(
     draft: TaskDraft,
     idempotency_key: Option<String>,
 ) -> Result<Submitted, ApiError> {
-    check_draft(&state.git_policy, &draft).await?;
+    check_draft(&state.draft_rules, &draft).await?;
     let services = &state.services;
     let (input, upload_prefix) = match draft.input {
         DraftInput::Git { url, git_ref } => (
