@@ -2,7 +2,8 @@
 //!
 //! The agent never holds storage credentials: it gets signed URLs (GET for its input, PUT
 //! for each output) that expire. Implementations: `LocalBlobStore` (a folder; the API
-//! serves its signed URLs, checked by HMAC and expiry) and, later, S3/COS (presigned).
+//! serves its signed URLs, checked by HMAC and expiry) and `S3BlobStore` (S3 / COS /
+//! any S3-compatible store; SigV4 presigned URLs).
 //! Every implementation passes the blob contract suite, and its errors say whether a
 //! retry can help ([`BlobError::is_transient`]).
 
@@ -14,9 +15,11 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 pub mod local;
+pub mod s3;
 pub mod signing;
 
 pub use local::{LocalBlobConfigError, LocalBlobStore};
+pub use s3::{S3BlobStore, S3Config};
 pub use signing::{SignatureError, SignedMethod, SignedQuery, generate_signing_key};
 
 /// A boxed error from a backend client or a request body, kept as a source.

@@ -27,6 +27,7 @@
 //! `InProcessQueue` (embedded), Kafka (cluster); both pass the queue contract suite.
 
 mod in_process;
+pub mod kafka;
 
 use std::time::Duration;
 
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::task::TaskId;
 
 pub use in_process::InProcessQueue;
+pub use kafka::{KafkaConfig, KafkaConnectError, KafkaQueue};
 
 /// A boxed error from a backend client, kept as the source of a [`QueueError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
