@@ -38,7 +38,7 @@ pub use blob::{
 pub use cache::{CacheError, EventStream, MemoryStatusCache, StatusCache, TaskEvent};
 pub use config::OrchestratorConfig;
 pub use queue::{
-    DeadLetter, Delivery, InProcessQueue, Queue, QueueError, QueueLimits, TaskMessage,
+    DeadLetter, Delivery, InProcessQueue, Queue, QueueError, QueueLimits, TaskMessage, TaskResult,
 };
 pub use runner::{
     LaunchSpec, ProcessRunner, RunHandle, RunStatus, Runner, RunnerError, RunnerEvent,

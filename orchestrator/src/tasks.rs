@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use crate::cache::StatusCache;
-use crate::queue::{Queue, TaskMessage};
+use crate::queue::{Queue, TaskMessage, TaskResult};
 use crate::runner::{RunHandle, Runner};
 use crate::services::Services;
 use crate::store::{Created, StoreError, TaskStore, TransitionError};
@@ -112,6 +112,7 @@ impl TaskOps {
                     )
                     .await;
                     self.stop_run(&cancelled).await;
+                    publish_result(&*self.queue, &cancelled).await;
                     tracing::info!(task_id = %id, "task cancelled");
                     return Ok(cancelled);
                 }
@@ -158,6 +159,22 @@ pub async fn relay(store: &dyn TaskStore, queue: &dyn Queue, id: TaskId) -> bool
         tracing::warn!(task_id = %id, error = %err, "cannot remove the outbox entry of a queued task");
     }
     true
+}
+
+/// Tells the results' subscribers that `task` finished. Best effort: a failure is
+/// logged (the store is the truth; subscribers that missed it can read the task).
+pub async fn publish_result(queue: &dyn Queue, task: &Task) {
+    if !task.status.is_terminal() {
+        return;
+    }
+    let result = TaskResult {
+        task_id: task.id,
+        status: task.status,
+        message: task.message.clone(),
+    };
+    if let Err(err) = queue.publish_result(&result).await {
+        tracing::warn!(task_id = %task.id, error = %err, "publishing the task's result failed");
+    }
 }
 
 /// Tells the cache about a status the store now holds: the latest status, a

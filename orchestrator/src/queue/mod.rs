@@ -34,7 +34,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::task::TaskId;
+use crate::task::{TaskId, TaskStatus};
 
 pub use in_process::InProcessQueue;
 pub use kafka::{KafkaConfig, KafkaConnectError, KafkaQueue};
@@ -59,6 +59,16 @@ impl TaskMessage {
     pub fn from_payload(payload: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(payload)
     }
+}
+
+/// A task's terminal outcome, told to whoever subscribes (on Kafka, the results topic,
+/// keyed by task id). JSON on the wire; the store stays the truth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task_id: TaskId,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// A message the queue gave up on, kept for an operator to look at.
@@ -176,6 +186,13 @@ pub trait Queue: Send + Sync + 'static {
     /// Waits for the next message. Cancel-safe: dropping the future loses nothing.
     /// Messages that cannot be parsed never come out of here: they are dead-lettered.
     async fn receive(&self) -> Result<Delivery, QueueError>;
+
+    /// Publishes a task's terminal outcome for whoever subscribes. Queues with no
+    /// subscribers (the in-process one) drop it.
+    async fn publish_result(&self, result: &TaskResult) -> Result<(), QueueError> {
+        let _ = result;
+        Ok(())
+    }
 }
 
 /// The delay before redelivering a message nacked at `attempt` because the store was

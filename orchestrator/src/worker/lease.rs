@@ -15,7 +15,7 @@ use crate::services::Services;
 use crate::store::retry::{RetryPolicy, retry};
 use crate::store::{Lease, TransitionError};
 use crate::task::{Task, TaskStatus, TaskUpdate, now_ms};
-use crate::tasks::announce;
+use crate::tasks::{announce, publish_result};
 
 /// The lease on a task this worker works on.
 pub(crate) struct Held {
@@ -75,6 +75,7 @@ impl Held {
         };
         if to != task.status {
             announce(&*self.services.cache, moved.id, to, message.as_deref()).await;
+            publish_result(&*self.services.queue, &moved).await;
         }
         Ok(moved)
     }

@@ -20,7 +20,7 @@
 //!   dead-letter topic. A rebalance that moves the partition hands them to its next
 //!   owner instead (counting attempts from one again).
 //! - **Results**: terminal outcomes go to the results topic for whoever subscribes
-//!   ([`KafkaQueue::publish_result`]).
+//!   ([`Queue::publish_result`]).
 
 mod config;
 mod consume;
@@ -36,7 +36,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
-use crate::queue::{Delivery, Queue, QueueError, TaskMessage};
+use crate::queue::{Delivery, Queue, QueueError, TaskMessage, TaskResult};
 pub use config::KafkaConfig;
 use consume::Consuming;
 
@@ -134,21 +134,6 @@ impl KafkaQueue {
             .await
             .map(drop)
             .map_err(|(err, _)| publish_error(topic, err, timeout))
-    }
-
-    /// Publishes a task's terminal outcome (any JSON object with a `task_id`) on the
-    /// results topic, keyed by task id.
-    pub async fn publish_result(
-        &self,
-        task_id: crate::task::TaskId,
-        result: &serde_json::Value,
-    ) -> Result<(), QueueError> {
-        let payload = serde_json::to_vec(result).map_err(|err| QueueError::Rejected {
-            context: "encode a result".to_string(),
-            source: Box::new(err),
-        })?;
-        let topic = self.inner.config.results_topic.clone();
-        self.publish(&topic, &task_id.to_string(), &payload).await
     }
 
     fn consuming(&self) -> Result<Arc<Consuming>, QueueError> {
@@ -279,6 +264,17 @@ impl Queue for KafkaQueue {
     async fn receive(&self) -> Result<Delivery, QueueError> {
         let consuming = self.consuming()?;
         consuming.receive(&self.inner.stop).await
+    }
+
+    /// On the results topic, keyed by task id.
+    async fn publish_result(&self, result: &TaskResult) -> Result<(), QueueError> {
+        let payload = serde_json::to_vec(result).map_err(|err| QueueError::Rejected {
+            context: "encode a result".to_string(),
+            source: Box::new(err),
+        })?;
+        let topic = self.inner.config.results_topic.clone();
+        self.publish(&topic, &result.task_id.to_string(), &payload)
+            .await
     }
 }
 
