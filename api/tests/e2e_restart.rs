@@ -72,7 +72,7 @@ fn processes_running(task_id: &str, command: &str) -> Vec<i32> {
 }
 
 /// Requests that open a conversation (no assistant turn yet): one per agent start.
-fn conversations_started(model: &evals::scripted::ScriptedServer) -> usize {
+fn conversations_started(model: &scripted_model::ScriptedServer) -> usize {
     model
         .requests()
         .iter()
