@@ -7,6 +7,8 @@
 #[path = "support/loopback.rs"]
 mod loopback;
 mod queue_contract;
+#[path = "support/services.rs"]
+mod services;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,48 +1,15 @@
 //! Where the loopback Kafka broker and S3 server of `scripts/services` listen, for the
 //! Kafka queue and S3 blob store tests.
 //!
-//! Settings come from the environment (`scripts/test` exports them), else from the file
-//! `scripts/services` writes (`target/services.env`), else the script's defaults. A
-//! service that cannot be reached fails the test with what to run: it never skips.
+//! Settings are read as [`crate::services::setting`] reads them; a service that cannot
+//! be reached fails the test with what to run: it never skips.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
-use std::collections::HashMap;
-use std::path::PathBuf;
 
 use orchestrator::blob::s3::{Addressing, S3Config, S3Credentials};
 use orchestrator::queue::KafkaConfig;
 use secrecy::SecretString;
 
-/// A setting by name: the environment, then `target/services.env`, then `default`.
-pub fn setting(name: &str, default: &str) -> String {
-    if let Ok(value) = std::env::var(name)
-        && !value.is_empty()
-    {
-        return value;
-    }
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let file: HashMap<String, String> = std::fs::read_to_string(target.join("services.env"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    file.get(name)
-        .cloned()
-        .unwrap_or_else(|| default.to_string())
-}
-
-/// Fails the test: the service is needed and not there.
-pub fn unreachable(service: &str, err: impl std::fmt::Display) -> ! {
-    panic!(
-        "{service} is unreachable ({err}); start the loopback services with \
-         `scripts/services` (CI={})",
-        std::env::var("CI").unwrap_or_default()
-    )
-}
+pub use crate::services::{setting, unreachable};
 
 pub fn s3_credentials() -> S3Credentials {
     S3Credentials {
