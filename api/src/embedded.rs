@@ -58,6 +58,8 @@ pub fn signing_key(data_dir: &Path) -> anyhow::Result<SecretSlice<u8>> {
 pub struct Embedded {
     pub api: ApiServices,
     pub orchestrator: Services,
+    /// The in-process queue itself, whose depth `/metrics` reports.
+    pub queue: orchestrator::InProcessQueue,
 }
 
 /// Builds the embedded services under `config.data_dir`; `public_url` is where agents
@@ -72,5 +74,9 @@ pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Resu
         .await
         .with_context(|| format!("opening the embedded services in {}", data_dir.display()))?;
     let api = ApiServices::from_services(&orchestrator, Some(parts.blobs));
-    Ok(Embedded { api, orchestrator })
+    Ok(Embedded {
+        api,
+        orchestrator,
+        queue: parts.queue,
+    })
 }

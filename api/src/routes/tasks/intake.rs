@@ -247,6 +247,7 @@ pub async fn submit(
     idempotency_key: Option<String>,
 ) -> Result<Submitted, ApiError> {
     check_draft(&state.draft_rules, &draft).await?;
+    check_live_tasks(state, &owner).await?;
     let services = &state.services;
     let (input, upload_prefix) = match draft.input {
         DraftInput::Git { url, git_ref } => (
@@ -293,6 +294,30 @@ pub async fn submit(
     }
     state.metrics.task_created();
     Ok(Submitted::New(task))
+}
+
+/// Seconds an owner at the cap is told to wait: about how long a short task takes.
+const LIVE_CAP_RETRY_AFTER_SECS: u64 = 30;
+
+/// Refuses a create from an owner who has `max_live_tasks_per_owner` unfinished tasks.
+/// (Checked before the create, not in its transaction: concurrent creates may pass it
+/// together, overshooting by at most their number.)
+async fn check_live_tasks(state: &SharedState, owner: &str) -> Result<(), ApiError> {
+    let cap = state.config.max_live_tasks_per_owner;
+    if cap == 0 {
+        return Ok(());
+    }
+    let live = state.services.store.live_tasks(owner).await?;
+    if live >= cap {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "you have {live} unfinished tasks, the most allowed at once; retry once one \
+                 has finished, or cancel one"
+            ),
+            retry_after_secs: LIVE_CAP_RETRY_AFTER_SECS,
+        });
+    }
+    Ok(())
 }
 
 async fn discard_upload(state: &SharedState, prefix: Option<&str>) {
