@@ -11,11 +11,7 @@ use super::*;
 
 /// A token hash as the API makes them: 64 hex digits.
 fn hex_hash() -> String {
-    format!(
-        "{}{}",
-        TaskId::new().0.simple(),
-        TaskId::new().0.simple()
-    )
+    format!("{}{}", TaskId::new().0.simple(), TaskId::new().0.simple())
 }
 
 pub async fn tokens_are_listed_by_id_and_a_revoked_one_is_refused(fx: Fixture) {
@@ -44,7 +40,10 @@ pub async fn tokens_are_listed_by_id_and_a_revoked_one_is_refused(fx: Fixture) {
     assert_eq!(info.owner, owner);
     let first = info.revoked_at.expect("revoked");
     assert_eq!(store.owner_of_token(&revoked).await.unwrap(), None);
-    assert_eq!(store.owner_of_token(&kept).await.unwrap(), Some(owner.clone()));
+    assert_eq!(
+        store.owner_of_token(&kept).await.unwrap(),
+        Some(owner.clone())
+    );
     // Revoking again keeps the first time; a revoked token cannot be added back.
     let again = store
         .revoke_token(&revoked[..TOKEN_ID_LEN])
@@ -58,7 +57,10 @@ pub async fn tokens_are_listed_by_id_and_a_revoked_one_is_refused(fx: Fixture) {
     let unknown = &hex_hash()[..TOKEN_ID_LEN];
     assert_eq!(store.revoke_token(unknown).await.unwrap(), None);
     assert!(store.revoke_token("not-an-id").await.is_err());
-    assert!(store.revoke_token("%").await.is_err(), "no pattern reaches SQL");
+    assert!(
+        store.revoke_token("%").await.is_err(),
+        "no pattern reaches SQL"
+    );
 }
 
 pub async fn live_tasks_counts_an_owners_unfinished_tasks_only(fx: Fixture) {
@@ -88,15 +90,21 @@ pub async fn count_live_groups_unfinished_tasks_by_status(fx: Fixture) {
     let moved = create(store, git_task(&owner)).await;
     create(store, git_task(&owner)).await;
     let done = create(store, git_task(&owner)).await;
-    walk(store, moved.id, &[TaskStatus::Queued, TaskStatus::Processing]).await;
+    walk(
+        store,
+        moved.id,
+        &[TaskStatus::Queued, TaskStatus::Processing],
+    )
+    .await;
     walk(store, done.id, &[TaskStatus::Queued, TaskStatus::Cancelled]).await;
     let after = store.count_live().await.unwrap();
-    assert!(after.iter().all(|(status, _)| !status.is_terminal()), "{after:?}");
+    assert!(
+        after.iter().all(|(status, _)| !status.is_terminal()),
+        "{after:?}"
+    );
     // Other tests may share the database: at least ours were counted.
     assert!(count(&after, TaskStatus::Queued) >= count(&before, TaskStatus::Queued) + 1);
-    assert!(
-        count(&after, TaskStatus::Processing) >= count(&before, TaskStatus::Processing) + 1
-    );
+    assert!(count(&after, TaskStatus::Processing) >= count(&before, TaskStatus::Processing) + 1);
 }
 
 pub async fn finished_tasks_are_due_for_purging_until_marked(fx: Fixture) {
@@ -111,6 +119,8 @@ pub async fn finished_tasks_are_due_for_purging_until_marked(fx: Fixture) {
             .await
             .unwrap()
     };
+    // Finished strictly before now, by the store's millisecond clock.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let now = expired(Duration::ZERO).await;
     assert!(now.contains(&done.id));
     assert!(!now.contains(&live.id), "a live task is never purged");
