@@ -37,7 +37,10 @@ struct Cli {
     /// The agent binary [default: `agent-rs` beside this binary, else on PATH].
     #[arg(long, env = "API_AGENT_BIN")]
     agent_bin: Option<PathBuf>,
-    /// TOML config file with `[api]` and `[orchestrator]` tables.
+    /// TOML config file with `[api]` and `[orchestrator]` tables; its
+    /// `[orchestrator.store]` and `[orchestrator.cache]` choose the backends (embedded
+    /// without one). `AGENT_STORE`, `AGENT_MYSQL_URL`, `AGENT_CACHE` and
+    /// `AGENT_REDIS_URL` override them.
     #[arg(long, env = "API_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Run on the embedded backends (SQLite, in-process queue, local blobs, memory cache,
@@ -112,11 +115,14 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut file = load_config(cli.config.as_deref())?;
+    file.orchestrator
+        .apply_env(|name| std::env::var(name).ok())
+        .context("in the environment's backend overrides")?;
     if let Some(data_dir) = &cli.data_dir {
         file.orchestrator.data_dir = data_dir.clone();
     }
     match cli.command {
-        Some(Command::Token { action }) => token(&file.orchestrator.data_dir, action).await,
+        Some(Command::Token { action }) => token(&file.orchestrator, action).await,
         None => {
             if let Some(listen) = &cli.listen {
                 file.api.listen = listen.clone();
@@ -161,11 +167,13 @@ fn agent_bin(flag: Option<PathBuf>, configured: PathBuf) -> PathBuf {
         .unwrap_or(configured)
 }
 
-async fn token(data_dir: &Path, action: TokenAction) -> anyhow::Result<()> {
-    let store = api::embedded::open_store(data_dir).await?;
-    let done = token_action(&store, action).await;
-    store.close().await;
-    let text = done?;
+async fn token(config: &OrchestratorConfig, action: TokenAction) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let store = orchestrator::services::open_store(config)
+        .await
+        .context("opening the task store")?;
+    let text = token_action(store.as_ref(), action).await?;
     let mut stdout = std::io::stdout().lock();
     write!(stdout, "{text}").context("printing the answer")?;
     Ok(())
@@ -173,10 +181,9 @@ async fn token(data_dir: &Path, action: TokenAction) -> anyhow::Result<()> {
 
 /// Runs one `token` action; what to print.
 async fn token_action(
-    store: &orchestrator::SqliteTaskStore,
+    store: &dyn orchestrator::TaskStore,
     action: TokenAction,
 ) -> anyhow::Result<String> {
-    use orchestrator::TaskStore;
     match action {
         TokenAction::Create { owner } => {
             let owner = owner.trim();
@@ -276,7 +283,9 @@ async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
         data_dir: Some(data_dir.clone()),
         min_free_bytes,
     };
-    if role.runs_agents() {
+    if role.runs_agents()
+        && let Some(queue) = queue
+    {
         state.queue_depth = Some(Arc::new(move || queue.len()));
     }
     // Event tickets outlive a restart: a browser's EventSource reconnects with its ticket.
