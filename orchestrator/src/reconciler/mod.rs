@@ -18,8 +18,11 @@
 //!   gone, or stop one past its deadline.
 //!
 //! Runs no task row names (an old attempt's, a finished task's) are removed
-//! ([`Runner::list`] by label). One task's failure is logged and counted; it never
-//! stops the pass.
+//! ([`Runner::list`] by label). A store call that fails for a passing reason (a dropped
+//! connection, a deadlock, a busy database) is tried again a few times within the pass
+//! ([`REPAIR_TRIES`]), and the fenced writes of a repair as patiently as a worker's; what
+//! still fails is logged and counted for that one task and retried by the next pass,
+//! never stopping this one.
 
 mod decide;
 mod repair;
@@ -32,9 +35,18 @@ use tokio_util::sync::CancellationToken;
 use crate::runner::{LABEL_MANAGED_BY, MANAGED_BY, RunInfo};
 use crate::services::Services;
 use crate::store::Due;
+use crate::store::retry::{RetryPolicy, retry};
 use crate::task::TaskId;
 
 pub use decide::{Action, Observation, decide};
+
+/// Tries for one of the reconciler's own store calls that failed transiently: short,
+/// because the next pass tries again anyway and a pass should not stall on one task.
+pub const REPAIR_TRIES: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    first_delay: std::time::Duration::from_millis(50),
+    max_delay: std::time::Duration::from_millis(500),
+};
 
 /// What one pass did.
 #[derive(Debug, Default)]
@@ -136,7 +148,12 @@ impl Reconciler {
             Due::Running,
         ];
         for due in kinds {
-            let ids = match self.services.store.due(due, config.batch).await {
+            let store = &self.services.store;
+            let found = retry(REPAIR_TRIES, "finding tasks to repair", || {
+                store.due(due, config.batch)
+            })
+            .await;
+            let ids = match found {
                 Ok(ids) => ids,
                 Err(err) => {
                     report.failures.push((None, format!("{due:?}: {err}")));
@@ -192,10 +209,8 @@ impl Reconciler {
     /// attempt the task left behind. (A run's name is saved in the row before the run is
     /// launched, so a live run always has a row naming it.)
     async fn is_orphan(&self, id: TaskId, run: &RunInfo) -> Result<bool, String> {
-        let task = self
-            .services
-            .store
-            .get(id)
+        let store = &self.services.store;
+        let task = retry(REPAIR_TRIES, "reading a run's task", || store.get(id))
             .await
             .map_err(|err| err.to_string())?;
         Ok(match task {

@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use super::{Action, Observation, Reconciler, Step, decide};
+use super::{Action, Observation, REPAIR_TRIES, Reconciler, Step, decide};
 use crate::queue::TaskMessage;
 use crate::runner::RunHandle;
+use crate::store::retry::retry;
 use crate::store::{Due, LEASED, TransitionError};
 use crate::task::{Task, TaskId, TaskStatus, TaskUpdate, now_ms};
 use crate::tasks::relay;
@@ -26,7 +27,8 @@ impl Reconciler {
 
     async fn relay(&self, id: TaskId) -> Result<Option<Step>, String> {
         let store = &*self.services.store;
-        match store.get(id).await.map_err(|err| err.to_string())? {
+        let task = retry(REPAIR_TRIES, "reading a created task", || store.get(id)).await;
+        match task.map_err(|err| err.to_string())? {
             Some(task) if task.status == TaskStatus::Queued => {
                 if relay(store, &*self.services.queue, id).await {
                     Ok(Some(Step::Relayed))
@@ -35,21 +37,23 @@ impl Reconciler {
                 }
             }
             // Claimed or gone already: its message went out.
-            _ => store
-                .outbox_done(id)
-                .await
-                .map(|()| None)
-                .map_err(|err| err.to_string()),
+            _ => retry(REPAIR_TRIES, "removing an outbox entry", || {
+                store.outbox_done(id)
+            })
+            .await
+            .map(|()| None)
+            .map_err(|err| err.to_string()),
         }
     }
 
     async fn requeue(&self, id: TaskId) -> Result<Option<Step>, String> {
         self.send(id).await?;
-        self.services
-            .store
-            .requeued(id)
-            .await
-            .map_err(|err| err.to_string())?;
+        let store = &self.services.store;
+        retry(REPAIR_TRIES, "recording a re-sent task", || {
+            store.requeued(id)
+        })
+        .await
+        .map_err(|err| err.to_string())?;
         Ok(Some(Step::Requeued))
     }
 
@@ -64,16 +68,19 @@ impl Reconciler {
     /// Takes over a claimed task whose lease expired and takes its step.
     async fn recover(&self, id: TaskId) -> Result<Option<Step>, String> {
         let store = &self.services.store;
-        let Some(task) = store.get(id).await.map_err(|err| err.to_string())? else {
+        let read = retry(REPAIR_TRIES, "reading a claimed task", || store.get(id)).await;
+        let Some(task) = read.map_err(|err| err.to_string())? else {
             return Ok(None);
         };
         if !LEASED.contains(&task.status) {
             return Ok(None);
         }
         let ttl = self.services.config.worker.lease_ttl();
-        let taken = store
-            .take_over(id, task.status, task.attempt, &self.next_holder(), ttl)
-            .await;
+        let holder = self.next_holder();
+        let taken = retry(REPAIR_TRIES, "taking a task over", || {
+            store.take_over(id, task.status, task.attempt, &holder, ttl)
+        })
+        .await;
         let (task, lease) = match taken {
             Ok(taken) => taken,
             Err(TransitionError::Store(err)) => return Err(err.to_string()),
