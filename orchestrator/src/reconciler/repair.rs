@@ -11,7 +11,7 @@ use crate::queue::TaskMessage;
 use crate::runner::RunHandle;
 use crate::store::retry::retry;
 use crate::store::{Due, LEASED, TransitionError};
-use crate::task::{Task, TaskId, TaskStatus, TaskUpdate, now_ms};
+use crate::task::{InputSource, Task, TaskId, TaskStatus, TaskUpdate, now_ms};
 use crate::tasks::relay;
 use crate::worker::{Held, RunEnd, Stop, deadline_in, fail, finish_run, stop_run};
 
@@ -22,7 +22,48 @@ impl Reconciler {
             Due::Outbox { .. } => self.relay(id).await,
             Due::Queued { .. } => self.requeue(id).await,
             Due::Preparing | Due::Running => self.recover(id).await,
+            Due::Expired { .. } => self.purge(id).await,
         }
+    }
+
+    /// Deletes a finished task's files; the row stays, marked purged. Each deletion is
+    /// idempotent, so a purge cut short is simply done again by the next pass.
+    async fn purge(&self, id: TaskId) -> Result<Option<Step>, String> {
+        let services = &self.services;
+        let Some(task) = services
+            .store
+            .get(id)
+            .await
+            .map_err(|err| err.to_string())?
+        else {
+            return Ok(None);
+        };
+        if !task.status.is_terminal() {
+            return Ok(None);
+        }
+        let mut prefixes = vec![format!("tasks/{id}")];
+        if let InputSource::Zip { zip_key, .. } = &task.input {
+            prefixes.push(zip_key.clone());
+        }
+        for prefix in &prefixes {
+            services.blobs.delete_prefix(prefix).await.map_err(|err| {
+                crate::metrics::blob_error("purge");
+                format!("deleting {prefix}: {err}")
+            })?;
+        }
+        if let Some(name) = &task.runner_ref {
+            services
+                .runner
+                .cancel(&RunHandle(name.clone()))
+                .await
+                .map_err(|err| format!("removing the run {name}: {err}"))?;
+        }
+        services
+            .store
+            .mark_purged(id)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(Some(Step::Purged))
     }
 
     async fn relay(&self, id: TaskId) -> Result<Option<Step>, String> {
@@ -136,7 +177,7 @@ impl Reconciler {
                 self.hand_over(held, queued_after, task.id).await
             }
             Action::Adopt => self.hand_over(held, lease_ttl, task.id).await,
-            Action::Fail(message) => fail(held, &task, message.clone())
+            Action::Fail(message) => fail(held, &task, message.clone(), "attempts_exhausted")
                 .await
                 .map(drop)
                 .map_err(|stop| stop.to_string()),

@@ -14,7 +14,7 @@ use orchestrator::store::{Due, TaskFilter, TaskPage};
 use orchestrator::{
     BlobError, BlobStore, ByteStream, Created, LaunchSpec, Lease, NewTask, RunHandle, Runner,
     RunnerError, RunnerEvent, StoreError, Task, TaskId, TaskStatus, TaskStore, TaskUpdate,
-    TransitionError,
+    TokenInfo, TransitionError,
 };
 use tokio::sync::Notify;
 
@@ -141,6 +141,21 @@ impl TaskStore for FlakyStore {
     }
     async fn owner_of_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
         self.inner.owner_of_token(token_hash).await
+    }
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.inner.list_tokens().await
+    }
+    async fn revoke_token(&self, id: &str) -> Result<Option<TokenInfo>, StoreError> {
+        self.inner.revoke_token(id).await
+    }
+    async fn live_tasks(&self, owner: &str) -> Result<u64, StoreError> {
+        self.inner.live_tasks(owner).await
+    }
+    async fn count_live(&self) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
+        self.inner.count_live().await
+    }
+    async fn mark_purged(&self, id: TaskId) -> Result<(), StoreError> {
+        self.inner.mark_purged(id).await
     }
 }
 
