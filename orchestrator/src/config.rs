@@ -32,6 +32,8 @@ pub struct OrchestratorConfig {
     /// What each agent run may use.
     pub resources: ResourcesConfig,
     pub cache: CacheConfig,
+    /// The embedded runner's sandbox around each agent (`[sandbox]`).
+    pub sandbox: crate::runner::process::RunSandboxConfig,
 }
 
 impl Default for OrchestratorConfig {
@@ -47,6 +49,7 @@ impl Default for OrchestratorConfig {
             workspace: WorkspaceConfig::default(),
             resources: ResourcesConfig::default(),
             cache: CacheConfig::default(),
+            sandbox: crate::runner::process::RunSandboxConfig::default(),
         }
     }
 }
