@@ -15,13 +15,13 @@ use serde_json::json;
 use support::*;
 
 /// A model server that must not be called: it has no steps.
-async fn idle_model() -> evals::scripted::ScriptedServer {
+async fn idle_model() -> scripted_model::ScriptedServer {
     server(json!({"model": "scripted", "steps": [{"type": "message", "content": "unused"}]})).await
 }
 
 /// Runs a job expected to be refused; checks the exit code, that the model was never
 /// asked, and that no signature was shown. Returns stderr.
-async fn refused(env: &[(String, String)], model: &evals::scripted::ScriptedServer) -> String {
+async fn refused(env: &[(String, String)], model: &scripted_model::ScriptedServer) -> String {
     let job = run_job(env).await;
     assert_eq!(job.code(), 2, "stderr: {}", job.stderr());
     assert!(model.requests().is_empty(), "the model was called");
@@ -37,11 +37,7 @@ async fn refused(env: &[(String, String)], model: &evals::scripted::ScriptedServ
 /// A store serving `archive`, an idle model, and the settings of a job against them.
 async fn job_on(
     archive: Option<Vec<u8>>,
-) -> (
-    Store,
-    evals::scripted::ScriptedServer,
-    Vec<(String, String)>,
-) {
+) -> (Store, scripted_model::ScriptedServer, Vec<(String, String)>) {
     let store = Store::start(archive).await;
     let model = idle_model().await;
     let env = job_env(&store, &model.base_url());

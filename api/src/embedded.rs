@@ -60,17 +60,24 @@ pub struct Embedded {
     pub orchestrator: Services,
 }
 
-/// Builds the embedded services under `config.data_dir`; `public_url` is where agents
-/// and clients reach this server (signed blob URLs point there). The same constructor
-/// ([`Services::embedded`]) builds them for the orchestrator's own tests.
+/// Builds the services the config chooses (embedded by default) with their files under
+/// `config.data_dir`; `public_url` is where agents and clients reach this server (signed
+/// blob URLs point there). The same constructor ([`Services::from_config`]) builds them
+/// for the tests.
 pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Result<Embedded> {
     let data_dir: PathBuf = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let key = signing_key(&data_dir)?;
-    let (orchestrator, parts) = Services::embedded(config, public_url, key)
+    let (store, cache) = (config.store.backend, config.cache.backend);
+    let (orchestrator, parts) = Services::from_config(config, public_url, key)
         .await
-        .with_context(|| format!("opening the embedded services in {}", data_dir.display()))?;
-    let api = ApiServices::from_services(&orchestrator, Some(parts.blobs));
+        .with_context(|| {
+            format!(
+                "opening the services (store {store:?}, cache {cache:?}, files in {})",
+                data_dir.display()
+            )
+        })?;
+    let api = ApiServices::from_services(&orchestrator, parts.local_blobs);
     Ok(Embedded { api, orchestrator })
 }

@@ -35,7 +35,10 @@ struct Cli {
     /// The agent binary [default: `agent-rs` beside this binary, else on PATH].
     #[arg(long, env = "API_AGENT_BIN")]
     agent_bin: Option<PathBuf>,
-    /// TOML config file with `[api]` and `[orchestrator]` tables.
+    /// TOML config file with `[api]` and `[orchestrator]` tables; its
+    /// `[orchestrator.store]` and `[orchestrator.cache]` choose the backends (embedded
+    /// without one). `AGENT_STORE`, `AGENT_MYSQL_URL`, `AGENT_CACHE` and
+    /// `AGENT_REDIS_URL` override them.
     #[arg(long, env = "API_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Run on the embedded backends (SQLite, in-process queue, local blobs, memory cache,
@@ -96,13 +99,16 @@ fn init_tracing() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut file = load_config(cli.config.as_deref())?;
+    file.orchestrator
+        .apply_env(|name| std::env::var(name).ok())
+        .context("in the environment's backend overrides")?;
     if let Some(data_dir) = &cli.data_dir {
         file.orchestrator.data_dir = data_dir.clone();
     }
     match cli.command {
         Some(Command::Token {
             action: TokenAction::Create { owner },
-        }) => create_token(&file.orchestrator.data_dir, &owner).await,
+        }) => create_token(&file.orchestrator, &owner).await,
         None => {
             if let Some(listen) = &cli.listen {
                 file.api.listen = listen.clone();
@@ -139,15 +145,18 @@ fn agent_bin(flag: Option<PathBuf>, configured: PathBuf) -> PathBuf {
         .unwrap_or(configured)
 }
 
-async fn create_token(data_dir: &Path, owner: &str) -> anyhow::Result<()> {
+async fn create_token(config: &OrchestratorConfig, owner: &str) -> anyhow::Result<()> {
     let owner = owner.trim();
     anyhow::ensure!(!owner.is_empty(), "OWNER must not be blank");
-    let store = api::embedded::open_store(data_dir).await?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let store = orchestrator::services::open_store(config)
+        .await
+        .context("opening the task store")?;
     let token = api::auth::generate_token();
-    api::auth::register_token(&store, owner, &token)
+    api::auth::register_token(store.as_ref(), owner, &token)
         .await
         .context("storing the token")?;
-    store.close().await;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{token}").context("printing the token")?;
     Ok(())

@@ -3,9 +3,10 @@
 //! - [`harness`]: runs the `agent-rs` program on suites of tasks, checks the results,
 //!   writes reports and compares runs. It drives the agent as a program, never as a
 //!   library (the agent's tests depend on this crate).
-//! - [`scripted`]: an OpenAI-compatible model server that replays a script, which the
-//!   agent's integration tests, benchmarks and CI evals use instead of a hosted model so
-//!   that they are deterministic, free and offline.
+//! - [`scripted`]: the OpenAI-compatible model server that replays a script (the
+//!   `scripted-model` crate, re-exported): `--scripted` runs and `evals scripted-server`
+//!   use it. Tests of other crates depend on `scripted-model` directly, so they do not
+//!   compile the harness.
 
 pub mod harness;
-pub mod scripted;
+pub use scripted_model as scripted;

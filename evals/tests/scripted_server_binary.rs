@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -12,8 +10,31 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
 
-use common::{chat_request, client, post_chat};
 use evals::scripted::RecordedRequest;
+
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().build().unwrap()
+}
+
+/// A minimal valid chat request.
+fn chat_request(stream: bool) -> Value {
+    json!({
+        "model": "scripted",
+        "messages": [{"role": "user", "content": "fix the failing test"}],
+        "stream": stream,
+    })
+}
+
+async fn post_chat(base_url: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{base_url}/chat/completions"))
+        .bearer_auth("sk-test-key")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
 
 /// Kills the server if a test fails before stopping it.
 struct ServerProcess(Child);

@@ -35,7 +35,9 @@ pub mod workspace;
 pub use blob::{
     BlobError, BlobStore, ByteStream, LocalBlobStore, MAX_SIGNED_URL_TTL, SignatureError,
 };
-pub use cache::{CacheError, EventStream, MemoryStatusCache, StatusCache, TaskEvent};
+pub use cache::{
+    CacheError, EventStream, MemoryStatusCache, RedisStatusCache, StatusCache, TaskEvent,
+};
 pub use config::OrchestratorConfig;
 pub use queue::{
     DeadLetter, Delivery, InProcessQueue, Queue, QueueError, QueueLimits, TaskMessage,
@@ -45,7 +47,8 @@ pub use runner::{
 };
 pub use services::Services;
 pub use store::{
-    Created, Lease, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore, TransitionError,
+    Created, Lease, MySqlTaskStore, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore,
+    TransitionError,
 };
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
 pub use tasks::TaskOps;

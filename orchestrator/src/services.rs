@@ -9,11 +9,14 @@ use std::sync::Arc;
 use secrecy::SecretSlice;
 
 use crate::blob::{BlobStore, LocalBlobConfigError, LocalBlobStore};
-use crate::cache::{MemoryCacheLimits, MemoryStatusCache, StatusCache, TimeLimitedCache};
-use crate::config::OrchestratorConfig;
+use crate::cache::{
+    CacheError, MemoryCacheLimits, MemoryStatusCache, RedisStatusCache, StatusCache,
+    TimeLimitedCache,
+};
+use crate::config::{CacheBackend, OrchestratorConfig, StoreBackend};
 use crate::queue::{InProcessQueue, Queue};
 use crate::runner::{ProcessRunner, Runner};
-use crate::store::{SqliteTaskStore, StoreError, TaskStore};
+use crate::store::{MySqlTaskStore, SqliteTaskStore, StoreError, TaskStore};
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -42,6 +45,24 @@ pub struct EmbeddedParts {
     pub queue: InProcessQueue,
     pub blobs: Arc<LocalBlobStore>,
     pub cache: MemoryStatusCache,
+}
+
+/// What only some profiles have, for the binary: the local blob folder whose signed URLs
+/// the API serves (absent when the blob store serves its own URLs).
+#[derive(Debug, Clone, Default)]
+pub struct ProfileParts {
+    pub local_blobs: Option<Arc<LocalBlobStore>>,
+}
+
+/// Why the configured services could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blobs(#[from] LocalBlobConfigError),
+    #[error("the status cache: {0}")]
+    Cache(#[from] CacheError),
 }
 
 /// Why the embedded services could not start.
@@ -84,6 +105,53 @@ impl Services {
         };
         Ok((services, parts))
     }
+}
+
+impl Services {
+    /// The services `config` chooses, each backend by its own setting
+    /// (`[store] backend`, `[cache] backend`; the environment may override them, see
+    /// [`OrchestratorConfig::apply_env`]): the one place the binary and the tests build
+    /// them. With every backend at its default this is [`Services::embedded`].
+    /// `public_base_url` and `signing_key` serve the local blob folder's signed URLs.
+    pub async fn from_config(
+        config: OrchestratorConfig,
+        public_base_url: &str,
+        signing_key: SecretSlice<u8>,
+    ) -> Result<(Self, ProfileParts), ServicesError> {
+        let store = open_store(&config).await?;
+        let cache: Arc<dyn StatusCache> = match config.cache.backend {
+            CacheBackend::Memory => Arc::new(memory_cache(&config)),
+            CacheBackend::Redis => Arc::new(RedisStatusCache::new(config.cache.redis.clone())?),
+        };
+        let blobs = Arc::new(LocalBlobStore::new(
+            config.data_dir.join("blobs"),
+            public_base_url,
+            signing_key,
+        )?);
+        let services = Self {
+            store,
+            queue: Arc::new(InProcessQueue::new()),
+            blobs: blobs.clone(),
+            cache: time_limited(cache, &config),
+            runner: Arc::new(ProcessRunner::from_config(&config)),
+            config: Arc::new(config),
+        };
+        let parts = ProfileParts {
+            local_blobs: Some(blobs),
+        };
+        Ok((services, parts))
+    }
+}
+
+/// The task store `config` chooses (for commands that need only it, such as creating a
+/// token).
+pub async fn open_store(config: &OrchestratorConfig) -> Result<Arc<dyn TaskStore>, StoreError> {
+    Ok(match config.store.backend {
+        StoreBackend::Sqlite => {
+            Arc::new(SqliteTaskStore::open(config.data_dir.join("tasks.db")).await?)
+        }
+        StoreBackend::Mysql => Arc::new(MySqlTaskStore::connect(&config.store.mysql).await?),
+    })
 }
 
 /// The in-memory cache sized by the configuration.

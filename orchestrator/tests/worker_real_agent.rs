@@ -14,10 +14,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
-use evals::scripted::{Script, ScriptedServer};
 use orchestrator::blob::{LocalBlobStore, SignedQuery, generate_signing_key};
 use orchestrator::worker::output_key;
 use orchestrator::{BlobStore, Services, TaskLimits, TaskStatus};
+use scripted_model::{Script, ScriptedServer};
 use worker_support::*;
 
 /// Builds `agent-rs` once, into the target folder this test runs from

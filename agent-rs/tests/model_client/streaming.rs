@@ -176,3 +176,33 @@ async fn a_turn_can_run_on_a_spawned_task_with_a_cloned_client() {
     .unwrap();
     assert_eq!(response.content.as_deref(), Some("from a task"));
 }
+
+/// A tool call whose arguments are megabytes long arrives whole, in time proportional to
+/// its size: the old SSE decoder rescanned the pending line on every read, so a 20 MB
+/// argument took about a minute in a release build (far longer here, past the test
+/// runner's limit). `scripts/bench-stream` reports the receive times.
+#[tokio::test]
+async fn a_twenty_megabyte_tool_call_in_one_line_arrives_whole() {
+    let content = "x".repeat(20 * 1024 * 1024);
+    let arguments = json!({"path": "big.txt", "content": content}).to_string();
+    let server = TestServer::start(vec![Reply::Sse {
+        events: vec![
+            chunk(
+                json!({"tool_calls": [{"index": 0, "id": "call_big", "type": "function",
+                    "function": {"name": "write_file", "arguments": arguments}}]}),
+                None,
+            ),
+            chunk(json!({}), Some("tool_calls")),
+        ],
+        ending: Ending::Done,
+    }])
+    .await;
+
+    let (result, _) = complete(&server.client()).await;
+    let response = result.unwrap();
+
+    assert_eq!(response.tool_calls.len(), 1);
+    assert_eq!(response.tool_calls[0].name, "write_file");
+    assert_eq!(response.tool_calls[0].arguments.len(), arguments.len());
+    assert!(response.tool_calls[0].arguments == arguments);
+}

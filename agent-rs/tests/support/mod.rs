@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use evals::scripted::{Script, ScriptedServer};
+use scripted_model::{Script, ScriptedServer};
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_agent-rs");
 

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::tasks::intake::{
-    self, FormFields, Submitted, idempotency_key, media_type, read_limited, submit,
+    self, FormFields, Submitted, idempotency_key, media_type, read_limited,
 };
 use super::tasks::load_owned;
 use crate::auth::Owner;
@@ -76,10 +76,10 @@ pub async fn create_legacy(
             )));
         }
     };
-    let draft = intake::draft_from_form(fields, "task_description")?;
-    let task = match submit(&state, owner.0, draft, key).await? {
-        Submitted::New(task) | Submitted::Existing(task) => task,
-    };
+    let task =
+        match intake::create_from_form(&state, owner.0, fields, "task_description", key).await? {
+            Submitted::New(task) | Submitted::Existing(task) => task,
+        };
     Ok(Json(LegacyCreated {
         task_id: task.id.to_string(),
         status: task.status.as_str().to_string(),

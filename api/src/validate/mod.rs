@@ -8,6 +8,8 @@
 //! hostile archive gets a 422 with the message the extraction would give. What only the
 //! bytes can tell (the real decompressed size) is still the worker's to find.
 
+use std::io::{Read, Seek, SeekFrom};
+
 use orchestrator::TaskLimits;
 use orchestrator::workspace::ExtractOptions;
 
@@ -25,10 +27,9 @@ pub enum DraftInput {
         url: String,
         git_ref: Option<String>,
     },
-    Zip {
-        name: String,
-        bytes: bytes::Bytes,
-    },
+    /// An upload already streamed into the blob store and checked there
+    /// (`routes::tasks::staging`); discarded again if the request is refused.
+    Zip { name: String, key: String },
 }
 
 /// A task request, parsed from JSON, multipart or the legacy form.
@@ -92,10 +93,7 @@ pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), Fi
                 .map(drop)
                 .map_err(|err| on("git_url")(git_url_refusal(err)))
         }
-        DraftInput::Zip { name, bytes } => {
-            check_short("zip file name", name).map_err(on("zip_file"))?;
-            check_zip(bytes, &rules.zip).map_err(on("zip_file"))
-        }
+        DraftInput::Zip { name, .. } => check_short("zip file name", name).map_err(on("zip_file")),
     }
 }
 
@@ -177,21 +175,41 @@ const END_OF_CENTRAL_DIR: &[u8] = b"PK\x05\x06";
 /// The end record is 22 bytes plus a comment of at most 64 KiB.
 const EOCD_SEARCH: usize = 22 + 0xffff;
 
-/// Whether `bytes` is a zip the worker would extract: it starts like one, has the end
-/// record, and its central directory passes the extraction's first pass.
+/// Whether `bytes` is a zip the worker would extract (see [`check_zip_reader`]).
 pub fn check_zip(bytes: &[u8], rules: &ExtractOptions) -> Result<(), String> {
+    check_zip_reader(std::io::Cursor::new(bytes), bytes.len() as u64, rules)
+}
+
+/// Whether the `len` bytes `reader` holds are a zip the worker would extract: it starts
+/// like one, has the end record, and its central directory passes the extraction's
+/// first pass. Only the start, the end and the directory are read.
+pub fn check_zip_reader<R: Read + Seek>(
+    mut reader: R,
+    len: u64,
+    rules: &ExtractOptions,
+) -> Result<(), String> {
     let not_zip = || "zip_file is not a zip archive; upload a .zip of the repository".to_string();
-    if bytes.len() < 22 {
+    let unreadable = |err: std::io::Error| format!("zip_file could not be read: {err}");
+    if len < 22 {
         return Err(not_zip());
     }
-    if !(bytes.starts_with(LOCAL_HEADER) || bytes.starts_with(END_OF_CENTRAL_DIR)) {
+    let mut head = [0u8; 4];
+    reader.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+    reader.read_exact(&mut head).map_err(unreadable)?;
+    if !(&head[..] == LOCAL_HEADER || &head[..] == END_OF_CENTRAL_DIR) {
         return Err(not_zip());
     }
-    let tail = &bytes[bytes.len().saturating_sub(EOCD_SEARCH)..];
+    let tail_len = len.min(EOCD_SEARCH as u64);
+    let mut tail = vec![0u8; usize::try_from(tail_len).unwrap_or(EOCD_SEARCH)];
+    reader
+        .seek(SeekFrom::Start(len - tail_len))
+        .map_err(unreadable)?;
+    reader.read_exact(&mut tail).map_err(unreadable)?;
     if !tail.windows(4).rev().any(|w| w == END_OF_CENTRAL_DIR) {
         return Err(format!("{}: it is truncated (no end record)", not_zip()));
     }
-    orchestrator::workspace::check_zip(std::io::Cursor::new(bytes), bytes.len() as u64, rules)
+    reader.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+    orchestrator::workspace::check_zip(reader, len, rules)
         .map(drop)
         .map_err(|err| format!("zip_file is refused: {err}"))
 }

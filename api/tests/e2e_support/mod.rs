@@ -20,9 +20,9 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use evals::scripted::{Script, ScriptedServer};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+use scripted_model::{Script, ScriptedServer};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};

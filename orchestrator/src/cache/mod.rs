@@ -20,12 +20,13 @@
 //!
 //! Around the trait: [`EventPublisher`] so the worker never waits on the cache while it
 //! reads an agent's events, and [`follow`] so SSE falls back to the store when the cache
-//! is down. Implementations: `MemoryStatusCache` (embedded), Redis (cluster).
+//! is down. Implementations: `MemoryStatusCache` (embedded), `RedisStatusCache` (cluster).
 
 mod counters;
 mod follow;
 mod memory;
 mod publisher;
+mod redis;
 mod time_limit;
 
 use std::ops::Range;
@@ -40,6 +41,7 @@ pub use counters::{CacheCounters, CacheCountersSnapshot, counters};
 pub use follow::{FollowOptions, Followed, follow};
 pub use memory::{MemoryCacheLimits, MemoryStatusCache};
 pub use publisher::{EventPublisher, PublishReport};
+pub use redis::{RedisCacheConfig, RedisStatusCache};
 pub use time_limit::TimeLimitedCache;
 
 /// A boxed error from a backend client, kept as the source of a [`CacheError`].

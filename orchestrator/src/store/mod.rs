@@ -1,6 +1,6 @@
 //! Where tasks live: the source of truth.
 //!
-//! Implementations: `SqliteTaskStore` (embedded) and, later, a MySQL one. Both keep the
+//! Implementations: `SqliteTaskStore` (embedded) and `MySqlTaskStore` (cluster). Both keep the
 //! same contract, checked by one shared test suite (`tests/store_contract`):
 //!
 //! - **Creation** is idempotent per (owner, idempotency key). A new task is stored
@@ -21,7 +21,19 @@
 //! - **Repairs** are found by one bounded query per kind ([`Due`]), oldest first, so no
 //!   kind of stuck task can starve another.
 
+/// The columns a [`Task`](crate::task::Task) is read from; a macro so the SQL built with it stays
+/// `&'static str`, which sqlx takes without an `AssertSqlSafe`.
+macro_rules! task_columns {
+    () => {
+        "id, owner, input_type, git_url, git_ref, zip_name, zip_key, description, \
+         target_file, model, max_turns, max_tokens, timeout_secs, status, message, pr_url, \
+         attempt, result_json, runner_ref, idempotency_key, created_at, updated_at, deadline_at, \
+         lease_holder, lease_expires_at"
+    };
+}
+
 mod error;
+mod mysql;
 pub mod retry;
 mod sqlite;
 
@@ -33,6 +45,7 @@ use crate::task::{NewTask, Task, TaskId, TaskStatus, TaskUpdate};
 
 pub(crate) use error::sql_error;
 pub use error::{BoxError, StoreError, TransitionError};
+pub use mysql::{MySqlConfig, MySqlTaskStore};
 pub use sqlite::SqliteTaskStore;
 
 /// The page size `list` uses when the filter's `limit` is 0.

@@ -1,14 +1,15 @@
 //! Turning a create request into a stored, queued task.
 //!
 //! Shared by `POST /api/v1/tasks` and the original `POST /api/task`: both parse into a
-//! [`TaskDraft`], then [`submit`] checks it, uploads its zip, and hands it to the
-//! orchestrator's [`orchestrator::TaskOps::submit`], which stores and queues it. Nothing
-//! is written before every check passed, so a rejected request leaves nothing behind.
+//! [`TaskDraft`], then [`submit`] checks it and hands it to the orchestrator's
+//! [`orchestrator::TaskOps::submit`], which stores and queues it. No row is written
+//! before every check passed, so a rejected request leaves nothing behind.
 //!
-//! The zip goes to the blob store before the row: the row must name its blob, and the
-//! store picks the task's id, so the upload lives under its own id
-//! (`uploads/{upload}/input.zip`). A failed create, or an idempotent repeat that found
-//! the earlier task, deletes that upload again.
+//! The zip goes to the blob store before the row, streamed as it arrives
+//! ([`super::staging`]): the row must name its blob, and the store picks the task's id,
+//! so the upload lives under its own id (`uploads/{upload}/input.zip`). A refused or
+//! failed create, or an idempotent repeat that found the earlier task, deletes that
+//! upload again ([`create_from_form`], [`submit`]).
 
 use std::collections::HashMap;
 
@@ -20,6 +21,7 @@ use futures_util::StreamExt;
 use orchestrator::store::Created;
 use orchestrator::{InputSource, NewTask, Task, TaskLimits};
 
+use super::staging::{StagedZip, multipart_error, stage_zip};
 use crate::dto::CreateTaskRequest;
 use crate::error::ApiError;
 use crate::state::SharedState;
@@ -119,7 +121,8 @@ pub fn parse_json(bytes: &[u8]) -> Result<TaskDraft, ApiError> {
 #[derive(Debug, Default)]
 pub struct FormFields {
     pub text: HashMap<String, String>,
-    pub zip: Option<(String, Bytes)>,
+    /// Already in the blob store; whoever drops the form without a task discards it.
+    pub zip: Option<StagedZip>,
 }
 
 impl FormFields {
@@ -139,18 +142,37 @@ impl FormFields {
     }
 }
 
-/// Reads a multipart form; parts not in `known` are refused when `strict`, skipped
-/// otherwise (the original API's clients may send more).
+/// Reads a multipart form, streaming its zip into the blob store; parts not in `known`
+/// are refused when `strict`, skipped otherwise (the original API's clients may send
+/// more). When the form is refused after its zip was stored, the zip is deleted again.
 pub async fn read_multipart(
     state: &SharedState,
     request: Request,
     known: &[&str],
     strict: bool,
 ) -> Result<FormFields, ApiError> {
+    let mut fields = FormFields::default();
+    match read_parts(state, request, known, strict, &mut fields).await {
+        Ok(()) => Ok(fields),
+        Err(err) => {
+            if let Some(zip) = &fields.zip {
+                zip.discard(&*state.services.blobs).await;
+            }
+            Err(err)
+        }
+    }
+}
+
+async fn read_parts(
+    state: &SharedState,
+    request: Request,
+    known: &[&str],
+    strict: bool,
+    fields: &mut FormFields,
+) -> Result<(), ApiError> {
     let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|err| ApiError::BadRequest(err.body_text()))?;
-    let mut fields = FormFields::default();
     loop {
         let field = multipart.next_field().await.map_err(multipart_error)?;
         let Some(field) = field else { break };
@@ -165,14 +187,16 @@ pub async fn read_multipart(
             continue;
         }
         if name == "zip_file" {
+            if fields.zip.is_some() {
+                return Err(ApiError::Invalid("field `zip_file` is given twice".into()));
+            }
             let file_name = field
                 .file_name()
                 .map(base_name)
                 .filter(|name| !name.is_empty())
                 .unwrap_or("input.zip")
                 .to_string();
-            let bytes = field.bytes().await.map_err(multipart_error)?;
-            fields.zip = Some((file_name, bytes));
+            fields.zip = Some(stage_zip(state, file_name, field).await?);
         } else {
             let text = field.text().await.map_err(multipart_error)?;
             if fields.text.insert(name.clone(), text).is_some() {
@@ -180,14 +204,25 @@ pub async fn read_multipart(
             }
         }
     }
-    Ok(fields)
+    Ok(())
 }
 
-fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
-    if err.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge(format!("the upload is too large: {}", err.body_text()))
-    } else {
-        ApiError::BadRequest(format!("malformed multipart body: {}", err.body_text()))
+/// Drafts, checks, stores and queues the task a form describes; a form refused before
+/// [`submit`] has its staged zip deleted here ([`submit`] deletes it after).
+pub async fn create_from_form(
+    state: &SharedState,
+    owner: String,
+    mut fields: FormFields,
+    description_field: &str,
+    idempotency_key: Option<String>,
+) -> Result<Submitted, ApiError> {
+    let staged = fields.zip.as_ref().map(|zip| zip.prefix.clone());
+    match draft_from_form(&mut fields, description_field) {
+        Ok(draft) => submit(state, owner, draft, idempotency_key).await,
+        Err(err) => {
+            discard_upload(state, staged.as_deref()).await;
+            Err(err)
+        }
     }
 }
 
@@ -198,7 +233,7 @@ fn base_name(name: &str) -> &str {
 
 /// A draft from form fields, where exactly one of `git_url` and `zip_file` is given.
 pub fn draft_from_form(
-    mut fields: FormFields,
+    fields: &mut FormFields,
     description_field: &str,
 ) -> Result<TaskDraft, ApiError> {
     let git_url = fields.take("git_url").filter(|url| !url.trim().is_empty());
@@ -217,7 +252,10 @@ pub fn draft_from_form(
             url,
             git_ref: fields.take("git_ref").filter(|r| !r.trim().is_empty()),
         },
-        (None, Some((name, bytes))) => DraftInput::Zip { name, bytes },
+        (None, Some(zip)) => DraftInput::Zip {
+            name: zip.name,
+            key: zip.key,
+        },
     };
     let description = fields
         .take(description_field)
@@ -239,35 +277,32 @@ pub fn draft_from_form(
     })
 }
 
-/// Checks, stores and queues a task.
+/// Checks, stores and queues a task. A staged zip is deleted again when the task is
+/// refused, not created, or found to exist already.
 pub async fn submit(
     state: &SharedState,
     owner: String,
     draft: TaskDraft,
     idempotency_key: Option<String>,
 ) -> Result<Submitted, ApiError> {
-    check_draft(&state.draft_rules, &draft).await?;
+    let upload_prefix = match &draft.input {
+        DraftInput::Zip { key, .. } => key.rsplit_once('/').map(|(prefix, _)| prefix.to_string()),
+        DraftInput::Git { .. } => None,
+    };
+    if let Err(err) = check_draft(&state.draft_rules, &draft).await {
+        discard_upload(state, upload_prefix.as_deref()).await;
+        return Err(err.into());
+    }
     let services = &state.services;
-    let (input, upload_prefix) = match draft.input {
-        DraftInput::Git { url, git_ref } => (
-            InputSource::Git {
-                git_url: url,
-                git_ref,
-            },
-            None,
-        ),
-        DraftInput::Zip { name, bytes } => {
-            let prefix = format!("uploads/{}", uuid::Uuid::new_v4());
-            let zip_key = format!("{prefix}/input.zip");
-            services.blobs.put_bytes(&zip_key, bytes.to_vec()).await?;
-            (
-                InputSource::Zip {
-                    zip_name: name,
-                    zip_key,
-                },
-                Some(prefix),
-            )
-        }
+    let input = match draft.input {
+        DraftInput::Git { url, git_ref } => InputSource::Git {
+            git_url: url,
+            git_ref,
+        },
+        DraftInput::Zip { name, key } => InputSource::Zip {
+            zip_name: name,
+            zip_key: key,
+        },
     };
     let new = NewTask {
         owner,

@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod intake;
+pub mod staging;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -92,14 +93,14 @@ pub async fn create_task(
     request: Request,
 ) -> Result<(StatusCode, Json<TaskView>), ApiError> {
     let key = idempotency_key(request.headers())?;
-    let draft = match media_type(request.headers()).as_str() {
+    let submitted = match media_type(request.headers()).as_str() {
         "application/json" => {
             let body = read_limited(request.into_body(), state.config.json_body_limit).await?;
-            intake::parse_json(&body)?
+            submit(&state, owner.0, intake::parse_json(&body)?, key).await?
         }
         "multipart/form-data" => {
             let fields = intake::read_multipart(&state, request, &CREATE_FIELDS, true).await?;
-            intake::draft_from_form(fields, "description")?
+            intake::create_from_form(&state, owner.0, fields, "description", key).await?
         }
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -107,7 +108,7 @@ pub async fn create_task(
             )));
         }
     };
-    Ok(match submit(&state, owner.0, draft, key).await? {
+    Ok(match submitted {
         Submitted::New(task) => (StatusCode::CREATED, Json(task.into())),
         Submitted::Existing(task) => (StatusCode::OK, Json(task.into())),
     })

@@ -8,19 +8,8 @@
 //! file lives here). The schema lives in `migrations/sqlite/`, embedded in the binary
 //! and applied on open.
 
-/// The columns a [`Task`] is read from; a macro so the SQL built with it stays
-/// `&'static str`, which sqlx takes without an `AssertSqlSafe`.
-macro_rules! task_columns {
-    () => {
-        "id, owner, input_type, git_url, git_ref, zip_name, zip_key, description, \
-         target_file, model, max_turns, max_tokens, timeout_secs, status, message, pr_url, \
-         attempt, result_json, runner_ref, idempotency_key, created_at, updated_at, deadline_at, \
-         lease_holder, lease_expires_at"
-    };
-}
-
 mod lease;
-mod rows;
+pub(super) mod rows;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -7,17 +7,16 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use crate::store::StoreError;
 use crate::task::{InputSource, NewTask, Task, TaskLimits};
 
 /// Every column of `tasks`, for `SELECT` lists built at run time.
-pub(super) const TASK_COLUMNS: &str = task_columns!();
+pub(in crate::store) const TASK_COLUMNS: &str = task_columns!();
 
 /// The columns of a new task that need converting before binding.
-pub(super) struct NewTaskRow<'a> {
+pub(in crate::store) struct NewTaskRow<'a> {
     pub input_type: &'static str,
     pub git_url: Option<&'a str>,
     pub git_ref: Option<&'a str>,
@@ -79,8 +78,15 @@ fn to_column(name: &'static str) -> impl Fn(u64) -> Result<i64, StoreError> {
     }
 }
 
-/// Reads a task from a row holding every column of [`TASK_COLUMNS`].
-pub(super) fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
+/// Reads a task from a row holding every column of [`TASK_COLUMNS`], on any database
+/// that decodes text and 64-bit integers (SQLite and MySQL alike).
+pub(in crate::store) fn task_from_row<R>(row: &R) -> Result<Task, StoreError>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'a> String: Decode<'a, R::Database> + Type<R::Database>,
+    for<'a> i64: Decode<'a, R::Database> + Type<R::Database>,
+{
     let id: String = row.try_get("id").map_err(|err| StoreError::Corrupt {
         id: "?".into(),
         reason: format!("no readable id: {err}"),
@@ -135,12 +141,18 @@ pub(super) fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
 }
 
 /// Typed reads of one row's columns, failing as corrupt with the task's id.
-struct Columns<'r> {
-    row: &'r SqliteRow,
+struct Columns<'r, R> {
+    row: &'r R,
     id: &'r str,
 }
 
-impl Columns<'_> {
+impl<R> Columns<'_, R>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'a> String: Decode<'a, R::Database> + Type<R::Database>,
+    for<'a> i64: Decode<'a, R::Database> + Type<R::Database>,
+{
     fn corrupt(&self, reason: String) -> StoreError {
         StoreError::Corrupt {
             id: self.id.to_string(),
@@ -150,7 +162,7 @@ impl Columns<'_> {
 
     fn get<T>(&self, name: &str) -> Result<Option<T>, StoreError>
     where
-        T: for<'a> sqlx::Decode<'a, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        T: for<'a> Decode<'a, R::Database> + Type<R::Database>,
     {
         self.row
             .try_get::<Option<T>, _>(name)
@@ -188,7 +200,7 @@ impl Columns<'_> {
 
 /// Where a listing page ends: the last task's creation time and id (ties on the time
 /// are broken by id, matching the `ORDER BY`). Clients see it as opaque base64.
-pub(super) struct Cursor {
+pub(in crate::store) struct Cursor {
     pub created_at: i64,
     pub id: String,
 }

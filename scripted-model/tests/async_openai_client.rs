@@ -19,7 +19,7 @@ use async_openai::types::chat::{
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use evals::scripted::{Script, ScriptedServer};
+use scripted_model::{Script, ScriptedServer};
 
 async fn serve(script: Value) -> (ScriptedServer, Client<OpenAIConfig>) {
     let _ = rustls::crypto::ring::default_provider().install_default();

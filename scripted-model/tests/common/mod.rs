@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use async_openai::types::chat::CreateChatCompletionStreamResponse;
 use serde_json::{Value, json};
 
-use evals::scripted::{Script, ScriptedServer};
+use scripted_model::{Script, ScriptedServer};
 
 /// A server playing `script` (a JSON script value).
 pub async fn serve(script: Value) -> ScriptedServer {

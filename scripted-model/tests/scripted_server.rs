@@ -296,7 +296,7 @@ async fn control_endpoints_report_requests_and_progress() {
         .unwrap();
     assert_eq!(status, json!({"consumed": 1, "total": 2}));
 
-    let recorded: Vec<evals::scripted::RecordedRequest> = client()
+    let recorded: Vec<scripted_model::RecordedRequest> = client()
         .get(format!("{root}/_scripted/requests"))
         .send()
         .await
