@@ -84,7 +84,10 @@ impl Layout {
 fn bwrap_or_skip(layout: &Layout) -> Option<RunSandbox> {
     let path = std::env::var_os("PATH");
     let sandbox = RunSandbox::resolve(
-        &RunSandboxConfig::default(),
+        &RunSandboxConfig {
+            mode: RunSandboxMode::Auto,
+            ..RunSandboxConfig::default()
+        },
         vec![layout.path().join("data")],
         None,
         path.as_deref(),
