@@ -13,6 +13,8 @@ mod retrying;
 mod server;
 #[path = "model_client/streaming.rs"]
 mod streaming;
+#[path = "model_client/strict_schemas.rs"]
+mod strict_schemas;
 
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -32,6 +32,25 @@ pub struct ApiConfig {
     pub artifact_url_ttl_secs: u64,
     /// Time allowed for a request to produce its response headers.
     pub request_timeout_secs: u64,
+    /// How long a token's owner is remembered without asking the store: a token revoked
+    /// by another process is refused within this time.
+    pub token_cache_secs: u64,
+    /// How long an unknown token is refused without asking the store again.
+    pub unknown_token_cache_secs: u64,
+    /// Uploads (multipart task creations, PUTs to `/blobs/...`) in progress at once;
+    /// past it an upload is refused with 503 and `Retry-After`. 0: no cap.
+    pub max_concurrent_uploads: usize,
+    /// Unfinished tasks one owner may have; past it a create is refused with 429 and
+    /// `Retry-After`. 0: no cap.
+    pub max_live_tasks_per_owner: u64,
+    /// Time a `/blobs/...` request may take to produce its response headers (a PUT:
+    /// its whole body).
+    pub blob_timeout_secs: u64,
+    /// A `/blobs/...` body (either way) on which no byte moved for this long is cut.
+    pub blob_idle_timeout_secs: u64,
+    /// `/readyz` fails while the data folder's disk has less free space than this.
+    /// 0: not checked.
+    pub min_free_disk_mb: u64,
 }
 
 impl Default for ApiConfig {
@@ -46,6 +65,13 @@ impl Default for ApiConfig {
             blob_put_limit: 512 * 1024 * 1024,
             artifact_url_ttl_secs: 300,
             request_timeout_secs: 120,
+            token_cache_secs: 30,
+            unknown_token_cache_secs: 10,
+            max_concurrent_uploads: 16,
+            max_live_tasks_per_owner: 100,
+            blob_timeout_secs: 1800,
+            blob_idle_timeout_secs: 60,
+            min_free_disk_mb: 100,
         }
     }
 }
@@ -70,5 +96,20 @@ impl ApiConfig {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn blob_timeout(&self) -> Duration {
+        Duration::from_secs(self.blob_timeout_secs.max(1))
+    }
+
+    pub fn blob_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.blob_idle_timeout_secs.max(1))
+    }
+
+    pub fn token_cache(&self) -> crate::auth::TokenCache {
+        crate::auth::TokenCache::new(
+            Duration::from_secs(self.token_cache_secs),
+            Duration::from_secs(self.unknown_token_cache_secs),
+        )
     }
 }

@@ -8,38 +8,94 @@ use orchestrator::{InputSource, Task};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+// The fields below state, as JSON Schema, what `crate::validate` enforces, so generated
+// clients (and schemathesis) know it. Patterns are ECMA-262. White space is what Rust's
+// `char::is_whitespace` (and so `str::trim`) counts: `\t\n\v\f\r`, space, U+0085,
+// U+00A0, U+1680, U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000; control
+// characters are `char::is_control`'s (U+0000-U+001F, U+007F-U+009F). Lengths count
+// characters. In a form, an optional field left blank counts as absent, so its pattern
+// also accepts white space alone.
+
 /// `POST /api/v1/tasks` as JSON: a task on a git repository.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
-    /// `https://`, `ssh://`, `git://` or `git@host:org/repo.git`.
+    /// An `https://` or `git://` URL of a repository whose host is public (or allowed
+    /// by the server's configuration), without credentials in it.
+    #[schema(min_length = 1, pattern = r"^(?:https|git)://")]
     pub git_url: String,
     /// Branch, tag or commit; the default branch when absent.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?!-)(?!.*\.\.)[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000~^:?*\[\\]+$"
+    )]
     pub git_ref: Option<String>,
     /// What the agent should do.
+    #[schema(
+        min_length = 1,
+        max_length = 32768,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub description: String,
     /// A file to focus on, relative to the repository root.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?![/\\])(?!(?:.*[/\\])?\.\.(?:[/\\]|$))[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub target_file: Option<String>,
+    #[schema(
+        max_length = 1024,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub model: Option<String>,
+    #[schema(minimum = 1, maximum = 10000)]
     pub max_turns: Option<u32>,
+    #[schema(minimum = 1)]
     pub max_tokens: Option<u64>,
+    #[schema(minimum = 1, maximum = 604800)]
     pub timeout_secs: Option<u64>,
 }
 
 /// `POST /api/v1/tasks` as `multipart/form-data`: the same fields as text parts, with
-/// either `git_url` or a `zip_file` part.
+/// either `git_url` or a `zip_file` part. Other parts are refused.
 #[derive(Debug, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CreateTaskMultipart {
+    /// A zip archive of the repository (no entry escaping the root, no links).
     #[schema(format = Binary, value_type = Option<String>)]
     pub zip_file: Option<Vec<u8>>,
+    /// As in the JSON body; blank counts as absent.
+    #[schema(
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|(?:https|git)://.*)$"
+    )]
     pub git_url: Option<String>,
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|(?!-)(?!.*\.\.)[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000~^:?*\[\\]+)$"
+    )]
     pub git_ref: Option<String>,
+    #[schema(
+        min_length = 1,
+        max_length = 32768,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub description: String,
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|(?![/\\])(?!(?:.*[/\\])?\.\.(?:[/\\]|$))[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*)$"
+    )]
     pub target_file: Option<String>,
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*)$"
+    )]
     pub model: Option<String>,
+    #[schema(minimum = 1, maximum = 10000)]
     pub max_turns: Option<u32>,
+    #[schema(minimum = 1)]
     pub max_tokens: Option<u64>,
+    #[schema(minimum = 1, maximum = 604800)]
     pub timeout_secs: Option<u64>,
 }
 
@@ -142,9 +198,22 @@ pub struct LegacyStatus {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct LegacyCreateForm {
+    /// Either this or `zip_file`; blank counts as absent.
+    #[schema(
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|(?:https|git)://.*)$"
+    )]
     pub git_url: Option<String>,
     #[schema(format = Binary, value_type = Option<String>)]
     pub zip_file: Option<Vec<u8>>,
+    #[schema(
+        min_length = 1,
+        max_length = 32768,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub task_description: String,
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|(?![/\\])(?!(?:.*[/\\])?\.\.(?:[/\\]|$))[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*)$"
+    )]
     pub target_file: Option<String>,
 }

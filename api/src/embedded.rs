@@ -58,6 +58,8 @@ pub fn signing_key(data_dir: &Path) -> anyhow::Result<SecretSlice<u8>> {
 pub struct Embedded {
     pub api: ApiServices,
     pub orchestrator: Services,
+    /// The in-process queue itself, whose depth `/metrics` reports.
+    pub queue: Option<orchestrator::InProcessQueue>,
 }
 
 /// Builds the services the config chooses (embedded by default) with their files under
@@ -79,5 +81,9 @@ pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Resu
             )
         })?;
     let api = ApiServices::from_services(&orchestrator, parts.local_blobs);
-    Ok(Embedded { api, orchestrator })
+    Ok(Embedded {
+        api,
+        orchestrator,
+        queue: parts.queue,
+    })
 }

@@ -43,6 +43,19 @@ pub enum ApiError {
     Internal(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The caller is over a per-owner limit; `retry_after_secs` goes out as
+    /// `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The server is at a capacity limit (concurrent uploads); retry after a while.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
 }
 
 /// The body of every error response.
@@ -76,7 +89,8 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -92,6 +106,8 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal(_) => "internal",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::TooManyRequests { .. } => "too_many_requests",
+            ApiError::Busy { .. } => "busy",
         }
     }
 
@@ -114,6 +130,15 @@ impl IntoResponse for ApiError {
             ApiError::InvalidField { field, .. } => Some(field.clone()),
             _ => None,
         };
+        let retry_after = match &self {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            }
+            | ApiError::Busy {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
@@ -126,6 +151,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

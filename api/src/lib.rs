@@ -5,7 +5,8 @@
 //! store's signed URLs (`/blobs/...`), and health, readiness, metrics and the OpenAPI
 //! document. Handlers share an [`AppState`] holding the orchestrator's services as trait
 //! objects, so the same code serves the embedded profile and the cluster one. The binary
-//! (`api`) builds the embedded services and runs the worker in the same process.
+//! (`api`) builds the embedded services and, by its [`Role`], serves the public routes,
+//! runs the worker and reconciler, or both.
 
 pub mod auth;
 pub mod config;
@@ -14,8 +15,11 @@ pub mod embedded;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod readiness;
+pub mod role;
 pub mod routes;
 pub mod state;
+pub mod uploads;
 pub mod validate;
 pub mod web;
 
@@ -25,15 +29,36 @@ use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::StatusCode;
 use tokio::net::TcpListener;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, ResponseBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::ApiConfig;
 pub use error::ApiError;
+pub use role::Role;
 pub use state::{ApiServices, AppState, SharedState};
 
 /// The whole application: every router, with tracing, metrics and timeouts.
 pub fn app(state: SharedState) -> Router {
+    app_for(Role::All, state)
+}
+
+/// What a process in `role` serves: every router, or (a worker) health, readiness and
+/// metrics only.
+pub fn app_for(role: Role, state: SharedState) -> Router {
+    if role.serves_public_routes() {
+        return public_app(state);
+    }
+    let timeout = state.config.request_timeout();
+    layered(
+        routes::ops::health_router().layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        )),
+        state,
+    )
+}
+
+fn public_app(state: SharedState) -> Router {
     let config = &state.config;
     let timed = Router::new()
         .merge(routes::tasks::router(config))
@@ -44,10 +69,29 @@ pub fn app(state: SharedState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout(),
         ));
-    Router::new()
-        .merge(timed)
-        // Blob transfers are as long as the bytes take; no timeout.
-        .merge(routes::blobs::router())
+    // Blob transfers take as long as their bytes: a long deadline for the whole
+    // request, and a short one for a body on which nothing moves.
+    let blobs = routes::blobs::router()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.blob_timeout(),
+        ))
+        .layer(RequestBodyTimeoutLayer::new(config.blob_idle_timeout()))
+        .layer(ResponseBodyTimeoutLayer::new(config.blob_idle_timeout()));
+    let routes =
+        Router::new()
+            .merge(timed)
+            .merge(blobs)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                uploads::limit,
+            ));
+    layered(routes, state)
+}
+
+/// The fallback, metrics and tracing every role's router gets.
+fn layered(routes: Router<SharedState>, state: SharedState) -> Router {
+    routes
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -84,8 +128,18 @@ pub async fn serve(
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_role(Role::All, listener, state, shutdown).await
+}
+
+/// As [`serve`], with what `role` serves.
+pub async fn serve_role(
+    role: Role,
+    listener: TcpListener,
+    state: SharedState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let stop_streams = state.shutdown.clone();
-    axum::serve(listener, app(state))
+    axum::serve(listener, app_for(role, state))
         .with_graceful_shutdown(async move {
             shutdown.await;
             stop_streams.cancel();

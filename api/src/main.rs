@@ -1,5 +1,5 @@
-//! `api`: the whole service in one process (REST API, worker, reconciler, embedded
-//! storage), and `api token create OWNER` to hand out API tokens.
+//! `api`: the service (REST API, worker, reconciler, embedded storage) in one process or
+//! split by role (`--role api|worker|all`), and `api token ...` to manage API tokens.
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use api::readiness::Readiness;
 use api::web::event_ticket::EventTickets;
-use api::{ApiConfig, AppState};
+use api::{ApiConfig, AppState, Role};
 use clap::{Parser, Subcommand};
 use orchestrator::OrchestratorConfig;
+use orchestrator::health::Health;
 use orchestrator::reconciler::Reconciler;
-use orchestrator::worker::Worker;
+use orchestrator::worker::{OutboxFeed, Worker};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -21,7 +23,7 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "api",
     version,
-    about = "The agent-rs service: REST API, worker and embedded storage in one process"
+    about = "The agent-rs service: REST API, worker and embedded storage, in one process or split by role"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,9 +47,17 @@ struct Cli {
     /// local processes). The only mode so far, and the default.
     #[arg(long, default_value_t = true)]
     embedded: bool,
-    /// Serve the API without the worker and reconciler: tasks are queued, never run
-    /// (benchmarks of the API alone, or a separate worker process).
-    #[arg(long)]
+    /// What this process runs: `api` (public routes, never runs agents), `worker` (worker
+    /// loops and reconciler; serves /healthz, /readyz and /metrics only) or `all` (both)
+    /// [default: the config file's `role`, else all].
+    #[arg(long, env = "API_ROLE", value_enum)]
+    role: Option<Role>,
+    /// How agents and clients reach the server that serves the blob URLs (`[api]
+    /// public_url`); a worker process beside an api process must name the api process.
+    #[arg(long, env = "API_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The same as `--role api` (kept for scripts that use it).
+    #[arg(long, hide = true)]
     no_worker: bool,
 }
 
@@ -64,12 +74,18 @@ enum Command {
 enum TokenAction {
     /// Create a token for OWNER and print it (only its hash is stored).
     Create { owner: String },
+    /// List the tokens: id (a prefix of the token's hash), owner, created, revoked.
+    List,
+    /// Revoke the token with this id (from `token list`); processes serving the API
+    /// refuse it within their `token_cache_secs`.
+    Revoke { id: String },
 }
 
-/// The config file: one table per part.
+/// The config file: the process's role, then one table per part.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct FileConfig {
+    role: Option<Role>,
     api: ApiConfig,
     orchestrator: OrchestratorConfig,
 }
@@ -106,16 +122,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         file.orchestrator.data_dir = data_dir.clone();
     }
     match cli.command {
-        Some(Command::Token {
-            action: TokenAction::Create { owner },
-        }) => create_token(&file.orchestrator, &owner).await,
+        Some(Command::Token { action }) => token(&file.orchestrator, action).await,
         None => {
             if let Some(listen) = &cli.listen {
                 file.api.listen = listen.clone();
             }
+            if cli.public_url.is_some() {
+                file.api.public_url = cli.public_url.clone();
+            }
+            let role = cli
+                .role
+                .or(cli.no_worker.then_some(Role::Api))
+                .or(file.role)
+                .unwrap_or_default();
             file.orchestrator.agent_bin = agent_bin(cli.agent_bin, file.orchestrator.agent_bin);
             file.orchestrator.model = file.orchestrator.model.or_from_env();
-            serve(file, !cli.no_worker).await
+            serve(file, role).await
         }
     }
 }
@@ -145,24 +167,58 @@ fn agent_bin(flag: Option<PathBuf>, configured: PathBuf) -> PathBuf {
         .unwrap_or(configured)
 }
 
-async fn create_token(config: &OrchestratorConfig, owner: &str) -> anyhow::Result<()> {
-    let owner = owner.trim();
-    anyhow::ensure!(!owner.is_empty(), "OWNER must not be blank");
+async fn token(config: &OrchestratorConfig, action: TokenAction) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let store = orchestrator::services::open_store(config)
         .await
         .context("opening the task store")?;
-    let token = api::auth::generate_token();
-    api::auth::register_token(store.as_ref(), owner, &token)
-        .await
-        .context("storing the token")?;
+    let text = token_action(store.as_ref(), action).await?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{token}").context("printing the token")?;
+    write!(stdout, "{text}").context("printing the answer")?;
     Ok(())
 }
 
-async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
+/// Runs one `token` action; what to print.
+async fn token_action(
+    store: &dyn orchestrator::TaskStore,
+    action: TokenAction,
+) -> anyhow::Result<String> {
+    match action {
+        TokenAction::Create { owner } => {
+            let owner = owner.trim();
+            anyhow::ensure!(!owner.is_empty(), "OWNER must not be blank");
+            let token = api::auth::generate_token();
+            api::auth::register_token(store, owner, &token)
+                .await
+                .context("storing the token")?;
+            Ok(format!("{token}\n"))
+        }
+        TokenAction::List => {
+            let tokens = store.list_tokens().await.context("listing the tokens")?;
+            Ok(api::auth::token_table(&tokens))
+        }
+        TokenAction::Revoke { id } => {
+            match store
+                .revoke_token(id.trim())
+                .await
+                .context("revoking the token")?
+            {
+                Some(info) => Ok(format!("revoked {} (owner {})\n", info.id, info.owner)),
+                None => anyhow::bail!("no token has the id {}; see `api token list`", id.trim()),
+            }
+        }
+    }
+}
+
+async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
+    // The embedded blob store's signed URLs are served by the public routes, which a
+    // worker process does not serve: its agents must reach an api (or all) process.
+    anyhow::ensure!(
+        role != Role::Worker || file.api.public_url.is_some(),
+        "a worker process signs blob URLs that an api process serves: set --public-url \
+         (or [api] public_url) to that process's address"
+    );
     let listener = tokio::net::TcpListener::bind(&file.api.listen)
         .await
         .with_context(|| format!("listening on {}", file.api.listen))?;
@@ -190,6 +246,7 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
 
     if let Ok(token) = std::env::var("API_DEV_TOKEN")
         && !token.is_empty()
+        && role.serves_public_routes()
     {
         api::auth::register_token(embedded.api.store.as_ref(), "dev", &token)
             .await
@@ -199,26 +256,48 @@ async fn serve(file: FileConfig, run_worker: bool) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let mut background = Vec::new();
-    if run_worker {
-        background.push(Worker::new(embedded.orchestrator.clone()).spawn(shutdown.clone()));
-        background.push(Reconciler::new(embedded.orchestrator.clone()).spawn(shutdown.clone()));
+    let health = Arc::new(Health::default());
+    let reconcile_interval = embedded.orchestrator.config.reconciler.interval();
+    let queue = embedded.queue.clone();
+    let api_services = if role.runs_agents() {
+        let services = &embedded.orchestrator;
+        let worker = Worker::new(services.clone()).with_health(health.clone());
+        background.push(worker.spawn(shutdown.clone()));
+        let reconciler = Reconciler::new(services.clone()).with_health(health.clone());
+        background.push(reconciler.spawn(shutdown.clone()));
+        // Tasks created by api processes on the same data folder wait in the outbox.
+        background.push(OutboxFeed::new(services.clone()).spawn(shutdown.clone()));
+        embedded.api
     } else {
-        tracing::warn!("--no-worker: tasks are queued but not run by this process");
-    }
+        tracing::info!("role api: tasks wait in the store's outbox for worker processes");
+        embedded.api.leaving_runs_to_workers()
+    };
 
+    let min_free_bytes = file.api.min_free_disk_mb.saturating_mul(1 << 20);
     let mut state =
-        AppState::with_workspace(embedded.api, file.api, workspace, CancellationToken::new())
+        AppState::with_workspace(api_services, file.api, workspace, CancellationToken::new())
             .context("in the [orchestrator.workspace] config")?;
+    state.readiness = Readiness {
+        health: role.runs_agents().then_some(health),
+        reconcile_interval,
+        data_dir: Some(data_dir.clone()),
+        min_free_bytes,
+    };
+    if role.runs_agents()
+        && let Some(queue) = queue
+    {
+        state.queue_depth = Some(Arc::new(move || queue.len()));
+    }
     // Event tickets outlive a restart: a browser's EventSource reconnects with its ticket.
     state.event_tickets = EventTickets::derived_from(&api::embedded::signing_key(&data_dir)?);
-    tracing::info!(%addr, %public_url, "listening");
+    tracing::info!(%addr, %public_url, %role, "listening");
     let stop = shutdown.clone();
     let signal = async move {
         wait_for_signal().await;
         tracing::info!("shutting down: no new requests or tasks; running tasks are handed back");
         stop.cancel();
     };
-    api::serve(listener, Arc::new(state), signal)
+    api::serve_role(role, listener, Arc::new(state), signal)
         .await
         .context("serving HTTP")?;
     for handle in background {

@@ -1,5 +1,6 @@
 //! Prometheus metrics, hand-rolled: request counts and latency by route and status, tasks
-//! created, live tasks by status.
+//! created, live tasks by status, the queue's depth, and the orchestrator's own counters
+//! ([`orchestrator::metrics`]).
 //!
 //! A dozen series do not justify a metrics framework; the text format is simple and is
 //! what every scraper reads. Routes are labelled by their pattern
@@ -9,11 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use orchestrator::{TaskStatus, TaskStore};
 
 use crate::state::SharedState;
 
@@ -36,15 +38,45 @@ struct Histogram {
     sum_secs: f64,
 }
 
+/// Live tasks by status, and when they were counted.
+type LiveCount = Option<(Instant, Vec<(TaskStatus, u64)>)>;
+
+/// How long one count of live tasks serves scrapes.
+const LIVE_COUNT_TTL: Duration = Duration::from_secs(15);
+
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, Histogram>>,
     tasks_created: AtomicU64,
+    /// The last count of live tasks by status, and when it was taken.
+    live: tokio::sync::Mutex<LiveCount>,
 }
 
 impl Metrics {
     pub fn task_created(&self) {
         self.tasks_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Live tasks by status: a count at most [`LIVE_COUNT_TTL`] old (one grouped query
+    /// of the unfinished rows when it is older). Concurrent scrapes share one query; a
+    /// failed count is logged and reported as none.
+    pub async fn live_tasks(&self, store: &dyn TaskStore) -> Vec<(TaskStatus, u64)> {
+        let mut live = self.live.lock().await;
+        if let Some((at, counts)) = &*live
+            && at.elapsed() < LIVE_COUNT_TTL
+        {
+            return counts.clone();
+        }
+        match store.count_live().await {
+            Ok(counts) => {
+                *live = Some((Instant::now(), counts.clone()));
+                counts
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "counting live tasks for /metrics failed");
+                Vec::new()
+            }
+        }
     }
 
     fn observe(&self, key: RequestKey, elapsed: Duration) {
@@ -60,8 +92,9 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition, with `live_tasks` as the per-status gauge.
-    pub fn render(&self, live_tasks: &[(&str, u64)]) -> String {
+    /// The Prometheus text exposition, with `live_tasks` as the per-status gauge and
+    /// `queue_depth` where this process can tell it.
+    pub fn render(&self, live_tasks: &[(TaskStatus, u64)], queue_depth: Option<usize>) -> String {
         let mut out = String::new();
         let requests = self
             .requests
@@ -109,8 +142,14 @@ impl Metrics {
         out.push_str("# HELP api_tasks Live (not yet finished) tasks by status.\n");
         out.push_str("# TYPE api_tasks gauge\n");
         for (status, count) in live_tasks {
-            let _ = writeln!(out, "api_tasks{{status=\"{status}\"}} {count}");
+            let _ = writeln!(out, "api_tasks{{status=\"{}\"}} {count}", status.as_str());
         }
+        if let Some(depth) = queue_depth {
+            out.push_str("# HELP api_queue_depth Messages waiting on this process's queue.\n");
+            out.push_str("# TYPE api_queue_depth gauge\n");
+            let _ = writeln!(out, "api_queue_depth {depth}");
+        }
+        orchestrator::metrics::global().render(&mut out);
         out
     }
 }

@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers' annotations so it cannot drift
 //! from the routes.
 
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -49,7 +51,7 @@ use crate::web::event_ticket::EventTicket;
         ErrorDetail,
         EventTicket,
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &FormPartNames),
     tags(
         (name = "tasks", description = "Tasks: submit, read, follow, cancel, artifacts"),
         (name = "legacy", description = "The original API, kept for existing clients"),
@@ -68,5 +70,26 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// The original form takes parts it does not know (and ignores them), but a part's name
+/// travels in a header, where control characters cannot: the multipart reader refuses
+/// such a body whole (400). The schema says so, as the names' pattern.
+struct FormPartNames;
+
+impl Modify for FormPartNames {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::Object(form))) = components.schemas.get_mut("LegacyCreateForm")
+        {
+            let names = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(r"^[^\x00-\x1f\x7f]*$"))
+                .build();
+            form.property_names = Some(Box::new(Schema::Object(names)));
+        }
     }
 }

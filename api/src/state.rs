@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::TokenCache;
 use crate::config::ApiConfig;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
+use crate::uploads::UploadSlots;
 use crate::validate::DraftRules;
 use crate::web::event_ticket::EventTickets;
 
@@ -24,7 +26,10 @@ use crate::web::event_ticket::EventTickets;
 #[derive(Clone)]
 pub struct ApiServices {
     pub store: Arc<dyn TaskStore>,
-    pub queue: Arc<dyn Queue>,
+    /// Where new tasks' messages go; `None` in an API-only process whose queue would
+    /// reach no worker (the embedded one): new tasks then wait in the store's outbox,
+    /// which the worker processes read.
+    pub queue: Option<Arc<dyn Queue>>,
     pub blobs: Arc<dyn BlobStore>,
     pub cache: Arc<dyn StatusCache>,
     /// Stops a cancelled task's run; `None` where the API cannot reach runs (the worker
@@ -41,12 +46,22 @@ impl ApiServices {
     pub fn from_services(services: &Services, local_blobs: Option<Arc<LocalBlobStore>>) -> Self {
         Self {
             store: services.store.clone(),
-            queue: services.queue.clone(),
+            queue: Some(services.queue.clone()),
             blobs: services.blobs.clone(),
             cache: services.cache.clone(),
             runner: Some(services.runner.clone()),
             local_blobs,
         }
+    }
+
+    /// As an API-only process beside separate worker processes sees them, on a queue
+    /// and runner that live in one process (the embedded ones): new tasks are left in
+    /// the store's outbox for the workers, and a cancel only moves the row (the worker
+    /// holding the task stops its run).
+    pub fn leaving_runs_to_workers(mut self) -> Self {
+        self.queue = None;
+        self.runner = None;
+        self
     }
 
     /// The task operations (submit, cancel) over these parts.
@@ -73,7 +88,16 @@ pub struct AppState {
     /// Signs the tickets a browser's `EventSource` follows a task with; a key of this
     /// process unless the binary sets a lasting one.
     pub event_tickets: EventTickets,
+    /// The cap on uploads in progress.
+    pub uploads: UploadSlots,
+    /// What `/readyz` checks besides the store.
+    pub readiness: Readiness,
+    /// Messages waiting on this process's queue, where it can tell (the embedded one).
+    pub queue_depth: Option<QueueDepth>,
 }
+
+/// Reads a queue's depth for `/metrics`.
+pub type QueueDepth = Arc<dyn Fn() -> usize + Send + Sync>;
 
 pub type SharedState = Arc<AppState>;
 
@@ -115,9 +139,12 @@ impl AppState {
         };
         Ok(Self {
             services,
+            tokens: config.token_cache(),
+            uploads: UploadSlots::new(config.max_concurrent_uploads),
+            readiness: Readiness::default(),
+            queue_depth: None,
             config,
             metrics: Metrics::default(),
-            tokens: TokenCache::default(),
             draft_rules,
             shutdown,
             clock: Arc::new(unix_now),

@@ -55,6 +55,31 @@ async fn metrics_count_requests_by_route_and_tasks() {
     );
     assert!(text.contains("api_tasks_created_total 1"), "{text}");
     assert!(text.contains(r#"api_tasks{status="QUEUED"} 1"#), "{text}");
+    assert!(
+        text.contains("# TYPE orchestrator_tasks_finished_total counter"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn scrapes_reuse_one_count_of_live_tasks_instead_of_reading_the_store_each_time() {
+    let h = Harness::start().await;
+    h.create_git_task().await;
+    let scrape = || async {
+        h.http
+            .get(h.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(scrape().await.contains(r#"api_tasks{status="QUEUED"} 1"#));
+    // With the store gone, a scrape that read it would lose the gauge.
+    h.store.close().await;
+    let text = scrape().await;
+    assert!(text.contains(r#"api_tasks{status="QUEUED"} 1"#), "{text}");
 }
 
 #[tokio::test]

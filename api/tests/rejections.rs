@@ -217,6 +217,42 @@ async fn bad_idempotency_key_is_a_400() {
     h.assert_nothing_stored().await;
 }
 
+#[tokio::test]
+async fn idempotency_key_with_a_space_is_a_400() {
+    let h = Harness::start().await;
+    let response = h
+        .http
+        .post(h.url("/api/v1/tasks"))
+        .bearer_auth(ALICE)
+        .header("Idempotency-Key", "two words")
+        .json(&json!({"git_url": "https://140.82.112.3/o/r.git", "description": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (code, message) = expect_error(response, 400).await;
+    assert_eq!(code, "bad_request");
+    assert!(message.contains("visible ASCII"), "{message}");
+    h.assert_nothing_stored().await;
+}
+
+#[tokio::test]
+async fn malformed_events_query_is_a_json_400() {
+    let h = Harness::start().await;
+    let id = h.create_git_task().await;
+    let response = h
+        .http
+        .get(h.url(&format!(
+            "/api/v1/tasks/{id}/events?last_event_id=1&last_event_id=2"
+        )))
+        .bearer_auth(ALICE)
+        .send()
+        .await
+        .unwrap();
+    let (code, message) = expect_error(response, 400).await;
+    assert_eq!(code, "bad_request");
+    assert!(message.contains("last_event_id"), "{message}");
+}
+
 /// A zip of `(name, contents)` entries, names written as given (`../x` included).
 fn zip_of(entries: &[(&str, &str)]) -> Vec<u8> {
     use std::io::Write;

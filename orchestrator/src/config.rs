@@ -178,6 +178,9 @@ pub struct WorkerConfig {
     pub shutdown_grace_secs: u64,
     /// Between SIGTERM and SIGKILL when a run is stopped.
     pub kill_grace_secs: u64,
+    /// How often a worker process whose queue is its own (embedded, beside API-only
+    /// processes) reads the store's outbox for new tasks.
+    pub outbox_poll_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -189,6 +192,7 @@ impl Default for WorkerConfig {
             max_attempts: 3,
             shutdown_grace_secs: 30,
             kill_grace_secs: 5,
+            outbox_poll_ms: 500,
         }
     }
 }
@@ -208,6 +212,10 @@ impl WorkerConfig {
 
     pub fn kill_grace(&self) -> Duration {
         Duration::from_secs(self.kill_grace_secs)
+    }
+
+    pub fn outbox_poll(&self) -> Duration {
+        Duration::from_millis(self.outbox_poll_ms.max(1))
     }
 }
 
@@ -234,6 +242,10 @@ pub struct ReconcilerConfig {
     pub deadline_slack_secs: u64,
     /// Most tasks looked at per kind of repair per pass.
     pub batch: u32,
+    /// How long a finished task's files (workspace, outputs and run log, uploaded zip)
+    /// are kept; then they are deleted and the row stays, marked purged. 0 keeps them
+    /// forever.
+    pub retention_secs: u64,
 }
 
 impl Default for ReconcilerConfig {
@@ -246,6 +258,7 @@ impl Default for ReconcilerConfig {
             prepare_timeout_secs: 900,
             deadline_slack_secs: 120,
             batch: 500,
+            retention_secs: 30 * 24 * 3600,
         }
     }
 }
@@ -261,6 +274,11 @@ impl ReconcilerConfig {
 
     pub fn prepare_timeout(&self) -> Duration {
         Duration::from_secs(self.prepare_timeout_secs)
+    }
+
+    /// `None` when finished tasks' files are kept forever.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.retention_secs > 0).then(|| Duration::from_secs(self.retention_secs))
     }
 }
 

@@ -20,6 +20,8 @@
 pub mod blob;
 pub mod cache;
 pub mod config;
+pub mod health;
+pub mod metrics;
 pub mod queue;
 pub mod reconciler;
 pub mod runner;
@@ -48,7 +50,7 @@ pub use runner::{
 pub use services::Services;
 pub use store::{
     Created, Lease, MySqlTaskStore, SqliteTaskStore, StoreError, TaskFilter, TaskPage, TaskStore,
-    TransitionError,
+    TokenInfo, TransitionError,
 };
 pub use task::{InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskUpdate, now_ms};
 pub use tasks::TaskOps;

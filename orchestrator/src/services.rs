@@ -52,6 +52,8 @@ pub struct EmbeddedParts {
 #[derive(Debug, Clone, Default)]
 pub struct ProfileParts {
     pub local_blobs: Option<Arc<LocalBlobStore>>,
+    /// The in-process queue, when that is the queue (its depth is known here).
+    pub queue: Option<InProcessQueue>,
 }
 
 /// Why the configured services could not start.
@@ -128,9 +130,10 @@ impl Services {
             public_base_url,
             signing_key,
         )?);
+        let queue = InProcessQueue::new();
         let services = Self {
             store,
-            queue: Arc::new(InProcessQueue::new()),
+            queue: Arc::new(queue.clone()),
             blobs: blobs.clone(),
             cache: time_limited(cache, &config),
             runner: Arc::new(ProcessRunner::from_config(&config)),
@@ -138,6 +141,7 @@ impl Services {
         };
         let parts = ProfileParts {
             local_blobs: Some(blobs),
+            queue: Some(queue),
         };
         Ok((services, parts))
     }

@@ -9,7 +9,10 @@
 //!   transaction, then tries to put its message on the queue at once and removes the
 //!   entry. Once the row is stored the task exists and will run: a queue that is down
 //!   costs only delay (the reconciler relays the outbox), never an error to the caller,
-//!   who would otherwise retry and make a duplicate.
+//!   who would otherwise retry and make a duplicate. A process whose queue reaches no
+//!   worker (an API-only process on the embedded in-process queue) has no queue here
+//!   and leaves the entry for the worker processes, which read the outbox
+//!   ([`crate::worker::OutboxFeed`]).
 //! - [`TaskOps::cancel`] moves any live status to `CANCELLED` (compare-and-set, not
 //!   fenced: a cancel wins over the worker's lease, whose next fenced write fails), then
 //!   stops the run where this process can reach the runner; the worker holding the
@@ -47,7 +50,9 @@ pub enum CancelError {
 #[derive(Clone)]
 pub struct TaskOps {
     pub store: Arc<dyn TaskStore>,
-    pub queue: Arc<dyn Queue>,
+    /// Where new tasks' messages go at once; `None` leaves them in the store's outbox
+    /// for the worker processes to read.
+    pub queue: Option<Arc<dyn Queue>>,
     pub cache: Arc<dyn StatusCache>,
     /// Stops a cancelled task's run from here; `None` where this process cannot reach
     /// runs (the worker holding the task stops it).
@@ -57,6 +62,7 @@ pub struct TaskOps {
 impl std::fmt::Debug for TaskOps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskOps")
+            .field("queue", &self.queue.is_some())
             .field("runner", &self.runner.is_some())
             .finish_non_exhaustive()
     }
@@ -67,7 +73,7 @@ impl TaskOps {
     pub fn new(services: &Services) -> Self {
         Self {
             store: services.store.clone(),
-            queue: services.queue.clone(),
+            queue: Some(services.queue.clone()),
             cache: services.cache.clone(),
             runner: Some(services.runner.clone()),
         }
@@ -81,7 +87,9 @@ impl TaskOps {
             return Ok((task, created));
         }
         announce(&*self.cache, task.id, task.status, None).await;
-        relay(&*self.store, &*self.queue, task.id).await;
+        if let Some(queue) = &self.queue {
+            relay(&*self.store, &**queue, task.id).await;
+        }
         tracing::info!(task_id = %task.id, owner = %task.owner, "task created");
         Ok((task, created))
     }
@@ -112,6 +120,7 @@ impl TaskOps {
                     )
                     .await;
                     self.stop_run(&cancelled).await;
+                    crate::metrics::task_finished(TaskStatus::Cancelled, "cancelled");
                     tracing::info!(task_id = %id, "task cancelled");
                     return Ok(cancelled);
                 }
@@ -169,6 +178,7 @@ pub async fn announce(
     message: Option<&str>,
 ) {
     if let Err(err) = cache.set_status(id, status).await {
+        crate::metrics::cache_error();
         tracing::warn!(task_id = %id, error = %err, "status cache update failed");
     }
     let mut event = serde_json::json!({"type": "status", "status": status});
@@ -184,6 +194,7 @@ pub async fn announce(
 /// Appends one event to the task's stream.
 pub async fn publish(cache: &dyn StatusCache, id: TaskId, event: serde_json::Value) {
     if let Err(err) = cache.publish(id, event).await {
+        crate::metrics::cache_error();
         tracing::warn!(task_id = %id, error = %err, "publishing a task event failed");
     }
 }
@@ -191,6 +202,7 @@ pub async fn publish(cache: &dyn StatusCache, id: TaskId, event: serde_json::Val
 /// Ends the task's stream (its followers stop waiting).
 pub async fn close_stream(cache: &dyn StatusCache, id: TaskId) {
     if let Err(err) = cache.close(id).await {
+        crate::metrics::cache_error();
         tracing::warn!(task_id = %id, error = %err, "closing a task's event stream failed");
     }
 }

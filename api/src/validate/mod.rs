@@ -15,6 +15,7 @@ use orchestrator::workspace::ExtractOptions;
 
 pub use orchestrator::workspace::GitUrlPolicy;
 
+// Lengths count characters, as JSON Schema's `maxLength` does (`crate::dto` states them).
 const MAX_DESCRIPTION: usize = 32 * 1024;
 const MAX_SHORT_FIELD: usize = 1024;
 const MAX_TURNS: u32 = 10_000;
@@ -69,9 +70,9 @@ pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), Fi
             "description is blank; say what the agent should do".into(),
         ));
     }
-    if draft.description.len() > MAX_DESCRIPTION {
+    if draft.description.chars().count() > MAX_DESCRIPTION {
         return Err(on("description")(format!(
-            "description is longer than {MAX_DESCRIPTION} bytes; shorten it"
+            "description is longer than {MAX_DESCRIPTION} characters; shorten it"
         )));
     }
     if let Some(target) = &draft.target_file {
@@ -111,9 +112,9 @@ fn check_short(field: &str, value: &str) -> Result<(), String> {
     if value.trim().is_empty() {
         return Err(format!("{field} is blank; leave it out instead"));
     }
-    if value.len() > MAX_SHORT_FIELD || value.chars().any(char::is_control) {
+    if value.chars().count() > MAX_SHORT_FIELD || value.chars().any(char::is_control) {
         return Err(format!(
-            "{field} must be under {MAX_SHORT_FIELD} bytes without control characters"
+            "{field} must be at most {MAX_SHORT_FIELD} characters, without control characters"
         ));
     }
     Ok(())

@@ -144,3 +144,16 @@ fn an_archive_over_the_workers_entry_cap_is_refused() {
     );
     assert_eq!(check_zip(&bytes, &ExtractOptions::default()), Ok(()));
 }
+
+/// The OpenAPI document states lengths as JSON Schema's `maxLength`, which counts
+/// characters; the check counts the same, so a schema-valid text is accepted.
+#[tokio::test]
+async fn lengths_count_characters_not_bytes() {
+    let mut d = draft(git("https://140.82.112.3/r.git"));
+    d.description = "é".repeat(MAX_DESCRIPTION);
+    d.model = Some("é".repeat(MAX_SHORT_FIELD));
+    check_draft(&DraftRules::default(), &d).await.unwrap();
+    d.description.push('é');
+    let err = check_draft(&DraftRules::default(), &d).await.unwrap_err();
+    assert_eq!(err.field, "description", "{err:?}");
+}

@@ -148,9 +148,20 @@ impl Api {
     /// (`127.0.0.1:0` for any free port), with the model at `model`. Returns once the
     /// server logged its bound address.
     pub async fn start(home: &Home, listen: &str, model: &ScriptedServer) -> Self {
+        Self::start_with(home, listen, model, &[]).await
+    }
+
+    /// As [`Api::start`], with `extra` arguments (`--role worker`...).
+    pub async fn start_with(
+        home: &Home,
+        listen: &str,
+        model: &ScriptedServer,
+        extra: &[&str],
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let agent = tokio::task::spawn_blocking(agent_binary).await.unwrap();
         let mut child = tokio::process::Command::new(API_BIN)
+            .args(extra)
             .args(["--listen", listen, "--agent-bin"])
             .arg(agent)
             .arg("--data-dir")
@@ -162,6 +173,8 @@ impl Api {
             .env_remove("API_AGENT_BIN")
             .env_remove("API_CONFIG")
             .env_remove("API_LOG_FORMAT")
+            .env_remove("API_ROLE")
+            .env_remove("API_PUBLIC_URL")
             .env_remove("OPENAI_API_KEY")
             .env("API_DEV_TOKEN", TOKEN)
             .env("OPENAI_BASE_URL", model.base_url())

@@ -51,6 +51,16 @@ impl Harness {
 
     /// `clock` replaces the wall clock the blob route checks expiries against.
     pub async fn start_with(config: ApiConfig, clock: Option<api::state::Clock>) -> Self {
+        Self::start_wrapped(config, clock, |_| {}).await
+    }
+
+    /// As [`Harness::start_with`], with `wrap` replacing some of the API's parts (by
+    /// fault-injecting wrappers, say).
+    pub async fn start_wrapped(
+        config: ApiConfig,
+        clock: Option<api::state::Clock>,
+        wrap: impl FnOnce(&mut ApiServices),
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let data = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -74,7 +84,8 @@ impl Harness {
         api::auth::register_token(store.as_ref(), "bob", BOB)
             .await
             .unwrap();
-        let services = ApiServices::from_services(&orchestrator, Some(blobs.clone()));
+        let mut services = ApiServices::from_services(&orchestrator, Some(blobs.clone()));
+        wrap(&mut services);
         let shutdown = CancellationToken::new();
         let mut state = AppState::new(services, config, shutdown.clone()).unwrap();
         if let Some(clock) = clock {

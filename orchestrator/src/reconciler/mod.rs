@@ -17,24 +17,43 @@
 //!   hand a run that goes on to a worker to re-attach, finish a run that is over or
 //!   gone, or stop one past its deadline.
 //!
+//! - **expired**: a task finished longer ago than the retention period: its files (the
+//!   workspace tarball, the outputs with the agent's log, the uploaded zip, anything the
+//!   runner kept) are deleted and the row is marked purged; the row itself stays.
+//!
 //! Runs no task row names (an old attempt's, a finished task's) are removed
-//! ([`Runner::list`] by label). One task's failure is logged and counted; it never
-//! stops the pass.
+//! ([`Runner::list`] by label). A store call that fails for a passing reason (a dropped
+//! connection, a deadlock, a busy database) is tried again a few times within the pass
+//! ([`REPAIR_TRIES`]), and the fenced writes of a repair as patiently as a worker's; what
+//! still fails is logged and counted for that one task and retried by the next pass,
+//! never stopping this one.
 
 mod decide;
 mod repair;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::health::Health;
+use crate::metrics;
 use crate::runner::{LABEL_MANAGED_BY, MANAGED_BY, RunInfo};
 use crate::services::Services;
 use crate::store::Due;
+use crate::store::retry::{RetryPolicy, retry};
 use crate::task::TaskId;
 
 pub use decide::{Action, Observation, decide};
+
+/// Tries for one of the reconciler's own store calls that failed transiently: short,
+/// because the next pass tries again anyway and a pass should not stall on one task.
+pub const REPAIR_TRIES: RetryPolicy = RetryPolicy {
+    attempts: 4,
+    first_delay: std::time::Duration::from_millis(50),
+    max_delay: std::time::Duration::from_millis(500),
+};
 
 /// What one pass did.
 #[derive(Debug, Default)]
@@ -67,6 +86,29 @@ pub enum Step {
     Repaired(Action),
     /// Removed a run no task row names.
     RemovedOrphan(String),
+    /// Deleted a finished task's files after the retention period.
+    Purged,
+}
+
+impl Step {
+    /// The step's kind, a fixed word (the metrics' label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Relayed => "relayed",
+            Step::Requeued => "requeued",
+            Step::Repaired(action) => match action {
+                Action::Retry => "retried",
+                Action::Adopt => "handed_over",
+                Action::Fail(_) => "failed",
+                Action::Finish(_) => "finished",
+                Action::DeadlineExceeded => "deadline_exceeded",
+                Action::Later(_) => "later",
+                Action::RecordLaunch => "recorded_launch",
+            },
+            Step::RemovedOrphan(_) => "removed_orphan",
+            Step::Purged => "purged",
+        }
+    }
 }
 
 /// The effectful loop around [`decide`].
@@ -76,6 +118,8 @@ pub struct Reconciler {
     /// This reconciler's id, for the leases it takes.
     id: String,
     leases: AtomicU64,
+    /// Where each finished pass is recorded, for readiness.
+    health: Arc<Health>,
 }
 
 impl Reconciler {
@@ -89,7 +133,14 @@ impl Reconciler {
             services,
             id,
             leases: AtomicU64::new(0),
+            health: Arc::new(Health::default()),
         }
+    }
+
+    /// Records each finished pass in `health` (which the readiness check reads).
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = health;
+        self
     }
 
     fn next_holder(&self) -> String {
@@ -106,7 +157,30 @@ impl Reconciler {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            let started = std::time::Instant::now();
             let report = self.pass().await;
+            self.health.pass_done();
+            let outcome = if report.failures.is_empty() {
+                "ok"
+            } else {
+                "partial"
+            };
+            let registry = metrics::global();
+            registry.inc(
+                "orchestrator_reconciler_passes_total",
+                &[("outcome", outcome)],
+            );
+            registry.observe(
+                "orchestrator_phase_seconds",
+                &[("phase", "reconciler_pass")],
+                started.elapsed(),
+            );
+            for (_, step) in &report.taken {
+                registry.inc(
+                    "orchestrator_reconciler_actions_total",
+                    &[("action", step.kind())],
+                );
+            }
             if !report.failures.is_empty() {
                 tracing::warn!(
                     failures = report.failures.len(),
@@ -125,7 +199,7 @@ impl Reconciler {
     pub async fn pass(&self) -> PassReport {
         let config = &self.services.config.reconciler;
         let mut report = PassReport::default();
-        let kinds = [
+        let mut kinds = vec![
             Due::Outbox {
                 older_than: std::time::Duration::from_secs(config.pending_after_secs),
             },
@@ -135,8 +209,16 @@ impl Reconciler {
             Due::Preparing,
             Due::Running,
         ];
+        if let Some(older_than) = config.retention() {
+            kinds.push(Due::Expired { older_than });
+        }
         for due in kinds {
-            let ids = match self.services.store.due(due, config.batch).await {
+            let store = &self.services.store;
+            let found = retry(REPAIR_TRIES, "finding tasks to repair", || {
+                store.due(due, config.batch)
+            })
+            .await;
+            let ids = match found {
                 Ok(ids) => ids,
                 Err(err) => {
                     report.failures.push((None, format!("{due:?}: {err}")));
@@ -192,10 +274,8 @@ impl Reconciler {
     /// attempt the task left behind. (A run's name is saved in the row before the run is
     /// launched, so a live run always has a row naming it.)
     async fn is_orphan(&self, id: TaskId, run: &RunInfo) -> Result<bool, String> {
-        let task = self
-            .services
-            .store
-            .get(id)
+        let store = &self.services.store;
+        let task = retry(REPAIR_TRIES, "reading a run's task", || store.get(id))
             .await
             .map_err(|err| err.to_string())?;
         Ok(match task {

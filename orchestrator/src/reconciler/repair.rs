@@ -6,11 +6,12 @@
 
 use std::time::Duration;
 
-use super::{Action, Observation, Reconciler, Step, decide};
+use super::{Action, Observation, REPAIR_TRIES, Reconciler, Step, decide};
 use crate::queue::TaskMessage;
 use crate::runner::RunHandle;
+use crate::store::retry::retry;
 use crate::store::{Due, LEASED, TransitionError};
-use crate::task::{Task, TaskId, TaskStatus, TaskUpdate, now_ms};
+use crate::task::{InputSource, Task, TaskId, TaskStatus, TaskUpdate, now_ms};
 use crate::tasks::relay;
 use crate::worker::{Held, RunEnd, Stop, deadline_in, fail, finish_run, stop_run};
 
@@ -21,12 +22,54 @@ impl Reconciler {
             Due::Outbox { .. } => self.relay(id).await,
             Due::Queued { .. } => self.requeue(id).await,
             Due::Preparing | Due::Running => self.recover(id).await,
+            Due::Expired { .. } => self.purge(id).await,
         }
+    }
+
+    /// Deletes a finished task's files; the row stays, marked purged. Each deletion is
+    /// idempotent, so a purge cut short is simply done again by the next pass.
+    async fn purge(&self, id: TaskId) -> Result<Option<Step>, String> {
+        let services = &self.services;
+        let Some(task) = services
+            .store
+            .get(id)
+            .await
+            .map_err(|err| err.to_string())?
+        else {
+            return Ok(None);
+        };
+        if !task.status.is_terminal() {
+            return Ok(None);
+        }
+        let mut prefixes = vec![format!("tasks/{id}")];
+        if let InputSource::Zip { zip_key, .. } = &task.input {
+            prefixes.push(zip_key.clone());
+        }
+        for prefix in &prefixes {
+            services.blobs.delete_prefix(prefix).await.map_err(|err| {
+                crate::metrics::blob_error("purge");
+                format!("deleting {prefix}: {err}")
+            })?;
+        }
+        if let Some(name) = &task.runner_ref {
+            services
+                .runner
+                .cancel(&RunHandle(name.clone()))
+                .await
+                .map_err(|err| format!("removing the run {name}: {err}"))?;
+        }
+        services
+            .store
+            .mark_purged(id)
+            .await
+            .map_err(|err| err.to_string())?;
+        Ok(Some(Step::Purged))
     }
 
     async fn relay(&self, id: TaskId) -> Result<Option<Step>, String> {
         let store = &*self.services.store;
-        match store.get(id).await.map_err(|err| err.to_string())? {
+        let task = retry(REPAIR_TRIES, "reading a created task", || store.get(id)).await;
+        match task.map_err(|err| err.to_string())? {
             Some(task) if task.status == TaskStatus::Queued => {
                 if relay(store, &*self.services.queue, id).await {
                     Ok(Some(Step::Relayed))
@@ -35,21 +78,23 @@ impl Reconciler {
                 }
             }
             // Claimed or gone already: its message went out.
-            _ => store
-                .outbox_done(id)
-                .await
-                .map(|()| None)
-                .map_err(|err| err.to_string()),
+            _ => retry(REPAIR_TRIES, "removing an outbox entry", || {
+                store.outbox_done(id)
+            })
+            .await
+            .map(|()| None)
+            .map_err(|err| err.to_string()),
         }
     }
 
     async fn requeue(&self, id: TaskId) -> Result<Option<Step>, String> {
         self.send(id).await?;
-        self.services
-            .store
-            .requeued(id)
-            .await
-            .map_err(|err| err.to_string())?;
+        let store = &self.services.store;
+        retry(REPAIR_TRIES, "recording a re-sent task", || {
+            store.requeued(id)
+        })
+        .await
+        .map_err(|err| err.to_string())?;
         Ok(Some(Step::Requeued))
     }
 
@@ -64,16 +109,19 @@ impl Reconciler {
     /// Takes over a claimed task whose lease expired and takes its step.
     async fn recover(&self, id: TaskId) -> Result<Option<Step>, String> {
         let store = &self.services.store;
-        let Some(task) = store.get(id).await.map_err(|err| err.to_string())? else {
+        let read = retry(REPAIR_TRIES, "reading a claimed task", || store.get(id)).await;
+        let Some(task) = read.map_err(|err| err.to_string())? else {
             return Ok(None);
         };
         if !LEASED.contains(&task.status) {
             return Ok(None);
         }
         let ttl = self.services.config.worker.lease_ttl();
-        let taken = store
-            .take_over(id, task.status, task.attempt, &self.next_holder(), ttl)
-            .await;
+        let holder = self.next_holder();
+        let taken = retry(REPAIR_TRIES, "taking a task over", || {
+            store.take_over(id, task.status, task.attempt, &holder, ttl)
+        })
+        .await;
         let (task, lease) = match taken {
             Ok(taken) => taken,
             Err(TransitionError::Store(err)) => return Err(err.to_string()),
@@ -129,7 +177,7 @@ impl Reconciler {
                 self.hand_over(held, queued_after, task.id).await
             }
             Action::Adopt => self.hand_over(held, lease_ttl, task.id).await,
-            Action::Fail(message) => fail(held, &task, message.clone())
+            Action::Fail(message) => fail(held, &task, message.clone(), "attempts_exhausted")
                 .await
                 .map(drop)
                 .map_err(|stop| stop.to_string()),

@@ -19,7 +19,12 @@
 //!   to its run or by the reconciler ([`TaskStore::take_over`]). A terminal status ends
 //!   the lease.
 //! - **Repairs** are found by one bounded query per kind ([`Due`]), oldest first, so no
-//!   kind of stuck task can starve another.
+//!   kind of stuck task can starve another; so are finished tasks whose files are past
+//!   their retention ([`Due::Expired`], then [`TaskStore::mark_purged`]).
+//! - **Counts** ([`TaskStore::live_tasks`], [`TaskStore::count_live`]) read live rows
+//!   only, through an index, never the finished history.
+//! - **Tokens** are kept as hashes; a revoked one stays listed and is refused
+//!   ([`TaskStore::owner_of_token`] no longer answers for it).
 
 /// The columns a [`Task`](crate::task::Task) is read from; a macro so the SQL built with it stays
 /// `&'static str`, which sqlx takes without an `AssertSqlSafe`.
@@ -117,7 +122,25 @@ pub enum Due {
     Preparing,
     /// `RUNNING_AGENT` or `UPLOADING_RESULTS` with no live lease: nobody watches the run.
     Running,
+    /// Finished at least this long ago and its files not yet deleted
+    /// ([`TaskStore::mark_purged`]).
+    Expired { older_than: Duration },
 }
+
+/// An API token as an operator sees it: never the token, nor its whole hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The first [`TOKEN_ID_LEN`] hex digits of the token's hash: what `revoke` takes.
+    pub id: String,
+    pub owner: String,
+    /// ms since the epoch.
+    pub created_at: i64,
+    /// ms since the epoch; `None` while the token works.
+    pub revoked_at: Option<i64>,
+}
+
+/// How many hex digits of a token's hash name it (64 bits: no two tokens share one).
+pub const TOKEN_ID_LEN: usize = 16;
 
 /// The statuses a worker holds a lease in.
 pub const LEASED: [TaskStatus; 4] = [
@@ -203,8 +226,24 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Records an API token (only its hash) for `owner`.
     async fn add_token(&self, owner: &str, token_hash: &str) -> Result<(), StoreError>;
 
-    /// The owner of a token hash, if any.
+    /// The owner of a token hash, if any and not revoked.
     async fn owner_of_token(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
+
+    /// Every token, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// Revokes the token whose id ([`TokenInfo::id`]) is `id`. `None` when no token has
+    /// that id; a token revoked before keeps its first revocation time.
+    async fn revoke_token(&self, id: &str) -> Result<Option<TokenInfo>, StoreError>;
+
+    /// How many of `owner`'s tasks are not finished.
+    async fn live_tasks(&self, owner: &str) -> Result<u64, StoreError>;
+
+    /// Unfinished tasks by status (statuses with none left out).
+    async fn count_live(&self) -> Result<Vec<(TaskStatus, u64)>, StoreError>;
+
+    /// Records that a finished task's files were deleted: it leaves [`Due::Expired`].
+    async fn mark_purged(&self, id: TaskId) -> Result<(), StoreError>;
 }
 
 /// A duration as whole milliseconds, for arithmetic on stored times.

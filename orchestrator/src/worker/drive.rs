@@ -7,21 +7,22 @@
 //! during preparation makes that write fail, so the agent is never started, and a crash
 //! right after the launch leaves a row that names the run.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use super::finish::finish_run;
 use super::launch::{deadline_in, launch_spec};
 use super::lease::Held;
-use super::prepare::prepare_workspace;
+use super::prepare::{PrepareError, prepare_workspace};
 use super::watch::watch_run;
 use super::{Interrupted, Stop};
 use crate::cache::EventPublisher;
+use crate::metrics;
 use crate::runner::{RunHandle, run_name};
 use crate::services::Services;
 use crate::store::retry::{RetryPolicy, retry};
-use crate::task::{Task, TaskStatus, TaskUpdate};
+use crate::task::{InputSource, Task, TaskStatus, TaskUpdate};
 
 /// Tries for a launch that failed for a passing reason (the runner's backend down).
 const LAUNCH_TRIES: RetryPolicy = RetryPolicy {
@@ -51,12 +52,16 @@ pub(crate) async fn drive(
         task.id,
         services.config.cache.publish_buffer,
     );
+    let watched = Instant::now();
     let end = watch_run(services, &task, held, &publisher, abort).await;
+    metrics::phase("run", watched.elapsed());
     // Every agent event goes out before the status that ends the run.
     publisher
         .finish(services.config.cache.publish_flush())
         .await;
+    let finishing = Instant::now();
     finish_run(services, held, task, end?).await?;
+    metrics::phase("finish", finishing.elapsed());
     Ok(())
 }
 
@@ -75,22 +80,30 @@ async fn prepare_and_launch(
         task
     };
     let limit = services.config.reconciler.prepare_timeout();
+    let preparing = Instant::now();
     let prepared = tokio::select! {
         prepared = held.keep(tokio::time::timeout(limit, prepare_workspace(services, &task))) => prepared?,
         _ = abort.cancelled() => return Err(Interrupted::Shutdown),
     };
+    metrics::phase("prepare", preparing.elapsed());
     match prepared {
         Ok(Ok(_)) => {}
         Ok(Err(err)) => {
-            fail(held, &task, format!("cannot prepare the workspace: {err}")).await?;
+            prepare_failed(&task, &err);
+            let message = format!("cannot prepare the workspace: {err}");
+            fail(held, &task, message, "prepare_failed").await?;
             return Ok(None);
         }
         Err(_) => {
+            metrics::global().inc(
+                "orchestrator_prepare_failures_total",
+                &[("kind", "timeout")],
+            );
             let message = format!(
                 "preparing the workspace took longer than {} s (prepare_timeout_secs)",
                 limit.as_secs()
             );
-            fail(held, &task, message).await?;
+            fail(held, &task, message, "prepare_timeout").await?;
             return Ok(None);
         }
     }
@@ -98,7 +111,9 @@ async fn prepare_and_launch(
     let spec = match launch_spec(services, &task, name.clone()).await {
         Ok(spec) => spec,
         Err(err) => {
-            fail(held, &task, format!("cannot sign the agent's URLs: {err}")).await?;
+            metrics::blob_error("sign");
+            let message = format!("cannot sign the agent's URLs: {err}");
+            fail(held, &task, message, "sign_failed").await?;
             return Ok(None);
         }
     };
@@ -114,8 +129,9 @@ async fn prepare_and_launch(
     })
     .await
     {
+        metrics::global().inc("orchestrator_launch_failures_total", &[]);
         stop_run(services, &name).await;
-        fail(held, &task, err.to_string()).await?;
+        fail(held, &task, err.to_string(), "launch_failed").await?;
         return Ok(None);
     }
     let running = TaskUpdate {
@@ -131,14 +147,36 @@ async fn prepare_and_launch(
     }
 }
 
-/// Fails the task with `message` (fenced).
-pub(crate) async fn fail(held: &mut Held, task: &Task, message: String) -> Result<Task, Stop> {
+/// Counts a failed preparation by what failed.
+fn prepare_failed(task: &Task, err: &PrepareError) {
+    let kind = match (err, &task.input) {
+        (PrepareError::Upload(_) | PrepareError::Store(_), _) => {
+            metrics::blob_error("prepare");
+            "store"
+        }
+        (PrepareError::Workspace(_), InputSource::Git { .. }) => "clone",
+        (PrepareError::Workspace(_), InputSource::Zip { .. }) => "unzip",
+        _ => "other",
+    };
+    metrics::global().inc("orchestrator_prepare_failures_total", &[("kind", kind)]);
+}
+
+/// Fails the task with `message` (fenced); `reason` is the fixed word it is counted
+/// under.
+pub(crate) async fn fail(
+    held: &mut Held,
+    task: &Task,
+    message: String,
+    reason: &'static str,
+) -> Result<Task, Stop> {
     tracing::warn!(task_id = %task.id, %message, "task failed");
     let update = TaskUpdate {
         message: Some(message),
         ..TaskUpdate::default()
     };
-    held.advance(task, TaskStatus::Failed, update).await
+    let failed = held.advance(task, TaskStatus::Failed, update).await?;
+    metrics::task_finished(TaskStatus::Failed, reason);
+    Ok(failed)
 }
 
 /// After the task slipped away mid-run: a task that is over (cancelled, failed by

@@ -17,6 +17,7 @@ use serde_json::Value;
 use super::Stop;
 use super::lease::Held;
 use crate::blob::BlobError;
+use crate::metrics;
 use crate::runner::RunHandle;
 use crate::services::Services;
 use crate::store::retry::{RetryPolicy, Transient, retry};
@@ -93,6 +94,23 @@ pub fn outcome(end: &RunEnd, result: Option<&Value>) -> Outcome {
             Outcome::failed(format!("the agent process was killed ({reason})"))
         }
         RunEnd::Lost(reason) => Outcome::failed(format!("agent process lost: {reason}")),
+    }
+}
+
+/// The fixed word a finished run is counted under: how it ended, in the agent's terms
+/// when its `result.json` says.
+fn reason(end: &RunEnd, result: Option<&Value>) -> &'static str {
+    let status = result.and_then(|r| r.get("status")).and_then(Value::as_str);
+    match (end, status) {
+        (RunEnd::DeadlineExceeded, _) => "deadline",
+        (_, Some("completed")) => "completed",
+        (_, Some("limit_reached")) => "limit_reached",
+        (_, Some("model_error")) => "model_error",
+        (_, Some(_)) => "agent_error",
+        (RunEnd::Lost(_), None) => "lost",
+        (RunEnd::Exited { code: Some(0), .. }, None) => "completed",
+        (RunEnd::Exited { code: Some(_), .. }, None) => "agent_error",
+        (RunEnd::Exited { code: None, .. }, None) => "killed",
     }
 }
 
@@ -211,14 +229,19 @@ pub async fn finish_run(
         Ok(ResultRead::Found(value)) => (Some(value), None),
         Ok(ResultRead::Missing(note)) => (None, note),
         Err(err) if err.is_transient() => {
+            metrics::blob_error("read_result");
             tracing::warn!(task_id = %task.id, error = %err, "cannot read result.json for now; finishing later");
             return Err(Stop::Later {
                 id: task.id,
                 reason: format!("result.json unreadable for now: {err}"),
             });
         }
-        Err(err) => (None, Some(format!("cannot read result.json: {err}"))),
+        Err(err) => {
+            metrics::blob_error("read_result");
+            (None, Some(format!("cannot read result.json: {err}")))
+        }
     };
+    let reason = reason(&end, result.as_ref());
     let Outcome { status, message } = outcome(&end, result.as_ref());
     let message = match note {
         Some(note) => format!("{message}; {note}"),
@@ -231,6 +254,10 @@ pub async fn finish_run(
         ..TaskUpdate::default()
     };
     let finished = held.advance(&task, status, update).await?;
+    metrics::task_finished(status, reason);
+    if matches!(end, RunEnd::Lost(_)) {
+        metrics::global().inc("orchestrator_runs_lost_total", &[]);
+    }
     if let Some(name) = &finished.runner_ref
         && let Err(err) = services.runner.cancel(&RunHandle(name.clone())).await
     {

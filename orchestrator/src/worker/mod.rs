@@ -17,6 +17,7 @@
 
 mod claim;
 mod drive;
+mod feed;
 mod finish;
 mod launch;
 mod lease;
@@ -29,11 +30,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::Health;
 use crate::queue::QueueError;
 use crate::services::Services;
 use crate::store::{Lease, StoreError, TransitionError};
 use crate::task::{Task, TaskId, TaskStatus};
 
+pub use feed::OutboxFeed;
 pub use finish::{MAX_RESULT_BYTES, Outcome, ResultRead, RunEnd, outcome, output_key, read_result};
 pub use launch::{OUTPUT_NAMES, SECRET_ENV, agent_env, task_timeout, workspace_key};
 pub use prepare::PrepareError;
@@ -101,6 +104,8 @@ pub struct Worker {
     /// This process's worker id: host, pid and a random part.
     id: String,
     leases: AtomicU64,
+    /// Where the running loops are counted, for readiness.
+    health: Arc<Health>,
 }
 
 impl Worker {
@@ -114,7 +119,14 @@ impl Worker {
             services,
             id,
             leases: AtomicU64::new(0),
+            health: Arc::new(Health::default()),
         }
+    }
+
+    /// Counts the running loops in `health` (which the readiness check reads).
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = health;
+        self
     }
 
     /// A holder name for one lease: unique per acquisition.
@@ -169,6 +181,7 @@ impl Worker {
     }
 
     async fn receive_loop(self: Arc<Self>, shutdown: CancellationToken, abort: CancellationToken) {
+        let _alive = self.health.loop_started();
         loop {
             let received = tokio::select! {
                 biased;

@@ -6,6 +6,7 @@
 //! Fixture`. Each check makes its own owner, so the suite also runs against a shared
 //! database (MySQL) where other tests' rows are present.
 
+mod accounting;
 mod creating;
 mod leases;
 mod queries;
@@ -19,6 +20,7 @@ use orchestrator::{
     InputSource, NewTask, Task, TaskId, TaskLimits, TaskStatus, TaskStore, TaskUpdate,
 };
 
+pub use accounting::*;
 pub use creating::*;
 pub use leases::*;
 pub use queries::*;
@@ -65,6 +67,10 @@ macro_rules! store_contract_tests {
             repair_queries_are_bounded_and_oldest_first,
             a_resent_queued_task_leaves_the_queued_repair_for_a_period,
             a_new_task_has_an_outbox_entry_until_it_is_sent,
+            tokens_are_listed_by_id_and_a_revoked_one_is_refused,
+            live_tasks_counts_an_owners_unfinished_tasks_only,
+            count_live_groups_unfinished_tasks_by_status,
+            finished_tasks_are_due_for_purging_until_marked,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

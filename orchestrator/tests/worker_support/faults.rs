@@ -14,7 +14,7 @@ use orchestrator::store::{Due, TaskFilter, TaskPage};
 use orchestrator::{
     BlobError, BlobStore, ByteStream, Created, LaunchSpec, Lease, NewTask, RunHandle, Runner,
     RunnerError, RunnerEvent, StoreError, Task, TaskId, TaskStatus, TaskStore, TaskUpdate,
-    TransitionError,
+    TokenInfo, TransitionError,
 };
 use tokio::sync::Notify;
 
@@ -22,9 +22,13 @@ fn blink(doing: &str) -> StoreError {
     StoreError::unavailable(doing, std::io::Error::other("connection reset (injected)"))
 }
 
-/// A store whose next `advance` calls fail transiently, and whose reads of one task fail.
+/// A store whose next `advance` calls fail transiently, whose next reconciler calls
+/// (`due`, `get`, `take_over`, `requeued`, `outbox_done`) blink, and whose reads of one
+/// task fail.
 pub struct FlakyStore {
     pub inner: Arc<dyn TaskStore>,
+    /// How many of the next reconciler calls fail with a transient error.
+    pub blinks: AtomicU32,
     /// How many of the next fenced writes fail with a transient error.
     pub failing_advances: AtomicU32,
     /// Reads of this task fail (a row the store cannot serve).
@@ -35,8 +39,22 @@ impl FlakyStore {
     pub fn new(inner: Arc<dyn TaskStore>) -> Self {
         Self {
             inner,
+            blinks: AtomicU32::new(0),
             failing_advances: AtomicU32::new(0),
             unreadable: Mutex::new(None),
+        }
+    }
+}
+
+impl FlakyStore {
+    /// Takes one injected blink, if any are left.
+    fn blink(&self, doing: &str) -> Result<(), StoreError> {
+        match self
+            .blinks
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        {
+            Ok(_) => Err(blink(doing)),
+            Err(_) => Ok(()),
         }
     }
 }
@@ -50,6 +68,7 @@ impl TaskStore for FlakyStore {
         if *self.unreadable.lock().unwrap() == Some(id) {
             return Err(blink("read a task"));
         }
+        self.blink("read a task")?;
         self.inner.get(id).await
     }
     async fn list(&self, filter: TaskFilter) -> Result<TaskPage, StoreError> {
@@ -80,6 +99,7 @@ impl TaskStore for FlakyStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<(Task, Lease), TransitionError> {
+        self.blink("take a task over")?;
         self.inner.take_over(id, status, attempt, holder, ttl).await
     }
     async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<Lease, TransitionError> {
@@ -105,12 +125,15 @@ impl TaskStore for FlakyStore {
         self.inner.release(lease, look_again_in).await
     }
     async fn due(&self, due: Due, limit: u32) -> Result<Vec<TaskId>, StoreError> {
+        self.blink("find tasks to repair")?;
         self.inner.due(due, limit).await
     }
     async fn requeued(&self, id: TaskId) -> Result<bool, StoreError> {
+        self.blink("record a re-sent task")?;
         self.inner.requeued(id).await
     }
     async fn outbox_done(&self, id: TaskId) -> Result<(), StoreError> {
+        self.blink("remove an outbox entry")?;
         self.inner.outbox_done(id).await
     }
     async fn add_token(&self, owner: &str, token_hash: &str) -> Result<(), StoreError> {
@@ -118,6 +141,21 @@ impl TaskStore for FlakyStore {
     }
     async fn owner_of_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
         self.inner.owner_of_token(token_hash).await
+    }
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.inner.list_tokens().await
+    }
+    async fn revoke_token(&self, id: &str) -> Result<Option<TokenInfo>, StoreError> {
+        self.inner.revoke_token(id).await
+    }
+    async fn live_tasks(&self, owner: &str) -> Result<u64, StoreError> {
+        self.inner.live_tasks(owner).await
+    }
+    async fn count_live(&self) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
+        self.inner.count_live().await
+    }
+    async fn mark_purged(&self, id: TaskId) -> Result<(), StoreError> {
+        self.inner.mark_purged(id).await
     }
 }
 

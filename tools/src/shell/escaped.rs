@@ -6,9 +6,18 @@
 //! `agent-rs tool` alike. (The orchestrator finds a run's processes the same way.) A
 //! process that clears its own environment escapes this; the sandbox's PID namespace
 //! is the fence for that. Elsewhere than Linux only the group is killed.
+//!
+//! Reading every process's environment costs about a millisecond of CPU on a machine with
+//! a couple of hundred processes, at the end of every call. Only processes started after
+//! the call's first one can carry its mark, and Linux hands out PIDs in increasing order
+//! (wrapping at `pid_max`), so the sweep reads only the environments of the PIDs handed
+//! out since ([`PidWindow`]): usually none or a handful. When the window cannot be
+//! trusted (the last PID is unknown, or the call ran long enough for the PIDs to have
+//! come round again) every process is read, as before.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
@@ -36,11 +45,54 @@ pub(crate) fn new_call_mark() -> String {
     )
 }
 
-/// Kills every live process carrying `mark` (and the group each one leads).
-pub(crate) fn kill_marked(mark: &str) {
+/// The PIDs that processes started since a call's first process can have: from that
+/// first PID round to the last one handed out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PidWindow {
+    first: u32,
+    opened: Instant,
+}
+
+/// PIDs handed out per second that the window assumes it is never outrun by: a full turn
+/// of the PID space within one call would hide its processes from the window.
+const MAX_FORKS_PER_SEC: u64 = 32_768;
+
+impl PidWindow {
+    /// The window of a call whose first process is `first` (bash, or the sandbox that
+    /// starts it), opened now.
+    pub(crate) fn from(first: u32) -> Self {
+        Self {
+            first,
+            opened: Instant::now(),
+        }
+    }
+
+    /// Whether `pid` may have been handed out since the window opened, given the last
+    /// PID handed out and `pid_max`; `None` when that cannot be told (read everything).
+    fn admits(self, last: Option<u32>, pid_max: Option<u32>) -> Option<impl Fn(u32) -> bool> {
+        let (last, pid_max) = (last?, pid_max?);
+        let round_trip_ms = u64::from(pid_max).saturating_mul(1000) / MAX_FORKS_PER_SEC;
+        if self.opened.elapsed() >= Duration::from_millis(round_trip_ms) {
+            return None;
+        }
+        let first = self.first;
+        Some(move |pid: u32| {
+            if last >= first {
+                (first..=last).contains(&pid)
+            } else {
+                // The counter wrapped since: from `first` to the top, then from the bottom.
+                pid >= first || pid <= last
+            }
+        })
+    }
+}
+
+/// Kills every live process carrying `mark` (and the group each one leads); only the
+/// PIDs in `window` are looked at (see the module docs).
+pub(crate) fn kill_marked(mark: &str, window: PidWindow) {
     let wanted = format!("{CALL_MARK_VAR}={mark}");
     for _ in 0..SWEEP_ROUNDS {
-        let found = marked_processes(wanted.as_bytes());
+        let found = marked_processes(wanted.as_bytes(), Some(window));
         if found.is_empty() {
             return;
         }
@@ -56,8 +108,25 @@ pub(crate) fn kill_marked(mark: &str) {
     }
 }
 
-/// The live processes whose environment holds `wanted` (`NAME=mark`), never this one.
-fn marked_processes(wanted: &[u8]) -> Vec<Pid> {
+/// A number from a one-line `/proc` file.
+fn read_proc_number(path: &str) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// `pid_max` does not change under a running agent in practice; read it once.
+fn pid_max() -> Option<u32> {
+    static PID_MAX: OnceLock<Option<u32>> = OnceLock::new();
+    *PID_MAX.get_or_init(|| read_proc_number("/proc/sys/kernel/pid_max"))
+}
+
+/// The live processes whose environment holds `wanted` (`NAME=mark`), never this one;
+/// within `window` when it can be trusted.
+fn marked_processes(wanted: &[u8], window: Option<PidWindow>) -> Vec<Pid> {
+    // Read before listing: a PID handed out after this is outside the window, and is
+    // caught by the next round if it carries the mark.
+    let admits = window.and_then(|window| {
+        window.admits(read_proc_number("/proc/sys/kernel/ns_last_pid"), pid_max())
+    });
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -66,6 +135,7 @@ fn marked_processes(wanted: &[u8]) -> Vec<Pid> {
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|&pid| pid != own)
+        .filter(|&pid| admits.as_ref().is_none_or(|admits| admits(pid)))
         .filter(|&pid| {
             // A zombie's environment reads empty: it is dead already.
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
@@ -89,6 +159,52 @@ mod tests {
 
     #[test]
     fn an_unmarked_sweep_finds_nothing() {
-        assert!(marked_processes(b"AGENT_RS_SHELL_CALL=no-such-call").is_empty());
+        assert!(marked_processes(b"AGENT_RS_SHELL_CALL=no-such-call", None).is_empty());
+    }
+
+    #[test]
+    fn the_window_spans_the_pids_handed_out_since_it_opened() {
+        let window = PidWindow::from(1000);
+        let admits = window.admits(Some(1200), Some(32_768)).unwrap();
+        assert!(admits(1000) && admits(1100) && admits(1200));
+        assert!(!admits(999) && !admits(1201) && !admits(5));
+        // Wrapped past pid_max since.
+        let wrapped = PidWindow::from(32_700)
+            .admits(Some(400), Some(32_768))
+            .unwrap();
+        assert!(wrapped(32_700) && wrapped(32_768) && wrapped(301) && wrapped(400));
+        assert!(!wrapped(401) && !wrapped(32_699));
+    }
+
+    #[test]
+    fn an_unknown_last_pid_or_a_long_call_reads_every_process() {
+        let window = PidWindow::from(1000);
+        assert!(window.admits(None, Some(32_768)).is_none());
+        assert!(window.admits(Some(1200), None).is_none());
+        let old = PidWindow {
+            first: 1000,
+            opened: Instant::now() - Duration::from_secs(2),
+        };
+        assert!(
+            old.admits(Some(1200), Some(32_768)).is_none(),
+            "a turn of 32768 PIDs in a second is possible"
+        );
+        assert!(old.admits(Some(1200), Some(4_194_304)).is_some());
+    }
+
+    #[test]
+    fn a_process_started_during_the_call_is_found_in_the_window() {
+        let mark = new_call_mark();
+        let window = PidWindow::from(std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env(CALL_MARK_VAR, &mark)
+            .spawn()
+            .unwrap();
+        let wanted = format!("{CALL_MARK_VAR}={mark}");
+        let found = marked_processes(wanted.as_bytes(), Some(window));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, [Pid::from_raw(child.id() as i32)]);
     }
 }

@@ -286,6 +286,8 @@ async fn drain(mut pipe: impl AsyncRead + Unpin, into: &mut HeadTailBuffer) {
 struct ProcessGroup {
     pgid: Pid,
     mark: String,
+    /// Where the processes carrying the mark can be (started after the group's leader).
+    window: escaped::PidWindow,
     killed: bool,
 }
 
@@ -299,6 +301,7 @@ impl ProcessGroup {
         Ok(Self {
             pgid: Pid::from_raw(pid),
             mark,
+            window: escaped::PidWindow::from(pid.unsigned_abs()),
             killed: false,
         })
     }
@@ -317,7 +320,7 @@ impl ProcessGroup {
                 tracing::warn!(pgid = self.pgid.as_raw(), error = %err, "could not kill a command's process group");
             }
         }
-        escaped::kill_marked(&self.mark);
+        escaped::kill_marked(&self.mark, self.window);
     }
 }
 

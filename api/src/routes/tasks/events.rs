@@ -14,6 +14,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
@@ -47,7 +48,7 @@ pub struct ResumeQuery {
     ),
     responses(
         (status = 200, description = "text/event-stream; each event's id is its sequence number, its data one JSON event", content_type = "text/event-stream"),
-        (status = 400, description = "Last-Event-ID is not a number", body = ErrorBody),
+        (status = 400, description = "Last-Event-ID is not a number, or the query is malformed", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ),
@@ -58,8 +59,9 @@ pub async fn task_events(
     EventsReader(owner): EventsReader,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Query(query): Query<ResumeQuery>,
+    query: Result<Query<ResumeQuery>, QueryRejection>,
 ) -> Result<Sse<KeepAliveStream<EventStream>>, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let task = load_owned(&state, &owner, &id).await?;
     let last_event_id = headers
         .get("last-event-id")

@@ -72,7 +72,10 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     let key = value
         .to_str()
         .ok()
-        .filter(|key| !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY)
+        .filter(|key| {
+            (1..=MAX_IDEMPOTENCY_KEY).contains(&key.len())
+                && key.bytes().all(|b| b.is_ascii_graphic())
+        })
         .ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
@@ -293,6 +296,10 @@ pub async fn submit(
         discard_upload(state, upload_prefix.as_deref()).await;
         return Err(err.into());
     }
+    if let Err(err) = check_live_tasks(state, &owner).await {
+        discard_upload(state, upload_prefix.as_deref()).await;
+        return Err(err);
+    }
     let services = &state.services;
     let input = match draft.input {
         DraftInput::Git { url, git_ref } => InputSource::Git {
@@ -328,6 +335,30 @@ pub async fn submit(
     }
     state.metrics.task_created();
     Ok(Submitted::New(task))
+}
+
+/// Seconds an owner at the cap is told to wait: about how long a short task takes.
+const LIVE_CAP_RETRY_AFTER_SECS: u64 = 30;
+
+/// Refuses a create from an owner who has `max_live_tasks_per_owner` unfinished tasks.
+/// (Checked before the create, not in its transaction: concurrent creates may pass it
+/// together, overshooting by at most their number.)
+async fn check_live_tasks(state: &SharedState, owner: &str) -> Result<(), ApiError> {
+    let cap = state.config.max_live_tasks_per_owner;
+    if cap == 0 {
+        return Ok(());
+    }
+    let live = state.services.store.live_tasks(owner).await?;
+    if live >= cap {
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "you have {live} unfinished tasks, the most allowed at once; retry once one \
+                 has finished, or cancel one"
+            ),
+            retry_after_secs: LIVE_CAP_RETRY_AFTER_SECS,
+        });
+    }
+    Ok(())
 }
 
 async fn discard_upload(state: &SharedState, prefix: Option<&str>) {

@@ -70,8 +70,9 @@ pub async fn load_owned(state: &SharedState, owner: &Owner, id: &str) -> Result<
     post,
     path = "/api/v1/tasks",
     tag = "tasks",
-    params(("Idempotency-Key" = Option<String>, Header,
-        description = "Repeat a create safely: the same owner and key return the first task (200).")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+        pattern = r"^[!-~]+$",
+        description = "Repeat a create safely: the same owner and key return the first task (200). 1 to 255 visible ASCII characters.")),
     request_body(content(
         (CreateTaskRequest = "application/json"),
         (CreateTaskMultipart = "multipart/form-data"),
@@ -138,9 +139,13 @@ pub async fn get_task(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only tasks in this status (`QUEUED`, `COMPLETED`...).
+    /// Only tasks in this status (upper or lower case); empty means any.
+    #[param(
+        pattern = r"^(?:|[Pp][Ee][Nn][Dd][Ii][Nn][Gg]|[Qq][Uu][Ee][Uu][Ee][Dd]|[Pp][Rr][Oo][Cc][Ee][Ss][Ss][Ii][Nn][Gg]|[Dd][Oo][Ww][Nn][Ll][Oo][Aa][Dd][Ii][Nn][Gg]_[Cc][Oo][Dd][Ee]|[Rr][Uu][Nn][Nn][Ii][Nn][Gg]_[Aa][Gg][Ee][Nn][Tt]|[Uu][Pp][Ll][Oo][Aa][Dd][Ii][Nn][Gg]_[Rr][Ee][Ss][Uu][Ll][Tt][Ss]|[Cc][Oo][Mm][Pp][Ll][Ee][Tt][Ee][Dd]|[Ff][Aa][Ii][Ll][Ee][Dd]|[Cc][Aa][Nn][Cc][Ee][Ll][Ll][Ee][Dd])$"
+    )]
     pub status: Option<String>,
     /// Page size, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `next_cursor` from the previous page.
     pub cursor: Option<String>,

@@ -254,6 +254,18 @@ impl MySqlTaskStore {
                     ))
                     .push_bind(limit);
             }
+            Due::Expired { older_than } => {
+                query
+                    .push(concat!(
+                        "SELECT id FROM tasks WHERE purged_at IS NULL ",
+                        "AND status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at < ",
+                        now_ms!(),
+                        " - "
+                    ))
+                    .push_bind(millis(older_than))
+                    .push(" ORDER BY updated_at, id LIMIT ")
+                    .push_bind(limit);
+            }
         }
         query.push(" FOR UPDATE SKIP LOCKED");
         let mut tx = self

@@ -13,6 +13,7 @@
 //! (sqlx takes a database lock, so replicas starting together migrate once).
 
 mod lease;
+mod tokens;
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ use sqlx::{MySql, QueryBuilder};
 use super::sqlite::rows::{Cursor, NewTaskRow, TASK_COLUMNS, task_from_row};
 use crate::store::{
     Created, DEFAULT_PAGE_SIZE, Due, Lease, MAX_PAGE_SIZE, StoreError, TaskFilter, TaskPage,
-    TaskStore, TransitionError, millis, sql_error,
+    TaskStore, TokenInfo, TransitionError, millis, sql_error,
 };
 use crate::task::{NewTask, Task, TaskId, TaskStatus, TaskUpdate};
 
@@ -512,35 +513,40 @@ impl TaskStore for MySqlTaskStore {
     }
 
     async fn add_token(&self, owner: &str, token_hash: &str) -> Result<(), StoreError> {
-        // Registering the same token again (a dev token at every start) is a no-op; the
-        // owner check below refuses handing one token to a second owner.
-        sqlx::query(concat!(
-            "INSERT INTO api_tokens (token_hash, owner, created_at) VALUES (?, ?, ",
-            now_ms!(),
-            ") ON DUPLICATE KEY UPDATE token_hash = token_hash"
-        ))
-        .bind(token_hash)
-        .bind(owner)
-        .execute(&self.pool)
-        .await
-        .map_err(|err| db_error("record an API token", err))?;
-        match self.owner_of_token(token_hash).await? {
-            Some(existing) if existing == owner => Ok(()),
-            _ => Err(StoreError::Refused(format!(
-                "this API token is already registered to another owner than `{owner}`; \
-                 create a new token instead"
-            ))),
-        }
+        self.insert_token(owner, token_hash).await
     }
 
     async fn owner_of_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT owner FROM api_tokens WHERE token_hash = ?")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|err| db_error("look up an API token", err))?;
-        Ok(row.map(|(owner,)| owner))
+        self.token_owner(token_hash).await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.all_tokens().await
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<Option<TokenInfo>, StoreError> {
+        self.revoke(id).await
+    }
+
+    async fn live_tasks(&self, owner: &str) -> Result<u64, StoreError> {
+        self.owner_live_tasks(owner).await
+    }
+
+    async fn count_live(&self) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
+        self.live_by_status().await
+    }
+
+    async fn mark_purged(&self, id: TaskId) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "UPDATE tasks SET purged_at = ",
+            now_ms!(),
+            " WHERE id = ?"
+        ))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(|err| db_error("record a task's files as deleted", err))?;
+        Ok(())
     }
 }
 

@@ -239,6 +239,17 @@ impl SqliteTaskStore {
                     .push(") ORDER BY lease_expires_at, id LIMIT ")
                     .push_bind(limit);
             }
+            Due::Expired { older_than } => {
+                // The partial index `tasks_unpurged` holds exactly these rows.
+                query
+                    .push(
+                        "SELECT id FROM tasks WHERE purged_at IS NULL \
+                         AND status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at < ",
+                    )
+                    .push_bind(now.saturating_sub(millis(older_than)))
+                    .push(" ORDER BY updated_at, id LIMIT ")
+                    .push_bind(limit);
+            }
         }
         let rows: Vec<(String,)> = query
             .build_query_as()
