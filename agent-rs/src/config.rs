@@ -85,6 +85,13 @@ pub struct RunConfig {
     pub max_turns: u32,
     pub max_tokens: Option<u64>,
     pub timeout_secs: u64,
+    /// A setup script run in the workspace before the agent, with the network on and
+    /// the variables named in `setup_env` (see `agent_rs::setup`).
+    pub setup: Option<String>,
+    /// Variables of the agent's environment given to the setup only, never to the
+    /// agent's commands.
+    pub setup_env: Vec<String>,
+    pub setup_timeout_secs: u64,
 }
 
 impl Default for RunConfig {
@@ -93,6 +100,9 @@ impl Default for RunConfig {
             max_turns: 50,
             max_tokens: None,
             timeout_secs: 1_800,
+            setup: None,
+            setup_env: Vec::new(),
+            setup_timeout_secs: 600,
         }
     }
 }

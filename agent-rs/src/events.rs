@@ -37,6 +37,19 @@ pub enum AgentEvent {
         max_tokens: Option<u64>,
         timeout_secs: u64,
         tools: Vec<String>,
+        /// The sandbox shell commands run in (mode, network, process cap).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sandbox: Option<tools::SandboxSummary>,
+    },
+    /// The task's setup script ended (before the agent; its output is in `setup.log`).
+    SetupFinished {
+        success: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        timed_out: bool,
+        duration_ms: u64,
+        /// The last lines of `setup.log`.
+        log_tail: String,
     },
     /// A request is about to go to the model.
     ModelRequest {

@@ -20,6 +20,7 @@ pub mod prompt;
 pub mod result;
 pub mod run;
 pub mod run_command;
+pub mod setup;
 pub mod sink;
 pub mod tool_cli;
 pub mod workspace_diff;

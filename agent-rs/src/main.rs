@@ -44,7 +44,7 @@ enum Command {
     /// Run a task for the orchestrator: settings from the environment, workspace and
     /// outputs over presigned URLs, events as JSON lines on stdout.
     #[command(long_about = agent_rs::job::LONG_ABOUT)]
-    Job(JobArgs),
+    Job(Box<JobArgs>),
     /// Run one tool by hand and print its result.
     ///
     /// Exit code 0 when the tool succeeded, 1 when it ran and reported failure (e.g. a
@@ -62,6 +62,12 @@ enum Command {
         /// Print the whole result as JSON instead of its text.
         #[arg(long)]
         json: bool,
+        /// The sandbox shell commands run in: auto, bwrap or off (as for `run`).
+        #[arg(long, env = "AGENT_SANDBOX", value_parser = agent_rs::run_command::parse_sandbox_mode)]
+        sandbox: Option<tools::SandboxMode>,
+        /// Whether shell commands may use the network: off or on (as for `run`).
+        #[arg(long, env = "AGENT_NETWORK", value_parser = agent_rs::run_command::parse_network)]
+        network: Option<tools::NetworkAccess>,
     },
     /// Print the tool definitions (name, description, JSON Schema) as JSON.
     Tools,
@@ -103,12 +109,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             args,
             json,
+            sandbox,
+            network,
         } => {
             let args: serde_json::Value =
                 serde_json::from_str(&args).context("--args is not valid JSON")?;
+            let env_vars: Vec<(String, String)> = std::env::vars().collect();
+            let sandbox =
+                agent_rs::run_command::resolve_sandbox(sandbox, network, &config, &env_vars)?;
             let runtime = agent_rs::runtime()?;
             runtime.block_on(agent_rs::tool_cli::run_one(
-                &config, &name, &dir, args, json,
+                &config, &name, &dir, args, json, sandbox,
             ))
         }
         Command::Tools => agent_rs::tool_cli::print_specs(&config),

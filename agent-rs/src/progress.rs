@@ -22,9 +22,37 @@ impl ProgressView {
     pub fn show(&mut self, event: &AgentEvent, redactor: &SecretRedactor) {
         let line = match event {
             AgentEvent::TaskStarted {
-                model, workspace, ..
+                model,
+                workspace,
+                sandbox,
+                ..
             } => {
-                format!("agent-rs: model {model}, workspace {workspace}")
+                let sandbox = sandbox.as_ref().map_or_else(String::new, |s| {
+                    let network = match s.network {
+                        tools::NetworkAccess::Off => "off",
+                        tools::NetworkAccess::On => "on",
+                    };
+                    format!(", sandbox {} (network {network})", s.mode)
+                });
+                format!("agent-rs: model {model}, workspace {workspace}{sandbox}")
+            }
+            AgentEvent::SetupFinished {
+                success,
+                exit_code,
+                timed_out,
+                duration_ms,
+                ..
+            } => {
+                let how = match (success, timed_out, exit_code) {
+                    (true, _, _) => "ok".to_string(),
+                    (false, true, _) => "timed out".to_string(),
+                    (false, false, Some(code)) => format!("FAILED with exit code {code}"),
+                    (false, false, None) => "FAILED".to_string(),
+                };
+                format!(
+                    "agent-rs: setup {how} ({:.1} s; see setup.log)",
+                    *duration_ms as f64 / 1000.0
+                )
             }
             AgentEvent::ModelRequest { .. } | AgentEvent::ToolCall { .. } => return,
             AgentEvent::ModelRetry {

@@ -38,6 +38,9 @@ pub struct RunResult {
     /// applies; review it before sharing it.
     #[serde(default)]
     pub diff_secrets: Vec<String>,
+    /// The sandbox shell commands ran in (mode, network, process cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<tools::SandboxSummary>,
 }
 
 impl RunResult {
@@ -57,6 +60,7 @@ impl RunResult {
             process: ProcessUsage::default(),
             diff_left_out: Vec::new(),
             diff_secrets: Vec::new(),
+            sandbox: None,
         }
     }
 

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
-use tools::{SecretRedactor, ToolContext, ToolRegistry, WorkspaceJail};
+use tools::{
+    NetworkAccess, Sandbox, SandboxMode, SecretRedactor, ToolContext, ToolRegistry, WorkspaceJail,
+};
 
 use crate::config::AgentConfig;
 use crate::events::AgentEvent;
@@ -23,6 +25,7 @@ use crate::progress::ProgressView;
 use crate::prompt::{PromptInputs, read_agents_md};
 use crate::result::RunResult;
 use crate::run::{AgentLoop, ContextBudget, RunLimits, Toolbox, render_first_request};
+use crate::setup::{SetupContext, SetupSpec};
 use crate::sink::EventSink;
 use crate::workspace_diff::WorkspaceSnapshot;
 
@@ -58,9 +61,35 @@ pub struct RunArgs {
     /// Print events as JSON lines on stdout instead of the progress view on stderr.
     #[arg(long)]
     pub json: bool,
+    /// The sandbox shell commands run in: `auto` (bubblewrap; the run refuses to start
+    /// when it is not usable), `bwrap`, or `off` (commands run with the agent's rights)
+    /// [env: AGENT_SANDBOX; default: the config file's, else auto].
+    #[arg(long, env = "AGENT_SANDBOX", value_parser = parse_sandbox_mode)]
+    pub sandbox: Option<SandboxMode>,
+    /// Whether shell commands may use the network: `off` or `on`
+    /// [env: AGENT_NETWORK; default: the config file's, else off].
+    #[arg(long, env = "AGENT_NETWORK", value_parser = parse_network)]
+    pub network: Option<NetworkAccess>,
+    /// A setup script run in the workspace before the agent (with `bash -c`): it has the
+    /// network and the `--setup-env` variables, which the agent's commands then do not.
+    /// Its output goes to setup.log; if it fails, the run fails without the model.
+    #[arg(long)]
+    pub setup: Option<String>,
+    /// A variable of this environment given to the setup only (repeat, or separate
+    /// with commas).
+    #[arg(long, value_delimiter = ',')]
+    pub setup_env: Vec<String>,
     /// Set by `agent-rs job`: MCP server commands must then be the operator's.
     #[arg(skip)]
     pub job_mode: bool,
+}
+
+pub fn parse_sandbox_mode(text: &str) -> Result<SandboxMode, String> {
+    text.parse()
+}
+
+pub fn parse_network(text: &str) -> Result<NetworkAccess, String> {
+    text.parse()
 }
 
 /// A failure before the loop: bad input, exit code 2.
@@ -82,6 +111,10 @@ pub struct PreparedRun {
     pub mcp_servers: Vec<ServerSpec>,
     /// The process environment, for MCP servers (passed on without its credentials).
     pub env_vars: Vec<(String, String)>,
+    /// The sandbox shell commands run in, checked to work.
+    pub sandbox: Sandbox,
+    /// The setup phase, when the task has one.
+    pub setup: Option<SetupSpec>,
 }
 
 /// Checks the input and resolves settings. `env_api_key` is `OPENAI_API_KEY`, passed in so
@@ -146,6 +179,8 @@ pub fn prepare(
     }
     let mcp_servers = config.mcp.server_specs().map_err(InputError)?;
     let env_vars: Vec<(String, String)> = env_vars.into_iter().collect();
+    let sandbox = resolve_sandbox(args.sandbox, args.network, config, &env_vars)?;
+    let setup = setup_spec(args, config);
     let mut redactor = SecretRedactor::from_env_vars(
         env_vars.iter().cloned(),
         &config.tools.shell.secret_env_vars,
@@ -158,6 +193,14 @@ pub fn prepare(
         redactor =
             redactor.with_named_secrets([("OPENAI_API_KEY", key.expose_secret().to_string())]);
     }
+    if let Some(setup) = &setup {
+        redactor = redactor.with_named_secrets(
+            env_vars
+                .iter()
+                .filter(|(name, value)| setup.env_names.contains(name) && !value.is_empty())
+                .cloned(),
+        );
+    }
     Ok(PreparedRun {
         output_was_defaulted: args.output.is_none(),
         jail,
@@ -169,7 +212,54 @@ pub fn prepare(
         redactor,
         mcp_servers,
         env_vars,
+        sandbox,
+        setup,
     })
+}
+
+/// The setup phase from the flags, else the config file; none when neither has a script.
+fn setup_spec(args: &RunArgs, config: &AgentConfig) -> Option<SetupSpec> {
+    let script = args
+        .setup
+        .clone()
+        .or_else(|| config.run.setup.clone())
+        .filter(|script| !script.trim().is_empty())?;
+    let mut env_names: Vec<String> = config.run.setup_env.clone();
+    env_names.extend(args.setup_env.iter().cloned());
+    env_names.retain(|name| !name.trim().is_empty());
+    env_names.dedup();
+    Some(SetupSpec {
+        script,
+        env_names,
+        timeout: Duration::from_secs(config.run.setup_timeout_secs.max(1)),
+    })
+}
+
+/// The run's sandbox: flags over the config file; refused (exit 2, saying what to
+/// install) when none is usable and the run did not ask for `off`.
+pub fn resolve_sandbox(
+    mode: Option<SandboxMode>,
+    network: Option<NetworkAccess>,
+    config: &AgentConfig,
+    env_vars: &[(String, String)],
+) -> Result<Sandbox, InputError> {
+    let mut wanted = config.tools.sandbox.clone();
+    if let Some(mode) = mode {
+        wanted.mode = mode;
+    }
+    if let Some(network) = network {
+        wanted.network = network;
+    }
+    let var = |name: &str| {
+        env_vars
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let home = var("HOME").map(PathBuf::from);
+    let path = var("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string());
+    Sandbox::resolve(&wanted, home.as_deref(), Some(std::ffi::OsStr::new(&path)))
+        .map_err(|err| InputError(err.to_string()))
 }
 
 /// Runs the task; returns the result written to `result.json`. Errors here are failures
@@ -191,12 +281,42 @@ pub async fn execute(
         redactor,
         mcp_servers,
         env_vars,
+        sandbox,
+        setup,
         ..
     } = prepared;
+    // The setup's variables never reach the agent's commands.
+    let mut tools_config = config.tools.clone();
+    if let Some(setup) = &setup {
+        tools_config
+            .shell
+            .secret_env_vars
+            .extend(setup.env_names.iter().cloned());
+    }
+    // Before the snapshot: what the setup makes is the starting state, not the diff.
+    let setup_report = match &setup {
+        Some(spec) => Some(
+            crate::setup::run(
+                spec,
+                &SetupContext {
+                    workspace: jail.root(),
+                    sandbox: &sandbox,
+                    env_vars: &env_vars,
+                    secret_env_vars: &config.tools.shell.secret_env_vars,
+                    output: &output,
+                    redactor: &redactor,
+                },
+            )
+            .await,
+        ),
+        None => None,
+    };
     let snapshot = Arc::new(WorkspaceSnapshot::capture(jail.root())?);
     let registry = ToolRegistry::builtin(&config.tools)?.with_redactor(redactor.clone());
-    let ctx = ToolContext::new(jail.clone(), Arc::new(config.tools.clone()))
-        .with_write_observer(snapshot.clone());
+    let sandbox_summary = sandbox.summary();
+    let ctx = ToolContext::new(jail.clone(), Arc::new(tools_config))
+        .with_write_observer(snapshot.clone())
+        .with_sandbox(sandbox);
     let model_name = settings.model.clone();
     let client = ModelClient::new(settings)?;
     let mcp = start_mcp_servers(mcp_servers, args, config, &env_vars, jail.root(), &registry).await;
@@ -232,26 +352,43 @@ pub async fn execute(
         max_tokens: limits.max_tokens,
         timeout_secs: limits.timeout.as_secs(),
         tools: toolbox.names(),
+        sandbox: Some(sandbox_summary.clone()),
     });
     for report in mcp.iter().flat_map(McpServers::reports) {
         sink.emit(AgentEvent::mcp_server(report));
     }
 
+    if let Some(report) = &setup_report {
+        sink.emit(AgentEvent::SetupFinished {
+            success: report.success,
+            exit_code: report.exit_code,
+            timed_out: report.timed_out,
+            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+            log_tail: report.log_tail.clone(),
+        });
+    }
+
     tracing::info!(model = %model_name, workspace = %jail.root().display(), "run started");
-    let agent = AgentLoop {
-        client: &client,
-        tools: &toolbox,
-        ctx: &ctx,
-        limits,
-        budget,
+    let outcome = match setup_report.and_then(|report| report.error) {
+        Some(error) => crate::setup::failed_outcome(error, &mut sink),
+        None => {
+            let agent = AgentLoop {
+                client: &client,
+                tools: &toolbox,
+                ctx: &ctx,
+                limits,
+                budget,
+            };
+            agent.run(messages, &mut sink).await
+        }
     };
-    let outcome = agent.run(messages, &mut sink).await;
     tracing::info!(status = ?outcome.status, turns = outcome.turns, "run finished");
     if let Some(mcp) = &mcp {
         mcp.shutdown().await;
     }
 
     let mut result = RunResult::from_outcome(&outcome, &model_name);
+    result.sandbox = Some(sandbox_summary);
     write_diff(&snapshot, &output, &redactor, &mut result)?;
     result.process = crate::process_usage::ProcessUsage::now();
     output.write(

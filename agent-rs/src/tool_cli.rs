@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::io::Write;
 
 use anyhow::Context;
-use tools::{SecretRedactor, ToolContext, ToolError, ToolRegistry, WorkspaceJail};
+use tools::{Sandbox, SecretRedactor, ToolContext, ToolError, ToolRegistry, WorkspaceJail};
 
 use crate::config::AgentConfig;
 use crate::exit;
@@ -20,12 +20,13 @@ pub async fn run_one(
     dir: &Path,
     args: serde_json::Value,
     json: bool,
+    sandbox: Sandbox,
 ) -> anyhow::Result<ExitCode> {
     let redactor =
         SecretRedactor::from_env_vars(std::env::vars(), &config.tools.shell.secret_env_vars);
     let registry = ToolRegistry::builtin(&config.tools)?.with_redactor(redactor);
     let jail = WorkspaceJail::new(dir).with_context(|| format!("workspace `{}`", dir.display()))?;
-    let ctx = ToolContext::new(jail, Arc::new(config.tools.clone()));
+    let ctx = ToolContext::new(jail, Arc::new(config.tools.clone())).with_sandbox(sandbox);
     match registry.call(&ctx, name, args).await {
         Ok(output) => {
             let text = if json {

@@ -94,7 +94,9 @@ async fn full_job_uploads_a_diff_that_applies_to_the_original_tree() {
 #[tokio::test(flavor = "multi_thread")]
 async fn presigned_signatures_never_appear_in_output_or_uploads() {
     let (store, _pristine) = store_with_buggy_repo().await;
-    // The model looks for the URLs in its environment and in the job's.
+    // The model looks for the URLs in its environment and in the job's. Without the
+    // sandbox (which hides the job's process, see below) the job's environment is
+    // readable, and the redactor is what keeps the signatures out.
     let model = server(json!({"model": "scripted", "steps": [
         {"type": "tool_calls", "calls": [
             {"name": "run_shell_command", "arguments": {"command_string": "env; cat /proc/$PPID/environ | tr '\\0' '\\n'"}}
@@ -102,7 +104,9 @@ async fn presigned_signatures_never_appear_in_output_or_uploads() {
         {"type": "message", "content": "looked around"}
     ]}))
     .await;
-    let job = run_job(&job_env(&store, &model.base_url())).await;
+    let mut env = job_env(&store, &model.base_url());
+    set(&mut env, "AGENT_SANDBOX", "off");
+    let job = run_job(&env).await;
     assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
     assert!(
         job.stderr().contains("/ws.tar.gz?[redacted]"),
@@ -128,6 +132,30 @@ async fn presigned_signatures_never_appear_in_output_or_uploads() {
         "{seen}"
     );
     assert!(!seen.contains(SIGNATURE));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_the_sandbox_the_job_process_and_its_environment_are_out_of_reach() {
+    let (store, _pristine) = store_with_buggy_repo().await;
+    let model = server(json!({"model": "scripted", "steps": [
+        {"type": "tool_calls", "calls": [
+            {"name": "run_shell_command", "arguments": {"command_string": "cat /proc/$PPID/environ; ls /proc | grep -c '^[0-9]'"}}
+        ]},
+        {"type": "message", "content": "looked around"}
+    ]}))
+    .await;
+    let job = run_job(&job_env(&store, &model.base_url())).await;
+    assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
+    let seen = model.requests()[1].body.to_string();
+    // The command's parent is the sandbox's own first process, whose environment is the
+    // command's (no credentials); the job is not in its PID namespace at all.
+    assert!(!seen.contains("AGENT_UPLOAD_URLS"), "{seen}");
+    assert!(!seen.contains("AGENT_WORKSPACE_URL"), "{seen}");
+    assert!(!seen.contains(SIGNATURE));
+    let result: serde_json::Value =
+        serde_json::from_str(&store.upload_text("result.json")).unwrap();
+    assert_eq!(result["sandbox"]["mode"], "bwrap", "{result}");
+    assert_eq!(result["sandbox"]["network"], "off", "{result}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

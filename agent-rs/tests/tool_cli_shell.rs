@@ -75,6 +75,7 @@ fn missing_bash_is_a_refusal_with_the_reason() {
         workspace.path(),
         serde_json::json!({"command_string": "true"}),
     )
+    .args(["--sandbox", "off"])
     .env("PATH", empty_path.path())
     .output()
     .unwrap();
@@ -116,12 +117,32 @@ fn is_gone(pid: i32) -> bool {
 }
 
 #[test]
+fn without_bubblewrap_the_tool_refuses_saying_what_to_install() {
+    let workspace = tempfile::tempdir().unwrap();
+    let empty_path = tempfile::tempdir().unwrap();
+    let output = run_shell(
+        workspace.path(),
+        serde_json::json!({"command_string": "true"}),
+    )
+    .env("PATH", empty_path.path())
+    .output()
+    .unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("apt-get install bubblewrap"), "{stderr}");
+    assert!(stderr.contains("--sandbox off"), "{stderr}");
+}
+
+/// Unsandboxed: the pid the command writes is the host's (in the sandbox the PID
+/// namespace is the fence, tested in the tools crate).
+#[test]
 fn a_setsid_process_does_not_outlive_agent_rs_tool() {
     let workspace = tempfile::tempdir().unwrap();
     let output = run_shell(
         workspace.path(),
         serde_json::json!({"command_string": "setsid sleep 1000 & echo $! > escaped.pid; echo hi"}),
     )
+    .args(["--sandbox", "off"])
     .output()
     .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));

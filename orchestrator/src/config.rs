@@ -35,6 +35,8 @@ pub struct OrchestratorConfig {
     /// What each agent run may use.
     pub resources: ResourcesConfig,
     pub cache: CacheConfig,
+    /// The embedded runner's sandbox around each agent (`[sandbox]`).
+    pub sandbox: crate::runner::process::RunSandboxConfig,
     /// Where tasks live: the SQLite file under `data_dir`, or MySQL.
     pub store: StoreConfig,
 }
@@ -52,6 +54,7 @@ impl Default for OrchestratorConfig {
             workspace: WorkspaceConfig::default(),
             resources: ResourcesConfig::default(),
             cache: CacheConfig::default(),
+            sandbox: crate::runner::process::RunSandboxConfig::default(),
             store: StoreConfig::default(),
         }
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub use crate::sandbox::SandboxConfig;
+
 /// Configuration of all built-in tools.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +25,8 @@ pub struct ToolsConfig {
     pub search: SearchConfig,
     pub web_search: WebSearchConfig,
     pub call_api: CallApiConfig,
+    /// The sandbox shell commands run in (`[tools.sandbox]`).
+    pub sandbox: SandboxConfig,
 }
 
 impl Default for ToolsConfig {
@@ -34,6 +38,7 @@ impl Default for ToolsConfig {
             search: SearchConfig::default(),
             web_search: WebSearchConfig::default(),
             call_api: CallApiConfig::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod output_cap;
 pub mod read_file;
 pub mod redact;
 pub mod registry;
+pub mod sandbox;
 pub mod search_code;
 pub mod shell;
 pub mod text_file;
@@ -34,4 +35,7 @@ pub use error::ToolError;
 pub use jail::{JailError, WorkspaceJail};
 pub use redact::{SecretRedactor, is_secret_env_var};
 pub use registry::ToolRegistry;
+pub use sandbox::{
+    GitProtection, NetworkAccess, Sandbox, SandboxConfig, SandboxMode, SandboxSummary,
+};
 pub use tool::{Tool, ToolContext, ToolOutput, ToolSpec, WriteObserver};

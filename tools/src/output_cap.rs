@@ -55,6 +55,14 @@ impl HeadTailBuffer {
         self.total - (self.head.len() + self.tail.len()) as u64
     }
 
+    /// The kept bytes as text (head then tail, no marker), for looking through them
+    /// without giving the buffer up.
+    pub fn peek_text(&self) -> String {
+        let mut bytes = self.head.clone();
+        bytes.extend(self.tail.iter());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// The kept text, with a marker where bytes were dropped. Invalid UTF-8 (including a
     /// character cut at the seam) is replaced, never an error.
     pub fn into_text(self) -> String {

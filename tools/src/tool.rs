@@ -12,16 +12,22 @@ use crate::config::ToolsConfig;
 use crate::error::ToolError;
 use crate::jail::WorkspaceJail;
 use crate::redact::SecretRedactor;
+use crate::sandbox::Sandbox;
 
 /// What every tool call can see: the workspace it is jailed in, the configuration, the
-/// secrets whose placeholders the edit tools may put back (see [`crate::redact`]), and
-/// who is told before a file tool changes a file.
+/// secrets whose placeholders the edit tools may put back (see [`crate::redact`]), who
+/// is told before a file tool changes a file, and the sandbox shell commands run in.
+///
+/// [`ToolContext::new`] has no sandbox ([`Sandbox::off`]): a front end that runs a
+/// model's commands decides one ([`Sandbox::resolve`]) and sets it with
+/// [`ToolContext::with_sandbox`], as `agent-rs` does.
 #[derive(Debug, Clone)]
 pub struct ToolContext {
     pub jail: WorkspaceJail,
     pub config: Arc<ToolsConfig>,
     pub secrets: SecretRedactor,
     pub write_observer: Option<Arc<dyn WriteObserver>>,
+    pub sandbox: Sandbox,
 }
 
 /// Told before a file tool (`edit_file_content`, `apply_patch`) changes, creates, moves
@@ -39,7 +45,14 @@ impl ToolContext {
             config,
             secrets: SecretRedactor::default(),
             write_observer: None,
+            sandbox: Sandbox::off(),
         }
+    }
+
+    /// The same context, running shell commands in `sandbox`.
+    pub fn with_sandbox(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// The same context, telling `observer` before each file change.

@@ -25,6 +25,9 @@ pub struct TransferPolicy {
     pub read_timeout: Duration,
     /// Longest time one attempt may take, end to end.
     pub attempt_timeout: Duration,
+    /// The HTTP proxy transfers go through (a sandboxed job's egress relay); none by
+    /// default, whatever the environment says.
+    pub proxy: Option<String>,
 }
 
 impl TransferPolicy {
@@ -36,7 +39,14 @@ impl TransferPolicy {
             max_delay: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
             attempt_timeout: Duration::from_secs(30 * 60),
+            proxy: None,
         }
+    }
+
+    /// The same policy, through `proxy`.
+    pub fn via(mut self, proxy: Option<String>) -> Self {
+        self.proxy = proxy;
+        self
     }
 
     /// For the outputs: small files.
@@ -109,10 +119,11 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// The client every transfer uses: the crate-wide builder (TLS provider, user agent,
 /// connect timeout) plus the policy's read timeout.
 pub fn client(policy: &TransferPolicy) -> Result<reqwest::Client, AttemptError> {
-    tools::http_client::http_client_builder()
-        .read_timeout(policy.read_timeout)
-        .build()
-        .map_err(AttemptError::from_reqwest)
+    let mut builder = tools::http_client::http_client_builder().read_timeout(policy.read_timeout);
+    if let Some(proxy) = &policy.proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(AttemptError::from_reqwest)?);
+    }
+    builder.build().map_err(AttemptError::from_reqwest)
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or the attempts run out; `what`

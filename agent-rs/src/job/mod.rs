@@ -20,6 +20,14 @@
 //! - `AGENT_MAX_WORKSPACE_BYTES` (default 1 GiB), `AGENT_MAX_WORKSPACE_ENTRIES` (default
 //!   500000): caps on the archive, downloaded and unpacked.
 //! - `AGENT_MODEL`, `OPENAI_BASE_URL`, `OPENAI_API_KEY`: the model, as for `run`.
+//! - `AGENT_SANDBOX` (auto, bwrap, off), `AGENT_NETWORK` (off, on): the shell commands'
+//!   sandbox, as `--sandbox` / `--network` of `run`.
+//! - `AGENT_EGRESS_SOCKET`, `AGENT_EGRESS_LISTEN`: set by a sandboxing runner whose job
+//!   has no network of its own: the job relays `AGENT_EGRESS_LISTEN` (a loopback
+//!   address) to the runner's proxy on that Unix socket, and sends its transfers there
+//!   (the model client follows `HTTP_PROXY`, which the runner points at the same place).
+//! - `AGENT_SETUP`: a setup script run before the agent, with the network on;
+//!   `AGENT_SETUP_ENV`: comma-separated names of variables given to it only.
 //!
 //! Exit codes: those of `run` (0 completed, 3 limit, 4 model failed); 2 when a setting,
 //! the download or the archive is bad (nothing ran); 1 when an output could not be
@@ -27,6 +35,7 @@
 //! without their query string, and their signatures join the secret redactor.
 
 pub mod download;
+pub mod egress;
 pub mod extract;
 pub mod http;
 pub mod spec;
@@ -137,11 +146,24 @@ pub fn run_job(args: &JobArgs, config: &AgentConfig, io: JobIo) -> u8 {
         }
     };
     let span = tracing::info_span!("job", task_id = %spec.task_id);
+    let proxy = match &spec.egress {
+        Some(egress) => match runtime.block_on(egress::start_relay(egress)) {
+            Ok(proxy) => Some(proxy),
+            Err(err) => {
+                return reporter.fail(
+                    exit::OTHER_ERROR,
+                    &format!("cannot start the egress relay: {err}"),
+                );
+            }
+        },
+        None => None,
+    };
     let job = Job {
         spec: &spec,
         config: &config,
         work_dir: work_dir.path(),
         outputs: outputs.path(),
+        proxy,
     };
     runtime.block_on(
         job.run(api_key, env_vars, stdout, &mut reporter)
@@ -155,6 +177,8 @@ struct Job<'a> {
     config: &'a AgentConfig,
     work_dir: &'a Path,
     outputs: &'a Path,
+    /// The egress relay's proxy URL, when the job runs in a sandbox without network.
+    proxy: Option<String>,
 }
 
 impl Job<'_> {
@@ -178,6 +202,10 @@ impl Job<'_> {
             timeout: spec.timeout_secs,
             target_file: spec.target_file.clone(),
             json: true,
+            sandbox: spec.sandbox,
+            network: spec.network,
+            setup: spec.setup.clone(),
+            setup_env: spec.setup_env.clone(),
             job_mode: true,
         };
         // Everything checkable without the workspace is checked before the download.
@@ -238,7 +266,7 @@ impl Job<'_> {
         let archive = download::download_workspace(
             &spec.workspace_url,
             spec.max_workspace_bytes,
-            &http::TransferPolicy::download(),
+            &http::TransferPolicy::download().via(self.proxy.clone()),
         )
         .await
         .map_err(|err| err.to_string())?;
@@ -298,8 +326,12 @@ impl Job<'_> {
         if targets.is_empty() {
             return true;
         }
-        let failures =
-            upload::upload_outputs(self.outputs, targets, &http::TransferPolicy::upload()).await;
+        let failures = upload::upload_outputs(
+            self.outputs,
+            targets,
+            &http::TransferPolicy::upload().via(self.proxy.clone()),
+        )
+        .await;
         for failure in &failures {
             reporter.say(&failure.to_string());
         }

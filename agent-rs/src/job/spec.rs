@@ -17,7 +17,8 @@ use super::urls;
 
 /// The files a job can upload, in upload order: `agent.log` last, so it holds the
 /// record of the other uploads.
-pub const UPLOADABLE_OUTPUTS: [&str; 5] = [
+pub const UPLOADABLE_OUTPUTS: [&str; 6] = [
+    crate::setup::SETUP_LOG_FILE,
     output_dir::PROMPT_FILE,
     output_dir::DIFF_FILE,
     output_dir::TRAJECTORY_FILE,
@@ -76,6 +77,24 @@ pub struct JobArgs {
     /// OpenAI-compatible endpoint, e.g. http://localhost:8000/v1.
     #[arg(long, env = "OPENAI_BASE_URL", hide_env_values = true)]
     pub base_url: Option<String>,
+    /// The shell commands' sandbox: auto (default; bubblewrap or refuse), bwrap or off.
+    #[arg(long, env = "AGENT_SANDBOX", hide_env_values = true)]
+    pub sandbox: Option<String>,
+    /// Whether shell commands may use the network: off (default) or on.
+    #[arg(long, env = "AGENT_NETWORK", hide_env_values = true)]
+    pub network: Option<String>,
+    /// A setup script run in the workspace before the agent, with the network on.
+    #[arg(long, env = "AGENT_SETUP", hide_env_values = true)]
+    pub setup: Option<String>,
+    /// Comma-separated names of variables of this environment given to the setup only.
+    #[arg(long, env = "AGENT_SETUP_ENV", hide_env_values = true)]
+    pub setup_env: Option<String>,
+    /// A Unix socket where the runner's egress proxy listens (sandboxed runs).
+    #[arg(long, env = "AGENT_EGRESS_SOCKET", hide_env_values = true)]
+    pub egress_socket: Option<PathBuf>,
+    /// The loopback address relayed to the egress socket (default 127.0.0.1:3128).
+    #[arg(long, env = "AGENT_EGRESS_LISTEN", hide_env_values = true)]
+    pub egress_listen: Option<String>,
 }
 
 /// A job's settings, checked.
@@ -95,6 +114,12 @@ pub struct JobSpec {
     pub max_workspace_entries: u64,
     pub model: Option<String>,
     pub base_url: Option<String>,
+    pub sandbox: Option<tools::SandboxMode>,
+    pub network: Option<tools::NetworkAccess>,
+    pub setup: Option<String>,
+    pub setup_env: Vec<String>,
+    /// The egress relay, when the runner gave one.
+    pub egress: Option<super::egress::EgressRelay>,
 }
 
 /// A setting that is missing or malformed; the message names its variable.
@@ -152,6 +177,19 @@ impl JobSpec {
             max_workspace_entries,
             model: non_empty(&args.model),
             base_url,
+            sandbox: optional_parsed(&args.sandbox, "AGENT_SANDBOX")?,
+            network: optional_parsed(&args.network, "AGENT_NETWORK")?,
+            setup: non_empty(&args.setup),
+            setup_env: non_empty(&args.setup_env)
+                .map(|names| {
+                    names
+                        .split(',')
+                        .map(|name| name.trim().to_string())
+                        .filter(|name| !name.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            egress: egress_relay(args)?,
         })
     }
 
@@ -184,6 +222,36 @@ where
             text.trim()
         ))),
     }
+}
+
+fn egress_relay(args: &JobArgs) -> Result<Option<super::egress::EgressRelay>, SpecError> {
+    let Some(socket) = args
+        .egress_socket
+        .clone()
+        .filter(|p| !p.as_os_str().is_empty())
+    else {
+        return Ok(None);
+    };
+    let listen = non_empty(&args.egress_listen).unwrap_or_else(|| "127.0.0.1:3128".to_string());
+    let listen = listen.trim().parse::<std::net::SocketAddr>().map_err(|_| {
+        SpecError(format!(
+            "AGENT_EGRESS_LISTEN is `{listen}`; it must be an address and port such as 127.0.0.1:3128"
+        ))
+    })?;
+    Ok(Some(super::egress::EgressRelay { socket, listen }))
+}
+
+/// A word among a setting's choices (its `FromStr` error lists them).
+fn optional_parsed<T>(value: &Option<String>, name: &str) -> Result<Option<T>, SpecError>
+where
+    T: std::str::FromStr<Err = String>,
+{
+    non_empty(value)
+        .map(|text| {
+            text.parse::<T>()
+                .map_err(|err| SpecError(format!("{name}: {err}")))
+        })
+        .transpose()
 }
 
 /// Parses an http(s) URL without ever echoing it: it may carry a signature.

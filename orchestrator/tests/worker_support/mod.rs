@@ -89,6 +89,11 @@ pub fn test_config(
     config.worker.kill_grace_secs = 2;
     config.worker.lease_secs = 1;
     config.workspace.allow_file_git_urls = true;
+    // The fake agent lives in the data folder and writes its outputs straight into the
+    // blob folder, which the runner's sandbox rightly hides from agents (the sandbox's
+    // own tests are in the runner's `sandbox_tests`, and the API's end-to-end tests run
+    // the real agent in it).
+    config.sandbox.mode = orchestrator::runner::process::RunSandboxMode::Off;
     tweak(&mut config);
     config
 }

@@ -7,8 +7,10 @@
 //! outcome into text for the model; `env` decides what the child inherits.
 //!
 //! The fences, and where each lives:
-//! - the working directory is resolved through the workspace jail before anything runs
-//!   (the command itself is not sandboxed: the container is that sandbox);
+//! - the working directory is resolved through the workspace jail before anything runs;
+//! - the command runs in the run's [`crate::sandbox`] (read-only outside the workspace,
+//!   its own PID namespace, no network unless allowed, a process cap), and the result
+//!   names the rule when the sandbox refused something;
 //! - the agent's credentials are removed from the child's environment ([`child_env`]);
 //! - stdin is `/dev/null`, so a command waiting for input fails instead of hanging;
 //! - a timeout, and a kill of the whole process group at the end of every call
@@ -20,6 +22,7 @@ mod env;
 mod escaped;
 mod process;
 mod report;
+mod script;
 
 use std::num::NonZeroU64;
 use std::time::Duration;
@@ -31,6 +34,7 @@ use serde::Deserialize;
 pub use self::env::child_env;
 use self::process::ShellInvocation;
 use self::report::TimeoutChoice;
+pub use self::script::{ScriptOutcome, ScriptRun, run_script};
 use crate::config::ShellConfig;
 use crate::error::ToolError;
 use crate::tool::{Tool, ToolContext, ToolOutput, parse_args, schema_for};
@@ -78,7 +82,10 @@ impl Tool for ShellTool {
          Long output keeps only its beginning and end: redirect big output to a file and \
          search it. When the command finishes or times out, every process it started is \
          killed, including ones sent to the background with `&`: nothing keeps running \
-         between calls. Credentials of the agent are not in the command's environment."
+         between calls. Credentials of the agent are not in the command's environment. \
+         Commands normally run in a sandbox: only the workspace (not its .git) and /tmp are \
+         writable, other processes are invisible, and the network is off unless the run \
+         allows it; the result says when the sandbox refused something."
     }
 
     fn parameters(&self) -> serde_json::Value {
@@ -113,9 +120,11 @@ impl Tool for ShellTool {
             env: child_env(std::env::vars_os(), &config.secret_env_vars),
             timeout: Duration::from_secs(timeout.secs),
             output_cap_bytes: config.output_cap_bytes,
+            sandbox: ctx.sandbox.clone(),
+            workspace: ctx.jail.root().to_path_buf(),
         };
         let outcome = process::run(invocation).await?;
-        Ok(report::render(outcome, timeout))
+        Ok(report::render(outcome, timeout, &ctx.sandbox.summary()))
     }
 }
 

@@ -43,6 +43,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::escaped;
 use crate::error::ToolError;
 use crate::output_cap::HeadTailBuffer;
+use crate::sandbox::{PidsCgroup, Sandbox};
 
 /// How long the output pipes may stay open after bash exits before the group is killed.
 /// Long enough for a pipeline's last writer to flush, short enough not to be noticed.
@@ -69,6 +70,9 @@ pub(crate) struct ShellInvocation {
     pub timeout: Duration,
     /// Bytes kept per stream.
     pub output_cap_bytes: usize,
+    /// The sandbox the command runs in, and the workspace it may write.
+    pub sandbox: Sandbox,
+    pub workspace: PathBuf,
 }
 
 /// How a command ended, with what it printed.
@@ -80,6 +84,8 @@ pub(crate) struct ShellOutcome {
     /// Bash exited, but some process it started still held stdout or stderr open after
     /// the grace period, and was killed.
     pub background_killed: bool,
+    /// A fork was refused because the command reached the sandbox's process cap.
+    pub process_cap_hit: bool,
     pub duration: Duration,
     pub stdout: HeadTailBuffer,
     pub stderr: HeadTailBuffer,
@@ -111,10 +117,15 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
     let deadline = started + invocation.timeout;
 
     let mark = escaped::new_call_mark();
-    let mut child = spawn(&invocation, &mark)?;
+    // Dropped last: its processes are gone by then, and it is removed.
+    let cgroup = invocation.sandbox.pids_cgroup(&mark);
+    let mut child = spawn(&invocation, &mark, cgroup.is_some())?;
     // Declared after `child` so it is dropped first: the group is killed while bash is
     // still unreaped, so its id cannot have been reused.
     let mut group = ProcessGroup::of(&child, mark)?;
+    if let Some(cgroup) = &cgroup {
+        release_into(cgroup, &mut child).await;
+    }
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(ToolError::rejected(
             "could not capture the command's output pipes; try again",
@@ -163,32 +174,55 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
         status
     };
 
+    let process_cap_hit = cgroup.as_ref().is_some_and(PidsCgroup::limit_was_hit);
     Ok(ShellOutcome {
         status,
         timed_out,
         background_killed,
+        process_cap_hit,
         duration: started.elapsed(),
         stdout: stdout_buf,
         stderr: stderr_buf,
     })
 }
 
-fn spawn(invocation: &ShellInvocation, mark: &str) -> Result<Child, ToolError> {
-    Command::new(&invocation.program)
-        .arg("-c")
-        .arg(&invocation.script)
+/// Starts the command, in its sandbox. `blocked`: the sandbox waits for a byte on stdin
+/// before it starts the command ([`release_into`]); bubblewrap then closes that stdin,
+/// so the script reopens it on `/dev/null` first (on the same line, so the line numbers
+/// of its errors do not move).
+fn spawn(invocation: &ShellInvocation, mark: &str, blocked: bool) -> Result<Child, ToolError> {
+    let script = if blocked {
+        format!("exec </dev/null; {}", invocation.script)
+    } else {
+        invocation.script.clone()
+    };
+    let argv = invocation.sandbox.wrap(
+        &invocation.workspace,
+        &invocation.working_dir,
+        vec![invocation.program.clone(), "-c".into(), script.into()],
+        blocked,
+    );
+    let (program, args) = argv.split_first().ok_or_else(|| {
+        ToolError::rejected("the sandbox produced an empty command line; this is a bug")
+    })?;
+    Command::new(program)
+        .args(args)
         .current_dir(&invocation.working_dir)
         .env_clear()
         .envs(invocation.env.iter().map(|(name, value)| (name, value)))
         .env(escaped::CALL_MARK_VAR, mark)
-        .stdin(Stdio::null())
+        .stdin(if blocked {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|err| {
-            let program = invocation.program.to_string_lossy();
+            let program = program.to_string_lossy();
             let reason = if err.kind() == std::io::ErrorKind::NotFound {
                 format!("`{program}` was not found on PATH")
             } else {
@@ -198,6 +232,21 @@ fn spawn(invocation: &ShellInvocation, mark: &str) -> Result<Child, ToolError> {
                 "cannot start the command: {reason}; run_shell_command needs `{program}` in the environment"
             ))
         })
+}
+
+/// Puts the blocked sandbox (and what it forked so far) into `cgroup`, then lets the
+/// command start. Without the cgroup the command still runs, uncapped.
+async fn release_into(cgroup: &PidsCgroup, child: &mut Child) {
+    use tokio::io::AsyncWriteExt;
+    if let Some(pid) = child.id()
+        && let Err(err) = cgroup.adopt_tree(pid)
+    {
+        tracing::warn!(error = %err, "cannot put a command in its pids cgroup; it runs uncapped");
+    }
+    if let Some(mut stdin) = child.stdin.take() {
+        // A sandbox that failed to start has closed its end; its stderr says why.
+        let _ = stdin.write_all(b"x").await;
+    }
 }
 
 fn wait_error(err: std::io::Error) -> ToolError {

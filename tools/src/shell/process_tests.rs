@@ -10,6 +10,8 @@ fn invocation(program: &str, script: &str) -> ShellInvocation {
         env: std::env::vars_os().collect(),
         timeout: Duration::from_secs(30),
         output_cap_bytes: 1_000,
+        sandbox: crate::sandbox::Sandbox::off(),
+        workspace: std::env::temp_dir(),
     }
 }
 

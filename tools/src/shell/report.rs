@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::process::ShellOutcome;
 use crate::output_cap::HeadTailBuffer;
+use crate::sandbox::{SandboxSummary, blocked_action_notes};
 use crate::tool::ToolOutput;
 
 /// The timeout a command ran with, and whether the model asked for more than allowed.
@@ -28,7 +29,11 @@ pub(crate) struct TimeoutChoice {
 }
 
 /// The call's result: `success` only for exit code 0 within the timeout.
-pub(crate) fn render(outcome: ShellOutcome, timeout: TimeoutChoice) -> ToolOutput {
+pub(crate) fn render(
+    outcome: ShellOutcome,
+    timeout: TimeoutChoice,
+    sandbox: &SandboxSummary,
+) -> ToolOutput {
     let exit_code = outcome.exit_code();
     let signal = outcome.signal_name();
     let success = exit_code == Some(0) && !outcome.timed_out;
@@ -39,6 +44,8 @@ pub(crate) fn render(outcome: ShellOutcome, timeout: TimeoutChoice) -> ToolOutpu
         "timeout_secs": timeout.secs,
         "timeout_clamped": timeout.clamped_from.is_some(),
         "background_killed": outcome.background_killed,
+        "sandbox": sandbox.mode,
+        "process_cap_hit": outcome.process_cap_hit,
         "duration_ms": u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
         "stdout_bytes": outcome.stdout.total_bytes(),
         "stderr_bytes": outcome.stderr.total_bytes(),
@@ -76,6 +83,14 @@ pub(crate) fn render(outcome: ShellOutcome, timeout: TimeoutChoice) -> ToolOutpu
             "note: a background process still held the output open after bash exited; it was killed \
              (processes never outlive the call, so a server started with `&` does not keep running)\n",
         );
+    }
+    let printed = format!(
+        "{}\n{}",
+        outcome.stderr.peek_text(),
+        outcome.stdout.peek_text()
+    );
+    for note in blocked_action_notes(sandbox, &printed, outcome.process_cap_hit) {
+        text.push_str(&format!("note: {note}\n"));
     }
     for (label, buffer) in [("stdout", &outcome.stdout), ("stderr", &outcome.stderr)] {
         if buffer.dropped_bytes() > 0 {

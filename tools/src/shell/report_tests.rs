@@ -24,10 +24,15 @@ fn outcome(status: ExitStatus, stdout: &[u8], stderr: &[u8]) -> ShellOutcome {
         status,
         timed_out: false,
         background_killed: false,
+        process_cap_hit: false,
         duration: Duration::from_millis(1_234),
         stdout: buffer(1_000, stdout),
         stderr: buffer(1_000, stderr),
     }
+}
+
+fn render_plain(outcome: ShellOutcome, timeout: TimeoutChoice) -> ToolOutput {
+    render(outcome, timeout, &crate::sandbox::Sandbox::off().summary())
 }
 
 const PLAIN: TimeoutChoice = TimeoutChoice {
@@ -37,7 +42,7 @@ const PLAIN: TimeoutChoice = TimeoutChoice {
 
 #[test]
 fn exit_zero_is_success_with_both_streams_labelled() {
-    let output = render(outcome(exited(0), b"hello\n", b"warning"), PLAIN);
+    let output = render_plain(outcome(exited(0), b"hello\n", b"warning"), PLAIN);
     assert!(output.success);
     assert_eq!(
         output.content,
@@ -52,7 +57,7 @@ fn exit_zero_is_success_with_both_streams_labelled() {
 
 #[test]
 fn non_zero_exit_is_a_failure_and_empty_streams_say_so() {
-    let output = render(outcome(exited(3), b"", b""), PLAIN);
+    let output = render_plain(outcome(exited(3), b"", b""), PLAIN);
     assert!(!output.success);
     assert_eq!(
         output.content,
@@ -66,7 +71,7 @@ fn non_zero_exit_is_a_failure_and_empty_streams_say_so() {
 fn timeout_reports_no_exit_code_and_the_kill() {
     let mut timed_out = outcome(killed_by(9), b"partial", b"");
     timed_out.timed_out = true;
-    let output = render(
+    let output = render_plain(
         timed_out,
         TimeoutChoice {
             secs: 5,
@@ -89,7 +94,7 @@ fn timeout_reports_no_exit_code_and_the_kill() {
 
 #[test]
 fn death_by_signal_is_named() {
-    let output = render(outcome(killed_by(11), b"", b""), PLAIN);
+    let output = render_plain(outcome(killed_by(11), b"", b""), PLAIN);
     assert!(!output.success);
     assert!(
         output
@@ -104,7 +109,7 @@ fn death_by_signal_is_named() {
 
 #[test]
 fn clamped_timeout_is_explained() {
-    let output = render(
+    let output = render_plain(
         outcome(exited(0), b"", b""),
         TimeoutChoice {
             secs: 600,
@@ -122,7 +127,7 @@ fn clamped_timeout_is_explained() {
 fn killed_background_process_is_explained() {
     let mut background = outcome(exited(0), b"started\n", b"");
     background.background_killed = true;
-    let output = render(background, PLAIN);
+    let output = render_plain(background, PLAIN);
     assert!(output.success);
     assert!(output.content.contains("note: a background process"));
     assert_eq!(output.details["background_killed"], true);
@@ -132,7 +137,7 @@ fn killed_background_process_is_explained() {
 fn truncated_stream_keeps_head_and_tail_and_counts_the_rest() {
     let mut big = outcome(exited(0), b"", b"");
     big.stdout = buffer(10, b"0123456789abcdefghijklmnopqrstuvwxyz");
-    let output = render(big, PLAIN);
+    let output = render_plain(big, PLAIN);
     assert!(
         output
             .content

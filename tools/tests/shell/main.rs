@@ -4,5 +4,6 @@
 mod arguments;
 mod directories;
 mod lifecycle;
+mod sandbox;
 mod streams;
 mod support;

@@ -17,9 +17,15 @@
 //! everything it started, even the commands its shell tool runs in groups of their own
 //! ([`procs`], Linux `/proc`). A deadline is enforced by whoever watches the run (the
 //! worker), and by the agent's own timeout.
+//!
+//! The agent itself runs in a [`sandbox`] (bubblewrap, from the configuration): it sees
+//! neither the data folder nor the other runs nor the server's processes. The supervisor
+//! stays outside it, so the run's folder and re-attaching work the same either way.
 
+pub mod egress;
 mod procs;
 mod run_dir;
+pub mod sandbox;
 mod tail;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::procs::{RUN_NAME_VAR, group_exists, kill_run_processes, signal_group};
 use self::run_dir::{RunDir, RunRecord};
+pub use self::sandbox::{RunSandbox, RunSandboxConfig, RunSandboxMode};
 use super::{LaunchSpec, RunHandle, RunInfo, RunStatus, Runner, RunnerError, RunnerEvent};
 use crate::config::OrchestratorConfig;
 use crate::store::millis;
@@ -50,13 +57,15 @@ const TASK_ID_VAR: &str = "AGENT_TASK_ID";
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// The supervisor: `sh -c SUPERVISOR supervise AGENT_BIN STDERR_LOG [MEMORY_KIB]`, run in
-/// the run's folder. It must not be the agent's parent for longer than the agent lives,
-/// and it must leave the exit status behind even when nobody waits for it.
+/// The supervisor: `sh -c SUPERVISOR supervise STDERR_LOG MEMORY_KIB AGENT_ARGV...`, run
+/// in the run's folder (`MEMORY_KIB` may be empty; `AGENT_ARGV` is the agent, or the
+/// sandbox program and its options ending with the agent). It must leave the exit status
+/// behind even when nobody waits for it.
 const SUPERVISOR: &str = r#"
-if [ -n "$3" ]; then ulimit -v "$3" || exit 70; fi
+log="$1"; memory="$2"; shift 2
+if [ -n "$memory" ]; then ulimit -v "$memory" || exit 70; fi
 echo $$ > pid.tmp && mv pid.tmp pid || exit 70
-"$1" job > events.jsonl 2>> "$2" < /dev/null
+"$@" job > events.jsonl 2>> "$log" < /dev/null
 status=$?
 echo "$status" > exit.tmp && mv exit.tmp exit
 "#;
@@ -68,6 +77,10 @@ pub struct ProcessRunner {
     runs_dir: PathBuf,
     kill_grace: Duration,
     base_env: BTreeMap<String, String>,
+    /// What the agent runs inside.
+    sandbox: RunSandbox,
+    /// Ends the egress proxies this process serves (when it is dropped).
+    egress_stop: CancellationToken,
     /// The watches this process follows, per run, so `detach` can end them.
     watches: Mutex<HashMap<RunHandle, CancellationToken>>,
 }
@@ -89,16 +102,46 @@ impl ProcessRunner {
             runs_dir,
             kill_grace,
             base_env,
+            sandbox: RunSandbox::off(),
+            egress_stop: CancellationToken::new(),
             watches: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The runner of `config`, its agents in the configured sandbox (which hides the data
+    /// folder, and the runs folder when it is elsewhere).
     pub fn from_config(config: &OrchestratorConfig) -> Self {
-        Self::new(
+        let runner = Self::new(
             config.agent_bin.clone(),
             config.runs_dir(),
             config.worker.kill_grace(),
-        )
+        );
+        let home = runner.base_env.get("HOME").map(PathBuf::from);
+        let path = runner.base_env.get("PATH").cloned().unwrap_or_default();
+        let sandbox = RunSandbox::resolve(
+            &config.sandbox,
+            vec![config.data_dir.clone(), config.runs_dir()],
+            home.as_deref(),
+            Some(std::ffi::OsStr::new(&path)),
+        );
+        match sandbox.mode() {
+            "unusable" => tracing::error!(
+                "agents cannot be sandboxed here, so every launch will fail: {}",
+                sandbox
+                    .agent_argv(Path::new("agent-rs"), None)
+                    .err()
+                    .map(|err| err.to_string())
+                    .unwrap_or_default()
+            ),
+            mode => tracing::info!(sandbox = mode, "embedded runner ready"),
+        }
+        runner.with_sandbox(sandbox)
+    }
+
+    /// The same runner, starting agents in `sandbox`.
+    pub fn with_sandbox(mut self, sandbox: RunSandbox) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// Where a task's agent stderr goes (appended to across attempts).
@@ -134,6 +177,9 @@ impl ProcessRunner {
     /// there already (the run was launched before).
     fn start(&self, dir: &RunDir, spec: &LaunchSpec) -> Result<bool, RunnerError> {
         let agent = self.agent_path()?;
+        let agent = std::fs::canonicalize(&agent).unwrap_or(agent);
+        let egress_dir = dir.file(egress::EGRESS_DIR);
+        let agent_argv = self.sandbox.agent_argv(&agent, Some(&egress_dir))?;
         let io = |doing: &str| {
             let doing = format!("{doing} for run {}", dir.name);
             move |err: std::io::Error| RunnerError::Launch(format!("cannot {doing}: {err}"))
@@ -147,12 +193,27 @@ impl ProcessRunner {
         let started = self
             .write_record(dir, spec)
             .map_err(io("write the run record"))
-            .and_then(|()| self.spawn(dir, spec, &agent));
+            .and_then(|()| {
+                self.start_egress(dir, spec)
+                    .map_err(io("start the egress proxy"))
+            })
+            .and_then(|()| self.spawn(dir, spec, &agent_argv));
         if started.is_err() {
             // Nothing runs: let a later launch of the name try again.
             let _ = std::fs::remove_dir_all(&dir.path);
         }
         started.map(|()| true)
+    }
+
+    /// The sandboxed agent's egress proxy: its policy saved in the run's folder (for a
+    /// restarted server) and served on the socket bound into the sandbox.
+    fn start_egress(&self, dir: &RunDir, spec: &LaunchSpec) -> std::io::Result<()> {
+        if !self.sandbox.is_bwrap() {
+            return Ok(());
+        }
+        let policy = egress::EgressPolicy::from_spec(spec);
+        policy.save(&dir.path)?;
+        egress::spawn(dir.path.clone(), policy, self.egress_stop.clone())
     }
 
     fn write_record(&self, dir: &RunDir, spec: &LaunchSpec) -> std::io::Result<()> {
@@ -167,7 +228,12 @@ impl ProcessRunner {
         })
     }
 
-    fn spawn(&self, dir: &RunDir, spec: &LaunchSpec, agent: &Path) -> Result<(), RunnerError> {
+    fn spawn(
+        &self,
+        dir: &RunDir,
+        spec: &LaunchSpec,
+        agent_argv: &[std::ffi::OsString],
+    ) -> Result<(), RunnerError> {
         let memory_kib = spec
             .resources
             .memory_bytes
@@ -177,9 +243,9 @@ impl ProcessRunner {
             .arg("-c")
             .arg(SUPERVISOR)
             .arg("supervise")
-            .arg(agent)
             .arg(self.log_path(spec.task_id))
             .arg(memory_kib)
+            .args(agent_argv)
             .current_dir(&dir.path)
             .env_clear()
             .envs(&self.base_env)
@@ -189,6 +255,7 @@ impl ProcessRunner {
                     .iter()
                     .map(|(name, value)| (name, value.expose_secret())),
             )
+            .envs(self.sandbox.agent_env())
             .env(TASK_ID_VAR, spec.task_id.to_string())
             .env(RUN_NAME_VAR, &dir.name)
             .stdin(Stdio::null())
@@ -233,6 +300,13 @@ impl ProcessRunner {
     }
 }
 
+/// The egress proxies this runner serves end with it, as they would with the server.
+impl Drop for ProcessRunner {
+    fn drop(&mut self) {
+        self.egress_stop.cancel();
+    }
+}
+
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
@@ -266,6 +340,10 @@ impl Runner for ProcessRunner {
         let dir = self.run_dir(handle)?;
         if !dir.exists() {
             return Err(RunnerError::UnknownRun(format!("{handle}: no such run")));
+        }
+        if self.sandbox.is_bwrap() && dir.exit().is_none() {
+            // A run launched by a server before this one: its proxy went with that server.
+            egress::ensure(&dir.path, self.egress_stop.clone()).await;
         }
         let stop = self
             .watches()
@@ -358,3 +436,6 @@ fn list_runs(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod sandbox_tests;

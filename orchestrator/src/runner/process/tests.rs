@@ -8,7 +8,7 @@ use super::*;
 use crate::runner::{LABEL_TASK_ID, Resources, run_name};
 
 /// A fake `agent-rs`: a bash script run as `{script} job`.
-fn fake_agent(dir: &Path, body: &str) -> PathBuf {
+pub(super) fn fake_agent(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("fake-agent");
     std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -32,7 +32,7 @@ fn restarted(dir: &Path) -> ProcessRunner {
     )
 }
 
-fn spec(task_id: TaskId, env: &[(&str, &str)]) -> LaunchSpec {
+pub(super) fn spec(task_id: TaskId, env: &[(&str, &str)]) -> LaunchSpec {
     LaunchSpec {
         name: run_name(task_id, 1),
         task_id,
@@ -55,7 +55,7 @@ fn spec(task_id: TaskId, env: &[(&str, &str)]) -> LaunchSpec {
 }
 
 /// Every item of a stream, failing the test if it does not end in time.
-async fn collect(stream: BoxStream<'static, RunnerEvent>) -> Vec<RunnerEvent> {
+pub(super) async fn collect(stream: BoxStream<'static, RunnerEvent>) -> Vec<RunnerEvent> {
     tokio::time::timeout(Duration::from_secs(30), stream.collect())
         .await
         .expect("the event stream never ended")

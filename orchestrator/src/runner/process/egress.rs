@@ -1,0 +1,377 @@
+//! The sandboxed agent's one way out: an HTTP proxy that lets through the model endpoint
+//! and the run's own signed URLs, and nothing else.
+//!
+//! A sandboxed agent has its own network namespace, where only a loopback exists. The
+//! runner binds one folder of the run into it (`egress/`), where this proxy listens on a
+//! Unix socket; the agent relays a local TCP port to that socket and points its HTTP
+//! clients at it (`HTTP_PROXY`). Every request is checked against the run's
+//! [`EgressPolicy`], built at launch from the launch spec:
+//!
+//! - the model endpoint (`OPENAI_BASE_URL`): any path under its own, and `CONNECT` to its
+//!   host and port when it is `https` (the path is then inside TLS);
+//! - the signed URLs (`AGENT_WORKSPACE_URL`, each of `AGENT_UPLOAD_URLS`): exactly their
+//!   paths, over plain HTTP (the embedded service's blob routes); an `https` one is
+//!   allowed by `CONNECT` to its host and port.
+//!
+//! A request the policy refuses gets `403` with the reason, so the agent's error says what
+//! happened (a metadata address, another host) instead of timing out. Each forwarded
+//! plain-HTTP request is sent with `Connection: close`, so the next one comes on a new
+//! connection and is checked too.
+//!
+//! The policy is saved in the run's folder (URLs without their query strings: no
+//! signature is written), so a restarted server serves the proxy of a run it re-attaches.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::runner::LaunchSpec;
+
+/// The folder of the run bound into the sandbox, and the socket's name in it.
+pub const EGRESS_DIR: &str = "egress";
+pub const SOCKET: &str = "proxy.sock";
+/// The policy's file in the run's folder.
+pub const POLICY_FILE: &str = "egress.json";
+/// Where the folder appears inside the sandbox.
+pub const SANDBOX_EGRESS_DIR: &str = "/run/agent-egress";
+/// The loopback address the agent relays from, inside its own network namespace.
+pub const SANDBOX_PROXY_LISTEN: &str = "127.0.0.1:3128";
+/// Largest request head read before a request is refused.
+const MAX_HEAD_BYTES: usize = 32 * 1024;
+
+/// What a run may reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressPolicy {
+    pub rules: Vec<EgressRule>,
+}
+
+/// One destination: `host:port`, and which paths (all under `path_prefix`, exactly
+/// `path`, or any through `CONNECT`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressRule {
+    pub host: String,
+    pub port: u16,
+    pub paths: AllowedPaths,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowedPaths {
+    /// A tunnel (`CONNECT`): for `https`, whose paths the proxy cannot see.
+    Tunnel,
+    Prefix(String),
+    Exact(String),
+}
+
+impl EgressPolicy {
+    /// The policy of a launch: its model endpoint and signed URLs.
+    pub fn from_spec(spec: &LaunchSpec) -> Self {
+        use secrecy::ExposeSecret;
+        let mut policy = Self::default();
+        let model = spec
+            .env
+            .get("OPENAI_BASE_URL")
+            .cloned()
+            .unwrap_or_else(|| "https://api.openai.com/v1".to_string());
+        if let Ok(url) = Url::parse(&model) {
+            let prefix = url.path().trim_end_matches('/').to_string();
+            policy.allow(&url, AllowedPaths::Prefix(prefix));
+        }
+        if let Some(url) = spec.secret_env.get("AGENT_WORKSPACE_URL")
+            && let Ok(url) = Url::parse(url.expose_secret())
+        {
+            policy.allow(&url, AllowedPaths::Exact(url.path().to_string()));
+        }
+        if let Some(uploads) = spec.secret_env.get("AGENT_UPLOAD_URLS")
+            && let Ok(uploads) = serde_json::from_str::<std::collections::BTreeMap<String, String>>(
+                uploads.expose_secret(),
+            )
+        {
+            for url in uploads.values().filter_map(|url| Url::parse(url).ok()) {
+                policy.allow(&url, AllowedPaths::Exact(url.path().to_string()));
+            }
+        }
+        policy
+    }
+
+    fn allow(&mut self, url: &Url, paths: AllowedPaths) {
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return;
+        };
+        let paths = if url.scheme() == "https" {
+            AllowedPaths::Tunnel
+        } else {
+            paths
+        };
+        let rule = EgressRule {
+            host: host.trim_matches(['[', ']']).to_ascii_lowercase(),
+            port,
+            paths,
+        };
+        if !self.rules.contains(&rule) {
+            self.rules.push(rule);
+        }
+    }
+
+    /// Why a `CONNECT host:port` is refused; `None` when it is allowed.
+    pub fn refuse_tunnel(&self, host: &str, port: u16) -> Option<String> {
+        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+        let allowed = self.rules.iter().any(|rule| {
+            rule.host == host && rule.port == port && rule.paths == AllowedPaths::Tunnel
+        });
+        (!allowed).then(|| {
+            format!(
+                "the sandbox lets this run reach only its model endpoint and its own signed \
+                 URLs; {host}:{port} is neither"
+            )
+        })
+    }
+
+    /// Why a plain-HTTP request to `url` is refused; `None` when it is allowed.
+    pub fn refuse_request(&self, url: &Url) -> Option<String> {
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Some("the request names no host".to_string());
+        };
+        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+        let path = url.path();
+        let allowed = self.rules.iter().any(|rule| {
+            rule.host == host
+                && rule.port == port
+                && match &rule.paths {
+                    AllowedPaths::Tunnel => false,
+                    AllowedPaths::Exact(exact) => path == exact,
+                    AllowedPaths::Prefix(prefix) => {
+                        path == prefix
+                            || path
+                                .strip_prefix(prefix.as_str())
+                                .is_some_and(|rest| rest.starts_with('/'))
+                    }
+                }
+        });
+        (!allowed).then(|| {
+            format!(
+                "the sandbox lets this run reach only its model endpoint and its own signed \
+                 URLs; http://{host}:{port}{path} is neither"
+            )
+        })
+    }
+
+    pub fn save(&self, run_dir: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let tmp = run_dir.join("egress.json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, run_dir.join(POLICY_FILE))
+    }
+
+    pub fn load(run_dir: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(run_dir.join(POLICY_FILE)).ok()?).ok()
+    }
+}
+
+/// How often the proxy checks whether its run is over.
+const RUN_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Serves the proxy on `run_dir/egress/proxy.sock` until `stop`, or until the run is over
+/// (its `exit` record written, or its folder gone). A socket left by a previous server is
+/// replaced.
+pub fn spawn(
+    run_dir: PathBuf,
+    policy: EgressPolicy,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let dir = run_dir.join(EGRESS_DIR);
+    std::fs::create_dir_all(&dir)?;
+    match std::fs::remove_file(dir.join(SOCKET)) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err),
+    }
+    let (_dir_handle, socket) = short_socket_path(&dir)?;
+    let listener = UnixListener::bind(&socket)?;
+    let policy = std::sync::Arc::new(policy);
+    tokio::spawn(async move {
+        let mut check = tokio::time::interval(RUN_CHECK_EVERY);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = check.tick() => {
+                    if !run_dir.is_dir() || run_dir.join(super::run_dir::EXIT).exists() {
+                        break;
+                    }
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let policy = policy.clone();
+                        tokio::spawn(async move {
+                            if let Err(err) = serve_one(stream, &policy).await {
+                                tracing::debug!(error = %err, "egress connection ended");
+                            }
+                        });
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "egress proxy stopped accepting");
+                        break;
+                    }
+                },
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Serves the proxy of a run launched before (by this server or one before it) unless
+/// one already answers on its socket.
+pub async fn ensure(run_dir: &Path, stop: CancellationToken) {
+    let Some(policy) = EgressPolicy::load(run_dir) else {
+        return;
+    };
+    let dir = run_dir.join(EGRESS_DIR);
+    if let Ok((_dir_handle, socket)) = short_socket_path(&dir)
+        && UnixStream::connect(&socket).await.is_ok()
+    {
+        return;
+    }
+    if let Err(err) = spawn(run_dir.to_path_buf(), policy, stop) {
+        tracing::warn!(error = %err, run = %run_dir.display(), "cannot serve a run's egress proxy");
+    }
+}
+
+/// A socket path in `dir` short enough for `bind` (at most 107 bytes, which a data
+/// folder's path plus a run's name can exceed): the folder opened, and named through
+/// `/proc/self/fd`. The handle must live until the socket is bound or connected.
+fn short_socket_path(dir: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
+    use std::os::fd::AsRawFd;
+    let handle = std::fs::File::open(dir)?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET}", handle.as_raw_fd()));
+    Ok((handle, path))
+}
+
+/// One client connection: read the request head, check it, then relay both ways.
+async fn serve_one(mut client: UnixStream, policy: &EgressPolicy) -> std::io::Result<()> {
+    let (head, rest) = read_head(&mut client).await?;
+    let Some(request_line) = head.lines().next() else {
+        return refuse(&mut client, "400 Bad Request", "empty request").await;
+    };
+    let mut parts = request_line.split_whitespace();
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return refuse(&mut client, "400 Bad Request", "malformed request line").await;
+    };
+    if method.eq_ignore_ascii_case("CONNECT") {
+        let Some((host, port)) = target
+            .rsplit_once(':')
+            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+        else {
+            return refuse(&mut client, "400 Bad Request", "CONNECT needs host:port").await;
+        };
+        if let Some(reason) = policy.refuse_tunnel(host, port) {
+            return refuse(&mut client, "403 Forbidden", &reason).await;
+        }
+        let mut upstream = connect(host, port).await?;
+        client
+            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .await?;
+        upstream.write_all(&rest).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+        return Ok(());
+    }
+    let Ok(url) = Url::parse(target) else {
+        return refuse(
+            &mut client,
+            "400 Bad Request",
+            "a proxy request needs an absolute http:// URL",
+        )
+        .await;
+    };
+    if url.scheme() != "http" {
+        return refuse(
+            &mut client,
+            "400 Bad Request",
+            "only http:// is proxied; use CONNECT for https",
+        )
+        .await;
+    }
+    if let Some(reason) = policy.refuse_request(&url) {
+        return refuse(&mut client, "403 Forbidden", &reason).await;
+    }
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+        return refuse(&mut client, "400 Bad Request", "no host").await;
+    };
+    let mut upstream = connect(host, port).await?;
+    upstream
+        .write_all(origin_form_head(&head, method, &url, version).as_bytes())
+        .await?;
+    upstream.write_all(&rest).await?;
+    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    Ok(())
+}
+
+async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
+    TcpStream::connect((host.trim_matches(['[', ']']), port)).await
+}
+
+/// The head with the request line in origin form, hop-by-hop proxy headers dropped and
+/// `Connection: close`.
+fn origin_form_head(head: &str, method: &str, url: &Url, version: &str) -> String {
+    let mut target = url.path().to_string();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let mut out = format!("{method} {target} {version}\r\n");
+    for line in head.lines().skip(1) {
+        let name = line.split(':').next().unwrap_or("").trim();
+        if line.is_empty()
+            || name.eq_ignore_ascii_case("proxy-connection")
+            || name.eq_ignore_ascii_case("proxy-authorization")
+            || name.eq_ignore_ascii_case("connection")
+            || name.eq_ignore_ascii_case("keep-alive")
+        {
+            continue;
+        }
+        out.push_str(line.trim_end_matches('\r'));
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out
+}
+
+/// Reads up to the end of the request head; returns it and whatever followed it.
+async fn read_head(stream: &mut UnixStream) -> std::io::Result<(String, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(end + 4);
+            buf.truncate(end);
+            return Ok((String::from_utf8_lossy(&buf).into_owned(), rest));
+        }
+        if buf.len() > MAX_HEAD_BYTES {
+            return Err(std::io::Error::other("request head too large"));
+        }
+        let read = stream.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(std::io::Error::other("connection closed before a request"));
+        }
+        buf.extend_from_slice(&chunk[..read]);
+    }
+}
+
+async fn refuse(stream: &mut UnixStream, status: &str, reason: &str) -> std::io::Result<()> {
+    tracing::info!(%reason, "egress refused");
+    let body = format!("{reason}\n");
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+#[cfg(test)]
+#[path = "egress_tests.rs"]
+mod tests;

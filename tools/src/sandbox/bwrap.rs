@@ -1,0 +1,158 @@
+//! Bubblewrap's command line for a sandboxed command, and the check that it works here.
+//!
+//! Why each argument:
+//! - `--unshare-user --cap-drop ALL` (and `--disable-userns` where supported): even when
+//!   the agent runs as root, the command holds no capability over the host, so it cannot
+//!   remount the read-only root or unmount what hides a folder. (Without a user namespace
+//!   a root command keeps every capability and `mount -o remount,rw /` succeeds.)
+//! - `--unshare-pid --proc /proc`: no other process is visible or signalable, and
+//!   `/proc/<pid>/environ` of the agent or the server cannot be read.
+//! - `--unshare-net` unless the run allows the network: only a private loopback exists,
+//!   so connecting fails at once instead of hanging.
+//! - `--die-with-parent`: if the agent dies, the sandbox goes with it.
+//! - `--ro-bind / /`, then `--tmpfs /tmp`, the hidden paths, then `--bind` the workspace
+//!   and `--ro-bind` its `.git`: later mounts win, and bind sources are read from the
+//!   host, so a workspace under `/tmp` still shows through the private `/tmp`.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::{GitProtection, NetworkAccess, Sandbox};
+
+/// The program's name, looked up on `PATH`.
+const PROGRAM: &str = "bwrap";
+
+/// Where `bwrap` is on `search_path`, if anywhere.
+pub(super) fn find(search_path: Option<&OsStr>) -> Option<PathBuf> {
+    std::env::split_paths(search_path?)
+        .map(|dir| dir.join(PROGRAM))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// Bubblewrap's options (everything before `--`). `workspace` is bound writable, its
+/// `.git` read-only; `blocked_on_stdin` makes the sandbox wait for a byte on stdin
+/// before it starts the command.
+pub(super) fn args(
+    sandbox: &Sandbox,
+    workspace: Option<(&Path, &Path)>,
+    blocked_on_stdin: bool,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = [
+        "--unshare-user",
+        "--cap-drop",
+        "ALL",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    if sandbox.disable_userns() {
+        args.push("--disable-userns".into());
+    }
+    if sandbox.network == NetworkAccess::Off {
+        args.push("--unshare-net".into());
+    }
+    for hidden in &sandbox.hidden {
+        if hidden.is_dir() {
+            args.push("--tmpfs".into());
+        } else {
+            args.extend(["--ro-bind".into(), OsString::from("/dev/null")]);
+        }
+        args.push(hidden.clone().into_os_string());
+    }
+    if let Some((workspace, working_dir)) = workspace {
+        args.extend([
+            "--bind".into(),
+            workspace.as_os_str().to_owned(),
+            workspace.as_os_str().to_owned(),
+        ]);
+        for protected in git_read_only(workspace, sandbox.git) {
+            args.extend([
+                "--ro-bind".into(),
+                protected.clone().into_os_string(),
+                protected.into_os_string(),
+            ]);
+        }
+        args.extend(["--chdir".into(), working_dir.as_os_str().to_owned()]);
+    }
+    if blocked_on_stdin {
+        args.extend(["--block-fd".into(), "0".into()]);
+    }
+    args
+}
+
+/// The parts of `workspace/.git` bound read-only. An absent `hooks` folder is made
+/// (empty, as `git init` would), so a hook cannot be planted where none was.
+fn git_read_only(workspace: &Path, protection: GitProtection) -> Vec<PathBuf> {
+    let git = workspace.join(".git");
+    if !git.exists() {
+        return Vec::new();
+    }
+    match protection {
+        GitProtection::ReadOnly => vec![git],
+        GitProtection::HooksAndConfig if git.is_dir() => {
+            let _ = std::fs::create_dir_all(git.join("hooks"));
+            ["hooks", "config"]
+                .iter()
+                .map(|name| git.join(name))
+                .filter(|path| path.exists())
+                .collect()
+        }
+        // A `.git` file (a worktree or submodule) points elsewhere; the file itself is
+        // what is here to protect.
+        GitProtection::HooksAndConfig => vec![git],
+    }
+}
+
+/// Whether this bubblewrap knows `--disable-userns` (0.8 and later): its help lists it.
+pub(super) fn supports_disable_userns(program: &Path) -> bool {
+    Command::new(program)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--disable-userns"))
+}
+
+/// Runs `true` in the sandbox once; the error is bubblewrap's own explanation.
+pub(super) fn probe(program: &Path, sandbox: &Sandbox) -> Result<(), String> {
+    let output = Command::new(program)
+        .args(args(sandbox, None, false))
+        .arg("--")
+        .arg("true")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|err| format!("cannot run `{}`: {err}", program.display()))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = stderr.trim();
+    Err(if stderr.is_empty() {
+        format!("`{}` exited with {}", program.display(), output.status)
+    } else {
+        stderr.to_string()
+    })
+}

@@ -1,0 +1,108 @@
+//! Telling the model what the sandbox refused, in words it can act on.
+//!
+//! A blocked action fails fast inside the sandbox (a read-only file system, an
+//! unreachable network, a refused fork), but the program's own message does not say
+//! that a sandbox is why, and a model tends to retry or work around the symptom. So the
+//! shell tool's result gets a note naming the rule, from what the command printed.
+
+use super::{NetworkAccess, SandboxSummary};
+
+/// What programs print when the network is missing (curl, wget, git, pip, cargo, npm,
+/// Python, glibc's resolver).
+const NETWORK_SIGNS: [&str; 9] = [
+    "Could not resolve host",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "Name or service not known",
+    "Couldn't connect to server",
+    "Could not resolve",
+    "getaddrinfo",
+    "No address associated with hostname",
+    "network unreachable",
+];
+
+/// The notes for a command's output (`stderr` and `stdout` as text) under `sandbox`;
+/// `process_cap_hit` when a fork was refused at the process cap.
+pub(crate) fn blocked_action_notes(
+    sandbox: &SandboxSummary,
+    output: &str,
+    process_cap_hit: bool,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    if sandbox.mode == "off" {
+        return notes;
+    }
+    if output.contains("Read-only file system") {
+        notes.push(
+            "the sandbox lets commands write only inside the workspace (its .git excepted) and \
+             /tmp (private to each command); everything else is read-only, so write your \
+             files in the workspace"
+                .to_string(),
+        );
+    }
+    if sandbox.network == NetworkAccess::Off && NETWORK_SIGNS.iter().any(|s| output.contains(s)) {
+        notes.push(
+            "this run has no network: the sandbox refuses every connection (the run would \
+             have to be started with `--network on`); work with what is in the workspace"
+                .to_string(),
+        );
+    }
+    if process_cap_hit {
+        let cap = sandbox
+            .max_processes
+            .map_or_else(|| "its".to_string(), |max| format!("the {max}"));
+        notes.push(format!(
+            "the command reached {cap} process limit of the sandbox and a fork was refused; \
+             everything it started was killed"
+        ));
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bwrap(network: NetworkAccess) -> SandboxSummary {
+        SandboxSummary {
+            mode: "bwrap".into(),
+            network,
+            max_processes: Some(64),
+        }
+    }
+
+    #[test]
+    fn a_read_only_write_is_explained() {
+        let notes = blocked_action_notes(
+            &bwrap(NetworkAccess::Off),
+            "touch: cannot touch '/etc/x': Read-only file system",
+            false,
+        );
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("only inside the workspace"), "{notes:?}");
+    }
+
+    #[test]
+    fn a_refused_connection_is_explained_only_when_the_network_is_off() {
+        let output = "curl: (6) Could not resolve host: example.com";
+        let notes = blocked_action_notes(&bwrap(NetworkAccess::Off), output, false);
+        assert!(notes.iter().any(|n| n.contains("no network")), "{notes:?}");
+        assert!(blocked_action_notes(&bwrap(NetworkAccess::On), output, false).is_empty());
+    }
+
+    #[test]
+    fn the_process_cap_is_named() {
+        let notes = blocked_action_notes(&bwrap(NetworkAccess::Off), "", true);
+        assert!(notes[0].contains("64 process limit"), "{notes:?}");
+    }
+
+    #[test]
+    fn no_sandbox_no_notes() {
+        let off = SandboxSummary {
+            mode: "off".into(),
+            network: NetworkAccess::On,
+            max_processes: None,
+        };
+        assert!(blocked_action_notes(&off, "Read-only file system", true).is_empty());
+    }
+}

