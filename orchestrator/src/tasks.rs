@@ -120,7 +120,9 @@ impl TaskOps {
                     )
                     .await;
                     self.stop_run(&cancelled).await;
-                    publish_result(&*self.queue, &cancelled).await;
+                    if let Some(queue) = &self.queue {
+                        publish_result(&**queue, &cancelled).await;
+                    }
                     crate::metrics::task_finished(TaskStatus::Cancelled, "cancelled");
                     tracing::info!(task_id = %id, "task cancelled");
                     return Ok(cancelled);
