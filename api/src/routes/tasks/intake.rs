@@ -220,7 +220,16 @@ pub async fn create_from_form(
     idempotency_key: Option<String>,
 ) -> Result<Submitted, ApiError> {
     let staged = fields.zip.as_ref().map(|zip| zip.prefix.clone());
-    match draft_from_form(&mut fields, description_field) {
+    // The form's own fields first, then the archive's directory (see `staging`).
+    let mut zip_check = fields.zip.as_mut().map(|zip| zip.take_check());
+    let checked = match draft_from_form(&mut fields, description_field) {
+        Ok(draft) => match zip_check.as_mut() {
+            Some(zip) => zip.verify(state).await.map(|()| draft),
+            None => Ok(draft),
+        },
+        Err(err) => Err(err),
+    };
+    match checked {
         Ok(draft) => submit(state, owner, draft, idempotency_key).await,
         Err(err) => {
             discard_upload(state, staged.as_deref()).await;

@@ -10,8 +10,10 @@
 //! blob store again before the 422, with the message the extraction would give.
 //!
 //! The zip is staged under its own prefix (`uploads/{uuid}/input.zip`) before the rest
-//! of the request is read and checked; whoever refuses the request after that discards
-//! it ([`StagedZip::discard`]), so a refused request leaves no blob behind.
+//! of the request is read; its directory is checked ([`ZipCheck::verify`]) after the
+//! form's own fields, so a request with a bad field and a bad zip names the field it
+//! would name with a good zip. Whoever refuses the request after staging discards the
+//! zip ([`StagedZip::discard`]), so a refused request leaves no blob behind.
 
 use std::io::{BufReader, Seek, SeekFrom};
 
@@ -40,9 +42,37 @@ pub struct StagedZip {
     /// Deleting this removes the upload (`uploads/{uuid}`).
     pub prefix: String,
     pub size: u64,
+    /// The temporary copy, until its directory is checked ([`ZipCheck::verify`]).
+    spool: Option<std::fs::File>,
+}
+
+/// A staged zip's directory, still to be read ([`ZipCheck::verify`]).
+#[derive(Debug)]
+pub struct ZipCheck {
+    spool: Option<std::fs::File>,
+    size: u64,
+}
+
+impl ZipCheck {
+    /// Reads the zip's directory the way the worker will extract it; a refused archive
+    /// is a 422 naming `zip_file`. Checked once: a second call has nothing left to read.
+    pub async fn verify(&mut self, state: &SharedState) -> Result<(), ApiError> {
+        match self.spool.take() {
+            Some(spool) => check(state, spool, self.size).await,
+            None => Ok(()),
+        }
+    }
 }
 
 impl StagedZip {
+    /// The check of this zip's directory, to run once the form's own fields passed.
+    pub fn take_check(&mut self) -> ZipCheck {
+        ZipCheck {
+            spool: self.spool.take(),
+            size: self.size,
+        }
+    }
+
     /// Deletes the upload; a failure is logged (the blob is an unused leftover).
     pub async fn discard(&self, blobs: &dyn BlobStore) {
         discard(blobs, &self.prefix).await;
@@ -86,14 +116,15 @@ pub async fn stage_zip(
         )),
         (_, Err(err)) => Err(err),
         (Err(err), Ok(_)) => Err(err.into()),
-        (Ok(size), Ok(spool)) => check(state, spool, size).await.map(|()| size),
+        (Ok(size), Ok(spool)) => Ok((size, spool)),
     };
     match checked {
-        Ok(size) => Ok(StagedZip {
+        Ok((size, spool)) => Ok(StagedZip {
             name,
             key,
             prefix,
             size,
+            spool: Some(spool),
         }),
         Err(err) => {
             discard(blobs, &prefix).await;
