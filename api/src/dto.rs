@@ -54,6 +54,62 @@ pub struct CreateTaskRequest {
     pub max_tokens: Option<u64>,
     #[schema(minimum = 1, maximum = 604800)]
     pub timeout_secs: Option<u64>,
+    /// Open a pull request with the changes once the run completed.
+    pub pull_request: Option<PullRequestRequest>,
+}
+
+/// A pull request to open with a task's changes (at submission, or later through
+/// `POST /api/v1/tasks/{id}/pull-request`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PullRequestRequest {
+    /// The branch to merge into; the repository's default branch when absent.
+    #[schema(
+        max_length = 255,
+        pattern = r"^(?!-)(?!.*\.\.)[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000~^:?*\[\\]+$"
+    )]
+    pub base: Option<String>,
+    /// The title; the description's first line when absent.
+    #[schema(
+        max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*$"
+    )]
+    pub title: Option<String>,
+    /// A token that may push to the repository and open pull requests on it; needed
+    /// unless the server has one for your owner. Kept encrypted, only until the pull
+    /// request is open; never shown again, never given to the agent.
+    #[schema(min_length = 1, max_length = 1024, pattern = r"^[!-~]+$")]
+    pub github_token: Option<String>,
+}
+
+/// Where a task's pull request is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PullRequestView {
+    /// `REQUESTED` (waiting for the run), `OPENING`, `OPENED` (see the task's `pr_url`),
+    /// `FAILED` (see `error`; retry with `POST .../pull-request`) or `SKIPPED` (the run
+    /// did not complete, or changed nothing).
+    pub state: String,
+    pub base: Option<String>,
+    pub title: Option<String>,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
+    /// How many times opening it was tried.
+    pub tries: u32,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at: i64,
+}
+
+impl From<orchestrator::pr::PullRequestRecord> for PullRequestView {
+    fn from(record: orchestrator::pr::PullRequestRecord) -> Self {
+        Self {
+            state: record.state.as_str().to_string(),
+            base: record.ask.base,
+            title: record.ask.title,
+            error: record.error,
+            tries: record.tries,
+            updated_at: record.updated_at,
+        }
+    }
 }
 
 /// `POST /api/v1/tasks` as `multipart/form-data`: the same fields as text parts, with
@@ -97,6 +153,29 @@ pub struct CreateTaskMultipart {
     pub max_tokens: Option<u64>,
     #[schema(minimum = 1, maximum = 604800)]
     pub timeout_secs: Option<u64>,
+    /// `true` asks for a pull request (so do the three fields below).
+    #[schema(
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[Tt][Rr][Uu][Ee][\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)$"
+    )]
+    pub pull_request: Option<String>,
+    /// As `pull_request.base` in the JSON body; blank counts as absent.
+    #[schema(
+        max_length = 255,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|(?!-)(?!.*\.\.)[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000~^:?*\[\\]+)$"
+    )]
+    pub pull_request_base: Option<String>,
+    /// As `pull_request.title`; blank counts as absent.
+    #[schema(
+        max_length = 256,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*)$"
+    )]
+    pub pull_request_title: Option<String>,
+    /// As `pull_request.github_token`; blank counts as absent.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[!-~]+)$"
+    )]
+    pub github_token: Option<String>,
 }
 
 /// Where a task's code comes from.
@@ -129,6 +208,13 @@ pub struct TaskView {
     pub timeout_secs: Option<u64>,
     pub message: Option<String>,
     pub pr_url: Option<String>,
+    /// Why the task's pull request could not be opened (the task itself stays
+    /// `COMPLETED` with its diff); `POST .../pull-request` tries again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr_error: Option<String>,
+    /// The pull request the task asked for, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestView>,
     pub attempt: u32,
     /// The agent's `result.json`, once finished.
     #[schema(value_type = Option<Object>)]
@@ -137,6 +223,22 @@ pub struct TaskView {
     pub created_at: i64,
     pub updated_at: i64,
     pub deadline_at: Option<i64>,
+}
+
+impl TaskView {
+    /// With the task's pull request record.
+    pub fn with_pull_request(
+        mut self,
+        record: Option<orchestrator::pr::PullRequestRecord>,
+    ) -> Self {
+        if let Some(record) = record {
+            if record.state == orchestrator::pr::PrState::Failed {
+                self.pr_error = record.error.clone();
+            }
+            self.pull_request = Some(record.into());
+        }
+        self
+    }
 }
 
 impl From<Task> for TaskView {
@@ -161,6 +263,8 @@ impl From<Task> for TaskView {
             timeout_secs: task.limits.timeout_secs,
             message: task.message,
             pr_url: task.pr_url,
+            pr_error: None,
+            pull_request: None,
             attempt: task.attempt,
             result: task.result,
             created_at: task.created_at,
@@ -216,4 +320,11 @@ pub struct LegacyCreateForm {
         pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|(?![/\\])(?!(?:.*[/\\])?\.\.(?:[/\\]|$))[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00-\x1f\x7f-\x9f]*)$"
     )]
     pub target_file: Option<String>,
+    /// A token that may push to the repository: a pull request is opened with the
+    /// changes once the run completed. Kept encrypted, never shown again.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[!-~]+)$"
+    )]
+    pub github_token: Option<String>,
 }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use api::readiness::Readiness;
+use api::state::PrOpener;
 use api::web::event_ticket::EventTickets;
 use api::{ApiConfig, AppState, Role};
 use clap::{Parser, Subcommand};
 use orchestrator::OrchestratorConfig;
 use orchestrator::health::Health;
+use orchestrator::pr::PullRequests;
 use orchestrator::reconciler::Reconciler;
 use orchestrator::worker::{OutboxFeed, Worker};
 use serde::Deserialize;
@@ -242,7 +244,13 @@ async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
     }
     let workspace = file.orchestrator.workspace.clone();
     let data_dir = file.orchestrator.data_dir.clone();
-    let embedded = api::embedded::build(file.orchestrator, &public_url).await?;
+    let mut orchestrator_config = file.orchestrator;
+    // A pull request links back to its task on this server unless told otherwise.
+    orchestrator_config
+        .pull_requests
+        .task_link_base
+        .get_or_insert_with(|| public_url.clone());
+    let embedded = api::embedded::build(orchestrator_config, &public_url).await?;
 
     if let Ok(token) = std::env::var("API_DEV_TOKEN")
         && !token.is_empty()
@@ -288,6 +296,16 @@ async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
     {
         state.queue_depth = Some(Arc::new(move || queue.len()));
     }
+    state.pull_requests = match PullRequests::from_config(&embedded.orchestrator.config) {
+        Ok(prs) => Some(PrOpener {
+            prs: Arc::new(prs),
+            services: embedded.orchestrator.clone(),
+        }),
+        Err(err) => {
+            tracing::warn!(error = %err, "pull requests are off: their settings are unusable");
+            None
+        }
+    };
     // Event tickets outlive a restart: a browser's EventSource reconnects with its ticket.
     state.event_tickets = EventTickets::derived_from(&api::embedded::signing_key(&data_dir)?);
     tracing::info!(%addr, %public_url, %role, "listening");

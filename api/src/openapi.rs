@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
     CreateTaskMultipart, CreateTaskRequest, InputView, LegacyCreateForm, LegacyCreated,
-    LegacyStatus, TaskList, TaskView,
+    LegacyStatus, PullRequestRequest, PullRequestView, TaskList, TaskView,
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::{blobs, legacy, ops, tasks};
@@ -26,6 +26,7 @@ use crate::web::event_ticket::EventTicket;
         tasks::list_tasks,
         tasks::get_task,
         tasks::cancel_task,
+        tasks::pull_request::retry_pull_request,
         tasks::events::task_events,
         web::event_ticket::issue_ticket,
         tasks::get_artifact,
@@ -43,6 +44,8 @@ use crate::web::event_ticket::EventTicket;
         CreateTaskMultipart,
         TaskView,
         InputView,
+        PullRequestRequest,
+        PullRequestView,
         TaskList,
         LegacyCreateForm,
         LegacyCreated,

@@ -94,6 +94,17 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Messages waiting on this process's queue, where it can tell (the embedded one).
     pub queue_depth: Option<QueueDepth>,
+    /// Seals tokens sent with tasks and opens pull requests on retry; `None` when the
+    /// server's pull request settings are unusable (asks are then refused with 422).
+    pub pull_requests: Option<PrOpener>,
+}
+
+/// What the API opens pull requests with: the settings and sealing key, and the
+/// orchestrator's services a retry opens through.
+#[derive(Clone)]
+pub struct PrOpener {
+    pub prs: Arc<orchestrator::pr::PullRequests>,
+    pub services: Services,
 }
 
 /// Reads a queue's depth for `/metrics`.
@@ -143,6 +154,7 @@ impl AppState {
             uploads: UploadSlots::new(config.max_concurrent_uploads),
             readiness: Readiness::default(),
             queue_depth: None,
+            pull_requests: None,
             config,
             metrics: Metrics::default(),
             draft_rules,

@@ -317,6 +317,7 @@ async fn a_stored_url_with_credentials_is_shown_without_them() {
             model: None,
             limits: orchestrator::TaskLimits::default(),
             idempotency_key: None,
+            pull_request: None,
         })
         .await
         .unwrap();

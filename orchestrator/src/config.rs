@@ -39,6 +39,8 @@ pub struct OrchestratorConfig {
     pub sandbox: crate::runner::process::RunSandboxConfig,
     /// Where tasks live: the SQLite file under `data_dir`, or MySQL.
     pub store: StoreConfig,
+    /// Opening pull requests for completed tasks (`[pull_requests]`).
+    pub pull_requests: crate::pr::PullRequestConfig,
 }
 
 impl Default for OrchestratorConfig {
@@ -56,6 +58,7 @@ impl Default for OrchestratorConfig {
             cache: CacheConfig::default(),
             sandbox: crate::runner::process::RunSandboxConfig::default(),
             store: StoreConfig::default(),
+            pull_requests: crate::pr::PullRequestConfig::default(),
         }
     }
 }
@@ -74,7 +77,8 @@ impl OrchestratorConfig {
     /// binary passes `std::env::var`; tests pass a map):
     /// `AGENT_STORE` (`sqlite`|`mysql`), `AGENT_MYSQL_URL` (a full URL, password
     /// included: the environment may hold secrets, the file may not), `AGENT_CACHE`
-    /// (`memory`|`redis`), `AGENT_REDIS_URL`.
+    /// (`memory`|`redis`), `AGENT_REDIS_URL`; and the owners' pull request tokens from the
+    /// variables `[pull_requests] owner_token_env` names.
     pub fn apply_env(
         &mut self,
         var: impl Fn(&str) -> Option<String>,
@@ -100,6 +104,7 @@ impl OrchestratorConfig {
         if let Some(url) = var("AGENT_REDIS_URL") {
             self.cache.redis.resolved_url = Some(SecretString::from(url));
         }
+        self.pull_requests.resolve_env(var);
         Ok(())
     }
 

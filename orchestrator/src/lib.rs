@@ -22,6 +22,7 @@ pub mod cache;
 pub mod config;
 pub mod health;
 pub mod metrics;
+pub mod pr;
 pub mod queue;
 pub mod reconciler;
 pub mod runner;

@@ -173,6 +173,10 @@ pub struct NewTask {
     /// The client's `Idempotency-Key`: a second create with the same owner and key
     /// returns the first task instead of making another.
     pub idempotency_key: Option<String>,
+    /// A pull request to open once the run completed with changes; stored with the task
+    /// (its token only sealed). Never serialized: it may hold a sealed token.
+    #[serde(skip)]
+    pub pull_request: Option<crate::pr::PullRequestAsk>,
 }
 
 /// A task as stored.

@@ -51,6 +51,7 @@ fn new_task() -> NewTask {
         model: None,
         limits: TaskLimits::default(),
         idempotency_key: Some("restart".into()),
+        pull_request: None,
     }
 }
 

@@ -19,7 +19,13 @@ use crate::dto::{LegacyCreateForm, LegacyCreated, LegacyStatus};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::SharedState;
 
-const LEGACY_FIELDS: [&str; 4] = ["git_url", "zip_file", "task_description", "target_file"];
+const LEGACY_FIELDS: [&str; 5] = [
+    "git_url",
+    "zip_file",
+    "task_description",
+    "target_file",
+    "github_token",
+];
 
 pub fn router(config: &ApiConfig) -> Router<SharedState> {
     Router::new()
@@ -31,7 +37,8 @@ pub fn router(config: &ApiConfig) -> Router<SharedState> {
 }
 
 /// Submit a task (original API): form fields `git_url` or a `zip_file` part,
-/// `task_description`, `target_file`.
+/// `task_description`, `target_file`, and `github_token` to have a pull request opened
+/// with the changes.
 #[utoipa::path(
     post,
     path = "/api/task",

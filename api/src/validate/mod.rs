@@ -41,6 +41,63 @@ pub struct TaskDraft {
     pub target_file: Option<String>,
     pub model: Option<String>,
     pub limits: TaskLimits,
+    pub pull_request: Option<PullRequestDraft>,
+}
+
+/// A pull request asked for with a task, before its token is sealed.
+#[derive(Debug, Default)]
+pub struct PullRequestDraft {
+    pub base: Option<String>,
+    pub title: Option<String>,
+    pub token: Option<secrecy::SecretString>,
+}
+
+const MAX_BRANCH: usize = 255;
+const MAX_TITLE: usize = 256;
+const MAX_TOKEN: usize = 1024;
+
+/// The pull request's own fields (whether the task may have one is the orchestrator's
+/// to say, `orchestrator::pr::PullRequests::ask`).
+pub fn check_pull_request(pr: &PullRequestDraft) -> Result<(), FieldError> {
+    if let Some(base) = &pr.base {
+        let bad = base.chars().count() > MAX_BRANCH
+            || base.is_empty()
+            || base.starts_with('-')
+            || base.contains("..")
+            || base.chars().any(|c| {
+                c.is_control()
+                    || c.is_whitespace()
+                    || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\')
+            });
+        if bad {
+            return Err(on("pull_request.base")(format!(
+                "pull_request.base must be a branch name of at most {MAX_BRANCH} characters"
+            )));
+        }
+    }
+    if let Some(title) = &pr.title
+        && (title.trim().is_empty()
+            || title.chars().count() > MAX_TITLE
+            || title.chars().any(char::is_control))
+    {
+        return Err(on("pull_request.title")(format!(
+            "pull_request.title must be 1 to {MAX_TITLE} characters, not blank, without control characters"
+        )));
+    }
+    if let Some(token) = &pr.token {
+        use secrecy::ExposeSecret;
+        let token = token.expose_secret();
+        if token.is_empty()
+            || token.len() > MAX_TOKEN
+            || !token.bytes().all(|b| (b'!'..=b'~').contains(&b))
+        {
+            // The token itself is never echoed back.
+            return Err(on("github_token")(format!(
+                "github_token must be 1 to {MAX_TOKEN} visible ASCII characters"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The rules a draft is checked against: the worker's own.
@@ -82,6 +139,9 @@ pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), Fi
         check_short("model", model).map_err(on("model"))?;
     }
     check_limits(&draft.limits)?;
+    if let Some(pr) = &draft.pull_request {
+        check_pull_request(pr)?;
+    }
     match &draft.input {
         DraftInput::Git { url, git_ref } => {
             if let Some(git_ref) = git_ref {

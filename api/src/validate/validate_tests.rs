@@ -7,6 +7,7 @@ fn draft(input: DraftInput) -> TaskDraft {
         target_file: None,
         model: None,
         limits: TaskLimits::default(),
+        pull_request: None,
     }
 }
 

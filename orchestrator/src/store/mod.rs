@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::pr::{PrOutcome, PullRequestAsk, PullRequestRecord};
 use crate::task::{NewTask, Task, TaskId, TaskStatus, TaskUpdate};
 
 pub(crate) use error::sql_error;
@@ -244,6 +245,38 @@ pub trait TaskStore: Send + Sync + 'static {
 
     /// Records that a finished task's files were deleted: it leaves [`Due::Expired`].
     async fn mark_purged(&self, id: TaskId) -> Result<(), StoreError>;
+
+    /// The pull request `id` asked for, if any.
+    async fn pull_request(&self, id: TaskId) -> Result<Option<PullRequestRecord>, StoreError>;
+
+    /// Asks (again) for a pull request of a task: the record becomes `REQUESTED` with its
+    /// error cleared; fields left `None` keep their stored value. False when it cannot be
+    /// asked for now: being opened (unless its opener is older than `stale`: gone), or
+    /// already open.
+    async fn ask_pull_request(
+        &self,
+        id: TaskId,
+        ask: PullRequestAsk,
+        stale: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Claims a `REQUESTED` pull request (or one `OPENING` for longer than `stale`) to
+    /// open it: it becomes `OPENING`, one more try. `None` when there is nothing to open
+    /// or someone else is opening it.
+    async fn start_pull_request(
+        &self,
+        id: TaskId,
+        stale: Duration,
+    ) -> Result<Option<PullRequestRecord>, StoreError>;
+
+    /// Records how opening ended (only from `OPENING`; false otherwise). An opened pull
+    /// request's URL also becomes the task's `pr_url`; the sealed token is dropped unless
+    /// the outcome is a failure (which may be retried).
+    async fn finish_pull_request(
+        &self,
+        id: TaskId,
+        outcome: &PrOutcome,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A duration as whole milliseconds, for arithmetic on stored times.

@@ -11,6 +11,8 @@
 //! "no result"; a blob store that fails is not: transient failures are retried, and if
 //! they persist the task is left (lease released) for a later try instead of being
 //! finished on a guess.
+//!
+//! Once finished, the pull request the task asked for (if any) is opened ([`crate::pr`]).
 
 use serde_json::Value;
 
@@ -263,6 +265,9 @@ pub async fn finish_run(
     {
         tracing::warn!(task_id = %task.id, error = %err, "cannot remove a finished run");
     }
+    // The task is finished whatever happens here: a pull request that cannot be opened
+    // leaves it COMPLETED, with the reason on its pull request record.
+    crate::pr::after_run(services, &finished).await;
     Ok(finished)
 }
 

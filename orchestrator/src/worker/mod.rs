@@ -40,6 +40,7 @@ pub use feed::OutboxFeed;
 pub use finish::{MAX_RESULT_BYTES, Outcome, ResultRead, RunEnd, outcome, output_key, read_result};
 pub use launch::{OUTPUT_NAMES, SECRET_ENV, agent_env, task_timeout, workspace_key};
 pub use prepare::PrepareError;
+pub(crate) use prepare::clone_options;
 
 pub(crate) use drive::{fail, stop_run};
 pub(crate) use finish::finish_run;

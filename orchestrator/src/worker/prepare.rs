@@ -38,7 +38,7 @@ pub enum PrepareError {
     Config(String),
 }
 
-fn clone_options(config: &WorkspaceConfig) -> Result<CloneOptions, PrepareError> {
+pub(crate) fn clone_options(config: &WorkspaceConfig) -> Result<CloneOptions, PrepareError> {
     Ok(CloneOptions {
         policy: GitUrlPolicy::from_config(config)
             .map_err(|err| PrepareError::Config(err.to_string()))?,

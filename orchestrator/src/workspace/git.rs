@@ -124,7 +124,7 @@ pub fn clone_git(
     publish(staging, &finished, dest)
 }
 
-fn start_relay(
+pub(super) fn start_relay(
     url: &GitUrl,
     targets: Vec<std::net::SocketAddr>,
     opts: &CloneOptions,

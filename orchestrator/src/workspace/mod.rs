@@ -12,6 +12,7 @@
 //! `tokio::task::spawn_blocking`.
 
 mod git;
+mod git_push;
 mod git_relay;
 pub mod git_url;
 mod tarball;
@@ -20,6 +21,7 @@ mod unzip;
 use std::path::{Path, PathBuf};
 
 pub use git::{CloneOptions, clone_git, redact_url};
+pub use git_push::{PushError, push_branch};
 pub use git_url::{GitTransport, GitUrl, GitUrlPolicy, InvalidGitHost};
 pub use tarball::{PackStats, pack_tarball};
 pub use unzip::{ExtractOptions, ExtractStats, check_zip, extract_zip};

@@ -29,6 +29,7 @@ pub async fn create_then_get_returns_every_field(fx: Fixture) {
             timeout_secs: Some(3600),
         },
         idempotency_key: Some("key-1".into()),
+        pull_request: None,
     };
     let task = create(store, git.clone()).await;
     assert_eq!(task.owner, git.owner);

@@ -9,6 +9,7 @@
 mod accounting;
 mod creating;
 mod leases;
+mod pull_requests;
 mod queries;
 mod transitions;
 
@@ -23,6 +24,7 @@ use orchestrator::{
 pub use accounting::*;
 pub use creating::*;
 pub use leases::*;
+pub use pull_requests::*;
 pub use queries::*;
 pub use transitions::*;
 
@@ -71,6 +73,9 @@ macro_rules! store_contract_tests {
             live_tasks_counts_an_owners_unfinished_tasks_only,
             count_live_groups_unfinished_tasks_by_status,
             finished_tasks_are_due_for_purging_until_marked,
+            a_pull_request_is_stored_with_its_task_and_opened_once,
+            a_failed_pull_request_keeps_its_token_and_may_be_asked_for_again,
+            an_abandoned_opening_is_claimed_again_once_stale,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -100,6 +105,7 @@ pub fn git_task(owner: &str) -> NewTask {
         model: None,
         limits: TaskLimits::default(),
         idempotency_key: None,
+        pull_request: None,
     }
 }
 

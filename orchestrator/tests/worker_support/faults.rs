@@ -157,6 +157,34 @@ impl TaskStore for FlakyStore {
     async fn mark_purged(&self, id: TaskId) -> Result<(), StoreError> {
         self.inner.mark_purged(id).await
     }
+    async fn pull_request(
+        &self,
+        id: TaskId,
+    ) -> Result<Option<orchestrator::pr::PullRequestRecord>, StoreError> {
+        self.inner.pull_request(id).await
+    }
+    async fn ask_pull_request(
+        &self,
+        id: TaskId,
+        ask: orchestrator::pr::PullRequestAsk,
+        stale: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.ask_pull_request(id, ask, stale).await
+    }
+    async fn start_pull_request(
+        &self,
+        id: TaskId,
+        stale: Duration,
+    ) -> Result<Option<orchestrator::pr::PullRequestRecord>, StoreError> {
+        self.inner.start_pull_request(id, stale).await
+    }
+    async fn finish_pull_request(
+        &self,
+        id: TaskId,
+        outcome: &orchestrator::pr::PrOutcome,
+    ) -> Result<bool, StoreError> {
+        self.inner.finish_pull_request(id, outcome).await
+    }
 }
 
 /// A blob store whose downloads of uploads wait for a gate, and whose reads of

@@ -256,6 +256,7 @@ pub fn new_task(input: InputSource, limits: TaskLimits) -> NewTask {
         model: None,
         limits,
         idempotency_key: None,
+        pull_request: None,
     }
 }
 

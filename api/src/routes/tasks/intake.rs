@@ -25,7 +25,7 @@ use super::staging::{StagedZip, multipart_error, stage_zip};
 use crate::dto::CreateTaskRequest;
 use crate::error::ApiError;
 use crate::state::SharedState;
-use crate::validate::{DraftInput, TaskDraft, check_draft};
+use crate::validate::{DraftInput, PullRequestDraft, TaskDraft, check_draft};
 
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -117,6 +117,11 @@ pub fn parse_json(bytes: &[u8]) -> Result<TaskDraft, ApiError> {
             max_tokens: request.max_tokens,
             timeout_secs: request.timeout_secs,
         },
+        pull_request: request.pull_request.map(|pr| PullRequestDraft {
+            base: pr.base,
+            title: pr.title,
+            token: pr.github_token.map(secrecy::SecretString::from),
+        }),
     })
 }
 
@@ -286,7 +291,32 @@ pub fn draft_from_form(
             max_tokens: fields.take_number("max_tokens")?,
             timeout_secs: fields.take_number("timeout_secs")?,
         },
+        pull_request: pull_request_from_form(fields)?,
     })
+}
+
+/// The form's pull request fields: `github_token` (the original API's, which asks for a
+/// pull request by itself), `pull_request` (`true`), `pull_request_base` and
+/// `pull_request_title`. Blank fields count as absent.
+fn pull_request_from_form(fields: &mut FormFields) -> Result<Option<PullRequestDraft>, ApiError> {
+    let mut take = |name: &str| fields.take(name).filter(|v| !v.trim().is_empty());
+    let asked = match take("pull_request") {
+        Some(value) if value.trim().eq_ignore_ascii_case("true") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidField {
+                field: "pull_request".into(),
+                message: "pull_request must be `true`, or left out".into(),
+            });
+        }
+        None => false,
+    };
+    let draft = PullRequestDraft {
+        token: take("github_token").map(secrecy::SecretString::from),
+        base: take("pull_request_base"),
+        title: take("pull_request_title"),
+    };
+    let any = asked || draft.token.is_some() || draft.base.is_some() || draft.title.is_some();
+    Ok(any.then_some(draft))
 }
 
 /// Checks, stores and queues a task. A staged zip is deleted again when the task is
@@ -320,6 +350,16 @@ pub async fn submit(
             zip_key: key,
         },
     };
+    let pull_request = match draft.pull_request {
+        Some(pr) => match super::pull_request::ask(state, &owner, &input, pr) {
+            Ok(ask) => Some(ask),
+            Err(err) => {
+                discard_upload(state, upload_prefix.as_deref()).await;
+                return Err(err);
+            }
+        },
+        None => None,
+    };
     let new = NewTask {
         owner,
         input,
@@ -328,6 +368,7 @@ pub async fn submit(
         model: draft.model,
         limits: draft.limits,
         idempotency_key,
+        pull_request,
     };
     // Stored and queued in one step by the orchestrator: once this returns the task
     // exists and will run, whatever happens to the queue.

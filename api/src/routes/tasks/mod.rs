@@ -5,6 +5,7 @@
 
 pub mod events;
 pub mod intake;
+pub mod pull_request;
 pub mod staging;
 
 use axum::extract::rejection::QueryRejection;
@@ -30,7 +31,7 @@ pub const ARTIFACTS: [&str; 4] = ["diff.patch", "trajectory.jsonl", "result.json
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
-const CREATE_FIELDS: [&str; 9] = [
+const CREATE_FIELDS: [&str; 13] = [
     "zip_file",
     "git_url",
     "git_ref",
@@ -40,6 +41,10 @@ const CREATE_FIELDS: [&str; 9] = [
     "max_turns",
     "max_tokens",
     "timeout_secs",
+    "pull_request",
+    "pull_request_base",
+    "pull_request_title",
+    "github_token",
 ];
 
 pub fn router(config: &ApiConfig) -> Router<SharedState> {
@@ -52,6 +57,10 @@ pub fn router(config: &ApiConfig) -> Router<SharedState> {
         )
         .route("/api/v1/tasks/{id}", get(get_task))
         .route("/api/v1/tasks/{id}/cancel", post(cancel_task))
+        .route(
+            "/api/v1/tasks/{id}/pull-request",
+            post(pull_request::retry_pull_request),
+        )
         .route("/api/v1/tasks/{id}/events", get(events::task_events))
         .route("/api/v1/tasks/{id}/artifacts/{name}", get(get_artifact))
 }
@@ -110,8 +119,14 @@ pub async fn create_task(
         }
     };
     Ok(match submitted {
-        Submitted::New(task) => (StatusCode::CREATED, Json(task.into())),
-        Submitted::Existing(task) => (StatusCode::OK, Json(task.into())),
+        Submitted::New(task) => (
+            StatusCode::CREATED,
+            Json(pull_request::view(&state, task).await?),
+        ),
+        Submitted::Existing(task) => (
+            StatusCode::OK,
+            Json(pull_request::view(&state, task).await?),
+        ),
     })
 }
 
@@ -133,7 +148,8 @@ pub async fn get_task(
     owner: Owner,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, ApiError> {
-    Ok(Json(load_owned(&state, &owner, &id).await?.into()))
+    let task = load_owned(&state, &owner, &id).await?;
+    Ok(Json(pull_request::view(&state, task).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

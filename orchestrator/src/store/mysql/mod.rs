@@ -13,6 +13,7 @@
 //! (sqlx takes a database lock, so replicas starting together migrate once).
 
 mod lease;
+mod pull_requests;
 mod tokens;
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolO
 use sqlx::{MySql, QueryBuilder};
 
 use super::sqlite::rows::{Cursor, NewTaskRow, TASK_COLUMNS, task_from_row};
+use crate::pr::{PrOutcome, PullRequestAsk, PullRequestRecord};
 use crate::store::{
     Created, DEFAULT_PAGE_SIZE, Due, Lease, MAX_PAGE_SIZE, StoreError, TaskFilter, TaskPage,
     TaskStore, TokenInfo, TransitionError, millis, sql_error,
@@ -349,6 +351,9 @@ impl TaskStore for MySqlTaskStore {
         .execute(&mut *tx)
         .await
         .map_err(|err| db_error("record a new task's outbox entry", err))?;
+        if let Some(ask) = &new.pull_request {
+            pull_requests::insert_ask(&mut tx, &id, ask).await?;
+        }
         let row = sqlx::query(select_by_id())
             .bind(&id)
             .fetch_one(&mut *tx)
@@ -534,6 +539,35 @@ impl TaskStore for MySqlTaskStore {
 
     async fn count_live(&self) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
         self.live_by_status().await
+    }
+
+    async fn pull_request(&self, id: TaskId) -> Result<Option<PullRequestRecord>, StoreError> {
+        self.read_pull_request(id).await
+    }
+
+    async fn ask_pull_request(
+        &self,
+        id: TaskId,
+        ask: PullRequestAsk,
+        stale: Duration,
+    ) -> Result<bool, StoreError> {
+        self.upsert_ask(id, ask, stale).await
+    }
+
+    async fn start_pull_request(
+        &self,
+        id: TaskId,
+        stale: Duration,
+    ) -> Result<Option<PullRequestRecord>, StoreError> {
+        self.begin_opening(id, stale).await
+    }
+
+    async fn finish_pull_request(
+        &self,
+        id: TaskId,
+        outcome: &PrOutcome,
+    ) -> Result<bool, StoreError> {
+        self.end_opening(id, outcome).await
     }
 
     async fn mark_purged(&self, id: TaskId) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@
 //! and applied on open.
 
 mod lease;
+mod pull_requests;
 pub(super) mod rows;
 mod tokens;
 
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Sqlite};
 
 use self::rows::{Cursor, NewTaskRow, TASK_COLUMNS, task_from_row};
+use crate::pr::{PrOutcome, PullRequestAsk, PullRequestRecord};
 use crate::store::{
     Created, DEFAULT_PAGE_SIZE, Due, Lease, MAX_PAGE_SIZE, StoreError, TaskFilter, TaskPage,
     TaskStore, TokenInfo, TransitionError, millis, sql_error,
@@ -194,6 +196,9 @@ impl TaskStore for SqliteTaskStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(|err| db_error("record a new task's outbox entry", err))?;
+                if let Some(ask) = &new.pull_request {
+                    pull_requests::insert_ask(&mut tx, &id, ask, now).await?;
+                }
                 (row, Created::New)
             }
             None => {
@@ -382,6 +387,35 @@ impl TaskStore for SqliteTaskStore {
 
     async fn count_live(&self) -> Result<Vec<(TaskStatus, u64)>, StoreError> {
         self.live_by_status().await
+    }
+
+    async fn pull_request(&self, id: TaskId) -> Result<Option<PullRequestRecord>, StoreError> {
+        self.read_pull_request(id).await
+    }
+
+    async fn ask_pull_request(
+        &self,
+        id: TaskId,
+        ask: PullRequestAsk,
+        stale: Duration,
+    ) -> Result<bool, StoreError> {
+        self.upsert_ask(id, ask, stale).await
+    }
+
+    async fn start_pull_request(
+        &self,
+        id: TaskId,
+        stale: Duration,
+    ) -> Result<Option<PullRequestRecord>, StoreError> {
+        self.begin_opening(id, stale).await
+    }
+
+    async fn finish_pull_request(
+        &self,
+        id: TaskId,
+        outcome: &PrOutcome,
+    ) -> Result<bool, StoreError> {
+        self.end_opening(id, outcome).await
     }
 
     async fn mark_purged(&self, id: TaskId) -> Result<(), StoreError> {
