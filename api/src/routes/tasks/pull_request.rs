@@ -8,7 +8,7 @@
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use orchestrator::pr::{AskError, PullRequestAsk, open_for_task};
+use orchestrator::pr::{AskError, PrState, PullRequestAsk, open_for_task};
 use orchestrator::{InputSource, Task, TaskStatus};
 
 use super::intake::{media_type, read_limited};
@@ -21,7 +21,15 @@ use crate::validate::{PullRequestDraft, check_pull_request};
 
 /// The task as clients see it, with its pull request.
 pub async fn view(state: &SharedState, task: Task) -> Result<TaskView, ApiError> {
-    let record = state.services.store.pull_request(task.id).await?;
+    let store = &state.services.store;
+    let record = store.pull_request(task.id).await?;
+    // Opened between the two reads: the row read first lacks the URL stored with it.
+    let task = match &record {
+        Some(record) if record.state == PrState::Opened && task.pr_url.is_none() => {
+            store.get(task.id).await?.unwrap_or(task)
+        }
+        _ => task,
+    };
     Ok(TaskView::from(task).with_pull_request(record))
 }
 
@@ -119,10 +127,13 @@ pub async fn retry_pull_request(
     }
     let opener = state.pull_requests.clone().ok_or_else(not_set_up)?;
     let store = &state.services.store;
-    let stored_token = store
-        .pull_request(task.id)
-        .await?
-        .is_some_and(|record| record.ask.sealed_token.is_some());
+    let record = store.pull_request(task.id).await?;
+    if let Some(record) = &record
+        && matches!(record.state, PrState::Opened | PrState::Opening)
+    {
+        return Err(busy_or_open());
+    }
+    let stored_token = record.is_some_and(|record| record.ask.sealed_token.is_some());
     let (base, title) = (draft.base.clone(), draft.title.clone());
     let ask = match opener.prs.ask(
         &task.owner,
@@ -142,9 +153,7 @@ pub async fn retry_pull_request(
     };
     let stale = opener.prs.config.stale_after();
     if !store.ask_pull_request(task.id, ask, stale).await? {
-        return Err(ApiError::Conflict(
-            "the task's pull request is open already (see pr_url) or being opened now".into(),
-        ));
+        return Err(busy_or_open());
     }
     tracing::info!(task_id = %task.id, "pull request asked for again");
     let opening = task.clone();
@@ -153,6 +162,12 @@ pub async fn retry_pull_request(
     });
     let view = view(&state, task).await?;
     Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+fn busy_or_open() -> ApiError {
+    ApiError::Conflict(
+        "the task's pull request is open already (see pr_url) or being opened now".into(),
+    )
 }
 
 fn parse(body: &[u8]) -> Result<PullRequestRequest, ApiError> {
