@@ -8,7 +8,6 @@
 //! (Queue and blobs are the embedded ones in those two: both processes share one data
 //! folder, as replicas would share an object store.)
 
-
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cluster_support;
