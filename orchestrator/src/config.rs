@@ -47,7 +47,8 @@ pub struct OrchestratorConfig {
     /// What carries task ids to the workers: this process's own queue, or Kafka.
     pub queue: QueueConfig,
     /// Where code and outputs live: a folder under `data_dir`, or S3 / COS.
-    pub blob: BlobConfig,    /// Opening pull requests for completed tasks (`[pull_requests]`).
+    pub blob: BlobConfig,
+    /// Opening pull requests for completed tasks (`[pull_requests]`).
     pub pull_requests: crate::pr::PullRequestConfig,
 }
 

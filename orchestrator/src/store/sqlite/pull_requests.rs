@@ -99,16 +99,14 @@ impl SqliteTaskStore {
     ) -> Result<bool, StoreError> {
         let now = now_ms();
         // Replaces an ask nobody is opening and that is not open (or whose opener is gone).
-        let sql = concat!(
-            "INSERT INTO task_pull_requests (task_id, base, title, sealed_token, state, updated_at) \
+        let sql = "INSERT INTO task_pull_requests (task_id, base, title, sealed_token, state, updated_at) \
              VALUES (?, ?, ?, ?, 'REQUESTED', ?) \
              ON CONFLICT (task_id) DO UPDATE SET \
              base = COALESCE(excluded.base, base), title = COALESCE(excluded.title, title), \
              sealed_token = COALESCE(excluded.sealed_token, sealed_token), \
              state = 'REQUESTED', error = NULL, updated_at = excluded.updated_at \
              WHERE state IN ('REQUESTED', 'FAILED', 'SKIPPED') \
-             OR (state = 'OPENING' AND updated_at < ?)"
-        );
+             OR (state = 'OPENING' AND updated_at < ?)";
         let done = sqlx::query(sql)
             .bind(id.to_string())
             .bind(&ask.base)
