@@ -151,6 +151,7 @@ pub async fn launch_spec(
                 .memory_mib
                 .map(|mib| mib.saturating_mul(1024 * 1024)),
         },
+        image: None,
         deadline: deadline_in(task, config),
     })
 }
