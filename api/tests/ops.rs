@@ -115,6 +115,47 @@ async fn openapi_document_lists_every_route() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// A header is text or absent; it has no null. A header declared nullable makes clients
+/// (and schemathesis) send the word `null`, which the server rightly refuses.
+#[tokio::test]
+async fn no_header_parameter_is_declared_nullable() {
+    let h = Harness::start().await;
+    let doc: Value = h
+        .http
+        .get(h.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut headers = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(params) = operation["parameters"].as_array() else {
+                continue;
+            };
+            for param in params.iter().filter(|p| p["in"] == "header") {
+                headers += 1;
+                let schema_type = &param["schema"]["type"];
+                let nullable = schema_type == "null"
+                    || schema_type
+                        .as_array()
+                        .is_some_and(|types| types.iter().any(|t| t == "null"));
+                assert!(
+                    !nullable,
+                    "{method} {path}: header {} is nullable",
+                    param["name"]
+                );
+            }
+        }
+    }
+    assert!(
+        headers >= 2,
+        "the document declares Idempotency-Key and Last-Event-ID"
+    );
+}
+
 #[tokio::test]
 async fn unknown_routes_are_json_404s() {
     let h = Harness::start().await;
