@@ -41,6 +41,15 @@ pub enum AgentEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sandbox: Option<tools::SandboxSummary>,
     },
+    /// This run continues an earlier one (a follow-up message): the conversation it
+    /// starts from, after the system prompt, the follow-up message last.
+    ConversationResumed {
+        /// The first task of the chain of runs.
+        original_task: String,
+        /// Whether the earlier turns were replaced by a summary (too long to repeat).
+        summarized: bool,
+        history: Vec<crate::model::ChatMessage>,
+    },
     /// The task's setup script ended (before the agent; its output is in `setup.log`).
     SetupFinished {
         success: bool,

@@ -18,6 +18,7 @@ pub mod process_usage;
 pub mod progress;
 pub mod prompt;
 pub mod result;
+pub mod resume;
 pub mod run;
 pub mod run_command;
 pub mod setup;

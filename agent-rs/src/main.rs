@@ -184,7 +184,13 @@ fn run_task(args: &RunArgs, config: &AgentConfig) -> anyhow::Result<ExitCode> {
         }
         Err(err) => {
             eprintln!("agent-rs: {err:#}");
-            Ok(ExitCode::from(agent_rs::exit::OTHER_ERROR))
+            // A workspace that is not where the resumed run left it: nothing ran.
+            let code = if err.is::<agent_rs::resume::ResumeError>() {
+                agent_rs::exit::BAD_INPUT
+            } else {
+                agent_rs::exit::OTHER_ERROR
+            };
+            Ok(ExitCode::from(code))
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The output folder a run leaves behind: `diff.patch`, `trajectory.jsonl`,
-//! `result.json`, `agent.log`, `prompt.txt`.
+//! `result.json`, `agent.log`, `prompt.txt`, and for a resumed run `step.patch`.
 //!
 //! It must live outside the workspace: inside, the agent's own record would show up in
 //! the diff and the tools could overwrite it. Files are written whole and renamed into
@@ -12,6 +12,8 @@ pub const TRAJECTORY_FILE: &str = "trajectory.jsonl";
 pub const RESULT_FILE: &str = "result.json";
 pub const LOG_FILE: &str = "agent.log";
 pub const PROMPT_FILE: &str = "prompt.txt";
+/// A resumed run's own changes (`diff.patch` is then cumulative, from the task's base).
+pub const STEP_DIFF_FILE: &str = "step.patch";
 
 /// Why the output folder cannot be used.
 #[derive(Debug, thiserror::Error)]

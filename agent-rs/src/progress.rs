@@ -86,6 +86,20 @@ impl ProgressView {
                 one_line(output)
             ),
             AgentEvent::Nudge { reason, .. } => format!("  nudged the model: {reason}"),
+            AgentEvent::ConversationResumed {
+                history,
+                summarized,
+                ..
+            } => {
+                if *summarized {
+                    "agent-rs: resuming with a summary of the earlier conversation".to_string()
+                } else {
+                    format!(
+                        "agent-rs: resuming a conversation of {} message(s)",
+                        history.len()
+                    )
+                }
+            }
             AgentEvent::McpServer {
                 server,
                 status,

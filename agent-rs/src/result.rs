@@ -41,6 +41,10 @@ pub struct RunResult {
     /// The sandbox shell commands ran in (mode, network, process cap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<tools::SandboxSummary>,
+    /// For a resumed run: files touched by this run's own changes (`step.patch`);
+    /// `files_changed` then counts the cumulative diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_files_changed: Option<usize>,
 }
 
 impl RunResult {
@@ -61,6 +65,7 @@ impl RunResult {
             diff_left_out: Vec::new(),
             diff_secrets: Vec::new(),
             sandbox: None,
+            step_files_changed: None,
         }
     }
 

@@ -24,6 +24,10 @@ use crate::output_dir::{self, OutputDir};
 use crate::progress::ProgressView;
 use crate::prompt::{PromptInputs, read_agents_md};
 use crate::result::RunResult;
+use crate::resume::{
+    Baselines, PreviousRun, Restored, ResumeError, WorkspaceState, prepare_baselines,
+    restore_conversation,
+};
 use crate::run::{AgentLoop, ContextBudget, RunLimits, Toolbox, render_first_request};
 use crate::setup::{SetupContext, SetupSpec};
 use crate::sink::EventSink;
@@ -79,9 +83,19 @@ pub struct RunArgs {
     /// with commas).
     #[arg(long, value_delimiter = ',')]
     pub setup_env: Vec<String>,
+    /// Continue the run whose output folder this is, with the task as a follow-up
+    /// message: the workspace (`--dir`) must be as that run left it. The conversation
+    /// so far is replayed (or summarized when too long); `diff.patch` is then the
+    /// cumulative diff and `step.patch` this run's changes alone.
+    #[arg(long, value_name = "OUTPUT_DIR")]
+    pub resume: Option<PathBuf>,
     /// Set by `agent-rs job`: MCP server commands must then be the operator's.
     #[arg(skip)]
     pub job_mode: bool,
+    /// Set by `agent-rs job` when resuming: the workspace is the task's base, the
+    /// previous diff not applied yet.
+    #[arg(skip)]
+    pub resume_at_base: bool,
 }
 
 pub fn parse_sandbox_mode(text: &str) -> Result<SandboxMode, String> {
@@ -115,6 +129,15 @@ pub struct PreparedRun {
     pub sandbox: Sandbox,
     /// The setup phase, when the task has one.
     pub setup: Option<SetupSpec>,
+    /// What a resumed run starts from.
+    pub resume: Option<ResumeInputs>,
+}
+
+/// A resumed run's inputs, read and checked before anything runs.
+pub struct ResumeInputs {
+    /// The previous run's cumulative diff.
+    pub previous_diff: String,
+    pub conversation: Restored,
 }
 
 /// Checks the input and resolves settings. `env_api_key` is `OPENAI_API_KEY`, passed in so
@@ -129,8 +152,20 @@ pub fn prepare(
         return Err(InputError("the task is empty".into()));
     }
     let jail = WorkspaceJail::new(&args.dir).map_err(|err| InputError(err.to_string()))?;
+    let previous = match &args.resume {
+        Some(dir) => Some(PreviousRun::load(dir).map_err(|err| InputError(err.to_string()))?),
+        None => None,
+    };
     let output = OutputDir::prepare(args.output.as_deref(), jail.root())
         .map_err(|err| InputError(err.to_string()))?;
+    if let Some(dir) = &args.resume
+        && dir.canonicalize().is_ok_and(|dir| dir == output.path())
+    {
+        return Err(InputError(
+            "--output must not be the folder given to --resume (that run's record would be overwritten)"
+                .into(),
+        ));
+    }
     if let Some(target) = &args.target_file {
         jail.resolve(target)
             .map_err(|err| InputError(format!("--target-file: {err}")))?;
@@ -201,7 +236,20 @@ pub fn prepare(
                 .cloned(),
         );
     }
+    let resume = match (previous, &args.resume) {
+        (Some(previous), Some(dir)) => {
+            let conversation =
+                restore_conversation(&previous.events, &args.task, model.context_window)
+                    .ok_or_else(|| InputError(ResumeError::NoTask(dir.clone()).to_string()))?;
+            Some(ResumeInputs {
+                previous_diff: previous.diff,
+                conversation,
+            })
+        }
+        _ => None,
+    };
     Ok(PreparedRun {
+        resume,
         output_was_defaulted: args.output.is_none(),
         jail,
         output,
@@ -283,6 +331,7 @@ pub async fn execute(
         env_vars,
         sandbox,
         setup,
+        resume,
         ..
     } = prepared;
     // The setup's variables never reach the agent's commands.
@@ -311,19 +360,36 @@ pub async fn execute(
         ),
         None => None,
     };
-    let snapshot = Arc::new(WorkspaceSnapshot::capture(jail.root())?);
+    let baselines = match &resume {
+        Some(resume) => {
+            let state = if args.resume_at_base {
+                WorkspaceState::AtBase
+            } else {
+                WorkspaceState::AtEnd
+            };
+            prepare_baselines(jail.root(), &resume.previous_diff, state)?
+        }
+        None => {
+            let snapshot = Arc::new(WorkspaceSnapshot::capture(jail.root())?);
+            Baselines {
+                base: snapshot.clone(),
+                step: snapshot,
+            }
+        }
+    };
     let registry = ToolRegistry::builtin(&config.tools)?.with_redactor(redactor.clone());
     let sandbox_summary = sandbox.summary();
     let ctx = ToolContext::new(jail.clone(), Arc::new(tools_config))
-        .with_write_observer(snapshot.clone())
+        .with_write_observer(baselines.observer())
         .with_sandbox(sandbox);
     let model_name = settings.model.clone();
     let client = ModelClient::new(settings)?;
     let mcp = start_mcp_servers(mcp_servers, args, config, &env_vars, jail.root(), &registry).await;
     let toolbox = Toolbox::new(&registry, mcp.as_ref(), redactor.clone());
 
-    let messages = opening_messages(
+    let mut messages = opening_messages(
         args,
+        resume.as_ref(),
         &registry,
         &ctx,
         &jail,
@@ -331,6 +397,10 @@ pub async fn execute(
         mcp.as_ref(),
     )
     .await;
+    if let Some(resume) = &resume {
+        messages.truncate(1);
+        messages.extend(resume.conversation.history.iter().cloned());
+    }
     write_prompt(&output, &redactor, &messages, &toolbox, &client)?;
 
     let trajectory = std::fs::File::create(output.file(output_dir::TRAJECTORY_FILE))?;
@@ -354,6 +424,13 @@ pub async fn execute(
         tools: toolbox.names(),
         sandbox: Some(sandbox_summary.clone()),
     });
+    if let Some(resume) = &resume {
+        sink.emit(AgentEvent::ConversationResumed {
+            original_task: resume.conversation.original_task.clone(),
+            summarized: resume.conversation.summarized,
+            history: resume.conversation.history.clone(),
+        });
+    }
     for report in mcp.iter().flat_map(McpServers::reports) {
         sink.emit(AgentEvent::mcp_server(report));
     }
@@ -389,7 +466,10 @@ pub async fn execute(
 
     let mut result = RunResult::from_outcome(&outcome, &model_name);
     result.sandbox = Some(sandbox_summary);
-    write_diff(&snapshot, &output, &redactor, &mut result)?;
+    write_diff(&baselines.base, &output, &redactor, &mut result)?;
+    if resume.is_some() {
+        write_step_diff(&baselines.step, &output, &mut result)?;
+    }
     result.process = crate::process_usage::ProcessUsage::now();
     output.write(
         output_dir::RESULT_FILE,
@@ -425,9 +505,10 @@ async fn start_mcp_servers(
 }
 
 /// The system and user messages: instructions, workspace layout, `AGENTS.md`, MCP
-/// servers, the task.
+/// servers, the task (a resumed run's system prompt is written for its first task).
 async fn opening_messages(
     args: &RunArgs,
+    resume: Option<&ResumeInputs>,
     registry: &ToolRegistry,
     ctx: &ToolContext,
     jail: &WorkspaceJail,
@@ -444,7 +525,10 @@ async fn opening_messages(
         .map(|out| out.content)
         .unwrap_or_else(|err| format!("(layout unavailable: {err})"));
     let inputs = PromptInputs {
-        task: args.task.clone(),
+        task: resume.map_or_else(
+            || args.task.clone(),
+            |resume| resume.conversation.original_task.clone(),
+        ),
         target_file,
         workspace_layout: layout,
         agents_md: read_agents_md(jail.root()),
@@ -494,6 +578,28 @@ fn write_diff(
     result.diff_left_out = diff.left_out;
     for warning in result.diff_warnings() {
         tracing::warn!("{warning}");
+    }
+    Ok(())
+}
+
+/// Writes `step.patch`, a resumed run's own changes; its failure is recorded as the
+/// cumulative diff's is.
+fn write_step_diff(
+    snapshot: &WorkspaceSnapshot,
+    output: &OutputDir,
+    result: &mut RunResult,
+) -> anyhow::Result<()> {
+    match snapshot.diff() {
+        Ok(diff) => {
+            output.write(output_dir::STEP_DIFF_FILE, diff.patch.as_bytes())?;
+            result.step_files_changed = Some(diff.files_changed);
+        }
+        Err(err) => {
+            tracing::error!(%err, "step diff failed");
+            result
+                .error
+                .get_or_insert_with(|| format!("could not compute this step's diff: {err}"));
+        }
     }
     Ok(())
 }

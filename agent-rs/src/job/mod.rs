@@ -14,6 +14,11 @@
 //! - `AGENT_WORKSPACE_URL` (required): http(s) URL of the workspace as a `.tar.gz`.
 //! - `AGENT_UPLOAD_URLS` (required): JSON object, output file name -> PUT URL, for any of
 //!   `diff.patch`, `trajectory.jsonl`, `result.json`, `agent.log`, `prompt.txt`.
+//! - `AGENT_RESUME_DIFF_URL`, `AGENT_RESUME_TRAJECTORY_URL`: a follow-up run: URLs of
+//!   the previous run's `diff.patch` and `trajectory.jsonl`. The workspace archive is the
+//!   task's base; the job applies the previous diff, continues the conversation with
+//!   `AGENT_TASK` as the follow-up message, and writes a cumulative `diff.patch` beside
+//!   `step.patch` (this run's changes), as `agent-rs run --resume` does.
 //! - `AGENT_WORK_DIR`: where the workspace is unpacked (empty or absent; default a fresh
 //!   temporary folder). Outputs always go to a separate temporary folder.
 //! - `AGENT_MAX_TURNS`, `AGENT_MAX_TOKENS`, `AGENT_TIMEOUT_SECS`: the run's limits.
@@ -71,7 +76,12 @@ Exit codes: 0 completed, 3 a limit was reached, 4 the model failed (as for `run`
 not write its outputs.";
 
 /// Variables holding presigned URLs: kept out of tool processes and redacted whole.
-const URL_VARIABLES: [&str; 2] = ["AGENT_WORKSPACE_URL", "AGENT_UPLOAD_URLS"];
+const URL_VARIABLES: [&str; 4] = [
+    "AGENT_WORKSPACE_URL",
+    "AGENT_UPLOAD_URLS",
+    "AGENT_RESUME_DIFF_URL",
+    "AGENT_RESUME_TRAJECTORY_URL",
+];
 
 /// What the job takes from its process besides the settings.
 pub struct JobIo {
@@ -206,12 +216,24 @@ impl Job<'_> {
             network: spec.network,
             setup: spec.setup.clone(),
             setup_env: spec.setup_env.clone(),
+            resume: None,
             job_mode: true,
+            resume_at_base: true,
         };
         // Everything checkable without the workspace is checked before the download.
         if let Err(message) = self.check_target_file() {
             return self.fail_early(reporter, &message).await;
         }
+        // A follow-up: the previous run's record, fetched before anything is checked
+        // against it.
+        let previous = match self.fetch_previous(reporter).await {
+            Ok(previous) => previous,
+            Err(message) => return self.fail_early(reporter, &message).await,
+        };
+        let run_args = RunArgs {
+            resume: previous.as_ref().map(|dir| dir.path().to_path_buf()),
+            ..run_args
+        };
         let mut prepared = match run_command::prepare(&run_args, self.config, api_key, env_vars) {
             Ok(prepared) => prepared,
             Err(err) => return self.fail_early(reporter, &err).await,
@@ -244,6 +266,10 @@ impl Job<'_> {
                     reporter.say(&warning);
                 }
                 result.exit_code
+            }
+            Err(err) if err.is::<crate::resume::ResumeError>() => {
+                reporter.say(&format!("{err:#}"));
+                exit::BAD_INPUT
             }
             Err(err) => {
                 reporter.say(&format!("the run could not write its outputs: {err:#}"));
@@ -290,6 +316,37 @@ impl Job<'_> {
             summary.entries, summary.bytes
         ));
         Ok(())
+    }
+
+    /// Downloads the previous run's `diff.patch` and `trajectory.jsonl` into a folder
+    /// of their own, when this job continues a run.
+    async fn fetch_previous(
+        &self,
+        reporter: &mut Reporter,
+    ) -> Result<Option<tempfile::TempDir>, String> {
+        let Some(resume) = &self.spec.resume else {
+            return Ok(None);
+        };
+        reporter.say("downloading the previous run's diff and trajectory");
+        let folder = tempfile::Builder::new()
+            .prefix("agent-rs-job-previous-")
+            .tempdir()
+            .map_err(|err| format!("cannot create a temporary folder: {err}"))?;
+        let policy = http::TransferPolicy::download().via(self.proxy.clone());
+        for (url, name) in [
+            (&resume.diff, output_dir::DIFF_FILE),
+            (&resume.trajectory, output_dir::TRAJECTORY_FILE),
+        ] {
+            let mut file =
+                download::download_workspace(url, self.spec.max_workspace_bytes, &policy)
+                    .await
+                    .map_err(|err| format!("the previous run's {name}: {err}"))?;
+            let mut target = std::fs::File::create(folder.path().join(name))
+                .map_err(|err| format!("cannot store the previous run's {name}: {err}"))?;
+            std::io::copy(&mut file, &mut target)
+                .map_err(|err| format!("cannot store the previous run's {name}: {err}"))?;
+        }
+        Ok(Some(folder))
     }
 
     /// The target file must stay inside the workspace (checked again once unpacked,

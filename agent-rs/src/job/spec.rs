@@ -17,8 +17,9 @@ use super::urls;
 
 /// The files a job can upload, in upload order: `agent.log` last, so it holds the
 /// record of the other uploads.
-pub const UPLOADABLE_OUTPUTS: [&str; 6] = [
+pub const UPLOADABLE_OUTPUTS: [&str; 7] = [
     crate::setup::SETUP_LOG_FILE,
+    output_dir::STEP_DIFF_FILE,
     output_dir::PROMPT_FILE,
     output_dir::DIFF_FILE,
     output_dir::TRAJECTORY_FILE,
@@ -52,6 +53,14 @@ pub struct JobArgs {
     /// trajectory.jsonl, result.json, agent.log, prompt.txt (required).
     #[arg(long, env = "AGENT_UPLOAD_URLS", hide_env_values = true)]
     pub upload_urls: Option<String>,
+    /// Continuing a previous run: http(s) URL (a presigned GET) of its `diff.patch`,
+    /// applied to the workspace before the agent starts (with the next one).
+    #[arg(long, env = "AGENT_RESUME_DIFF_URL", hide_env_values = true)]
+    pub resume_diff_url: Option<String>,
+    /// Continuing a previous run: URL of its `trajectory.jsonl`, the conversation the
+    /// agent continues with AGENT_TASK as the follow-up message.
+    #[arg(long, env = "AGENT_RESUME_TRAJECTORY_URL", hide_env_values = true)]
+    pub resume_trajectory_url: Option<String>,
     /// Where the workspace is extracted; must be empty or absent (default: a fresh
     /// temporary folder, removed at the end).
     #[arg(long, env = "AGENT_WORK_DIR", hide_env_values = true)]
@@ -106,6 +115,8 @@ pub struct JobSpec {
     pub workspace_url: Url,
     /// Output file name -> where to PUT it; names are among [`UPLOADABLE_OUTPUTS`].
     pub upload_urls: BTreeMap<String, Url>,
+    /// The previous run's `diff.patch` and `trajectory.jsonl`, when this job continues it.
+    pub resume: Option<ResumeUrls>,
     pub work_dir: Option<PathBuf>,
     pub max_turns: Option<u32>,
     pub max_tokens: Option<u64>,
@@ -120,6 +131,13 @@ pub struct JobSpec {
     pub setup_env: Vec<String>,
     /// The egress relay, when the runner gave one.
     pub egress: Option<super::egress::EgressRelay>,
+}
+
+/// Where a continued run's record is.
+#[derive(Debug, Clone)]
+pub struct ResumeUrls {
+    pub diff: Url,
+    pub trajectory: Url,
 }
 
 /// A setting that is missing or malformed; the message names its variable.
@@ -143,6 +161,21 @@ impl JobSpec {
             "a JSON object mapping output file names to presigned PUT URLs",
         )?;
         let upload_urls = parse_upload_urls(&upload_urls)?;
+        let resume = match (
+            non_empty(&args.resume_diff_url),
+            non_empty(&args.resume_trajectory_url),
+        ) {
+            (None, None) => None,
+            (Some(diff), Some(trajectory)) => Some(ResumeUrls {
+                diff: http_url(&diff, "AGENT_RESUME_DIFF_URL")?,
+                trajectory: http_url(&trajectory, "AGENT_RESUME_TRAJECTORY_URL")?,
+            }),
+            _ => {
+                return Err(SpecError(
+                    "AGENT_RESUME_DIFF_URL and AGENT_RESUME_TRAJECTORY_URL go together: give both or neither".into(),
+                ));
+            }
+        };
         let max_turns = optional_number::<u32>(&args.max_turns, "AGENT_MAX_TURNS")?;
         let max_tokens = optional_number::<u64>(&args.max_tokens, "AGENT_MAX_TOKENS")?;
         let timeout_secs = optional_number::<u64>(&args.timeout_secs, "AGENT_TIMEOUT_SECS")?;
@@ -166,6 +199,7 @@ impl JobSpec {
             target_file: non_empty(&args.target_file),
             workspace_url,
             upload_urls,
+            resume,
             work_dir: args
                 .work_dir
                 .clone()
@@ -195,7 +229,13 @@ impl JobSpec {
 
     /// Every URL the job was given: their query strings are credentials.
     pub fn urls(&self) -> impl Iterator<Item = &Url> {
-        std::iter::once(&self.workspace_url).chain(self.upload_urls.values())
+        std::iter::once(&self.workspace_url)
+            .chain(self.upload_urls.values())
+            .chain(
+                self.resume
+                    .iter()
+                    .flat_map(|resume| [&resume.diff, &resume.trajectory]),
+            )
     }
 }
 
