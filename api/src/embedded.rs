@@ -1,7 +1,9 @@
-//! The embedded profile, assembled: everything in one process on one machine.
+//! The services the configuration chooses, assembled: by default the embedded profile,
+//! everything in one process on one machine.
 //!
 //! A SQLite file, the in-process queue, a blob folder whose signed URLs this server
-//! serves, the in-memory cache and the process runner, all under the data directory.
+//! serves, the in-memory cache and the process runner, all under the data directory;
+//! each may be replaced by its cluster backend (MySQL, Redis, Kafka, S3/COS).
 //! The blob signing key is generated on first start and kept in the data directory
 //! (mode 0600), so signed URLs handed to running agents survive a restart.
 
@@ -60,6 +62,15 @@ pub struct Embedded {
     pub orchestrator: Services,
     /// The in-process queue itself, whose depth `/metrics` reports.
     pub queue: Option<orchestrator::InProcessQueue>,
+    /// The Kafka queue, closed at shutdown so its consumer leaves the group at once.
+    pub kafka: Option<orchestrator::queue::KafkaQueue>,
+}
+
+impl Embedded {
+    /// Whether a message enqueued here reaches other processes' workers (Kafka).
+    pub fn queue_is_shared(&self) -> bool {
+        self.queue.is_none()
+    }
 }
 
 /// Builds the services the config chooses (embedded by default) with their files under
@@ -71,12 +82,15 @@ pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Resu
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let key = signing_key(&data_dir)?;
-    let (store, cache) = (config.store.backend, config.cache.backend);
+    let backends = format!(
+        "store {:?}, cache {:?}, queue {:?}, blobs {:?}",
+        config.store.backend, config.cache.backend, config.queue.backend, config.blob.backend
+    );
     let (orchestrator, parts) = Services::from_config(config, public_url, key)
         .await
         .with_context(|| {
             format!(
-                "opening the services (store {store:?}, cache {cache:?}, files in {})",
+                "opening the services ({backends}, files in {})",
                 data_dir.display()
             )
         })?;
@@ -85,5 +99,6 @@ pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Resu
         api,
         orchestrator,
         queue: parts.queue,
+        kafka: parts.kafka,
     })
 }

@@ -12,6 +12,7 @@ use api::web::event_ticket::EventTickets;
 use api::{ApiConfig, AppState, Role};
 use clap::{Parser, Subcommand};
 use orchestrator::OrchestratorConfig;
+use orchestrator::config::BlobBackend;
 use orchestrator::health::Health;
 use orchestrator::reconciler::Reconciler;
 use orchestrator::worker::{OutboxFeed, Worker};
@@ -38,9 +39,11 @@ struct Cli {
     #[arg(long, env = "API_AGENT_BIN")]
     agent_bin: Option<PathBuf>,
     /// TOML config file with `[api]` and `[orchestrator]` tables; its
-    /// `[orchestrator.store]` and `[orchestrator.cache]` choose the backends (embedded
-    /// without one). `AGENT_STORE`, `AGENT_MYSQL_URL`, `AGENT_CACHE` and
-    /// `AGENT_REDIS_URL` override them.
+    /// `[orchestrator.store]`, `.cache`, `.queue` and `.blob` choose the backends
+    /// (embedded without one). `AGENT_STORE`, `AGENT_MYSQL_URL`, `AGENT_CACHE`,
+    /// `AGENT_REDIS_URL`, `AGENT_QUEUE`, `AGENT_KAFKA_BROKERS`, `AGENT_BLOB` and
+    /// `AGENT_S3_ENDPOINT` override them; the object store's keys come from
+    /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
     #[arg(long, env = "API_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// Run on the embedded backends (SQLite, in-process queue, local blobs, memory cache,
@@ -214,8 +217,10 @@ async fn token_action(
 async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
     // The embedded blob store's signed URLs are served by the public routes, which a
     // worker process does not serve: its agents must reach an api (or all) process.
+    // An S3 store serves its own URLs.
+    let local_blobs = file.orchestrator.blob.backend == BlobBackend::Local;
     anyhow::ensure!(
-        role != Role::Worker || file.api.public_url.is_some(),
+        role != Role::Worker || !local_blobs || file.api.public_url.is_some(),
         "a worker process signs blob URLs that an api process serves: set --public-url \
          (or [api] public_url) to that process's address"
     );
@@ -259,18 +264,27 @@ async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
     let health = Arc::new(Health::default());
     let reconcile_interval = embedded.orchestrator.config.reconciler.interval();
     let queue = embedded.queue.clone();
+    let queue_is_shared = embedded.queue_is_shared();
+    let kafka = embedded.kafka.clone();
     let api_services = if role.runs_agents() {
         let services = &embedded.orchestrator;
         let worker = Worker::new(services.clone()).with_health(health.clone());
         background.push(worker.spawn(shutdown.clone()));
         let reconciler = Reconciler::new(services.clone()).with_health(health.clone());
         background.push(reconciler.spawn(shutdown.clone()));
-        // Tasks created by api processes on the same data folder wait in the outbox.
-        background.push(OutboxFeed::new(services.clone()).spawn(shutdown.clone()));
+        // Tasks created by api processes on the same data folder wait in the outbox
+        // (a shared queue needs no feed: the api process publishes, the reconciler
+        // relays what it could not).
+        if !queue_is_shared {
+            background.push(OutboxFeed::new(services.clone()).spawn(shutdown.clone()));
+        }
         embedded.api
+    } else if queue_is_shared {
+        tracing::info!("role api: tasks go to the shared queue for the worker processes");
+        embedded.api.leaving_runs_to_workers(true)
     } else {
         tracing::info!("role api: tasks wait in the store's outbox for worker processes");
-        embedded.api.leaving_runs_to_workers()
+        embedded.api.leaving_runs_to_workers(false)
     };
 
     let min_free_bytes = file.api.min_free_disk_mb.saturating_mul(1 << 20);
@@ -304,6 +318,9 @@ async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
         if let Err(err) = handle.await {
             tracing::error!(error = %err, "a background task panicked");
         }
+    }
+    if let Some(kafka) = kafka {
+        kafka.close();
     }
     tracing::info!("stopped");
     Ok(())

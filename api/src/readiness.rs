@@ -8,7 +8,10 @@
 //! `ready`, or 503 with the first failed check's reason as the JSON error message.
 //!
 //! The queue has no check of its own: the embedded one lives in this process, and a
-//! cluster queue's client reports its outages through the worker's receive errors.
+//! cluster queue's client reports its outages through the worker's receive errors (and
+//! a task stored while it is down waits in the outbox). The status cache is probed but
+//! never makes the process unready: without it the service is slower, not broken, and
+//! `/readyz` says `ready (degraded: ...)`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -93,6 +96,22 @@ pub async fn check(state: &AppState) -> Result<(), ApiError> {
         tracing::warn!(%reason, "not ready");
         ApiError::Unavailable(reason)
     })
+}
+
+/// What works but slower, if anything: a status cache that does not answer (Redis
+/// down) leaves status reads and event streams to the store.
+pub async fn degraded(state: &AppState) -> Option<String> {
+    match state.services.cache.status(TaskId(uuid::Uuid::nil())).await {
+        Ok(_) => None,
+        Err(err) => {
+            tracing::warn!(error = %err, "the status cache does not answer; reading from the store");
+            Some(
+                "the status cache is unreachable; status and events are read from the task \
+                 store"
+                    .to_string(),
+            )
+        }
+    }
 }
 
 #[cfg(test)]

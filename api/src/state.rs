@@ -54,12 +54,15 @@ impl ApiServices {
         }
     }
 
-    /// As an API-only process beside separate worker processes sees them, on a queue
-    /// and runner that live in one process (the embedded ones): new tasks are left in
-    /// the store's outbox for the workers, and a cancel only moves the row (the worker
-    /// holding the task stops its run).
-    pub fn leaving_runs_to_workers(mut self) -> Self {
-        self.queue = None;
+    /// As an API-only process beside separate worker processes sees them. A cancel
+    /// only moves the row (the worker holding the task stops its run). On a queue
+    /// that lives in one process (the embedded one) new tasks are left in the store's
+    /// outbox for the workers; a shared queue (`queue_is_shared`: Kafka) takes them
+    /// from here at once.
+    pub fn leaving_runs_to_workers(mut self, queue_is_shared: bool) -> Self {
+        if !queue_is_shared {
+            self.queue = None;
+        }
         self.runner = None;
         self
     }

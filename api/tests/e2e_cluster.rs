@@ -5,57 +5,20 @@
 //! Two API processes on the same services show what the profile is for: a task
 //! submitted to one is followed over SSE on the other (events through Redis, status
 //! through MySQL), and runs once although both have a worker and a reconciler.
-//! (Queue and blobs are still the embedded ones here: both processes share one data
+//! (Queue and blobs are the embedded ones in those two: both processes share one data
 //! folder, as replicas would share an object store.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cluster_support;
 mod e2e_support;
 #[path = "../../orchestrator/tests/support/services.rs"]
 mod services;
 
-use std::process::Command;
-
+use cluster_support::{ClusterHome, Profile, agent_runs, apply_to_original};
 use e2e_support::*;
 use serde_json::json;
 use services::MySqlDatabase;
-
-/// A home whose config puts the store on `database` and the cache on Redis under a
-/// fresh prefix. The password goes to a file beside the config, never into it.
-fn cluster_home(database: &MySqlDatabase) -> Home {
-    let mut url = url::Url::parse(&database.url).unwrap();
-    let password = url.password().unwrap_or_default().to_string();
-    url.set_password(None).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let password_file = dir.path().join("mysql-password");
-    std::fs::write(&password_file, password).unwrap();
-    let config = format!(
-        "[orchestrator.store]\nbackend = \"mysql\"\n\
-         [orchestrator.store.mysql]\nurl = \"{url}\"\npassword_file = \"{}\"\n\
-         [orchestrator.cache]\nbackend = \"redis\"\n\
-         [orchestrator.cache.redis]\nurl = \"{}\"\nkey_prefix = \"e2e-{}\"\n",
-        password_file.display(),
-        services::redis_url(),
-        uuid::Uuid::new_v4().simple(),
-    );
-    std::fs::write(dir.path().join("config.toml"), config).unwrap();
-    Home { dir }
-}
-
-fn apply_to_original(files: &[(&str, &str)], diff: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        std::fs::write(dir.path().join(path), content).unwrap();
-    }
-    std::fs::write(dir.path().join("fix.patch"), diff).unwrap();
-    let applied = Command::new("git")
-        .args(["apply", "fix.patch"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(applied.status.success(), "git apply: {applied:?}\n{diff}");
-    std::fs::read_to_string(dir.path().join("calc.py")).unwrap()
-}
 
 /// The task's events after `last_event_id`, as a reconnecting client asks for them.
 async fn events_after(api: &Api, id: &str, last_event_id: u64) -> Vec<SseEvent> {
@@ -80,26 +43,13 @@ async fn events_after(api: &Api, id: &str, last_event_id: u64) -> Vec<SseEvent> 
     events
 }
 
-/// How many runs of the agent the model saw: each run starts with a request whose
-/// conversation holds no assistant turn yet.
-fn agent_runs(model: &scripted_model::ScriptedServer) -> usize {
-    model
-        .requests()
-        .iter()
-        .filter(|request| {
-            !request.body["messages"]
-                .as_array()
-                .is_some_and(|messages| messages.iter().any(|m| m["role"] == "assistant"))
-        })
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn on_mysql_and_redis_a_zip_task_completes_with_a_diff_that_applies_and_sse_replays() {
     let database = MySqlDatabase::create().await;
     let model = scripted_model(json!(fix_add_steps())).await;
-    let home = cluster_home(&database);
-    let api = Api::start(&home, "127.0.0.1:0", &model).await;
+    let cluster = ClusterHome::new(&database, Profile::StoreAndCache);
+    let home = &cluster.home;
+    let api = cluster.start(&model).await;
     let files = [("calc.py", CALC_PY), ("README.md", "calculator\n")];
 
     let id = api
@@ -142,9 +92,9 @@ async fn on_mysql_and_redis_a_zip_task_completes_with_a_diff_that_applies_and_ss
 async fn a_task_submitted_to_one_replica_is_followed_on_the_other_and_runs_once() {
     let database = MySqlDatabase::create().await;
     let model = scripted_model(json!(fix_add_steps())).await;
-    let home = cluster_home(&database);
-    let first = Api::start(&home, "127.0.0.1:0", &model).await;
-    let second = Api::start(&home, "127.0.0.1:0", &model).await;
+    let cluster = ClusterHome::new(&database, Profile::StoreAndCache);
+    let first = cluster.start(&model).await;
+    let second = cluster.start(&model).await;
     let files = [("calc.py", CALC_PY)];
 
     let id = first

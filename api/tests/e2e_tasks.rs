@@ -6,7 +6,6 @@
 
 mod e2e_support;
 
-use std::path::Path;
 use std::process::Command;
 
 use e2e_support::*;
@@ -87,30 +86,6 @@ async fn zip_task_streams_agent_events_in_order_and_its_diff_applies_to_the_uplo
     let result: Value = serde_json::from_str(&api.artifact(&id, "result.json").await).unwrap();
     assert_eq!(result["status"], "completed", "{result}");
     assert_eq!(result["files_changed"], 1, "{result}");
-}
-
-/// A repository made with the git CLI: `calc.py` on `main`, one commit.
-fn git_repo(dir: &Path) {
-    std::fs::write(dir.join("calc.py"), CALC_PY).unwrap();
-    let git = |args: &[&str]| {
-        let output = Command::new("git")
-            .args([
-                "-c",
-                "user.name=e2e",
-                "-c",
-                "user.email=e2e@example.invalid",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "git {args:?}: {output:?}");
-    };
-    git(&["init", "--quiet", "--initial-branch=main"]);
-    git(&["add", "calc.py"]);
-    git(&["commit", "--quiet", "-m", "add with a bug"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

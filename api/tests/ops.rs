@@ -4,6 +4,10 @@
 
 mod support;
 
+use std::sync::Arc;
+
+use orchestrator::StatusCache;
+use orchestrator::cache::{RedisCacheConfig, RedisStatusCache};
 use serde_json::Value;
 use support::Harness;
 
@@ -22,6 +26,40 @@ async fn readyz_is_503_when_the_store_is_gone() {
     h.store.close().await;
     let response = h.http.get(h.url("/readyz")).send().await.unwrap();
     support::expect_error(response, 503).await;
+}
+
+#[tokio::test]
+async fn readyz_is_ready_but_degraded_when_the_status_cache_is_down() {
+    // A Redis cache on a port nothing listens on: every call fails at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = RedisCacheConfig::from_url(format!("redis://127.0.0.1:{port}"));
+    let cache: Arc<dyn StatusCache> = Arc::new(RedisStatusCache::new(config).unwrap());
+    let h = Harness::start_wrapped(support::test_config(), None, move |services| {
+        services.cache = cache;
+    })
+    .await;
+    let response = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the store is the truth: still ready"
+    );
+    let body = response.text().await.unwrap();
+    assert!(body.starts_with("ready (degraded: "), "{body}");
+    assert!(body.contains("status cache"), "{body}");
+
+    let healthy = Harness::start().await;
+    let response = healthy
+        .http
+        .get(healthy.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "ready");
 }
 
 #[tokio::test]
@@ -113,6 +151,47 @@ async fn openapi_document_lists_every_route() {
     assert!(paths["/api/v1/tasks"]["post"].is_object());
     assert!(paths["/api/v1/tasks"]["get"].is_object());
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// A header is text or absent; it has no null. A header declared nullable makes clients
+/// (and schemathesis) send the word `null`, which the server rightly refuses.
+#[tokio::test]
+async fn no_header_parameter_is_declared_nullable() {
+    let h = Harness::start().await;
+    let doc: Value = h
+        .http
+        .get(h.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut headers = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(params) = operation["parameters"].as_array() else {
+                continue;
+            };
+            for param in params.iter().filter(|p| p["in"] == "header") {
+                headers += 1;
+                let schema_type = &param["schema"]["type"];
+                let nullable = schema_type == "null"
+                    || schema_type
+                        .as_array()
+                        .is_some_and(|types| types.iter().any(|t| t == "null"));
+                assert!(
+                    !nullable,
+                    "{method} {path}: header {} is nullable",
+                    param["name"]
+                );
+            }
+        }
+    }
+    assert!(
+        headers >= 2,
+        "the document declares Idempotency-Key and Last-Event-ID"
+    );
 }
 
 #[tokio::test]

@@ -12,7 +12,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::cache::RedisCacheConfig;
-use crate::store::MySqlConfig;
+
+mod backends;
+
+pub use backends::{
+    BlobBackend, BlobConfig, EnvOverrideError, QueueBackend, QueueConfig, StoreBackend, StoreConfig,
+};
 
 /// Everything the worker, the reconciler and the runner need to know.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +44,10 @@ pub struct OrchestratorConfig {
     pub sandbox: crate::runner::process::RunSandboxConfig,
     /// Where tasks live: the SQLite file under `data_dir`, or MySQL.
     pub store: StoreConfig,
+    /// What carries task ids to the workers: this process's own queue, or Kafka.
+    pub queue: QueueConfig,
+    /// Where code and outputs live: a folder under `data_dir`, or S3 / COS.
+    pub blob: BlobConfig,
 }
 
 impl Default for OrchestratorConfig {
@@ -56,53 +65,13 @@ impl Default for OrchestratorConfig {
             cache: CacheConfig::default(),
             sandbox: crate::runner::process::RunSandboxConfig::default(),
             store: StoreConfig::default(),
+            queue: QueueConfig::default(),
+            blob: BlobConfig::default(),
         }
     }
-}
-
-/// A backend name in the environment that is not one of the choices.
-#[derive(Debug, thiserror::Error)]
-#[error("{name}={value} is not one of: {choices}")]
-pub struct EnvOverrideError {
-    pub name: &'static str,
-    pub value: String,
-    pub choices: &'static str,
 }
 
 impl OrchestratorConfig {
-    /// Applies the environment's overrides on top of the file, through `var` (the
-    /// binary passes `std::env::var`; tests pass a map):
-    /// `AGENT_STORE` (`sqlite`|`mysql`), `AGENT_MYSQL_URL` (a full URL, password
-    /// included: the environment may hold secrets, the file may not), `AGENT_CACHE`
-    /// (`memory`|`redis`), `AGENT_REDIS_URL`.
-    pub fn apply_env(
-        &mut self,
-        var: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), EnvOverrideError> {
-        let var = |name: &str| var(name).filter(|value| !value.trim().is_empty());
-        if let Some(value) = var("AGENT_STORE") {
-            self.store.backend = match value.trim() {
-                "sqlite" => StoreBackend::Sqlite,
-                "mysql" => StoreBackend::Mysql,
-                _ => return Err(bad("AGENT_STORE", value, "sqlite, mysql")),
-            };
-        }
-        if let Some(url) = var("AGENT_MYSQL_URL") {
-            self.store.mysql.resolved_url = Some(SecretString::from(url));
-        }
-        if let Some(value) = var("AGENT_CACHE") {
-            self.cache.backend = match value.trim() {
-                "memory" => CacheBackend::Memory,
-                "redis" => CacheBackend::Redis,
-                _ => return Err(bad("AGENT_CACHE", value, "memory, redis")),
-            };
-        }
-        if let Some(url) = var("AGENT_REDIS_URL") {
-            self.cache.redis.resolved_url = Some(SecretString::from(url));
-        }
-        Ok(())
-    }
-
     pub fn signed_url_ttl(&self) -> Duration {
         Duration::from_secs(self.signed_url_ttl_secs)
     }
@@ -119,14 +88,6 @@ impl OrchestratorConfig {
     /// Where the worker prepares workspaces before packing them.
     pub fn scratch_dir(&self) -> PathBuf {
         self.data_dir.join("scratch")
-    }
-}
-
-fn bad(name: &'static str, value: String, choices: &'static str) -> EnvOverrideError {
-    EnvOverrideError {
-        name,
-        value,
-        choices,
     }
 }
 
@@ -321,23 +282,6 @@ pub enum CacheBackend {
     Redis,
 }
 
-/// Which task store the services use.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `sqlite` (the file `tasks.db` under `data_dir`) or `mysql`.
-    pub backend: StoreBackend,
-    pub mysql: MySqlConfig,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StoreBackend {
-    #[default]
-    Sqlite,
-    Mysql,
-}
-
 impl Default for CacheConfig {
     fn default() -> Self {
         Self {
@@ -443,33 +387,6 @@ mod tests {
         let err = serde_json::from_str::<OrchestratorConfig>(r#"{"wrker": {}}"#).unwrap_err();
         assert!(err.to_string().contains("wrker"), "{err}");
         assert!(serde_json::from_str::<OrchestratorConfig>(r#"{"worker": {"x": 1}}"#).is_err());
-    }
-
-    #[test]
-    fn backends_come_from_the_file_and_the_environment_wins() {
-        let mut config: OrchestratorConfig = serde_json::from_value(serde_json::json!({
-            "store": {"backend": "mysql", "mysql": {"url": "mysql://a@db:3306/t"}},
-            "cache": {"backend": "redis"},
-        }))
-        .unwrap();
-        assert_eq!(config.store.backend, StoreBackend::Mysql);
-        assert_eq!(config.store.mysql.url, "mysql://a@db:3306/t");
-        assert_eq!(config.cache.backend, CacheBackend::Redis);
-        let env = |name: &str| match name {
-            "AGENT_STORE" => Some("sqlite".to_string()),
-            "AGENT_REDIS_URL" => Some("redis://:pw@cache:6379".to_string()),
-            _ => None,
-        };
-        config.apply_env(env).unwrap();
-        assert_eq!(config.store.backend, StoreBackend::Sqlite);
-        assert!(
-            !format!("{config:?}").contains("pw@"),
-            "the URL's secret stays hidden"
-        );
-        let err = config
-            .apply_env(|name| (name == "AGENT_CACHE").then(|| "memcached".to_string()))
-            .unwrap_err();
-        assert!(err.to_string().contains("memory, redis"), "{err}");
     }
 
     #[test]

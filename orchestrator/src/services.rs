@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use secrecy::SecretSlice;
 
-use crate::blob::{BlobStore, LocalBlobConfigError, LocalBlobStore};
+use crate::blob::s3::S3ConfigError;
+use crate::blob::{BlobStore, LocalBlobConfigError, LocalBlobStore, S3BlobStore};
 use crate::cache::{
     CacheError, MemoryCacheLimits, MemoryStatusCache, RedisStatusCache, StatusCache,
     TimeLimitedCache,
 };
-use crate::config::{CacheBackend, OrchestratorConfig, StoreBackend};
-use crate::queue::{InProcessQueue, Queue};
+use crate::config::{BlobBackend, CacheBackend, OrchestratorConfig, QueueBackend, StoreBackend};
+use crate::queue::{InProcessQueue, KafkaConnectError, KafkaQueue, Queue};
 use crate::runner::{ProcessRunner, Runner};
 use crate::store::{MySqlTaskStore, SqliteTaskStore, StoreError, TaskStore};
 
@@ -52,8 +53,12 @@ pub struct EmbeddedParts {
 #[derive(Debug, Clone, Default)]
 pub struct ProfileParts {
     pub local_blobs: Option<Arc<LocalBlobStore>>,
-    /// The in-process queue, when that is the queue (its depth is known here).
+    /// The in-process queue, when that is the queue (its depth is known here). `None`
+    /// means the queue is shared between processes (Kafka).
     pub queue: Option<InProcessQueue>,
+    /// The Kafka queue, when that is the queue (shutdown closes it, so the consumer
+    /// leaves its group at once).
+    pub kafka: Option<KafkaQueue>,
 }
 
 /// Why the configured services could not start.
@@ -65,6 +70,10 @@ pub enum ServicesError {
     Blobs(#[from] LocalBlobConfigError),
     #[error("the status cache: {0}")]
     Cache(#[from] CacheError),
+    #[error("the Kafka queue: {0}")]
+    Queue(#[from] KafkaConnectError),
+    #[error("the S3 blob store: {0}")]
+    S3(#[from] S3ConfigError),
 }
 
 /// Why the embedded services could not start.
@@ -111,10 +120,12 @@ impl Services {
 
 impl Services {
     /// The services `config` chooses, each backend by its own setting
-    /// (`[store] backend`, `[cache] backend`; the environment may override them, see
+    /// (`[store]`, `[cache]`, `[queue]`, `[blob]`; the environment may override them, see
     /// [`OrchestratorConfig::apply_env`]): the one place the binary and the tests build
     /// them. With every backend at its default this is [`Services::embedded`].
     /// `public_base_url` and `signing_key` serve the local blob folder's signed URLs.
+    /// The cluster backends are reached here (Kafka's topics checked, S3's buckets
+    /// checked), so a wrong address or key fails the start, not the first task.
     pub async fn from_config(
         config: OrchestratorConfig,
         public_base_url: &str,
@@ -125,23 +136,39 @@ impl Services {
             CacheBackend::Memory => Arc::new(memory_cache(&config)),
             CacheBackend::Redis => Arc::new(RedisStatusCache::new(config.cache.redis.clone())?),
         };
-        let blobs = Arc::new(LocalBlobStore::new(
-            config.data_dir.join("blobs"),
-            public_base_url,
-            signing_key,
-        )?);
-        let queue = InProcessQueue::new();
+        let (queue, parts_queue, kafka): (Arc<dyn Queue>, _, _) = match config.queue.backend {
+            QueueBackend::InProcess => {
+                let queue = InProcessQueue::new();
+                (Arc::new(queue.clone()), Some(queue), None)
+            }
+            QueueBackend::Kafka => {
+                let queue = KafkaQueue::connect(&config.queue.kafka).await?;
+                (Arc::new(queue.clone()), None, Some(queue))
+            }
+        };
+        let (blobs, local_blobs): (Arc<dyn BlobStore>, _) = match config.blob.backend {
+            BlobBackend::Local => {
+                let local = Arc::new(LocalBlobStore::new(
+                    config.data_dir.join("blobs"),
+                    public_base_url,
+                    signing_key,
+                )?);
+                (local.clone(), Some(local))
+            }
+            BlobBackend::S3 => (Arc::new(S3BlobStore::connect(&config.blob.s3).await?), None),
+        };
         let services = Self {
             store,
-            queue: Arc::new(queue.clone()),
-            blobs: blobs.clone(),
+            queue,
+            blobs,
             cache: time_limited(cache, &config),
             runner: Arc::new(ProcessRunner::from_config(&config)),
             config: Arc::new(config),
         };
         let parts = ProfileParts {
-            local_blobs: Some(blobs),
-            queue: Some(queue),
+            local_blobs,
+            queue: parts_queue,
+            kafka,
         };
         Ok((services, parts))
     }

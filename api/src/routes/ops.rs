@@ -33,13 +33,18 @@ pub async fn healthz() -> &'static str {
 
 /// What this process's role needs works: the store answers, the data disk has room,
 /// and (a process that runs agents) its worker loops run and its reconciler passes.
+/// A status cache that is down does not make the process unready (the store is the
+/// truth, status and events are read from it, slower); the answer says it is degraded.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
-    (status = 200, description = "ready"),
+    (status = 200, description = "`ready`, or `ready (degraded: ...)` naming what is slower"),
     (status = 503, description = "not ready; the message says why", body = ErrorBody),
 ))]
-pub async fn readyz(State(state): State<SharedState>) -> Result<&'static str, ApiError> {
+pub async fn readyz(State(state): State<SharedState>) -> Result<String, ApiError> {
     crate::readiness::check(&state).await?;
-    Ok("ready")
+    Ok(match crate::readiness::degraded(&state).await {
+        None => "ready".to_string(),
+        Some(reason) => format!("ready (degraded: {reason})"),
+    })
 }
 
 /// Prometheus text exposition: this process's requests, the orchestrator's counters

@@ -93,6 +93,30 @@ pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
     zip.finish().unwrap().into_inner()
 }
 
+/// A repository made with the git CLI: `calc.py` on `main`, one commit.
+pub fn git_repo(dir: &Path) {
+    std::fs::write(dir.join("calc.py"), CALC_PY).unwrap();
+    let git = |args: &[&str]| {
+        let output = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=e2e",
+                "-c",
+                "user.email=e2e@example.invalid",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+    };
+    git(&["init", "--quiet", "--initial-branch=main"]);
+    git(&["add", "calc.py"]);
+    git(&["commit", "--quiet", "-m", "add with a bug"]);
+}
+
 /// A temp folder holding the data directory and the config file.
 pub struct Home {
     pub dir: TempDir,
@@ -158,6 +182,18 @@ impl Api {
         model: &ScriptedServer,
         extra: &[&str],
     ) -> Self {
+        Self::start_env(home, listen, model, extra, &[]).await
+    }
+
+    /// As [`Api::start_with`], with `env` added to the process's environment (the
+    /// object store's keys...).
+    pub async fn start_env(
+        home: &Home,
+        listen: &str,
+        model: &ScriptedServer,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let agent = tokio::task::spawn_blocking(agent_binary).await.unwrap();
         let mut child = tokio::process::Command::new(API_BIN)
@@ -180,6 +216,7 @@ impl Api {
             .env("OPENAI_BASE_URL", model.base_url())
             .env("AGENT_MODEL", "scripted")
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -42,7 +42,7 @@ pub struct ResumeQuery {
     tag = "tasks",
     params(
         ("id" = String, Path, description = "Task id"),
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, description = "Resume after this event"),
         ("last_event_id" = Option<u64>, Query, description = "The same, for a client that cannot set the header (a new `EventSource`); the header wins"),
         ("ticket" = Option<String>, Query, description = "Instead of the bearer token: a ticket from `POST /api/v1/tasks/{id}/events/ticket`, for `EventSource`"),
     ),

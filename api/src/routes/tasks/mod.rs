@@ -91,7 +91,7 @@ pub async fn load_owned(state: &SharedState, owner: &Owner, id: &str) -> Result<
     post,
     path = "/api/v1/tasks",
     tag = "tasks",
-    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255,
         pattern = r"^[!-~]+$",
         description = "Repeat a create safely: the same owner and key return the first task (200). 1 to 255 visible ASCII characters.")),
     request_body(content(

@@ -95,9 +95,15 @@ impl Default for S3Config {
 
 impl S3Config {
     /// Fills unset credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`.
-    pub fn or_env_credentials(mut self) -> Self {
+    pub fn or_env_credentials(self) -> Self {
+        self.or_credentials_from(|name| std::env::var(name).ok())
+    }
+
+    /// Fills unset credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` as
+    /// `var` reads them (the process environment, or a map in tests).
+    pub fn or_credentials_from(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
         if self.credentials.is_none() {
-            let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+            let var = |name: &str| var(name).filter(|v| !v.is_empty());
             if let (Some(id), Some(secret)) = (
                 var(S3Credentials::ACCESS_KEY_ENV),
                 var(S3Credentials::SECRET_KEY_ENV),

@@ -184,13 +184,40 @@ impl S3BlobStore {
         key: &str,
     ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, BlobError> {
         validate_key(key)?;
-        self.client
+        let got = self
+            .client
             .get_object()
             .bucket(self.bucket_for(key))
             .key(key)
             .send()
-            .await
-            .map_err(|err| self.fail("get", key, err))
+            .await;
+        match got {
+            Ok(object) => Ok(object),
+            Err(err) => Err(self
+                .not_found_if_folder(key, self.fail("get", key, err))
+                .await),
+        }
+    }
+
+    /// Stores kept on a file system (s3s-fs) answer 5xx for a key that is also a
+    /// "folder" (other keys start with `{key}/`); S3 has no such object, so it is not
+    /// found. Checked by listing, and only after such an error.
+    async fn not_found_if_folder(&self, key: &str, err: BlobError) -> BlobError {
+        if !matches!(err, BlobError::Unavailable { .. }) {
+            return err;
+        }
+        let listed = self
+            .client
+            .list_objects_v2()
+            .bucket(self.bucket_for(key))
+            .prefix(format!("{key}/"))
+            .max_keys(1)
+            .send()
+            .await;
+        match listed {
+            Ok(page) if !page.contents().is_empty() => BlobError::NotFound(key.to_string()),
+            _ => err,
+        }
     }
 
     /// Every key under `prefix/` in `bucket`, page by page.
@@ -245,6 +272,30 @@ impl S3BlobStore {
                 .map_err(|err| self.fail("presign get", key, err))?
         };
         Ok(request.uri().to_string())
+    }
+
+    /// Deletes `(bucket, key)` pairs, several at once; a key already gone is fine.
+    async fn delete_all(&self, targets: Vec<(String, String)>) -> Result<(), BlobError> {
+        // Plain deletes rather than DeleteObjects: that call needs a Content-MD5 some
+        // S3-compatible stores insist on and the SDK no longer sends.
+        stream::iter(targets)
+            .map(|(bucket, key)| async move {
+                self.client
+                    .delete_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map(drop)
+                    .or_else(|err| match self.fail("delete", &key, err) {
+                        BlobError::NotFound(_) => Ok(()),
+                        other => Err(other),
+                    })
+            })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
     }
 }
 
@@ -348,12 +399,13 @@ impl BlobStore for S3BlobStore {
             .key(key)
             .send()
             .await;
-        match head {
-            Ok(_) => Ok(true),
-            Err(err) => match self.fail("head", key, err) {
-                BlobError::NotFound(_) => Ok(false),
-                other => Err(other),
-            },
+        let err = match head {
+            Ok(_) => return Ok(true),
+            Err(err) => self.fail("head", key, err),
+        };
+        match self.not_found_if_folder(key, err).await {
+            BlobError::NotFound(_) => Ok(false),
+            other => Err(other),
         }
     }
 
@@ -363,31 +415,19 @@ impl BlobStore for S3BlobStore {
         let under = format!("{trimmed}/");
         let mut targets = Vec::new();
         for bucket in self.buckets() {
-            targets.push((bucket.to_string(), trimmed.to_string()));
             for key in self.list_under(bucket, &under).await? {
                 targets.push((bucket.to_string(), key));
             }
         }
-        // Plain deletes rather than DeleteObjects: that call needs a Content-MD5 some
-        // S3-compatible stores insist on and the SDK no longer sends.
-        stream::iter(targets)
-            .map(|(bucket, key)| async move {
-                self.client
-                    .delete_object()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .send()
-                    .await
-                    .map(drop)
-                    .or_else(|err| match self.fail("delete", &key, err) {
-                        BlobError::NotFound(_) => Ok(()),
-                        other => Err(other),
-                    })
-            })
-            .buffer_unordered(DELETE_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await
-            .map(drop)
+        self.delete_all(targets).await?;
+        // The bare prefix as a key of its own, last: on stores kept on a file system it
+        // is the folder of the keys above, which cannot go while they are there.
+        let bare = self
+            .buckets()
+            .into_iter()
+            .map(|bucket| (bucket.to_string(), trimmed.to_string()))
+            .collect();
+        self.delete_all(bare).await
     }
 
     async fn signed_get_url(&self, key: &str, ttl: Duration) -> Result<String, BlobError> {
