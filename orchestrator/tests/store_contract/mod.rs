@@ -8,6 +8,7 @@
 
 mod accounting;
 mod creating;
+mod follow_ups;
 mod leases;
 mod queries;
 mod transitions;
@@ -22,6 +23,7 @@ use orchestrator::{
 
 pub use accounting::*;
 pub use creating::*;
+pub use follow_ups::*;
 pub use leases::*;
 pub use queries::*;
 pub use transitions::*;
@@ -71,6 +73,8 @@ macro_rules! store_contract_tests {
             live_tasks_counts_an_owners_unfinished_tasks_only,
             count_live_groups_unfinished_tasks_by_status,
             finished_tasks_are_due_for_purging_until_marked,
+            a_follow_up_archives_the_run_and_queues_the_next,
+            only_a_completed_or_failed_task_takes_a_follow_up,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

@@ -13,6 +13,7 @@
 //! (sqlx takes a database lock, so replicas starting together migrate once).
 
 mod lease;
+mod runs;
 mod tokens;
 
 use std::time::Duration;
@@ -547,6 +548,14 @@ impl TaskStore for MySqlTaskStore {
         .await
         .map_err(|err| db_error("record a task's files as deleted", err))?;
         Ok(())
+    }
+
+    async fn follow_up(&self, id: TaskId, message: &str) -> Result<Task, TransitionError> {
+        self.continue_task(id, message).await
+    }
+
+    async fn past_runs(&self, id: TaskId) -> Result<Vec<crate::task::RunRecord>, StoreError> {
+        self.runs_before(id).await
     }
 }
 
