@@ -8,6 +8,7 @@
 pub mod config;
 pub mod events;
 pub mod exit;
+pub mod install;
 pub mod job;
 pub mod logging;
 pub mod mcp;
@@ -26,10 +27,14 @@ pub mod sink;
 pub mod tool_cli;
 pub mod workspace_diff;
 
-/// The Tokio runtime the binary runs on: multi-threaded, because tool calls that only
-/// read run concurrently and a shell command's output is drained while it runs.
+/// The Tokio runtime the binary runs on: one thread. The loop is one conversation that
+/// mostly waits (on the model, on a command); its concurrency (reads run together, a
+/// command's output drained while it runs) is that of async tasks, and the file tools'
+/// blocking work goes to Tokio's blocking pool anyway. Worker threads would only add
+/// cross-thread wake-ups to every turn, and each a malloc arena and a stack to the
+/// process's memory (one per core by default: dozens on a large host).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
 }

@@ -4,7 +4,8 @@
 //! orchestrator (settings from the environment, workspace and outputs over presigned
 //! URLs, see `agent-rs job --help`); `tool` runs one tool by hand (debugging, scripts,
 //! benchmarks); `tools` prints the tool definitions a model is offered; `schema` prints
-//! the JSON Schema of the trajectory events.
+//! the JSON Schema of the trajectory events; `install` copies the binary into a folder
+//! (how a `FROM scratch` image hands it to another container).
 //!
 //! Exit codes (a contract): 0 completed, 1 other failure, 2 bad usage or input,
 //! 3 a limit reached, 4 the model failed.
@@ -73,6 +74,15 @@ enum Command {
     Tools,
     /// Print the JSON Schema of one trajectory event (the `--json` lines).
     Schema,
+    /// Copy this executable (and the files named with --with) into DIR: how a container
+    /// image without `cp` hands `agent-rs` to another image through a shared volume.
+    Install {
+        /// The folder to copy into (it must exist).
+        dir: PathBuf,
+        /// A file to copy along (the CA bundle); repeatable.
+        #[arg(long)]
+        with: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -124,6 +134,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Tools => agent_rs::tool_cli::print_specs(&config),
         Command::Schema => print_schema(),
+        Command::Install { dir, with } => {
+            agent_rs::install::install(&dir, &with)?;
+            Ok(ExitCode::from(agent_rs::exit::COMPLETED))
+        }
         Command::Run(args) => run_task(&args, &config),
         Command::Job(args) => Ok(ExitCode::from(agent_rs::job::run_job(
             &args,

@@ -4,6 +4,7 @@
 //! clients do not need; these types are the public contract, and they are what the
 //! OpenAPI document describes.
 
+use orchestrator::task::RunRecord;
 use orchestrator::{InputSource, Task};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -223,6 +224,12 @@ pub struct TaskView {
     pub created_at: i64,
     pub updated_at: i64,
     pub deadline_at: Option<i64>,
+    /// Which run the status, message and result are of, from 1; each follow-up
+    /// message starts the next (`GET /api/v1/tasks/{id}/runs` lists them all).
+    pub run_number: u32,
+    /// The current run's follow-up message; absent for the first run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<String>,
 }
 
 impl TaskView {
@@ -270,8 +277,77 @@ impl From<Task> for TaskView {
             created_at: task.created_at,
             updated_at: task.updated_at,
             deadline_at: task.deadline_at,
+            run_number: task.run_number,
+            follow_up: task.follow_up,
         }
     }
+}
+
+/// `POST /api/v1/tasks/{id}/messages`: what the agent should do next, continuing from
+/// where the task's last run left the code and the conversation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 32768,
+        pattern = r"[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
+    pub message: String,
+}
+
+/// One run of a task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    /// From 1, in order.
+    pub run_number: u32,
+    /// The description for the first run, the follow-up message for later ones.
+    pub instruction: String,
+    /// The run's status (a past run's is final: `COMPLETED` or `FAILED`).
+    pub status: String,
+    pub message: Option<String>,
+    /// The run's `result.json`, once finished.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+    /// When the next run took over (ms since the epoch); absent for the current run.
+    pub finished_at: Option<i64>,
+    /// Whether this is the task's current run (the one its own routes show).
+    pub current: bool,
+}
+
+impl From<RunRecord> for RunView {
+    fn from(run: RunRecord) -> Self {
+        Self {
+            run_number: run.run_number,
+            instruction: run.instruction,
+            status: run.status.as_str().to_string(),
+            message: run.message,
+            result: run.result,
+            finished_at: Some(run.finished_at),
+            current: false,
+        }
+    }
+}
+
+impl RunView {
+    /// The run the task row holds now.
+    pub fn current(task: &Task) -> Self {
+        Self {
+            run_number: task.run_number,
+            instruction: task.instruction().to_string(),
+            status: task.status.as_str().to_string(),
+            message: task.message.clone(),
+            result: task.result.clone(),
+            finished_at: None,
+            current: true,
+        }
+    }
+}
+
+/// A task's runs, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunList {
+    pub runs: Vec<RunView>,
 }
 
 /// One page of tasks, newest first.

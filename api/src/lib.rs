@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod dto;
 pub mod embedded;
 pub mod error;

@@ -64,6 +64,12 @@ struct Cli {
     /// The same as `--role api` (kept for scripts that use it).
     #[arg(long, hide = true)]
     no_worker: bool,
+    /// Run with the built-in demo model instead of a real one: every task plays a short
+    /// real session (list, read, edit, finish). Prints the page's address and a token.
+    /// Refuses a configured model endpoint or key; keeps its data in a temporary folder
+    /// unless --data-dir is given.
+    #[arg(long, conflicts_with = "no_worker")]
+    demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,8 +129,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     file.orchestrator
         .apply_env(|name| std::env::var(name).ok())
         .context("in the environment's backend overrides")?;
+    // Lives as long as the server: the demo's data folder when none was given.
+    let mut demo_data = None;
     if let Some(data_dir) = &cli.data_dir {
         file.orchestrator.data_dir = data_dir.clone();
+    } else if cli.demo && cli.command.is_none() {
+        let dir = tempfile::Builder::new()
+            .prefix("api-demo-")
+            .tempdir()
+            .context("creating the demo's data folder")?;
+        file.orchestrator.data_dir = dir.path().to_path_buf();
+        demo_data = Some(dir);
     }
     match cli.command {
         Some(Command::Token { action }) => token(&file.orchestrator, action).await,
@@ -141,8 +156,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .or(file.role)
                 .unwrap_or_default();
             file.orchestrator.agent_bin = agent_bin(cli.agent_bin, file.orchestrator.agent_bin);
-            file.orchestrator.model = file.orchestrator.model.or_from_env();
-            serve(file, role).await
+            if !cli.demo {
+                file.orchestrator.model = file.orchestrator.model.or_from_env();
+                return serve(file, role, None).await;
+            }
+            api::demo::refuse_configured_model(&file.orchestrator.model, |name| {
+                std::env::var(name).ok()
+            })?;
+            let model = api::demo::DemoModel::start(api::demo::DEMO_PAUSE_MS).await?;
+            file.orchestrator.model = model.endpoint();
+            let served = serve(file, Role::All, Some(api::auth::generate_token())).await;
+            drop(model);
+            drop(demo_data);
+            served
         }
     }
 }
@@ -216,7 +242,9 @@ async fn token_action(
     }
 }
 
-async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
+/// Serves until a signal. `demo_token`: registered for owner `demo` and printed with the
+/// page's address once the server listens.
+async fn serve(file: FileConfig, role: Role, demo_token: Option<String>) -> anyhow::Result<()> {
     // The embedded blob store's signed URLs are served by the public routes, which a
     // worker process does not serve: its agents must reach an api (or all) process.
     // An S3 store serves its own URLs.
@@ -265,6 +293,12 @@ async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
             .await
             .context("registering API_DEV_TOKEN")?;
         tracing::info!("API_DEV_TOKEN registered for owner `dev`");
+    }
+
+    if let Some(token) = &demo_token {
+        api::auth::register_token(embedded.api.store.as_ref(), "demo", token)
+            .await
+            .context("registering the demo token")?;
     }
 
     let shutdown = CancellationToken::new();
@@ -323,6 +357,9 @@ async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
     // Event tickets outlive a restart: a browser's EventSource reconnects with its ticket.
     state.event_tickets = EventTickets::derived_from(&api::embedded::signing_key(&data_dir)?);
     tracing::info!(%addr, %public_url, %role, "listening");
+    if let Some(token) = &demo_token {
+        print_demo_banner(&public_url, token)?;
+    }
     let stop = shutdown.clone();
     let signal = async move {
         wait_for_signal().await;
@@ -342,6 +379,19 @@ async fn serve(file: FileConfig, role: Role) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On stdout, apart from the logs: where to go and what to sign in with.
+fn print_demo_banner(public_url: &str, token: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "Demo mode: a built-in model plays a short session (list, read, edit, finish) for \
+         every task; no model key is used.\n  open      {public_url}/\n  token     {token}\n\
+         Sign in with the token, then submit a zip or a git URL and follow it to its diff."
+    )
+    .and_then(|()| stdout.flush())
+    .context("printing the demo's address")
 }
 
 fn public_url(addr: SocketAddr) -> String {

@@ -7,8 +7,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
-    CreateTaskMultipart, CreateTaskRequest, InputView, LegacyCreateForm, LegacyCreated,
-    LegacyStatus, PullRequestRequest, PullRequestView, TaskList, TaskView,
+    CreateTaskMultipart, CreateTaskRequest, FollowUpRequest, InputView, LegacyCreateForm,
+    LegacyCreated, LegacyStatus, PullRequestRequest, PullRequestView, RunList, RunView, TaskList,
+    TaskView,
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::{blobs, legacy, ops, tasks};
@@ -30,6 +31,10 @@ use crate::web::event_ticket::EventTicket;
         tasks::events::task_events,
         web::event_ticket::issue_ticket,
         tasks::get_artifact,
+        tasks::runs::post_message,
+        tasks::runs::list_runs,
+        tasks::runs::get_run_artifact,
+        tasks::events::run_events,
         legacy::create_legacy,
         legacy::legacy_status,
         blobs::get_blob,
@@ -47,6 +52,9 @@ use crate::web::event_ticket::EventTicket;
         PullRequestRequest,
         PullRequestView,
         TaskList,
+        FollowUpRequest,
+        RunView,
+        RunList,
         LegacyCreateForm,
         LegacyCreated,
         LegacyStatus,

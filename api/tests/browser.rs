@@ -6,9 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod browser_support;
+mod demo_support;
 mod e2e_support;
 
 use browser_support::{Browser, ENTER, TAB};
+use demo_support::DemoApi;
 use e2e_support::*;
 use serde_json::json;
 
@@ -274,4 +276,83 @@ async fn markup_written_by_the_user_or_the_agent_is_shown_as_text() {
     assert_eq!(executed, json!([null, 0]), "markup became elements");
     browser.screenshot("markup-as-text").await;
     browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_demo_mode_a_zip_task_from_the_page_completes_with_its_diff() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let agent = tokio::task::spawn_blocking(agent_binary).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let api = DemoApi::start(&agent, &home.path().join("data")).await;
+    let files = tempfile::tempdir().unwrap();
+    let zip = temp_file(&files, "calc.zip", &zip_of(&[("calc.py", CALC_PY)]));
+
+    // The token the banner printed is all a newcomer needs.
+    browser.sign_in(&api.base, &api.token).await;
+    browser.wait_for_text("#task-list", "No tasks yet").await;
+    browser.click("a[href='#/new']").await;
+    browser.click("label[for=source-zip]").await;
+    browser
+        .find("#f-zip_file")
+        .await
+        .send_keys(&zip)
+        .await
+        .unwrap();
+    browser.fill("#f-description", "show me the demo").await;
+    browser.click("#submit-form button[type=submit]").await;
+
+    browser.find("#timeline").await;
+    browser.wait_for_text("#timeline", "list_directory").await;
+    browser.screenshot("demo-running").await;
+    browser.wait_for_text("#task-status", "Completed").await;
+    let timeline = browser.visible_text("#timeline").await.unwrap();
+    for tool in ["list_directory", "read_file_content", "edit_file_content"] {
+        assert!(timeline.contains(tool), "{tool} missing:\n{timeline}");
+    }
+    browser
+        .wait_for_text("#diff .line.add", "# Note added by the agent-rs demo model")
+        .await;
+    browser.wait_for_text("#diff .file-path", "calc.py").await;
+    browser
+        .wait_for_text("#final-message", "built-in demo model")
+        .await;
+    browser
+        .eval("document.getElementById('diff').scrollIntoView(); return null;")
+        .await;
+    browser.screenshot("demo-finished-diff").await;
+
+    // Every artifact is offered; a click fetches it with the token and saves it.
+    for name in ["diff.patch", "trajectory.jsonl", "result.json", "agent.log"] {
+        browser
+            .find(&format!("a.artifact[data-artifact='{name}']"))
+            .await;
+    }
+    browser
+        .eval(
+            "window.__saved = []; const original = URL.createObjectURL;
+             URL.createObjectURL = (blob) => { window.__saved.push(blob.size); return original(blob); };
+             return null;",
+        )
+        .await;
+    browser
+        .click("a.artifact[data-artifact='diff.patch']")
+        .await;
+    browser
+        .wait_until(
+            "window.__saved.length === 1 && window.__saved[0] > 0",
+            "diff.patch saved",
+        )
+        .await;
+
+    // The list filters by status.
+    browser.goto(&api.url("/#/tasks?status=COMPLETED")).await;
+    browser
+        .wait_for_text("#task-list", "show me the demo")
+        .await;
+    browser.goto(&api.url("/#/tasks?status=FAILED")).await;
+    browser.wait_for_text("#task-list", "No failed tasks").await;
+    browser.close().await;
+    api.stop().await;
 }

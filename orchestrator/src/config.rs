@@ -40,6 +40,8 @@ pub struct OrchestratorConfig {
     /// What each agent run may use.
     pub resources: ResourcesConfig,
     pub cache: CacheConfig,
+    /// Which runner starts agents, and its settings.
+    pub runner: RunnerConfig,
     /// The embedded runner's sandbox around each agent (`[sandbox]`).
     pub sandbox: crate::runner::process::RunSandboxConfig,
     /// Where tasks live: the SQLite file under `data_dir`, or MySQL.
@@ -65,6 +67,7 @@ impl Default for OrchestratorConfig {
             workspace: WorkspaceConfig::default(),
             resources: ResourcesConfig::default(),
             cache: CacheConfig::default(),
+            runner: RunnerConfig::default(),
             sandbox: crate::runner::process::RunSandboxConfig::default(),
             store: StoreConfig::default(),
             queue: QueueConfig::default(),
@@ -255,6 +258,25 @@ pub struct ResourcesConfig {
     /// Thousandths of a CPU core.
     pub cpu_millis: Option<u32>,
     pub memory_mib: Option<u64>,
+}
+
+/// Where agents run: local processes (the embedded default) or Kubernetes Jobs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunnerConfig {
+    pub kind: RunnerKind,
+    /// Used when `kind` is `kubernetes`.
+    pub kubernetes: crate::runner::KubeSettings,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerKind {
+    /// `agent-rs job` as a supervised local process ([`crate::runner::ProcessRunner`]).
+    #[default]
+    Process,
+    /// One Kubernetes Job per run ([`crate::runner::KubeRunner`]).
+    Kubernetes,
 }
 
 /// The status cache's bounds: it may be slow or down, and must never hold the worker up.

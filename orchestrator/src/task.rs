@@ -215,6 +215,51 @@ pub struct Task {
     /// Past it, the reconciler may take the task over. On a released task it is when the
     /// reconciler looks at it again.
     pub lease_expires_at: Option<i64>,
+    /// Which run of the task the row describes, from 1: each follow-up message starts
+    /// the next (see [`crate::store::TaskStore::follow_up`]).
+    pub run_number: u32,
+    /// The current run's follow-up message; `None` for the first run.
+    pub follow_up: Option<String>,
+}
+
+impl Task {
+    /// What the current run is asked to do: its follow-up message, or the description.
+    pub fn instruction(&self) -> &str {
+        self.follow_up.as_deref().unwrap_or(&self.description)
+    }
+
+    /// The id the status cache keeps the current run's events under: the task's own
+    /// for the first run (as before follow-ups existed), one derived from it for each
+    /// later run, so every run has its own gapless, closable stream.
+    pub fn events_id(&self) -> TaskId {
+        run_events_id(self.id, self.run_number)
+    }
+}
+
+/// The status cache's id for run `run_number` of task `id` (see [`Task::events_id`]).
+pub fn run_events_id(id: TaskId, run_number: u32) -> TaskId {
+    if run_number <= 1 {
+        return id;
+    }
+    // The last 32 bits carry the run number; the rest stay the task's, so the id is
+    // stable and readable next to the task's in logs.
+    let mut bytes = *id.0.as_bytes();
+    bytes[12..].copy_from_slice(&run_number.to_be_bytes());
+    bytes[8] ^= 0x40;
+    TaskId(uuid::Uuid::from_bytes(bytes))
+}
+
+/// A run of a task that a follow-up message continued: how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_number: u32,
+    /// The description for the first run, the follow-up message for later ones.
+    pub instruction: String,
+    pub status: TaskStatus,
+    pub message: Option<String>,
+    pub result: Option<serde_json::Value>,
+    /// When the follow-up after it was accepted (ms since the epoch, store's clock).
+    pub finished_at: i64,
 }
 
 /// Fields set together with a status change; `None` keeps the stored value.

@@ -46,6 +46,21 @@ pub enum CancelError {
     Store(#[from] StoreError),
 }
 
+/// Why a follow-up did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowUpError {
+    /// No such task, or not the given owner's.
+    #[error("task {0} not found")]
+    NotFound(TaskId),
+    #[error("task {id} is {status}; only a COMPLETED or FAILED task takes a follow-up message")]
+    NotFinished { id: TaskId, status: TaskStatus },
+    /// The task cannot be continued (its files were deleted).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
 /// The parts the task operations need.
 #[derive(Clone)]
 pub struct TaskOps {
@@ -86,7 +101,7 @@ impl TaskOps {
         if created == Created::Existing {
             return Ok((task, created));
         }
-        announce(&*self.cache, task.id, task.status, None).await;
+        announce(&*self.cache, task.events_id(), task.status, None).await;
         if let Some(queue) = &self.queue {
             relay(&*self.store, &**queue, task.id).await;
         }
@@ -114,7 +129,7 @@ impl TaskOps {
                     // Followers learn at once; stopping the run may take its kill grace.
                     announce(
                         &*self.cache,
-                        id,
+                        cancelled.events_id(),
                         cancelled.status,
                         cancelled.message.as_deref(),
                     )
@@ -139,6 +154,47 @@ impl TaskOps {
             }
         }
         Err(CancelError::KeptChanging(id))
+    }
+
+    /// Continues a finished task of `owner` (when given) with a follow-up message: the
+    /// store archives the current run and queues the next in one transaction
+    /// ([`TaskStore::follow_up`]), then the message goes on the queue as a new task's
+    /// does.
+    pub async fn follow_up(
+        &self,
+        id: TaskId,
+        owner: Option<&str>,
+        message: &str,
+    ) -> Result<Task, FollowUpError> {
+        let task = match self.load(id, owner).await {
+            Ok(task) => task,
+            Err(CancelError::Store(err)) => return Err(FollowUpError::Store(err)),
+            Err(_) => return Err(FollowUpError::NotFound(id)),
+        };
+        let continued = match self.store.follow_up(id, message).await {
+            Ok(continued) => continued,
+            Err(TransitionError::NotFound(_)) => return Err(FollowUpError::NotFound(id)),
+            Err(TransitionError::Conflict { actual, .. }) => {
+                return Err(FollowUpError::NotFinished { id, status: actual });
+            }
+            Err(TransitionError::Store(StoreError::Refused(why))) => {
+                return Err(FollowUpError::Refused(why));
+            }
+            Err(TransitionError::Store(err)) => return Err(FollowUpError::Store(err)),
+            Err(err @ (TransitionError::Illegal { .. } | TransitionError::LeaseLost { .. })) => {
+                tracing::warn!(task_id = %id, error = %err, "follow-up refused by the store");
+                return Err(FollowUpError::NotFinished {
+                    id,
+                    status: task.status,
+                });
+            }
+        };
+        announce(&*self.cache, continued.events_id(), continued.status, None).await;
+        if let Some(queue) = &self.queue {
+            relay(&*self.store, &**queue, id).await;
+        }
+        tracing::info!(task_id = %id, run = continued.run_number, "follow-up queued");
+        Ok(continued)
     }
 
     async fn load(&self, id: TaskId, owner: Option<&str>) -> Result<Task, CancelError> {

@@ -27,5 +27,7 @@ pub fn task(status: TaskStatus, updated_at: i64) -> Task {
         deadline_at: None,
         lease_holder: None,
         lease_expires_at: None,
+        run_number: 1,
+        follow_up: None,
     }
 }

@@ -16,6 +16,7 @@ use super::completion::{
     AssistantTurn, CompletionMeta, ToolCallOut, Usage, cut_stream_chunks, default_error_message,
     error_body,
 };
+use super::demo::DemoSession;
 use super::recorder::{RecordedRequest, Recorder};
 use super::script::{Script, Step};
 use super::sse::{StreamEnd, event_stream, truncated_json};
@@ -27,6 +28,9 @@ const DEFAULT_CUT_CONTENT: &str = "This answer breaks off";
 #[derive(Debug)]
 pub(crate) struct ServerState {
     pub(crate) script: Script,
+    /// When set, every chat request is answered by the demo session instead of the
+    /// script, and requests are counted but not kept.
+    pub(crate) demo: Option<DemoSession>,
     pub(crate) recorder: Recorder,
     /// Source of `call_<n>` ids, unique across the whole run.
     next_call_id: AtomicU64,
@@ -36,6 +40,7 @@ impl ServerState {
     pub(crate) fn new(script: Script) -> Self {
         Self {
             script,
+            demo: None,
             recorder: Recorder::default(),
             next_call_id: AtomicU64::new(1),
         }
@@ -77,6 +82,9 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(demo) = state.demo {
+        return play_demo(&state, demo, &body).await;
+    }
     let record = record_of(&method, &uri, &headers, &body);
     let request = record.body.clone();
     // A malformed request is the client's bug: answer it the way the API does, and
@@ -111,6 +119,32 @@ pub(crate) async fn chat_completions(
         model: state.script.model.clone(),
     };
     play(&state, step.answer(), &request, &meta, options)
+}
+
+/// A chat request answered by the demo session: the step comes from the conversation.
+async fn play_demo(state: &ServerState, demo: DemoSession, body: &[u8]) -> Response {
+    let request = RecordedRequest::body_value(body);
+    if let Some(problem) = request_problem(&request) {
+        return error_response(StatusCode::BAD_REQUEST, &problem);
+    }
+    let index = state.recorder.count_unrecorded();
+    let step = demo.next_step(&request);
+    let delay_ms = step.total_delay_ms();
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    let meta = CompletionMeta {
+        id: format!("chatcmpl-demo-{index}"),
+        created: RecordedRequest::now_ms() / 1000,
+        model: state.script.model.clone(),
+    };
+    play(
+        state,
+        step.answer(),
+        &request,
+        &meta,
+        RequestOptions::of(&request),
+    )
 }
 
 /// What a chat request must have for the real API to accept it.

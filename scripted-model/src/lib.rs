@@ -57,6 +57,13 @@
 //! with parallel calls interleaved by index. A request with a body that is not a JSON
 //! object, or without `messages`, gets HTTP 400 and consumes no step.
 //!
+//! # The demo session
+//!
+//! [`ScriptedServer::start_demo`] plays no script: it answers each conversation with the
+//! next step of a short real session (list the workspace, read a file, add a note to it,
+//! finish), decided from the conversation itself; see [`DemoSession`]. `api --demo` runs
+//! the service on it.
+//!
 //! # Looking inside
 //!
 //! In-process tests use [`ScriptedServer::requests`] and
@@ -66,12 +73,14 @@
 //! `{"consumed": N, "total": M}`.
 
 mod completion;
+mod demo;
 mod handlers;
 mod recorder;
 mod script;
 mod server;
 mod sse;
 
+pub use demo::{DEMO_MODEL, DEMO_NOTE_FILE, DemoSession};
 pub use recorder::RecordedRequest;
 pub use script::{DEFAULT_MODEL, Script, ScriptError, ScriptedToolCall, ScriptedUsage, Step};
 pub use server::{ScriptedServer, ServerError};

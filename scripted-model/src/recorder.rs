@@ -83,6 +83,14 @@ impl Recorder {
         step
     }
 
+    /// Counts a request answered without a script (the demo session), keeping nothing of
+    /// it: a demo server runs for as long as its service does. Returns its index.
+    pub(crate) fn count_unrecorded(&self) -> usize {
+        let mut journal = self.lock();
+        journal.steps_consumed += 1;
+        journal.steps_consumed - 1
+    }
+
     pub(crate) fn snapshot(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
     }

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::demo::{DEMO_MODEL, DemoSession};
 use super::handlers::{self, ServerState};
 use super::recorder::RecordedRequest;
 use super::script::Script;
@@ -54,13 +55,29 @@ impl ScriptedServer {
 
     /// Starts serving `script` on `addr` (port 0 picks a free port).
     pub async fn bind(script: Script, addr: SocketAddr) -> Result<Self, ServerError> {
+        Self::serve(ServerState::new(script), addr).await
+    }
+
+    /// Starts the demo model on a free port of 127.0.0.1: every conversation gets its own
+    /// [`DemoSession`] (list, read, edit, finish), so any number of tasks can use it at
+    /// once and for as long as the server runs. Requests are counted, not kept.
+    pub async fn start_demo(session: DemoSession) -> Result<Self, ServerError> {
+        let mut state = ServerState::new(Script {
+            model: DEMO_MODEL.to_owned(),
+            steps: Vec::new(),
+        });
+        state.demo = Some(session);
+        Self::serve(state, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    async fn serve(state: ServerState, addr: SocketAddr) -> Result<Self, ServerError> {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Bind { addr, source })?;
         let addr = listener
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
-        let state = Arc::new(ServerState::new(script));
+        let state = Arc::new(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let serving =
             axum::serve(listener, router(Arc::clone(&state))).with_graceful_shutdown(async move {

@@ -72,6 +72,7 @@ pub fn follow(
         cache,
         store,
         id: task.id,
+        stream: task.events_id(),
         status: task.status,
         message: task.message.clone(),
         next_seq: from_seq,
@@ -96,6 +97,8 @@ struct Follower {
     cache: Arc<dyn StatusCache>,
     store: Arc<dyn TaskStore>,
     id: TaskId,
+    /// The cache's id for the followed run's events.
+    stream: TaskId,
     /// The last status the client was told from the row (or the row read at the start).
     status: TaskStatus,
     message: Option<String>,
@@ -122,7 +125,7 @@ impl Follower {
 
     async fn start(&mut self) -> Mode {
         if self.status.is_terminal() {
-            match self.cache.status(self.id).await {
+            match self.cache.status(self.stream).await {
                 Ok(Some(_)) => {}
                 // Finished before the cache heard of it, or the cache forgot it.
                 Ok(None) => {
@@ -136,7 +139,7 @@ impl Follower {
                 }
             }
         }
-        match self.cache.subscribe(self.id, self.next_seq).await {
+        match self.cache.subscribe(self.stream, self.next_seq).await {
             Ok(events) => Mode::Live(events),
             Err(err) => self.degrade(&err),
         }
@@ -194,7 +197,7 @@ impl Follower {
     async fn degraded(&mut self, first: bool) -> Mode {
         if !first {
             tokio::time::sleep(self.options.fallback_poll).await;
-            if let Ok(events) = self.cache.subscribe(self.id, self.next_seq).await {
+            if let Ok(events) = self.cache.subscribe(self.stream, self.next_seq).await {
                 self.outbox
                     .push_back(Followed::notice(json!({"type": "live_restored"})));
                 return Mode::Live(events);

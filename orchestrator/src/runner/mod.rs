@@ -33,8 +33,10 @@ use secrecy::SecretString;
 use crate::store::BoxError;
 use crate::task::TaskId;
 
+pub mod kubernetes;
 pub mod process;
 
+pub use kubernetes::{KubeRunner, KubeSettings};
 pub use process::ProcessRunner;
 
 /// Label every run of this service carries.
@@ -129,6 +131,9 @@ pub struct LaunchSpec {
     /// signed URLs. A Kubernetes runner puts them in a Secret, not in the Job spec.
     pub secret_env: BTreeMap<String, SecretString>,
     pub resources: Resources,
+    /// The environment image the agent runs in (container runners; the process runner
+    /// runs on the host). `None`: the runner's configured default.
+    pub image: Option<String>,
     /// How long the run may last from its start, slack included; a runner that can (a
     /// Job's `activeDeadlineSeconds`) stops it past that. The worker watching it enforces
     /// it in any case.
@@ -146,6 +151,7 @@ impl std::fmt::Debug for LaunchSpec {
             .field("env", &self.env.keys().collect::<Vec<_>>())
             .field("secret_env", &self.secret_env.keys().collect::<Vec<_>>())
             .field("resources", &self.resources)
+            .field("image", &self.image)
             .field("deadline", &self.deadline)
             .finish()
     }
@@ -237,6 +243,7 @@ mod tests {
                 SecretString::from("sk-very-secret"),
             )]),
             resources: Resources::default(),
+            image: None,
             deadline: Duration::from_secs(60),
         };
         let text = format!("{spec:?}");

@@ -33,7 +33,7 @@ macro_rules! task_columns {
         "id, owner, input_type, git_url, git_ref, zip_name, zip_key, description, \
          target_file, model, max_turns, max_tokens, timeout_secs, status, message, pr_url, \
          attempt, result_json, runner_ref, idempotency_key, created_at, updated_at, deadline_at, \
-         lease_holder, lease_expires_at"
+         lease_holder, lease_expires_at, run_number, follow_up"
     };
 }
 
@@ -47,7 +47,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::pr::{PrOutcome, PullRequestAsk, PullRequestRecord};
-use crate::task::{NewTask, Task, TaskId, TaskStatus, TaskUpdate};
+use crate::task::{NewTask, RunRecord, Task, TaskId, TaskStatus, TaskUpdate};
 
 pub(crate) use error::sql_error;
 pub use error::{BoxError, StoreError, TransitionError};
@@ -277,7 +277,70 @@ pub trait TaskStore: Send + Sync + 'static {
         id: TaskId,
         outcome: &PrOutcome,
     ) -> Result<bool, StoreError>;
+    /// Continues a finished task with a follow-up message, in one transaction: the
+    /// current run (status, message, result) is archived as a [`RunRecord`], and the row
+    /// goes back to `QUEUED` as the next run (`run_number + 1`, `follow_up` set; message,
+    /// result, run name, deadline and lease cleared; the attempt counter goes on, so run
+    /// names stay unique) with its outbox entry. The one move out of a terminal status:
+    /// only from `COMPLETED` or `FAILED` (`Conflict` otherwise), and not once the task's
+    /// files were deleted (`Refused`).
+    async fn follow_up(&self, id: TaskId, message: &str) -> Result<Task, TransitionError>;
+
+    /// The runs follow-ups continued, oldest first; the current run is the row itself.
+    async fn past_runs(&self, id: TaskId) -> Result<Vec<RunRecord>, StoreError>;
 }
+
+/// The refusal of a follow-up on a task whose files are gone.
+pub(crate) fn purged_refusal(id: TaskId) -> TransitionError {
+    TransitionError::Store(StoreError::Refused(format!(
+        "task {id}'s files were deleted after its retention period; it cannot be continued"
+    )))
+}
+
+/// Reads a [`RunRecord`] from a `task_runs` row, on SQLite and MySQL alike.
+pub(crate) fn run_from_row<R>(row: &R) -> Result<RunRecord, StoreError>
+where
+    R: sqlx::Row,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let corrupt = |reason: String| StoreError::Corrupt {
+        id: row.try_get::<String, _>("task_id").unwrap_or_default(),
+        reason,
+    };
+    let get_text = |name: &str| {
+        row.try_get::<Option<String>, _>(name)
+            .map_err(|err| corrupt(format!("column {name}: {err}")))
+    };
+    let get_int = |name: &str| {
+        row.try_get::<i64, _>(name)
+            .map_err(|err| corrupt(format!("column {name}: {err}")))
+    };
+    let run_number = u32::try_from(get_int("run_number")?)
+        .map_err(|_| corrupt("run_number out of range".into()))?;
+    let status = get_text("status")?
+        .unwrap_or_default()
+        .parse()
+        .map_err(|err| corrupt(format!("{err}")))?;
+    let result = get_text("result_json")?
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|err| corrupt(format!("result_json is not JSON: {err}")))?;
+    Ok(RunRecord {
+        run_number,
+        instruction: get_text("instruction")?.unwrap_or_default(),
+        status,
+        message: get_text("message")?,
+        result,
+        finished_at: get_int("finished_at")?,
+    })
+}
+
+/// The columns [`run_from_row`] reads.
+pub(crate) const RUN_COLUMNS: &str =
+    "task_id, run_number, instruction, status, message, result_json, finished_at";
 
 /// A duration as whole milliseconds, for arithmetic on stored times.
 pub(crate) fn millis(duration: Duration) -> i64 {

@@ -93,7 +93,13 @@ impl Worker {
             Ok((claimed, lease)) => {
                 tracing::info!(task_id = %id, attempt = claimed.attempt, status = %claimed.status, holder = %lease.holder, "task claimed");
                 if claimed.status != task.status {
-                    announce(&*self.services.cache, id, claimed.status, None).await;
+                    announce(
+                        &*self.services.cache,
+                        claimed.events_id(),
+                        claimed.status,
+                        None,
+                    )
+                    .await;
                 }
                 Claimed::Held(Box::new(claimed), lease)
             }

@@ -49,7 +49,7 @@ pub(crate) async fn drive(
     };
     let publisher = EventPublisher::start(
         services.cache.clone(),
-        task.id,
+        task.events_id(),
         services.config.cache.publish_buffer,
     );
     let watched = Instant::now();
@@ -79,32 +79,36 @@ async fn prepare_and_launch(
     } else {
         task
     };
-    let limit = services.config.reconciler.prepare_timeout();
-    let preparing = Instant::now();
-    let prepared = tokio::select! {
-        prepared = held.keep(tokio::time::timeout(limit, prepare_workspace(services, &task))) => prepared?,
-        _ = abort.cancelled() => return Err(Interrupted::Shutdown),
-    };
-    metrics::phase("prepare", preparing.elapsed());
-    match prepared {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) => {
-            prepare_failed(&task, &err);
-            let message = format!("cannot prepare the workspace: {err}");
-            fail(held, &task, message, "prepare_failed").await?;
-            return Ok(None);
-        }
-        Err(_) => {
-            metrics::global().inc(
-                "orchestrator_prepare_failures_total",
-                &[("kind", "timeout")],
-            );
-            let message = format!(
-                "preparing the workspace took longer than {} s (prepare_timeout_secs)",
-                limit.as_secs()
-            );
-            fail(held, &task, message, "prepare_timeout").await?;
-            return Ok(None);
+    // A follow-up run starts from the first run's workspace (already in the blob
+    // store), never a new clone, whose branch may have moved since.
+    if task.run_number <= 1 {
+        let limit = services.config.reconciler.prepare_timeout();
+        let preparing = Instant::now();
+        let prepared = tokio::select! {
+            prepared = held.keep(tokio::time::timeout(limit, prepare_workspace(services, &task))) => prepared?,
+            _ = abort.cancelled() => return Err(Interrupted::Shutdown),
+        };
+        metrics::phase("prepare", preparing.elapsed());
+        match prepared {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                prepare_failed(&task, &err);
+                let message = format!("cannot prepare the workspace: {err}");
+                fail(held, &task, message, "prepare_failed").await?;
+                return Ok(None);
+            }
+            Err(_) => {
+                metrics::global().inc(
+                    "orchestrator_prepare_failures_total",
+                    &[("kind", "timeout")],
+                );
+                let message = format!(
+                    "preparing the workspace took longer than {} s (prepare_timeout_secs)",
+                    limit.as_secs()
+                );
+                fail(held, &task, message, "prepare_timeout").await?;
+                return Ok(None);
+            }
         }
     }
     let name = run_name(task.id, task.attempt);

@@ -161,9 +161,20 @@ fn failure_from_code(code: i32) -> String {
     format!("the agent exited with code {code} ({meaning})")
 }
 
-/// The blob key of one of a task's outputs.
+/// The blob key of one of a task's first run's outputs.
 pub fn output_key(id: TaskId, name: &str) -> String {
     format!("tasks/{id}/outputs/{name}")
+}
+
+/// The blob key of one of run `run_number`'s outputs: the first run's where they always
+/// were, each later run's in a folder of its own under them (still under `outputs/`,
+/// which blob stores may keep apart).
+pub fn run_output_key(id: TaskId, run_number: u32, name: &str) -> String {
+    if run_number <= 1 {
+        output_key(id, name)
+    } else {
+        format!("tasks/{id}/outputs/run-{run_number}/{name}")
+    }
 }
 
 /// What reading `result.json` gave.
@@ -180,10 +191,15 @@ impl Transient for BlobError {
     }
 }
 
-/// Reads the task's `result.json`, at most [`MAX_RESULT_BYTES`] of it. Transient blob
-/// failures are retried; an error that outlasts the retries is returned.
-pub async fn read_result(services: &Services, id: TaskId) -> Result<ResultRead, BlobError> {
-    let key = output_key(id, "result.json");
+/// Reads the `result.json` of run `run_number` of the task, at most [`MAX_RESULT_BYTES`]
+/// of it. Transient blob failures are retried; an error that outlasts the retries is
+/// returned.
+pub async fn read_result(
+    services: &Services,
+    id: TaskId,
+    run_number: u32,
+) -> Result<ResultRead, BlobError> {
+    let key = run_output_key(id, run_number, "result.json");
     let blobs = &services.blobs;
     let read = retry(RetryPolicy::default(), "reading result.json", || {
         blobs.get_bytes(&key, MAX_RESULT_BYTES)
@@ -227,7 +243,7 @@ pub async fn finish_run(
     } else {
         task
     };
-    let (result, note) = match read_result(services, task.id).await {
+    let (result, note) = match read_result(services, task.id, task.run_number).await {
         Ok(ResultRead::Found(value)) => (Some(value), None),
         Ok(ResultRead::Missing(note)) => (None, note),
         Err(err) if err.is_transient() => {

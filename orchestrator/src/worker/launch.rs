@@ -1,5 +1,9 @@
 //! What the agent is started with: its environment, signed URLs and deadline.
 //!
+//! A follow-up run (run 2 and later) also gets signed GET URLs of the previous run's
+//! `diff.patch` and `trajectory.jsonl`, uploads `step.patch` besides the usual outputs,
+//! and writes its outputs under its own folder ([`run_output_key`]).
+//!
 //! The agent holds no storage credentials: it gets one signed GET URL for the workspace
 //! tarball and one signed PUT URL per output, valid at least as long as the task may run.
 //! The model endpoint is passed through from the configuration; the task's own model, if
@@ -21,7 +25,7 @@ use crate::runner::{
 use crate::services::Services;
 use crate::task::{Task, TaskId};
 
-use super::finish::output_key;
+use super::finish::run_output_key;
 
 /// The outputs `agent-rs job` uploads, each to its own signed URL.
 pub const OUTPUT_NAMES: [&str; 5] = [
@@ -45,9 +49,18 @@ pub fn task_timeout(task: &Task, config: &OrchestratorConfig) -> Duration {
         .unwrap_or_else(|| config.default_task_timeout())
 }
 
+/// A follow-up run's own changes; its `diff.patch` is cumulative (from the base).
+pub const STEP_DIFF: &str = "step.patch";
+
 /// The variables of the agent's environment that are secret: the model key and the
 /// signed URLs (whoever holds them can read or write the task's blobs).
-pub const SECRET_ENV: [&str; 3] = ["OPENAI_API_KEY", "AGENT_WORKSPACE_URL", "AGENT_UPLOAD_URLS"];
+pub const SECRET_ENV: [&str; 5] = [
+    "OPENAI_API_KEY",
+    "AGENT_WORKSPACE_URL",
+    "AGENT_UPLOAD_URLS",
+    "AGENT_RESUME_DIFF_URL",
+    "AGENT_RESUME_TRAJECTORY_URL",
+];
 
 /// How long the task may run from its launch: its timeout plus the slack that lets the
 /// agent's own timeout fire and its outputs upload first.
@@ -61,19 +74,28 @@ fn url_ttl(task: &Task, config: &OrchestratorConfig) -> Duration {
     config.signed_url_ttl().max(needed)
 }
 
+/// Signed GET URLs of the previous run's `diff.patch` and `trajectory.jsonl`, for a
+/// follow-up run.
+#[derive(Debug, Clone)]
+pub struct ResumeUrls {
+    pub diff: String,
+    pub trajectory: String,
+}
+
 /// The `agent-rs job` environment for `task`.
 pub fn agent_env(
     task: &Task,
     config: &OrchestratorConfig,
     workspace_url: String,
     upload_urls: &BTreeMap<String, String>,
+    resume: Option<ResumeUrls>,
 ) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     let mut set = |name: &str, value: String| {
         env.insert(name.to_string(), value);
     };
     set("AGENT_TASK_ID", task.id.to_string());
-    set("AGENT_TASK", task.description.clone());
+    set("AGENT_TASK", task.instruction().to_string());
     if let Some(target) = &task.target_file {
         set("AGENT_TARGET_FILE", target.clone());
     }
@@ -82,6 +104,10 @@ pub fn agent_env(
         "AGENT_UPLOAD_URLS",
         serde_json::to_string(upload_urls).unwrap_or_default(),
     );
+    if let Some(resume) = resume {
+        set("AGENT_RESUME_DIFF_URL", resume.diff);
+        set("AGENT_RESUME_TRAJECTORY_URL", resume.trajectory);
+    }
     if let Some(turns) = task.limits.max_turns {
         set("AGENT_MAX_TURNS", turns.to_string());
     }
@@ -116,15 +142,30 @@ pub async fn launch_spec(
         .signed_get_url(&workspace_key(task.id), ttl)
         .await?;
     let mut upload_urls = BTreeMap::new();
-    for name in OUTPUT_NAMES {
+    let follow_up = task.run_number > 1;
+    let step = follow_up.then_some(STEP_DIFF);
+    for name in OUTPUT_NAMES.into_iter().chain(step) {
         let url = services
             .blobs
-            .signed_put_url(&output_key(task.id, name), ttl)
+            .signed_put_url(&run_output_key(task.id, task.run_number, name), ttl)
             .await?;
         upload_urls.insert(name.to_string(), url);
     }
+    // A follow-up starts from the previous run's end: its cumulative diff and its
+    // conversation.
+    let resume = if follow_up {
+        let previous = task.run_number - 1;
+        let diff = run_output_key(task.id, previous, "diff.patch");
+        let trajectory = run_output_key(task.id, previous, "trajectory.jsonl");
+        Some(ResumeUrls {
+            diff: services.blobs.signed_get_url(&diff, ttl).await?,
+            trajectory: services.blobs.signed_get_url(&trajectory, ttl).await?,
+        })
+    } else {
+        None
+    };
     let config = &services.config;
-    let mut env = agent_env(task, config, workspace_url, &upload_urls);
+    let mut env = agent_env(task, config, workspace_url, &upload_urls, resume);
     let secret_env = SECRET_ENV
         .iter()
         .filter_map(|name| {
@@ -151,6 +192,7 @@ pub async fn launch_spec(
                 .memory_mib
                 .map(|mib| mib.saturating_mul(1024 * 1024)),
         },
+        image: None,
         deadline: deadline_in(task, config),
     })
 }

@@ -33,6 +33,7 @@ fn env_carries_the_task_urls_and_model_endpoint() {
         &config(),
         "https://blobs/ws?sig=y".to_string(),
         &uploads(),
+        None,
     );
     assert_eq!(env["AGENT_TASK_ID"], task.id.to_string());
     assert_eq!(env["AGENT_TASK"], "fix the failing test");
@@ -54,7 +55,7 @@ fn the_tasks_own_model_and_limits_win() {
     task.limits.max_turns = Some(7);
     task.limits.max_tokens = Some(5000);
     task.limits.timeout_secs = Some(42);
-    let env = agent_env(&task, &config(), String::new(), &uploads());
+    let env = agent_env(&task, &config(), String::new(), &uploads(), None);
     assert_eq!(env["AGENT_MODEL"], "task-model");
     assert_eq!(env["AGENT_MAX_TURNS"], "7");
     assert_eq!(env["AGENT_MAX_TOKENS"], "5000");
@@ -69,6 +70,7 @@ fn unset_model_endpoint_fields_are_left_to_the_agent() {
         &OrchestratorConfig::default(),
         String::new(),
         &uploads(),
+        None,
     );
     for name in [
         "AGENT_MODEL",
@@ -110,6 +112,10 @@ fn every_secret_variable_is_one_the_agent_gets() {
         &config(),
         "https://blobs/ws?sig=y".to_string(),
         &uploads(),
+        Some(ResumeUrls {
+            diff: "https://blobs/prev-diff?sig=z".to_string(),
+            trajectory: "https://blobs/prev-trajectory?sig=z".to_string(),
+        }),
     );
     for name in SECRET_ENV {
         assert!(

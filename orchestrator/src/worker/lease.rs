@@ -74,7 +74,13 @@ impl Held {
             Err(err) => return Err(Stop::from_transition(task.id, err)),
         };
         if to != task.status {
-            announce(&*self.services.cache, moved.id, to, message.as_deref()).await;
+            announce(
+                &*self.services.cache,
+                moved.events_id(),
+                to,
+                message.as_deref(),
+            )
+            .await;
             publish_result(&*self.services.queue, &moved).await;
         }
         Ok(moved)

@@ -37,8 +37,10 @@ use crate::store::{Lease, StoreError, TransitionError};
 use crate::task::{Task, TaskId, TaskStatus};
 
 pub use feed::OutboxFeed;
-pub use finish::{MAX_RESULT_BYTES, Outcome, ResultRead, RunEnd, outcome, output_key, read_result};
-pub use launch::{OUTPUT_NAMES, SECRET_ENV, agent_env, task_timeout, workspace_key};
+pub use finish::{
+    MAX_RESULT_BYTES, Outcome, ResultRead, RunEnd, outcome, output_key, read_result, run_output_key,
+};
+pub use launch::{OUTPUT_NAMES, SECRET_ENV, STEP_DIFF, agent_env, task_timeout, workspace_key};
 pub use prepare::PrepareError;
 pub(crate) use prepare::clone_options;
 

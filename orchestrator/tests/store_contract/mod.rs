@@ -8,6 +8,7 @@
 
 mod accounting;
 mod creating;
+mod follow_ups;
 mod leases;
 mod pull_requests;
 mod queries;
@@ -23,6 +24,7 @@ use orchestrator::{
 
 pub use accounting::*;
 pub use creating::*;
+pub use follow_ups::*;
 pub use leases::*;
 pub use pull_requests::*;
 pub use queries::*;
@@ -76,6 +78,8 @@ macro_rules! store_contract_tests {
             a_pull_request_is_stored_with_its_task_and_opened_once,
             a_failed_pull_request_keeps_its_token_and_may_be_asked_for_again,
             an_abandoned_opening_is_claimed_again_once_stale,
+            a_follow_up_archives_the_run_and_queues_the_next,
+            only_a_completed_or_failed_task_takes_a_follow_up,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

@@ -64,6 +64,15 @@ impl TaskStore for FlakyStore {
     async fn create(&self, new: NewTask) -> Result<(Task, Created), StoreError> {
         self.inner.create(new).await
     }
+    async fn follow_up(&self, id: TaskId, message: &str) -> Result<Task, TransitionError> {
+        self.inner.follow_up(id, message).await
+    }
+    async fn past_runs(
+        &self,
+        id: TaskId,
+    ) -> Result<Vec<orchestrator::task::RunRecord>, StoreError> {
+        self.inner.past_runs(id).await
+    }
     async fn get(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
         if *self.unreadable.lock().unwrap() == Some(id) {
             return Err(blink("read a task"));

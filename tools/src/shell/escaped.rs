@@ -57,6 +57,9 @@ pub(crate) struct PidWindow {
 /// of the PID space within one call would hide its processes from the window.
 const MAX_FORKS_PER_SEC: u64 = 32_768;
 
+/// Windows up to this many PIDs are probed directly instead of listing `/proc`.
+const PROBE_MAX: u32 = 256;
+
 impl PidWindow {
     /// The window of a call whose first process is `first` (bash, or the sandbox that
     /// starts it), opened now.
@@ -124,18 +127,32 @@ fn pid_max() -> Option<u32> {
 fn marked_processes(wanted: &[u8], window: Option<PidWindow>) -> Vec<Pid> {
     // Read before listing: a PID handed out after this is outside the window, and is
     // caught by the next round if it carries the mark.
-    let admits = window.and_then(|window| {
-        window.admits(read_proc_number("/proc/sys/kernel/ns_last_pid"), pid_max())
-    });
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
+    let last = read_proc_number("/proc/sys/kernel/ns_last_pid");
+    let admits = window.and_then(|window| window.admits(last, pid_max()));
+    // A narrow window is probed PID by PID: listing `/proc` costs more than a few
+    // hundred failed opens (a PID probed this way may be a thread, whose environment is
+    // its process's: killing that process is what the mark asks for anyway).
+    let candidates: Vec<u32> = match (window, last) {
+        (Some(window), Some(last))
+            if admits.is_some() && last >= window.first && last - window.first < PROBE_MAX =>
+        {
+            (window.first..=last).collect()
+        }
+        _ => {
+            let Ok(entries) = std::fs::read_dir("/proc") else {
+                return Vec::new();
+            };
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&pid| admits.as_ref().is_none_or(|admits| admits(pid)))
+                .collect()
+        }
     };
     let own = std::process::id();
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+    candidates
+        .into_iter()
         .filter(|&pid| pid != own)
-        .filter(|&pid| admits.as_ref().is_none_or(|admits| admits(pid)))
         .filter(|&pid| {
             // A zombie's environment reads empty: it is dead already.
             std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {

@@ -61,8 +61,59 @@ pub async fn task_events(
     headers: HeaderMap,
     query: Result<Query<ResumeQuery>, QueryRejection>,
 ) -> Result<Sse<KeepAliveStream<EventStream>>, ApiError> {
-    let Query(query) = query.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let task = load_owned(&state, &owner, &id).await?;
+    stream_events(&state, task, &headers, query)
+}
+
+/// Follow one run of a task: its events from the start (a finished run's replay and
+/// end), resumable by `Last-Event-ID` as the task's own stream.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tasks/{id}/runs/{run}/events",
+    tag = "tasks",
+    params(
+        ("id" = String, Path, description = "Task id"),
+        ("run" = u32, Path, minimum = 1, description = "Run number, from 1"),
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+        ("last_event_id" = Option<u64>, Query, description = "The same, for a client that cannot set the header; the header wins"),
+        ("ticket" = Option<String>, Query, description = "Instead of the bearer token: a ticket from `POST /api/v1/tasks/{id}/events/ticket`"),
+    ),
+    responses(
+        (status = 200, description = "text/event-stream, as for the task's events", content_type = "text/event-stream"),
+        (status = 400, description = "Last-Event-ID is not a number, or the query is malformed", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such task or run", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn run_events(
+    State(state): State<SharedState>,
+    EventsReader(owner): EventsReader,
+    Path((id, run)): Path<(String, String)>,
+    headers: HeaderMap,
+    query: Result<Query<ResumeQuery>, QueryRejection>,
+) -> Result<Sse<KeepAliveStream<EventStream>>, ApiError> {
+    let mut task = load_owned(&state, &owner, &id).await?;
+    let run = super::runs::run_number(&task, &run)?;
+    if run < task.run_number {
+        // A finished run: its stream is closed; the replay ends with its last status.
+        let past = state.services.store.past_runs(task.id).await?;
+        if let Some(record) = past.into_iter().find(|r| r.run_number == run) {
+            task.status = record.status;
+            task.message = record.message;
+        }
+        task.run_number = run;
+    }
+    stream_events(&state, task, &headers, query)
+}
+
+fn stream_events(
+    state: &SharedState,
+    task: orchestrator::Task,
+    headers: &HeaderMap,
+    query: Result<Query<ResumeQuery>, QueryRejection>,
+) -> Result<Sse<KeepAliveStream<EventStream>>, ApiError> {
+    let Query(query) = query.map_err(|err| ApiError::BadRequest(err.body_text()))?;
     let last_event_id = headers
         .get("last-event-id")
         .map(|value| value.to_str().ok())

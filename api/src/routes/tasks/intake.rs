@@ -393,7 +393,7 @@ const LIVE_CAP_RETRY_AFTER_SECS: u64 = 30;
 /// Refuses a create from an owner who has `max_live_tasks_per_owner` unfinished tasks.
 /// (Checked before the create, not in its transaction: concurrent creates may pass it
 /// together, overshooting by at most their number.)
-async fn check_live_tasks(state: &SharedState, owner: &str) -> Result<(), ApiError> {
+pub(crate) async fn check_live_tasks(state: &SharedState, owner: &str) -> Result<(), ApiError> {
     let cap = state.config.max_live_tasks_per_owner;
     if cap == 0 {
         return Ok(());

@@ -6,12 +6,13 @@
 pub mod events;
 pub mod intake;
 pub mod pull_request;
+pub mod runs;
 pub mod staging;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use orchestrator::{Task, TaskFilter, TaskId, TaskStatus};
@@ -25,8 +26,15 @@ use crate::error::{ApiError, ErrorBody};
 use crate::state::SharedState;
 use intake::{Submitted, idempotency_key, media_type, read_limited, submit};
 
-/// The outputs a client may fetch, as `agent-rs job` names them.
-pub const ARTIFACTS: [&str; 4] = ["diff.patch", "trajectory.jsonl", "result.json", "agent.log"];
+/// The outputs a client may fetch, as `agent-rs job` names them (`step.patch` only
+/// exists for follow-up runs).
+pub const ARTIFACTS: [&str; 5] = [
+    "diff.patch",
+    "step.patch",
+    "trajectory.jsonl",
+    "result.json",
+    "agent.log",
+];
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
@@ -63,6 +71,19 @@ pub fn router(config: &ApiConfig) -> Router<SharedState> {
         )
         .route("/api/v1/tasks/{id}/events", get(events::task_events))
         .route("/api/v1/tasks/{id}/artifacts/{name}", get(get_artifact))
+        .route(
+            "/api/v1/tasks/{id}/messages",
+            post(runs::post_message).layer(DefaultBodyLimit::max(config.json_body_limit)),
+        )
+        .route("/api/v1/tasks/{id}/runs", get(runs::list_runs))
+        .route(
+            "/api/v1/tasks/{id}/runs/{run}/artifacts/{name}",
+            get(runs::get_run_artifact),
+        )
+        .route(
+            "/api/v1/tasks/{id}/runs/{run}/events",
+            get(events::run_events),
+        )
 }
 
 /// The task `id` if it exists and belongs to `owner`; 404 otherwise.
@@ -245,7 +266,7 @@ pub async fn cancel_task(
     tag = "tasks",
     params(
         ("id" = String, Path, description = "Task id"),
-        ("name" = String, Path, description = "diff.patch, trajectory.jsonl, result.json or agent.log"),
+        ("name" = String, Path, description = "Of the current run: diff.patch (cumulative over the task's runs), step.patch (this run's own changes; follow-ups only), trajectory.jsonl, result.json or agent.log"),
     ),
     responses(
         (status = 302, description = "Location: a signed URL valid for a few minutes"),
@@ -260,22 +281,5 @@ pub async fn get_artifact(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let task = load_owned(&state, &owner, &id).await?;
-    if !ARTIFACTS.contains(&name.as_str()) {
-        return Err(ApiError::NotFound(format!(
-            "no artifact `{name}`; artifacts are {}",
-            ARTIFACTS.join(", ")
-        )));
-    }
-    let key = format!("tasks/{}/outputs/{name}", task.id);
-    let blobs = &state.services.blobs;
-    if !blobs.exists(&key).await? {
-        return Err(ApiError::NotFound(format!(
-            "task {} has no {name} (yet); it is uploaded when the agent finishes",
-            task.id
-        )));
-    }
-    let url = blobs
-        .signed_get_url(&key, state.config.artifact_url_ttl())
-        .await?;
-    Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response())
+    runs::artifact_redirect(&state, task.id, task.run_number, &name).await
 }

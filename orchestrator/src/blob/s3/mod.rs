@@ -274,6 +274,17 @@ impl S3BlobStore {
         Ok(request.uri().to_string())
     }
 
+    /// Whether `key` is an object in `bucket` (any failure to tell counts as no).
+    async fn is_object(&self, bucket: &str, key: &str) -> bool {
+        self.client
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .is_ok()
+    }
+
     /// Deletes `(bucket, key)` pairs, several at once; a key already gone is fine.
     async fn delete_all(&self, targets: Vec<(String, String)>) -> Result<(), BlobError> {
         // Plain deletes rather than DeleteObjects: that call needs a Content-MD5 some
@@ -414,19 +425,18 @@ impl BlobStore for S3BlobStore {
         validate_key(trimmed).map_err(|_| BlobError::InvalidKey(prefix.to_string()))?;
         let under = format!("{trimmed}/");
         let mut targets = Vec::new();
+        let mut bare = Vec::new();
         for bucket in self.buckets() {
-            for key in self.list_under(bucket, &under).await? {
-                targets.push((bucket.to_string(), key));
+            let under_it = self.list_under(bucket, &under).await?;
+            // The bare prefix as a key of its own. Where keys lie under it, stores kept
+            // on a file system hold it as their folder (and answer 500 for it): only a
+            // real object there is deleted.
+            if under_it.is_empty() || self.is_object(bucket, trimmed).await {
+                bare.push((bucket.to_string(), trimmed.to_string()));
             }
+            targets.extend(under_it.into_iter().map(|key| (bucket.to_string(), key)));
         }
         self.delete_all(targets).await?;
-        // The bare prefix as a key of its own, last: on stores kept on a file system it
-        // is the folder of the keys above, which cannot go while they are there.
-        let bare = self
-            .buckets()
-            .into_iter()
-            .map(|bucket| (bucket.to_string(), trimmed.to_string()))
-            .collect();
         self.delete_all(bare).await
     }
 

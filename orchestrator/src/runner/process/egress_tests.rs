@@ -28,6 +28,7 @@ fn launch(base_url: &str, workspace: &str, uploads: &[(&str, &str)]) -> LaunchSp
         ]),
         resources: Resources::default(),
         deadline: Duration::from_secs(60),
+        image: None,
     }
 }
 

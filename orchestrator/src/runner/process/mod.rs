@@ -28,6 +28,8 @@ mod run_dir;
 pub mod sandbox;
 mod tail;
 
+pub(crate) use tail::parse_event;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

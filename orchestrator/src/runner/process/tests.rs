@@ -50,6 +50,7 @@ pub(super) fn spec(task_id: TaskId, env: &[(&str, &str)]) -> LaunchSpec {
             .collect(),
         secret_env: BTreeMap::new(),
         resources: Resources::default(),
+        image: None,
         deadline: Duration::from_secs(600),
     }
 }

@@ -14,6 +14,7 @@
 
 mod lease;
 mod pull_requests;
+mod runs;
 mod tokens;
 
 use std::time::Duration;
@@ -581,6 +582,14 @@ impl TaskStore for MySqlTaskStore {
         .await
         .map_err(|err| db_error("record a task's files as deleted", err))?;
         Ok(())
+    }
+
+    async fn follow_up(&self, id: TaskId, message: &str) -> Result<Task, TransitionError> {
+        self.continue_task(id, message).await
+    }
+
+    async fn past_runs(&self, id: TaskId) -> Result<Vec<crate::task::RunRecord>, StoreError> {
+        self.runs_before(id).await
     }
 }
 

@@ -11,6 +11,7 @@
 mod lease;
 mod pull_requests;
 pub(super) mod rows;
+mod runs;
 mod tokens;
 
 use std::path::Path;
@@ -426,6 +427,14 @@ impl TaskStore for SqliteTaskStore {
             .await
             .map_err(|err| db_error("record a task's files as deleted", err))?;
         Ok(())
+    }
+
+    async fn follow_up(&self, id: TaskId, message: &str) -> Result<Task, TransitionError> {
+        self.continue_task(id, message).await
+    }
+
+    async fn past_runs(&self, id: TaskId) -> Result<Vec<crate::task::RunRecord>, StoreError> {
+        self.runs_before(id).await
     }
 }
 

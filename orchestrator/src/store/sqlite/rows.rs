@@ -137,6 +137,8 @@ where
         deadline_at: r.int("deadline_at")?,
         lease_holder: r.text("lease_holder")?,
         lease_expires_at: r.int("lease_expires_at")?,
+        run_number: r.unsigned("run_number")?.unwrap_or(1),
+        follow_up: r.text("follow_up")?,
     })
 }
 

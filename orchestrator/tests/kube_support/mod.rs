@@ -1,0 +1,598 @@
+//! A fake Kubernetes API server for the Job runner's tests: `kube::Client` over a `tower`
+//! service that keeps Jobs, pods and Secrets in memory and answers as the real one does
+//! for the calls the runner makes (create, get, list, watch with resource versions,
+//! delete with propagation, pod logs with `follow`).
+//!
+//! There is no cluster on this machine: the tests play the cluster's part by hand (a pod
+//! appears, its container runs, prints, ends; the Job controller sets a condition) and
+//! check every request the runner sent. Every call is recorded as (verb, resource), the
+//! words a Role's rules use.
+
+#![allow(dead_code)]
+
+mod objects;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+pub use objects::*;
+
+/// The namespace the runner is configured with; any other is refused (403), as the
+/// worker's Role would.
+pub const NAMESPACE: &str = "agents";
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// One request the runner made.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: Method,
+    pub path: String,
+    pub query: BTreeMap<String, String>,
+    pub verb: String,
+    pub resource: String,
+    pub body: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Job,
+    Pod,
+    Secret,
+}
+
+impl Kind {
+    fn api_version(self) -> &'static str {
+        match self {
+            Kind::Job => "batch/v1",
+            Kind::Pod | Kind::Secret => "v1",
+        }
+    }
+
+    fn list_kind(self) -> &'static str {
+        match self {
+            Kind::Job => "JobList",
+            Kind::Pod => "PodList",
+            Kind::Secret => "SecretList",
+        }
+    }
+}
+
+struct Watch {
+    kind: Kind,
+    filter: Filter,
+    sender: mpsc::UnboundedSender<Bytes>,
+}
+
+#[derive(Default, Clone)]
+struct Filter {
+    name: Option<String>,
+    labels: BTreeMap<String, String>,
+}
+
+impl Filter {
+    fn from_query(query: &BTreeMap<String, String>) -> Self {
+        let pairs = |text: Option<&String>| -> BTreeMap<String, String> {
+            text.map(|text| {
+                text.split(',')
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (key, value) = pair.split_once('=').expect("equality selectors only");
+                        (key.to_string(), value.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let mut fields = pairs(query.get("fieldSelector"));
+        let name = fields.remove("metadata.name");
+        assert!(fields.is_empty(), "unexpected field selector {fields:?}");
+        Self {
+            name,
+            labels: pairs(query.get("labelSelector")),
+        }
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        let meta = &object["metadata"];
+        self.name.as_deref().is_none_or(|name| meta["name"] == name)
+            && self
+                .labels
+                .iter()
+                .all(|(key, value)| meta["labels"][key] == value.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    lines: Vec<String>,
+    closed: bool,
+    followers: Vec<mpsc::UnboundedSender<Bytes>>,
+}
+
+#[derive(Default)]
+struct State {
+    version: u64,
+    objects: BTreeMap<(Kind, String), Value>,
+    /// Every change, for watches that start from a resource version.
+    history: Vec<(u64, Kind, &'static str, Value)>,
+    watches: Vec<Watch>,
+    logs: HashMap<String, Log>,
+    calls: Vec<Call>,
+    /// Answers to force: (verb, resource) -> HTTP status, used once each.
+    faults: Vec<(String, String, u16)>,
+}
+
+impl State {
+    fn bump(&mut self) -> u64 {
+        self.version += 1;
+        self.version
+    }
+
+    /// Stores `object` (or removes it) and tells the watches.
+    fn change(&mut self, kind: Kind, kind_of_change: &'static str, mut object: Value) {
+        let version = self.bump();
+        object["metadata"]["resourceVersion"] = json!(version.to_string());
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("named")
+            .to_string();
+        if kind_of_change == "DELETED" {
+            self.objects.remove(&(kind, name));
+        } else {
+            self.objects.insert((kind, name), object.clone());
+        }
+        let line = watch_line(kind_of_change, &object);
+        self.watches.retain(|watch| {
+            watch.kind != kind
+                || !watch.filter.matches(&object)
+                || watch.sender.send(line.clone()).is_ok()
+        });
+        self.history.push((version, kind, kind_of_change, object));
+    }
+}
+
+fn watch_line(kind_of_change: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind_of_change, "object": object}))
+        .expect("serializable");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// The fake server; clones share it.
+#[derive(Clone, Default)]
+pub struct FakeApiServer {
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+}
+
+impl FakeApiServer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A client whose every request this server answers.
+    pub fn client(&self) -> kube::Client {
+        let server = self.clone();
+        let service = tower::service_fn(move |request: Request<kube::client::Body>| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.handle(request).await) }
+        });
+        kube::Client::new(service, NAMESPACE)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every call so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.state().calls.clone()
+    }
+
+    /// The calls with this verb on this resource.
+    pub fn calls_of(&self, verb: &str, resource: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|call| call.verb == verb && call.resource == resource)
+            .collect()
+    }
+
+    /// (verb, resource) of every call so far.
+    pub fn verbs(&self) -> BTreeSet<(String, String)> {
+        self.calls()
+            .into_iter()
+            .map(|call| (call.verb, call.resource))
+            .collect()
+    }
+
+    /// The next call of `verb` on `resource` answers with `code`.
+    pub fn fail_next(&self, verb: &str, resource: &str, code: u16) {
+        self.state()
+            .faults
+            .push((verb.to_string(), resource.to_string(), code));
+    }
+
+    pub fn object(&self, kind: Kind, name: &str) -> Option<Value> {
+        self.state().objects.get(&(kind, name.to_string())).cloned()
+    }
+
+    pub fn names(&self, kind: Kind) -> Vec<String> {
+        self.state()
+            .objects
+            .keys()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, name)| name.clone())
+            .collect()
+    }
+
+    /// Creates or replaces an object as a controller would (no call recorded).
+    pub fn put(&self, kind: Kind, mut object: Value) {
+        let mut state = self.state();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .expect("named")
+            .to_string();
+        let existing = state.objects.get(&(kind, name)).cloned();
+        let change = if existing.is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        object["apiVersion"] = json!(kind.api_version());
+        object["kind"] = json!(format!("{kind:?}"));
+        object["metadata"]["namespace"] = json!(NAMESPACE);
+        if let Some(existing) = existing {
+            object["metadata"]["uid"] = existing["metadata"]["uid"].clone();
+        } else if object["metadata"]["uid"].is_null() {
+            object["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+        }
+        state.change(kind, change, object);
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    /// Deletes an object as a controller would (no call recorded).
+    pub fn remove(&self, kind: Kind, name: &str) {
+        let mut state = self.state();
+        if let Some(object) = state.objects.get(&(kind, name.to_string())).cloned() {
+            state.change(kind, "DELETED", object);
+        }
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    /// The agent container of `pod` prints `line`.
+    pub fn print(&self, pod: &str, line: &str) {
+        let mut state = self.state();
+        let log = state.logs.entry(pod.to_string()).or_default();
+        let bytes = Bytes::from(format!("{line}\n"));
+        log.lines.push(line.to_string());
+        log.followers
+            .retain(|follower| follower.send(bytes.clone()).is_ok());
+    }
+
+    /// The agent container of `pod` ended: followers' streams end.
+    pub fn close_log(&self, pod: &str) {
+        let mut state = self.state();
+        let log = state.logs.entry(pod.to_string()).or_default();
+        log.closed = true;
+        log.followers.clear();
+    }
+
+    /// Cuts the open log streams of `pod` (a network break); the container goes on.
+    pub fn break_log(&self, pod: &str) {
+        if let Some(log) = self.state().logs.get_mut(pod) {
+            log.followers.clear();
+        }
+    }
+
+    /// Waits (up to 10 s) until `check` finds what it looks for in the calls.
+    pub async fn wait_for_call(&self, verb: &str, resource: &str, count: usize) -> Vec<Call> {
+        let wait = async {
+            loop {
+                let notified = self.changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let calls = self.calls_of(verb, resource);
+                if calls.len() >= count {
+                    return calls;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait)
+            .await
+            .unwrap_or_else(|_| panic!("no {count} `{verb} {resource}` calls in 10 s"))
+    }
+
+    async fn handle(&self, request: Request<kube::client::Body>) -> Response<Body> {
+        let (parts, body) = request.into_parts();
+        let bytes = body.collect_bytes().await.expect("request body");
+        let body: Option<Value> = (!bytes.is_empty())
+            .then(|| serde_json::from_slice(&bytes).expect("request body is JSON"));
+        let query: BTreeMap<String, String> = parts
+            .uri
+            .query()
+            .map(|query| {
+                url::form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let path = parts.uri.path().to_string();
+        let route = Route::parse(&parts.method, &path, &query);
+        let call = Call {
+            method: parts.method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            verb: route
+                .as_ref()
+                .map_or("unknown".to_string(), |r| r.verb.clone()),
+            resource: route.as_ref().map_or(path.clone(), |r| r.resource.clone()),
+            body: body.clone(),
+        };
+        let response = {
+            let mut state = self.state();
+            state.calls.push(call.clone());
+            self.answer(&mut state, route, &call, &query, body)
+        };
+        self.changed.notify_waiters();
+        response
+    }
+
+    fn answer(
+        &self,
+        state: &mut State,
+        route: Option<Route>,
+        call: &Call,
+        query: &BTreeMap<String, String>,
+        body: Option<Value>,
+    ) -> Response<Body> {
+        let Some(route) = route else {
+            return status(404, "NotFound", "no such path in the fake API server");
+        };
+        if route.namespace != NAMESPACE {
+            return status(403, "Forbidden", "outside the agents' namespace");
+        }
+        if let Some(at) = state
+            .faults
+            .iter()
+            .position(|(verb, resource, _)| *verb == call.verb && *resource == call.resource)
+        {
+            let (_, _, code) = state.faults.remove(at);
+            return status(code, "InternalError", "injected fault");
+        }
+        let kind = route.kind;
+        match (call.verb.as_str(), route.name) {
+            ("create", None) => {
+                let mut object = body.expect("create has a body");
+                let name = object["metadata"]["name"]
+                    .as_str()
+                    .expect("named")
+                    .to_string();
+                if state.objects.contains_key(&(kind, name.clone())) {
+                    return status(409, "AlreadyExists", &format!("{name} already exists"));
+                }
+                object["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+                object["metadata"]["namespace"] = json!(NAMESPACE);
+                object["metadata"]["creationTimestamp"] = json!(now_rfc3339());
+                state.change(kind, "ADDED", object);
+                let stored = state.objects[&(kind, name)].clone();
+                json_response(201, &stored)
+            }
+            ("get", Some(name)) if call.resource == "pods/log" => {
+                if !state.objects.contains_key(&(Kind::Pod, name.clone())) {
+                    return status(404, "NotFound", &format!("pod {name} not found"));
+                }
+                let log = state.logs.entry(name).or_default();
+                let text: String = log.lines.iter().map(|line| format!("{line}\n")).collect();
+                if query.get("follow").map(String::as_str) != Some("true") || log.closed {
+                    return text_response(text);
+                }
+                let (sender, receiver) = mpsc::unbounded_channel();
+                let _ = sender.send(Bytes::from(text));
+                log.followers.push(sender);
+                streaming(receiver)
+            }
+            ("get", Some(name)) => match state.objects.get(&(kind, name.clone())) {
+                Some(object) => json_response(200, object),
+                None => status(404, "NotFound", &format!("{name} not found")),
+            },
+            ("list", None) => {
+                let filter = Filter::from_query(query);
+                let items: Vec<Value> = state
+                    .objects
+                    .iter()
+                    .filter(|((k, _), object)| *k == kind && filter.matches(object))
+                    .map(|(_, object)| object.clone())
+                    .collect();
+                json_response(
+                    200,
+                    &json!({
+                        "apiVersion": kind.api_version(),
+                        "kind": kind.list_kind(),
+                        "metadata": {"resourceVersion": state.version.to_string()},
+                        "items": items,
+                    }),
+                )
+            }
+            ("watch", None) => {
+                let filter = Filter::from_query(query);
+                let since: u64 = query
+                    .get("resourceVersion")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let (sender, receiver) = mpsc::unbounded_channel();
+                for (version, k, change, object) in &state.history {
+                    if *version > since && *k == kind && filter.matches(object) {
+                        let _ = sender.send(watch_line(change, object));
+                    }
+                }
+                state.watches.push(Watch {
+                    kind,
+                    filter,
+                    sender,
+                });
+                streaming(receiver)
+            }
+            ("delete", Some(name)) => {
+                let Some(object) = state.objects.get(&(kind, name.clone())).cloned() else {
+                    return status(404, "NotFound", &format!("{name} not found"));
+                };
+                state.change(kind, "DELETED", object.clone());
+                let policy = body
+                    .as_ref()
+                    .and_then(|body| body["propagationPolicy"].as_str())
+                    .unwrap_or("Orphan");
+                if kind == Kind::Job && policy != "Orphan" {
+                    collect_garbage(state, &name, &object["metadata"]["uid"]);
+                }
+                json_response(
+                    200,
+                    &json!({"apiVersion": "v1", "kind": "Status", "status": "Success", "code": 200}),
+                )
+            }
+            _ => status(405, "MethodNotAllowed", "not served by the fake"),
+        }
+    }
+}
+
+/// What the garbage collector does after a Job is deleted with propagation: its pods
+/// (by the run label) and what it owns go too.
+fn collect_garbage(state: &mut State, job: &str, uid: &Value) {
+    let doomed: Vec<(Kind, Value)> = state
+        .objects
+        .iter()
+        .filter(|((kind, _), object)| match kind {
+            Kind::Pod => object["metadata"]["labels"]["agent-rs/run"] == job,
+            _ => object["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|owners| owners.iter().any(|owner| owner["uid"] == *uid)),
+        })
+        .map(|((kind, _), object)| (*kind, object.clone()))
+        .collect();
+    for (kind, object) in doomed {
+        if kind == Kind::Pod
+            && let Some(log) = state
+                .logs
+                .get_mut(object["metadata"]["name"].as_str().unwrap_or(""))
+        {
+            log.closed = true;
+            log.followers.clear();
+        }
+        state.change(kind, "DELETED", object);
+    }
+}
+
+struct Route {
+    kind: Kind,
+    namespace: String,
+    name: Option<String>,
+    verb: String,
+    resource: String,
+}
+
+impl Route {
+    fn parse(method: &Method, path: &str, query: &BTreeMap<String, String>) -> Option<Self> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (kind, namespace, name, sub) = match segments.as_slice() {
+            ["apis", "batch", "v1", "namespaces", ns, "jobs", rest @ ..] => (Kind::Job, *ns, rest),
+            ["api", "v1", "namespaces", ns, "pods", rest @ ..] => (Kind::Pod, *ns, rest),
+            ["api", "v1", "namespaces", ns, "secrets", rest @ ..] => (Kind::Secret, *ns, rest),
+            _ => return None,
+        }
+        .pipe(|(kind, ns, rest)| match rest {
+            [] => Some((kind, ns, None, None)),
+            [name] => Some((kind, ns, Some(*name), None)),
+            [name, sub] => Some((kind, ns, Some(*name), Some(*sub))),
+            _ => None,
+        })?;
+        let resource = match (kind, sub) {
+            (Kind::Job, None) => "jobs".to_string(),
+            (Kind::Pod, None) => "pods".to_string(),
+            (Kind::Secret, None) => "secrets".to_string(),
+            (Kind::Pod, Some("log")) => "pods/log".to_string(),
+            _ => return None,
+        };
+        let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+        let verb = match (method.as_str(), name.is_some()) {
+            ("POST", false) => "create",
+            ("GET", true) => "get",
+            ("GET", false) if watching => "watch",
+            ("GET", false) => "list",
+            ("PUT", true) => "update",
+            ("PATCH", true) => "patch",
+            ("DELETE", true) => "delete",
+            ("DELETE", false) => "deletecollection",
+            _ => return None,
+        };
+        Some(Self {
+            kind,
+            namespace: namespace.to_string(),
+            name: name.map(str::to_string),
+            verb: verb.to_string(),
+            resource,
+        })
+    }
+}
+
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+impl<T> Pipe for T {}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+fn json_response(code: u16, value: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).expect("serializable");
+    Response::builder()
+        .status(StatusCode::from_u16(code).expect("valid status"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(bytes)).boxed_unsync())
+        .expect("valid response")
+}
+
+fn text_response(text: String) -> Response<Body> {
+    Response::builder()
+        .status(200)
+        .body(Full::new(Bytes::from(text)).boxed_unsync())
+        .expect("valid response")
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response<Body> {
+    json_response(
+        code,
+        &json!({
+            "apiVersion": "v1", "kind": "Status", "status": "Failure",
+            "reason": reason, "message": message, "code": code,
+        }),
+    )
+}
+
+fn streaming(receiver: mpsc::UnboundedReceiver<Bytes>) -> Response<Body> {
+    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let bytes = receiver.recv().await?;
+        Some((Ok::<_, Infallible>(Frame::data(bytes)), receiver))
+    });
+    Response::builder()
+        .status(200)
+        .body(StreamBody::new(frames).boxed_unsync())
+        .expect("valid response")
+}
