@@ -74,7 +74,7 @@ pub async fn task_events(
     params(
         ("id" = String, Path, description = "Task id"),
         ("run" = u32, Path, minimum = 1, description = "Run number, from 1"),
-        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event"),
+        ("Last-Event-ID" = Option<u64>, Header, nullable = false, description = "Resume after this event"),
         ("last_event_id" = Option<u64>, Query, description = "The same, for a client that cannot set the header; the header wins"),
         ("ticket" = Option<String>, Query, description = "Instead of the bearer token: a ticket from `POST /api/v1/tasks/{id}/events/ticket`"),
     ),
