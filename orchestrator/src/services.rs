@@ -14,9 +14,11 @@ use crate::cache::{
     CacheError, MemoryCacheLimits, MemoryStatusCache, RedisStatusCache, StatusCache,
     TimeLimitedCache,
 };
-use crate::config::{BlobBackend, CacheBackend, OrchestratorConfig, QueueBackend, StoreBackend};
+use crate::config::{
+    BlobBackend, CacheBackend, OrchestratorConfig, QueueBackend, RunnerKind, StoreBackend,
+};
 use crate::queue::{InProcessQueue, KafkaConnectError, KafkaQueue, Queue};
-use crate::runner::{ProcessRunner, Runner};
+use crate::runner::{KubeRunner, ProcessRunner, Runner, RunnerError};
 use crate::store::{MySqlTaskStore, SqliteTaskStore, StoreError, TaskStore};
 
 /// Cheap to clone: every field is shared.
@@ -74,6 +76,20 @@ pub enum ServicesError {
     Queue(#[from] KafkaConnectError),
     #[error("the S3 blob store: {0}")]
     S3(#[from] S3ConfigError),
+    #[error("the Kubernetes runner: {0}")]
+    Runner(#[from] RunnerError),
+}
+
+/// The runner `[runner] kind` names. A Kubernetes runner finds its cluster the way
+/// `kubectl` does (in-cluster service account, else `KUBECONFIG` or `~/.kube/config`),
+/// and a process that cannot reach one refuses to start rather than run agents locally.
+async fn open_runner(config: &OrchestratorConfig) -> Result<Arc<dyn Runner>, ServicesError> {
+    Ok(match config.runner.kind {
+        RunnerKind::Process => Arc::new(ProcessRunner::from_config(config)),
+        RunnerKind::Kubernetes => {
+            Arc::new(KubeRunner::from_environment(config.runner.kubernetes.clone()).await?)
+        }
+    })
 }
 
 /// Why the embedded services could not start.
@@ -162,7 +178,7 @@ impl Services {
             queue,
             blobs,
             cache: time_limited(cache, &config),
-            runner: Arc::new(ProcessRunner::from_config(&config)),
+            runner: open_runner(&config).await?,
             config: Arc::new(config),
         };
         let parts = ProfileParts {
