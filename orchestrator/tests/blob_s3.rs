@@ -139,13 +139,15 @@ async fn a_presigned_url_stops_working_when_it_expires() {
     let store = connect(&s3_config()).await;
     let key = format!("tasks/{}/workspace.tar.gz", TaskId::new());
     store.put_bytes(&key, b"tarball".to_vec()).await.unwrap();
+    // SigV4 dates are whole seconds, so a URL lives between its lifetime less one second
+    // and its lifetime: a 1 s URL could be dead before a loaded machine sends it.
     let url = store
-        .signed_get_url(&key, Duration::from_secs(1))
+        .signed_get_url(&key, Duration::from_secs(4))
         .await
         .unwrap();
     let fresh = client().get(&url).send().await.unwrap();
     assert!(fresh.status().is_success(), "{}", fresh.status());
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    tokio::time::sleep(Duration::from_millis(5_200)).await;
     let expired = client().get(&url).send().await.unwrap();
     assert_eq!(expired.status(), 403);
 }
