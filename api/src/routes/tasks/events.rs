@@ -114,19 +114,27 @@ fn stream_events(
     query: Result<Query<ResumeQuery>, QueryRejection>,
 ) -> Result<Sse<KeepAliveStream<EventStream>>, ApiError> {
     let Query(query) = query.map_err(|err| ApiError::BadRequest(err.body_text()))?;
-    let last_event_id = headers
-        .get("last-event-id")
-        .map(|value| value.to_str().ok())
-        .or(query.last_event_id.as_deref().map(Some));
-    let from_seq = match last_event_id {
-        None => 0,
-        Some(value) => value
+    let event_id = |value: Option<&str>| {
+        value
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|seq| seq.saturating_add(1))
             .ok_or_else(|| {
                 ApiError::BadRequest("Last-Event-ID must be an event id (a number)".into())
-            })?,
+            })
     };
+    // The header wins, but a bad query is refused even beside a good header: a request
+    // is either valid or not, whichever of its parts the server ends up using.
+    let from_query = query
+        .last_event_id
+        .as_deref()
+        .map(|value| event_id(Some(value)))
+        .transpose()?;
+    let from_header = headers
+        .get("last-event-id")
+        .map(|value| event_id(value.to_str().ok()))
+        .transpose()?;
+    let from_seq = from_header
+        .or(from_query)
+        .map_or(0, |seq| seq.saturating_add(1));
     let events = follow(
         state.services.cache.clone(),
         state.services.store.clone(),
