@@ -290,11 +290,32 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn past_runs(&self, id: TaskId) -> Result<Vec<RunRecord>, StoreError>;
 }
 
-/// The refusal of a follow-up on a task whose files are gone.
-pub(crate) fn purged_refusal(id: TaskId) -> TransitionError {
-    TransitionError::Store(StoreError::Refused(format!(
-        "task {id}'s files were deleted after its retention period; it cannot be continued"
-    )))
+/// Whether `task` (read under the follow-up's lock, `purged_at` beside it) may take a
+/// follow-up, on SQLite and MySQL alike: only a `COMPLETED` or `FAILED` task whose files
+/// are still kept. Gives the finished run's result as it is archived (JSON text).
+pub(crate) fn check_follow_up(
+    task: &Task,
+    purged_at: Option<i64>,
+) -> Result<Option<String>, TransitionError> {
+    let id = task.id;
+    if !matches!(task.status, TaskStatus::Completed | TaskStatus::Failed) {
+        return Err(TransitionError::Conflict {
+            id,
+            expected: TaskStatus::Completed,
+            actual: task.status,
+        });
+    }
+    if purged_at.is_some() {
+        return Err(TransitionError::Store(StoreError::Refused(format!(
+            "task {id}'s files were deleted after its retention period; it cannot be continued"
+        ))));
+    }
+    Ok(task
+        .result
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|err| StoreError::query("encode a run's result", err))?)
 }
 
 /// Reads a [`RunRecord`] from a `task_runs` row, on SQLite and MySQL alike.

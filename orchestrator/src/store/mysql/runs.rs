@@ -4,8 +4,8 @@
 
 use super::{MySqlTaskStore, db_error, now_ms, select_by_id};
 use crate::store::sqlite::rows::task_from_row;
-use crate::store::{RUN_COLUMNS, StoreError, TransitionError, purged_refusal, run_from_row};
-use crate::task::{RunRecord, Task, TaskId, TaskStatus};
+use crate::store::{RUN_COLUMNS, StoreError, TransitionError, check_follow_up, run_from_row};
+use crate::task::{RunRecord, Task, TaskId};
 
 impl MySqlTaskStore {
     pub(super) async fn continue_task(
@@ -31,24 +31,9 @@ impl MySqlTaskStore {
             return Err(TransitionError::NotFound(id));
         };
         let task = task_from_row(&row)?;
-        if !matches!(task.status, TaskStatus::Completed | TaskStatus::Failed) {
-            return Err(TransitionError::Conflict {
-                id,
-                expected: TaskStatus::Completed,
-                actual: task.status,
-            });
-        }
         let purged: Option<i64> = sqlx::Row::try_get(&row, "purged_at")
             .map_err(|err| db_error("read a task's retention", err))?;
-        if purged.is_some() {
-            return Err(purged_refusal(id));
-        }
-        let result_json = task
-            .result
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|err| StoreError::query("encode a run's result", err))?;
+        let result_json = check_follow_up(&task, purged)?;
         sqlx::query(concat!(
             "INSERT INTO task_runs (task_id, run_number, instruction, status, message, ",
             "result_json, finished_at) VALUES (?, ?, ?, ?, ?, ?, ",
