@@ -58,9 +58,13 @@ async fn the_list_shows_a_new_task_and_its_status_changes_without_a_reload() {
             "the row shows the agent running",
         )
         .await;
-    browser.wait_for_text(&format!("{row} .badge"), "Agent running").await;
+    browser
+        .wait_for_text(&format!("{row} .badge"), "Agent running")
+        .await;
     browser.screenshot("task-list-live").await;
-    browser.wait_for_text(&format!("{row} .badge"), "Completed").await;
+    browser
+        .wait_for_text(&format!("{row} .badge"), "Completed")
+        .await;
     browser
         .wait_for_text(&format!("{row} .task-duration"), "took")
         .await;
@@ -88,9 +92,11 @@ async fn a_follow_up_sent_from_the_page_runs_as_the_tasks_next_run() {
         return;
     };
     let mut steps = fix_add_steps().to_vec();
-    steps.push(json!({"type": "tool_calls", "calls": [{"name": "edit_file_content",
+    steps.push(
+        json!({"type": "tool_calls", "calls": [{"name": "edit_file_content",
         "arguments": {"file_path": "README.md", "old_text": "calculator",
-                      "new_text": "calculator: add works"}}]}));
+                      "new_text": "calculator: add works"}}]}),
+    );
     steps.push(json!({"type": "message", "content": "Documented it."}));
     let model = scripted_model(json!(steps)).await;
     let home = Home::new("");
@@ -132,10 +138,10 @@ async fn a_follow_up_sent_from_the_page_runs_as_the_tasks_next_run() {
         .wait_for_text("#diff .line.add", "calculator: add works")
         .await;
     browser.wait_for_text("#diff", "return a + b").await;
-    browser.wait_for_text("#final-message", "Documented it.").await;
     browser
-        .find("a.artifact[data-artifact='step.patch']")
+        .wait_for_text("#final-message", "Documented it.")
         .await;
+    browser.find("a.artifact[data-artifact='step.patch']").await;
     browser
         .wait_until("window.__sameDocument === true", "no reload")
         .await;
@@ -203,7 +209,10 @@ async fn a_failed_pull_request_shows_why_and_is_retried_from_the_page() {
     let link = browser
         .wait_for_text("#pr-link", "acme/widgets/pull/")
         .await;
-    assert!(link.starts_with("https://github.example.invalid/"), "{link}");
+    assert!(
+        link.starts_with("https://github.example.invalid/"),
+        "{link}"
+    );
     let href = browser.find("#pr-link").await.attr("href").await.unwrap();
     assert_eq!(href.as_deref(), Some(link.as_str()));
     assert!(
@@ -211,7 +220,10 @@ async fn a_failed_pull_request_shows_why_and_is_retried_from_the_page() {
         "the error stayed"
     );
     let page = browser.page_text().await;
-    assert!(!page.contains(GOOD) && !page.contains(BAD), "a token on the page");
+    assert!(
+        !page.contains(GOOD) && !page.contains(BAD),
+        "a token on the page"
+    );
     browser.screenshot("task-pull-request").await;
     browser.close().await;
 }

@@ -133,7 +133,10 @@ async fn a_live_task_pushed_off_the_first_page_is_still_followed() {
     let response = open(&h, "limit=1", Some(ALICE)).await;
     assert_eq!(response.status(), 200);
     let mut updates = SseReader::new(response);
-    assert_eq!(next(&mut updates).await.data["tasks"][0]["id"], old.as_str());
+    assert_eq!(
+        next(&mut updates).await.data["tasks"][0]["id"],
+        old.as_str()
+    );
 
     let new = create_as(&h, ALICE, "new").await;
     until(&mut updates, is_task(&new, "QUEUED")).await;
@@ -205,7 +208,10 @@ async fn when_the_cache_fails_changes_come_from_the_store_until_it_is_back() {
     down.store(true, Ordering::SeqCst);
     let (degraded, _) = until(&mut updates, |e| e["type"] == "degraded").await;
     assert!(
-        degraded["message"].as_str().unwrap().contains("status cache"),
+        degraded["message"]
+            .as_str()
+            .unwrap()
+            .contains("status cache"),
         "{degraded}"
     );
     // The move reaches only the store (the worker's cache write fails too).
@@ -223,8 +229,8 @@ async fn when_the_cache_fails_changes_come_from_the_store_until_it_is_back() {
 
     down.store(false, Ordering::SeqCst);
     until(&mut updates, |e| e["type"] == "live_restored").await;
-    advance(&h, &id, TaskStatus::Processing, TaskStatus::Completed).await;
-    until(&mut updates, is_task(&id, "COMPLETED")).await;
+    advance(&h, &id, TaskStatus::Processing, TaskStatus::RunningAgent).await;
+    until(&mut updates, is_task(&id, "RUNNING_AGENT")).await;
 }
 
 async fn updates_ticket(h: &Harness, token: &str) -> reqwest::Response {
@@ -323,7 +329,10 @@ async fn the_stream_and_its_ticket_are_in_the_openapi_document() {
         .await
         .unwrap();
     let get = &doc["paths"]["/api/v1/tasks/updates"]["get"];
-    assert!(get["responses"]["200"]["content"]["text/event-stream"].is_object(), "{get}");
+    assert!(
+        get["responses"]["200"]["content"]["text/event-stream"].is_object(),
+        "{get}"
+    );
     let names: Vec<_> = get["parameters"]
         .as_array()
         .unwrap()

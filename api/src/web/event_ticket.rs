@@ -338,9 +338,19 @@ mod tests {
         let (expires, rest) = ticket.split_once('.').unwrap();
         let (_, sig) = rest.split_once('.').unwrap();
         let bob = URL_SAFE_NO_PAD.encode("bob");
-        assert_eq!(tickets.owner_of(&format!("{expires}.{bob}.{sig}"), 999), None);
+        assert_eq!(
+            tickets.owner_of(&format!("{expires}.{bob}.{sig}"), 999),
+            None
+        );
         assert_eq!(tickets.owner_of(&format!("9999.{rest}"), 999), None);
-        for junk in ["", "1000", "1000..", "1000.YWxpY2U", "1000.YWxpY2U.!!", "1.a.b.c"] {
+        for junk in [
+            "",
+            "1000",
+            "1000..",
+            "1000.YWxpY2U",
+            "1000.YWxpY2U.!!",
+            "1.a.b.c",
+        ] {
             assert_eq!(tickets.owner_of(junk, 999), None, "{junk:?}");
         }
     }

@@ -89,6 +89,7 @@ export function showList(main, params) {
         // With "Show more" pages shown, the cursor already points past them.
         if (![...rows.values()].some((row) => row.extra)) cursor = page.next_cursor || null;
         for (const task of page.tasks) upsert(task);
+        showEmpty();
         more.hidden = !cursor;
         problem.hidden = true;
       } catch (err) {
@@ -130,6 +131,7 @@ export function showList(main, params) {
         snapshots += 1;
         if (snapshots > 1) reload();
         for (const task of event.tasks || []) upsert(task);
+        showEmpty();
       } else if (event.type === "task" && event.task) upsert(event.task);
       else if (event.type === "degraded") setLive("degraded", "updates every few seconds");
       else if (event.type === "live_restored") setLive("live");

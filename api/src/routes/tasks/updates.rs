@@ -268,7 +268,11 @@ impl Watcher {
         self.seen
             .retain(|id, seen| in_page.contains(id) || !seen.status.is_terminal());
         if self.degraded {
-            let probe = self.seen.values().next().map_or_else(TaskId::new, |s| s.events_id);
+            let probe = self
+                .seen
+                .values()
+                .next()
+                .map_or_else(TaskId::new, |s| s.events_id);
             if self.state.services.cache.status(probe).await.is_ok() {
                 self.degraded = false;
                 self.outbox.push_back(json!({"type": "live_restored"}));
