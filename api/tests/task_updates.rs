@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use orchestrator::cache::{CacheError, EventStream};
+use orchestrator::cache::{CacheError, EventStream, RunEvent, WindowHits};
 use orchestrator::tasks::announce;
 use orchestrator::{StatusCache, TaskId, TaskStatus, TaskStore, TaskUpdate};
 use serde_json::{Value, json};
@@ -187,6 +187,19 @@ impl StatusCache for FlakyCache {
     async fn close(&self, id: TaskId) -> Result<(), CacheError> {
         self.check()?;
         self.inner.close(id).await
+    }
+    async fn publish_run_events(
+        &self,
+        id: TaskId,
+        run: &str,
+        events: Vec<RunEvent>,
+    ) -> Result<Range<u64>, CacheError> {
+        self.check()?;
+        self.inner.publish_run_events(id, run, events).await
+    }
+    async fn count_hit(&self, key: &str, window: Duration) -> Result<WindowHits, CacheError> {
+        self.check()?;
+        self.inner.count_hit(key, window).await
     }
 }
 
