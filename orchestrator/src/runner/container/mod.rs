@@ -62,8 +62,8 @@ impl std::fmt::Debug for ContainerRunner {
 
 impl ContainerRunner {
     /// A runner on the engine `settings` names, keeping its per-run files under
-    /// `settings.state_dir` or else `default_state_dir`. Connecting is lazy: an engine
-    /// that is down fails the calls, not this.
+    /// `settings.state_dir` or else `default_state_dir`. A socket that does not exist is
+    /// refused here; an engine that stops answering later fails the calls (transiently).
     pub fn new(
         settings: ContainerSettings,
         default_state_dir: PathBuf,
@@ -75,7 +75,7 @@ impl ContainerRunner {
             bollard::API_DEFAULT_VERSION,
         )
         .map_err(|err| {
-            RunnerError::failed(format!("configure the engine client on {socket}"), err)
+            RunnerError::failed(format!("reach the container engine on {socket}"), err)
         })?;
         let state_dir = settings.state_dir.clone().unwrap_or(default_state_dir);
         Ok(Self {
