@@ -31,7 +31,7 @@ pub enum Profile {
 enum Place {
     Embedded(Home),
     Cluster {
-        home: ClusterHome,
+        home: Box<ClusterHome>,
         _database: MySqlDatabase,
     },
 }
@@ -76,7 +76,7 @@ impl Stack {
                 };
                 overrides.extra.push_str(extra);
                 Place::Cluster {
-                    home: ClusterHome::with(&database, Backends::Full, overrides),
+                    home: Box::new(ClusterHome::with(&database, Backends::Full, overrides)),
                     _database: database,
                 }
             }

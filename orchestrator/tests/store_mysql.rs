@@ -12,7 +12,7 @@ use std::sync::Arc;
 use orchestrator::TaskStatus::{Processing, Queued};
 use orchestrator::store::MySqlConfig;
 use orchestrator::{MySqlTaskStore, StoreError, TaskStore, TaskUpdate};
-use services::{MySqlDatabase, StoreOn};
+use services::MySqlDatabase;
 use store_contract::{Fixture, git_task, keyed, store_contract_tests, unique_owner};
 
 async fn on_mysql() -> Fixture {

@@ -6,7 +6,8 @@
 
 mod worker_support;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -17,8 +18,31 @@ use orchestrator::blob::{LocalBlobStore, SignedQuery, generate_signing_key};
 use orchestrator::worker::output_key;
 use orchestrator::{BlobStore, Services, TaskLimits, TaskStatus};
 use scripted_model::{Script, ScriptedServer};
-use test_support::agent_binary;
 use worker_support::*;
+
+/// Builds `agent-rs` once, into the target folder this test runs from
+/// (`target/debug/deps/<test>` -> `target/debug/agent-rs`).
+fn agent_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().unwrap().parent().unwrap();
+            let target_dir = profile_dir.parent().unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "-p", "agent-rs", "--bin", "agent-rs"])
+                .env("CARGO_TARGET_DIR", target_dir)
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .status()
+                .unwrap();
+            assert!(status.success(), "building agent-rs failed");
+            let binary = profile_dir.join("agent-rs");
+            assert!(binary.is_file(), "{} missing", binary.display());
+            binary
+        })
+        .clone()
+}
 
 fn now_secs() -> i64 {
     std::time::SystemTime::now()

@@ -46,6 +46,31 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
         .args(["build", "-q", "-p", package, "--bin", bin])
         .env("CARGO_TARGET_DIR", target)
         .current_dir(workspace_root());
+    // What cargo set for the running test (`CARGO_PKG_NAME`...) must not reach the build:
+    // build scripts that read such names (ring's) would count as changed and rebuild,
+    // and the next build from a shell would rebuild them back.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_the_test = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || name.starts_with("NEXTEST")
+            || [
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&name.as_ref());
+        if set_for_the_test {
+            build.env_remove(name.as_ref());
+        }
+    }
     if profile.file_name().is_some_and(|name| name == "release") {
         build.arg("--release");
     }

@@ -34,10 +34,6 @@ impl PrivateBroker {
                 &format!("tcp://{}", proxy.addr()),
             ])
             .args(["--storage-engine", "memory://tansu/"])
-            .args([
-                "--prometheus-listener-url",
-                &format!("tcp://127.0.0.1:{}", free_port()),
-            ])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

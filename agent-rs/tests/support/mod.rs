@@ -116,4 +116,79 @@ pub fn buggy_python_repo(dir: &Path) {
     std::fs::write(dir.join("README.md"), "# calc\n").unwrap();
 }
 
-pub use test_support::{copy_tree, git, git_apply, tree_contents};
+/// Copies a tree (files only; no symlinks in fixtures).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// `git apply` of `patch` in `dir`; panics with git's message on failure.
+pub fn git_apply(dir: &Path, patch: &str) {
+    let patch_file = dir.join("..").join(format!(
+        "{}.patch",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&patch_file, patch).unwrap();
+    let out = std::process::Command::new("git")
+        .arg("apply")
+        .arg("--whitespace=nowarn")
+        .arg(&patch_file)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git apply failed: {}\n{patch}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `git` in `dir`, asserting success.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every file under `dir` (relative path -> bytes), `.git` excluded.
+pub fn tree_contents(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    collect(dir, dir, &mut files);
+    files
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            collect(root, &path, files);
+        } else {
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            files.insert(rel, std::fs::read(&path).unwrap());
+        }
+    }
+}

@@ -9,7 +9,10 @@ use std::ops::{Deref, DerefMut};
 use std::path::Path;
 
 use scripted_model::ScriptedServer;
-pub use test_support::*;
+pub use test_support::{
+    CALC_PY, Home, SseEvent, SseReader, TOKEN, WAIT, agent_binary, assert_no_process_left,
+    eventually, fix_add_steps, git_repo, processes_of_task, scripted_model, shell_step, zip_of,
+};
 
 const API_BIN: &str = env!("CARGO_BIN_EXE_api");
 

@@ -15,7 +15,24 @@ pub const EVALS: &str = env!("CARGO_BIN_EXE_evals");
 /// workspace was built as a whole).
 pub fn agent_bin() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(test_support::agent_binary)
+    BUILT.get_or_init(|| {
+        let bin_dir = Path::new(EVALS).parent().unwrap();
+        let profile_dir = bin_dir.file_name().unwrap().to_string_lossy().into_owned();
+        let target_dir = bin_dir.parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .args(["build", "-q", "-p", "agent-rs", "--bin", "agent-rs"])
+            .env("CARGO_TARGET_DIR", target_dir);
+        if profile_dir == "release" {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "cargo build -p agent-rs failed");
+        let agent = bin_dir.join("agent-rs");
+        assert!(agent.is_file(), "no agent-rs at {}", agent.display());
+        agent
+    })
 }
 
 pub fn write(path: &Path, text: &str) {

@@ -5,6 +5,7 @@
 
 pub mod faults;
 
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -268,7 +269,17 @@ pub fn statuses(events: &[serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
-pub use test_support::zip_of;
+/// A zip archive holding `files` (name, content).
+pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in files {
+        writer
+            .start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(content.as_bytes()).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
 
 /// Whether a pid names a live (not zombie) process.
 pub fn pid_running(pid: i64) -> bool {
@@ -295,7 +306,30 @@ pub async fn gone_eventually(pid: i64) -> bool {
 /// Live processes whose environment says they run `task_id` (the agent, its supervisor,
 /// and whatever they started).
 pub fn processes_of_task(task_id: TaskId) -> Vec<i32> {
-    test_support::processes_of_task(&task_id.to_string())
+    let wanted = format!("AGENT_TASK_ID={task_id}");
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !pid_running(i64::from(pid)) {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if environ
+            .split(|b| *b == 0)
+            .any(|var| var == wanted.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// A host crash, for one task: every process of its run dies at once.
