@@ -63,7 +63,7 @@ enum Command {
         /// Print the whole result as JSON instead of its text.
         #[arg(long)]
         json: bool,
-        /// The sandbox shell commands run in: auto, bwrap or off (as for `run`).
+        /// The sandbox shell commands run in: auto, bwrap, landlock or off (as for `run`).
         #[arg(long, env = "AGENT_SANDBOX", value_parser = agent_rs::run_command::parse_sandbox_mode)]
         sandbox: Option<tools::SandboxMode>,
         /// Whether shell commands may use the network: off or on (as for `run`).

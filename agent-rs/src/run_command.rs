@@ -65,8 +65,9 @@ pub struct RunArgs {
     /// Print events as JSON lines on stdout instead of the progress view on stderr.
     #[arg(long)]
     pub json: bool,
-    /// The sandbox shell commands run in: `auto` (bubblewrap; the run refuses to start
-    /// when it is not usable), `bwrap`, or `off` (commands run with the agent's rights)
+    /// The sandbox shell commands run in: `auto` (bubblewrap, else Landlock plus seccomp;
+    /// the run refuses to start when neither is usable), `bwrap`, `landlock`, or `off`
+    /// (commands run with the agent's rights)
     /// [env: AGENT_SANDBOX; default: the config file's, else auto].
     #[arg(long, env = "AGENT_SANDBOX", value_parser = parse_sandbox_mode)]
     pub sandbox: Option<SandboxMode>,

@@ -90,7 +90,7 @@ async fn an_unknown_sandbox_mode_is_bad_input() {
     .await;
     assert_eq!(run.code(), 2, "stderr: {}", run.stderr());
     assert!(
-        run.stderr().contains("auto, bwrap or off"),
+        run.stderr().contains("auto, bwrap, landlock or off"),
         "{}",
         run.stderr()
     );
@@ -217,4 +217,31 @@ async fn the_setup_has_the_network_the_agent_phase_does_not() {
     let seen = server.requests()[1].body.to_string();
     assert!(!seen.contains("reachable\\n"), "{seen}");
     assert!(seen.contains("Connection refused"), "{seen}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn landlock_can_be_forced_and_is_recorded() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let server = server(json!({"model": "scripted", "steps": [
+        shell_step("touch /usr/escaped-by-agent; echo made > made.txt"),
+        {"type": "message", "content": "done"}
+    ]}))
+    .await;
+    let run = run_agent(
+        ws.path(),
+        out.path(),
+        &server.base_url(),
+        &["--sandbox", "landlock", "try"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "stderr: {}", run.stderr());
+    let result = run.result();
+    assert_eq!(result["sandbox"]["mode"], "landlock", "{result}");
+    assert_eq!(result["sandbox"]["network"], "off", "{result}");
+    let seen = server.requests()[1].body.to_string();
+    assert!(seen.contains("Permission denied"), "{seen}");
+    assert!(!std::path::Path::new("/usr/escaped-by-agent").exists());
+    assert!(run.diff().contains("+made"), "{}", run.diff());
 }

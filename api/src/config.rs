@@ -43,6 +43,12 @@ pub struct ApiConfig {
     /// Unfinished tasks one owner may have; past it a create is refused with 429 and
     /// `Retry-After`. 0: no cap.
     pub max_live_tasks_per_owner: u64,
+    /// Submissions (new tasks, follow-ups) one owner may make per window; past it one is
+    /// refused with 429 and `Retry-After`. Counted in the status cache (shared by every
+    /// replica on Redis; fails open when the cache is down). 0: no limit.
+    pub submissions_per_window: u64,
+    /// The rate limit's window, in seconds.
+    pub submission_window_secs: u64,
     /// Time a `/blobs/...` request may take to produce its response headers (a PUT:
     /// its whole body).
     pub blob_timeout_secs: u64,
@@ -69,6 +75,8 @@ impl Default for ApiConfig {
             unknown_token_cache_secs: 10,
             max_concurrent_uploads: 16,
             max_live_tasks_per_owner: 100,
+            submissions_per_window: 0,
+            submission_window_secs: 60,
             blob_timeout_secs: 1800,
             blob_idle_timeout_secs: 60,
             min_free_disk_mb: 100,

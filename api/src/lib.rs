@@ -16,6 +16,7 @@ pub mod embedded;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod rate_limit;
 pub mod readiness;
 pub mod role;
 pub mod routes;

@@ -7,12 +7,16 @@
 //! orchestrator (Kubernetes, a load balancer) stops counting on it. The answer is 200
 //! `ready`, or 503 with the first failed check's reason as the JSON error message.
 //!
-//! The queue has no check of its own: the embedded one lives in this process, and a
-//! cluster queue's client reports its outages through the worker's receive errors (and
-//! a task stored while it is down waits in the outbox). The status cache is probed but
-//! never makes the process unready: without it the service is slower, not broken, and
-//! `/readyz` says `ready (degraded: ...)`.
+//! The queue is asked too (a Kafka metadata fetch; the embedded queue lives in this
+//! process and always answers). A process that runs agents cannot work without it and
+//! is unready; an api process stays ready without it, degraded: a task stored while the
+//! queue is down waits in the outbox and is relayed once it is back. The status cache is
+//! probed but never makes the process unready: without it the service is slower, not
+//! broken. Every probe is bounded by [`PROBE_TIMEOUT`], so a backend that hangs makes
+//! the answer a failure, not a hung probe. The answer is `ready`, or `ready (degraded:
+//! ...)` naming what is slower.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +31,9 @@ use crate::state::AppState;
 /// least [`MIN_PASS_SLACK`]).
 const PASS_INTERVALS: u32 = 5;
 const MIN_PASS_SLACK: Duration = Duration::from_secs(60);
+
+/// Longest any one probe (store, queue, cache) may take before it counts as failed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The checks this process runs.
 #[derive(Debug, Clone, Default)]
@@ -81,17 +88,40 @@ fn free_bytes(dir: &std::path::Path) -> Result<u64, nix::Error> {
     Ok(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
 }
 
-/// Every check, the store's included.
+/// `probe`'s answer, or a timeout error once [`PROBE_TIMEOUT`] passed.
+async fn bounded<T, E: std::fmt::Display>(
+    probe: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+        Ok(answer) => answer.map_err(|err| err.to_string()),
+        Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+    }
+}
+
+/// Whether this process needs the queue to do its work (it runs agents), rather than
+/// only publishing to it (what an outage delays, as the outbox keeps the tasks).
+fn needs_queue(state: &AppState) -> bool {
+    state.readiness.health.is_some()
+}
+
+/// Every check, the store's and the queue's included.
 pub async fn check(state: &AppState) -> Result<(), ApiError> {
-    state
-        .services
-        .store
-        .get(TaskId(uuid::Uuid::nil()))
-        .await
-        .map_err(|err| {
-            tracing::warn!(error = %err, "readiness check failed");
-            ApiError::Unavailable("the task store is unreachable".into())
-        })?;
+    let nil = TaskId(uuid::Uuid::nil());
+    if let Err(err) = bounded(state.services.store.get(nil)).await {
+        tracing::warn!(error = %err, "readiness check failed: the task store");
+        return Err(ApiError::Unavailable(
+            "the task store is unreachable".into(),
+        ));
+    }
+    if needs_queue(state)
+        && let Some(queue) = &state.services.queue
+        && let Err(err) = bounded(queue.ping(PROBE_TIMEOUT)).await
+    {
+        tracing::warn!(error = %err, "readiness check failed: the queue");
+        return Err(ApiError::Unavailable(
+            "the queue is unreachable; this process cannot take tasks".into(),
+        ));
+    }
     state.readiness.check_background().map_err(|reason| {
         tracing::warn!(%reason, "not ready");
         ApiError::Unavailable(reason)
@@ -99,19 +129,27 @@ pub async fn check(state: &AppState) -> Result<(), ApiError> {
 }
 
 /// What works but slower, if anything: a status cache that does not answer (Redis
-/// down) leaves status reads and event streams to the store.
+/// down) leaves status reads and event streams to the store; a queue that does not
+/// answer, in a process that only publishes to it, leaves new tasks in the outbox.
 pub async fn degraded(state: &AppState) -> Option<String> {
-    match state.services.cache.status(TaskId(uuid::Uuid::nil())).await {
-        Ok(_) => None,
-        Err(err) => {
-            tracing::warn!(error = %err, "the status cache does not answer; reading from the store");
-            Some(
-                "the status cache is unreachable; status and events are read from the task \
-                 store"
-                    .to_string(),
-            )
-        }
+    let mut slower = Vec::new();
+    let nil = TaskId(uuid::Uuid::nil());
+    if let Err(err) = bounded(state.services.cache.status(nil)).await {
+        tracing::warn!(error = %err, "the status cache does not answer; reading from the store");
+        slower.push(
+            "the status cache is unreachable; status and events are read from the task store",
+        );
     }
+    if !needs_queue(state)
+        && let Some(queue) = &state.services.queue
+        && let Err(err) = bounded(queue.ping(PROBE_TIMEOUT)).await
+    {
+        tracing::warn!(error = %err, "the queue does not answer; new tasks wait in the outbox");
+        slower.push(
+            "the queue is unreachable; new tasks wait in the outbox and are sent once it is back",
+        );
+    }
+    (!slower.is_empty()).then(|| slower.join("; "))
 }
 
 #[cfg(test)]

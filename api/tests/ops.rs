@@ -5,9 +5,13 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use orchestrator::StatusCache;
+use api::readiness::{PROBE_TIMEOUT, Readiness};
+use async_trait::async_trait;
 use orchestrator::cache::{RedisCacheConfig, RedisStatusCache};
+use orchestrator::health::Health;
+use orchestrator::{Delivery, Queue, QueueError, StatusCache, TaskMessage};
 use serde_json::Value;
 use support::Harness;
 
@@ -60,6 +64,111 @@ async fn readyz_is_ready_but_degraded_when_the_status_cache_is_down() {
         .await
         .unwrap();
     assert_eq!(response.text().await.unwrap(), "ready");
+}
+
+/// A queue whose backend is down (every call fails) or hangs (no call ever answers).
+struct BrokenQueue {
+    hangs: bool,
+}
+
+#[async_trait]
+impl Queue for BrokenQueue {
+    async fn enqueue(&self, _message: TaskMessage) -> Result<(), QueueError> {
+        self.fail().await
+    }
+
+    async fn receive(&self) -> Result<Delivery, QueueError> {
+        std::future::pending().await
+    }
+
+    async fn ping(&self, _within: Duration) -> Result<(), QueueError> {
+        self.fail().await
+    }
+}
+
+impl BrokenQueue {
+    async fn fail(&self) -> Result<(), QueueError> {
+        if self.hangs {
+            std::future::pending::<()>().await;
+        }
+        Err(QueueError::Unavailable {
+            context: "metadata".into(),
+            source: "broker unreachable (injected)".into(),
+        })
+    }
+}
+
+/// A harness whose `/readyz` checks what a process of `role` checks, on `queue`.
+async fn role_harness(runs_agents: bool, queue: Option<Arc<dyn Queue>>) -> (Harness, Arc<Health>) {
+    let health = Arc::new(Health::default());
+    let readiness = Readiness {
+        health: runs_agents.then(|| health.clone()),
+        reconcile_interval: Duration::from_secs(5),
+        ..Readiness::default()
+    };
+    let h = Harness::start_shaped(
+        support::test_config(),
+        None,
+        move |services| {
+            if let Some(queue) = queue {
+                services.queue = Some(queue);
+            }
+        },
+        move |state| state.readiness = readiness,
+    )
+    .await;
+    (h, health)
+}
+
+#[tokio::test]
+async fn an_api_process_whose_queue_is_down_is_ready_but_degraded() {
+    let (h, _) = role_harness(false, Some(Arc::new(BrokenQueue { hangs: false }))).await;
+    let response = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "new tasks wait in the outbox");
+    let body = response.text().await.unwrap();
+    assert!(body.starts_with("ready (degraded: "), "{body}");
+    assert!(body.contains("queue is unreachable"), "{body}");
+}
+
+#[tokio::test]
+async fn a_worker_process_needs_its_queue() {
+    let (healthy, health) = role_harness(true, None).await;
+    let _loop = health.loop_started();
+    let response = healthy
+        .http
+        .get(healthy.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "ready");
+
+    let (h, health) = role_harness(true, Some(Arc::new(BrokenQueue { hangs: false }))).await;
+    let _loop = health.loop_started();
+    let response = h.http.get(h.url("/readyz")).send().await.unwrap();
+    let (_, message) = support::expect_error(response, 503).await;
+    assert!(message.contains("queue is unreachable"), "{message}");
+}
+
+#[tokio::test]
+async fn a_queue_that_hangs_fails_the_probe_in_bounded_time() {
+    let (h, health) = role_harness(true, Some(Arc::new(BrokenQueue { hangs: true }))).await;
+    let _loop = health.loop_started();
+    let asked = Instant::now();
+    let response = h.http.get(h.url("/readyz")).send().await.unwrap();
+    support::expect_error(response, 503).await;
+    assert!(
+        asked.elapsed() < PROBE_TIMEOUT + Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_worker_process_whose_loops_died_is_not_ready() {
+    let (h, _health) = role_harness(true, None).await;
+    let response = h.http.get(h.url("/readyz")).send().await.unwrap();
+    let (_, message) = support::expect_error(response, 503).await;
+    assert!(message.contains("worker loop"), "{message}");
 }
 
 #[tokio::test]

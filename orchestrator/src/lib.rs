@@ -39,7 +39,8 @@ pub use blob::{
     BlobError, BlobStore, ByteStream, LocalBlobStore, MAX_SIGNED_URL_TTL, SignatureError,
 };
 pub use cache::{
-    CacheError, EventStream, MemoryStatusCache, RedisStatusCache, StatusCache, TaskEvent,
+    CacheError, EventStream, MemoryStatusCache, RedisStatusCache, RunEvent, StatusCache, TaskEvent,
+    WindowHits,
 };
 pub use config::OrchestratorConfig;
 pub use queue::{

@@ -54,7 +54,7 @@ pub fn global() -> &'static Registry {
 }
 
 /// What each metric means, for `# HELP` (and its type).
-const METRICS: [(&str, &str, &str); 10] = [
+const METRICS: [(&str, &str, &str); 11] = [
     (
         "orchestrator_tasks_finished_total",
         "counter",
@@ -104,6 +104,12 @@ const METRICS: [(&str, &str, &str); 10] = [
         "orchestrator_worker_claims_total",
         "counter",
         "Queue deliveries the worker turned into a held task.",
+    ),
+    (
+        "orchestrator_rate_limit_total",
+        "counter",
+        "Submissions checked against their owner's rate limit, by outcome (allowed, \
+         limited, unchecked: the cache could not count and the submission went through).",
     ),
 ];
 

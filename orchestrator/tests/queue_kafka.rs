@@ -193,3 +193,16 @@ async fn a_broker_that_is_down_is_a_clear_error_at_connect() {
     let err = KafkaQueue::connect(&config).await.unwrap_err();
     assert!(err.to_string().contains(&config.brokers), "{err}");
 }
+
+#[tokio::test]
+async fn a_ping_fetches_the_brokers_metadata_in_bounded_time() {
+    let config = kafka_config();
+    let queue = connect(&config).await;
+    let asked = std::time::Instant::now();
+    queue.ping(Duration::from_secs(3)).await.unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+}

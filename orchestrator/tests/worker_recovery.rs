@@ -103,6 +103,14 @@ async fn past_the_shutdown_grace_the_run_goes_on_and_the_next_worker_re_attaches
         "{done:?}"
     );
     assert_eq!(starts(&data), 1, "the agent ran once");
+    // The new worker replayed the run from its start; the stream shows each event once.
+    let kinds: Vec<&str> = done.iter().filter_map(|e| e["type"].as_str()).collect();
+    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(
+        (count("started"), count("after_restart")),
+        (1, 1),
+        "{kinds:?}"
+    );
 }
 
 /// Runs a task until its agent started, then "crashes" the server (the worker is

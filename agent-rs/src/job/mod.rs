@@ -25,7 +25,7 @@
 //! - `AGENT_MAX_WORKSPACE_BYTES` (default 1 GiB), `AGENT_MAX_WORKSPACE_ENTRIES` (default
 //!   500000): caps on the archive, downloaded and unpacked.
 //! - `AGENT_MODEL`, `OPENAI_BASE_URL`, `OPENAI_API_KEY`: the model, as for `run`.
-//! - `AGENT_SANDBOX` (auto, bwrap, off), `AGENT_NETWORK` (off, on): the shell commands'
+//! - `AGENT_SANDBOX` (auto, bwrap, landlock, off), `AGENT_NETWORK` (off, on): the shell commands'
 //!   sandbox, as `--sandbox` / `--network` of `run`.
 //! - `AGENT_EGRESS_SOCKET`, `AGENT_EGRESS_LISTEN`: set by a sandboxing runner whose job
 //!   has no network of its own: the job relays `AGENT_EGRESS_LISTEN` (a loopback

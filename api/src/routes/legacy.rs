@@ -54,6 +54,7 @@ pub fn router(config: &ApiConfig) -> Router<SharedState> {
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -62,6 +63,7 @@ pub async fn create_legacy(
     owner: Owner,
     request: Request,
 ) -> Result<Json<LegacyCreated>, ApiError> {
+    crate::rate_limit::check_submission(&state, &owner.0).await?;
     let key = idempotency_key(request.headers())?;
     let fields = match media_type(request.headers()).as_str() {
         "multipart/form-data" => {

@@ -32,9 +32,11 @@ pub async fn healthz() -> &'static str {
 }
 
 /// What this process's role needs works: the store answers, the data disk has room,
-/// and (a process that runs agents) its worker loops run and its reconciler passes.
-/// A status cache that is down does not make the process unready (the store is the
-/// truth, status and events are read from it, slower); the answer says it is degraded.
+/// and (a process that runs agents) the queue answers, its worker loops run and its
+/// reconciler passes. A status cache that is down does not make the process unready (the
+/// store is the truth, status and events are read from it, slower), nor does a queue
+/// that is down in a process that only publishes to it (new tasks wait in the outbox);
+/// the answer says it is degraded.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses(
     (status = 200, description = "`ready`, or `ready (degraded: ...)` naming what is slower"),
     (status = 503, description = "not ready; the message says why", body = ErrorBody),

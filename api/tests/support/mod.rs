@@ -61,6 +61,17 @@ impl Harness {
         clock: Option<api::state::Clock>,
         wrap: impl FnOnce(&mut ApiServices),
     ) -> Self {
+        Self::start_shaped(config, clock, wrap, |_| {}).await
+    }
+
+    /// As [`Harness::start_wrapped`], with `shape` changing the state before it serves
+    /// (readiness checks of another role, say).
+    pub async fn start_shaped(
+        config: ApiConfig,
+        clock: Option<api::state::Clock>,
+        wrap: impl FnOnce(&mut ApiServices),
+        shape: impl FnOnce(&mut AppState),
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let data = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -91,6 +102,7 @@ impl Harness {
         if let Some(clock) = clock {
             state.clock = clock;
         }
+        shape(&mut state);
         let stop = shutdown.clone();
         let server = tokio::spawn(api::serve(listener, Arc::new(state), async move {
             stop.cancelled().await

@@ -15,13 +15,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::cache::{CacheError, EventStream, StatusCache, TaskEvent};
+use super::windows::HitWindows;
+use crate::cache::{CacheError, EventStream, RunEvent, StatusCache, TaskEvent, WindowHits};
 use crate::task::{TaskId, TaskStatus};
 
 /// Events a subscriber copies out of the history per visit to the lock.
@@ -58,6 +60,8 @@ pub struct MemoryStatusCache {
 struct Inner {
     limits: MemoryCacheLimits,
     state: Mutex<State>,
+    /// Rate-limit windows, apart from the events (no contention with publishers).
+    windows: HitWindows,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +80,9 @@ struct Entry {
     history: VecDeque<(TaskEvent, usize)>,
     bytes: usize,
     next_seq: u64,
+    /// Per run (by name): one past the highest run event index taken, so a replay of the
+    /// run's events (a re-attached worker) adds only what is new.
+    run_marks: HashMap<String, u64>,
     /// Holds `next_seq`; `None` once the task is closed.
     signal: Option<watch::Sender<u64>>,
 }
@@ -87,6 +94,7 @@ impl Entry {
             history: VecDeque::new(),
             bytes: 0,
             next_seq: 0,
+            run_marks: HashMap::new(),
             signal: Some(watch::channel(0).0),
         }
     }
@@ -148,6 +156,34 @@ impl Inner {
 }
 
 impl State {
+    /// Appends events to `id`'s history, numbering them, and wakes its subscribers.
+    fn append(&mut self, id: TaskId, events: Vec<Value>, limits: MemoryCacheLimits) -> Range<u64> {
+        let entry = self.entry(id);
+        let first = entry.next_seq;
+        let mut added = 0;
+        for data in events {
+            let size = event_bytes(&data);
+            let seq = entry.next_seq;
+            entry.next_seq += 1;
+            entry.history.push_back((TaskEvent { seq, data }, size));
+            entry.bytes += size;
+            added += size;
+        }
+        let mut trimmed = 0;
+        while entry.history.len() > limits.events_per_task {
+            trimmed += entry.pop_oldest().unwrap_or(0);
+        }
+        let range = first..entry.next_seq;
+        if !range.is_empty()
+            && let Some(signal) = &entry.signal
+        {
+            signal.send_replace(range.end);
+        }
+        self.bytes = self.bytes + added - trimmed;
+        self.shed(limits.max_bytes);
+        range
+    }
+
     fn entry(&mut self, id: TaskId) -> &mut Entry {
         self.tasks.entry(id).or_insert_with(Entry::new)
     }
@@ -192,6 +228,7 @@ impl MemoryStatusCache {
             inner: Arc::new(Inner {
                 limits,
                 state: Mutex::default(),
+                windows: HitWindows::default(),
             }),
         }
     }
@@ -220,29 +257,35 @@ impl StatusCache for MemoryStatusCache {
         events: Vec<Value>,
     ) -> Result<Range<u64>, CacheError> {
         let limits = self.inner.limits;
+        Ok(self.inner.state().append(id, events, limits))
+    }
+
+    async fn publish_run_events(
+        &self,
+        id: TaskId,
+        run: &str,
+        events: Vec<RunEvent>,
+    ) -> Result<Range<u64>, CacheError> {
+        let limits = self.inner.limits;
         let mut state = self.inner.state();
         let entry = state.entry(id);
-        let first = entry.next_seq;
-        let mut added = 0;
-        for data in events {
-            let size = event_bytes(&data);
-            let seq = entry.next_seq;
-            entry.next_seq += 1;
-            entry.history.push_back((TaskEvent { seq, data }, size));
-            entry.bytes += size;
-            added += size;
+        let mark = entry.run_marks.get(run).copied().unwrap_or(0);
+        let Some(top) = events.iter().map(|event| event.index + 1).max() else {
+            return Ok(entry.next_seq..entry.next_seq);
+        };
+        if top > mark {
+            entry.run_marks.insert(run.to_string(), top);
         }
-        let mut trimmed = 0;
-        while entry.history.len() > limits.events_per_task {
-            trimmed += entry.pop_oldest().unwrap_or(0);
-        }
-        let range = first..entry.next_seq;
-        if let Some(signal) = &entry.signal {
-            signal.send_replace(range.end);
-        }
-        state.bytes = state.bytes + added - trimmed;
-        state.shed(limits.max_bytes);
-        Ok(range)
+        let fresh = events
+            .into_iter()
+            .filter(|event| event.index >= mark)
+            .map(|event| event.data)
+            .collect();
+        Ok(state.append(id, fresh, limits))
+    }
+
+    async fn count_hit(&self, key: &str, window: Duration) -> Result<WindowHits, CacheError> {
+        Ok(self.inner.windows.hit(key, window, Instant::now()))
     }
 
     async fn subscribe(&self, id: TaskId, from_seq: u64) -> Result<EventStream, CacheError> {

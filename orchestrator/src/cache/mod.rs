@@ -10,6 +10,10 @@
 //! - **Numbers are the cache's.** `publish_batch` numbers events atomically, from 0,
 //!   gapless, in order, whoever publishes (several workers, the API, the reconciler), so
 //!   `Last-Event-ID` means the same on every API replica.
+//! - **A run's events go in once.** A worker that re-attaches to a run (after a restart,
+//!   a deploy, a lost lease) replays the run's events from its start; `publish_run_events`
+//!   keys them by their index in the run's output and leaves out those already taken, so
+//!   readers never see an event twice.
 //! - **Streams say when they broke.** A subscription yields `Ok(event)`s and ends after
 //!   the task's stream was closed and drained; an `Err` item means the cache failed (the
 //!   task did not end) and is the stream's last item.
@@ -28,6 +32,7 @@ mod memory;
 mod publisher;
 mod redis;
 mod time_limit;
+mod windows;
 
 use std::ops::Range;
 use std::time::Duration;
@@ -78,6 +83,23 @@ impl CacheError {
     }
 }
 
+/// One event of a run as its runner reported it: `index` is its place in the run's own
+/// output (0 for the first line the agent printed), the same whichever process watches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunEvent {
+    pub index: u64,
+    pub data: serde_json::Value,
+}
+
+/// Where a key stands in its rate-limit window ([`StatusCache::count_hit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowHits {
+    /// Hits in the current window, the one just counted included.
+    pub hits: u64,
+    /// Until the window ends (and the count starts again).
+    pub resets_in: Duration,
+}
+
 /// One event of a task's stream: an agent event (a JSON object as `agent-rs` printed it)
 /// or a status change, numbered from 0 in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +122,25 @@ pub trait StatusCache: Send + Sync + 'static {
         id: TaskId,
         events: Vec<serde_json::Value>,
     ) -> Result<Range<u64>, CacheError>;
+
+    /// Appends a run's events, each at most once: an event whose `index` is below the
+    /// mark of `run` (one past the highest index taken for it before this call) is left
+    /// out, as a re-attached worker replays the run from its start. Indexes within a call
+    /// must not decrease and may skip (events dropped on the way); several processes may
+    /// publish the same run at once. Returns the numbers the events taken got (empty when
+    /// every one was already there).
+    async fn publish_run_events(
+        &self,
+        id: TaskId,
+        run: &str,
+        events: Vec<RunEvent>,
+    ) -> Result<Range<u64>, CacheError>;
+
+    /// Counts one hit on `key` (a rate limit's subject, such as an owner's submissions)
+    /// in its current window, shared by every client of the cache: the window is fixed,
+    /// `window` long from the first hit after the last one ended. Returns the hits in the
+    /// window so far, this one included, and the time until it ends.
+    async fn count_hit(&self, key: &str, window: Duration) -> Result<WindowHits, CacheError>;
 
     /// Appends one event; returns its number.
     async fn publish(&self, id: TaskId, event: serde_json::Value) -> Result<u64, CacheError> {

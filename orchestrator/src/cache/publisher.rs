@@ -12,6 +12,10 @@
 //! the live view. The next batch that gets through starts with an
 //! `{"type":"events_dropped","count":N}` event, so a reader knows what it missed. Events
 //! keep their order; the cache numbers them.
+//!
+//! Each event travels with its index in the run's output, and the cache takes each index
+//! of a run once ([`StatusCache::publish_run_events`]): a worker that re-attaches to a
+//! run replays it from the start, and only what the stream does not hold yet goes in.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +26,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::counters::counters;
-use crate::cache::StatusCache;
+use crate::cache::{RunEvent, StatusCache};
 use crate::task::TaskId;
 
 /// Most events sent to the cache in one call.
@@ -31,7 +35,8 @@ const MAX_BATCH: usize = 256;
 /// What became of a run's events.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PublishReport {
-    /// Events the cache accepted (not counting `events_dropped` notices).
+    /// Events the cache accepted, new or already held from an earlier watch of the run
+    /// (not counting `events_dropped` notices).
     pub published: u64,
     /// Events lost: buffer full, publish failed, or still buffered when time ran out.
     pub dropped: u64,
@@ -70,17 +75,18 @@ impl Tally {
 #[derive(Debug)]
 pub struct EventPublisher {
     id: TaskId,
-    sender: mpsc::Sender<Value>,
+    sender: mpsc::Sender<RunEvent>,
     tally: Arc<Tally>,
     drainer: JoinHandle<()>,
 }
 
 impl EventPublisher {
-    /// Starts the drainer for task `id`, buffering at most `capacity` events.
-    pub fn start(cache: Arc<dyn StatusCache>, id: TaskId, capacity: usize) -> Self {
+    /// Starts the drainer for the events of `run` on task stream `id`, buffering at most
+    /// `capacity` events.
+    pub fn start(cache: Arc<dyn StatusCache>, id: TaskId, run: String, capacity: usize) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let tally = Arc::new(Tally::default());
-        let drainer = tokio::spawn(drain(cache, id, receiver, Arc::clone(&tally)));
+        let drainer = tokio::spawn(drain(cache, id, run, receiver, Arc::clone(&tally)));
         Self {
             id,
             sender,
@@ -89,10 +95,11 @@ impl EventPublisher {
         }
     }
 
-    /// Hands an event to the publisher; never waits. A full buffer drops it (counted).
-    pub fn send(&self, event: Value) {
+    /// Hands the run's event number `index` (from 0, in the run's output) to the
+    /// publisher; never waits. A full buffer drops it (counted).
+    pub fn send(&self, index: u64, data: Value) {
         self.tally.queued.fetch_add(1, Ordering::Relaxed);
-        if self.sender.try_send(event).is_err() {
+        if self.sender.try_send(RunEvent { index, data }).is_err() {
             self.tally.queued.fetch_sub(1, Ordering::Relaxed);
             self.tally.drop_events(1);
         }
@@ -125,7 +132,8 @@ impl EventPublisher {
 async fn drain(
     cache: Arc<dyn StatusCache>,
     id: TaskId,
-    mut receiver: mpsc::Receiver<Value>,
+    run: String,
+    mut receiver: mpsc::Receiver<RunEvent>,
     tally: Arc<Tally>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -134,9 +142,16 @@ async fn drain(
         tally.queued.fetch_sub(events, Ordering::Relaxed);
         let missed = tally.unannounced.swap(0, Ordering::Relaxed);
         if missed > 0 {
-            batch.insert(0, json!({"type": "events_dropped", "count": missed}));
+            // Under the index of the event after the gap: a replay that skips that event
+            // skips its notice too.
+            let index = batch.first().map_or(0, |event| event.index);
+            let data = json!({"type": "events_dropped", "count": missed});
+            batch.insert(0, RunEvent { index, data });
         }
-        match cache.publish_batch(id, std::mem::take(&mut batch)).await {
+        match cache
+            .publish_run_events(id, &run, std::mem::take(&mut batch))
+            .await
+        {
             Ok(_) => {
                 tally.published.fetch_add(events, Ordering::Relaxed);
             }

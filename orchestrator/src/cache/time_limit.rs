@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::counters::counters;
-use crate::cache::{CacheError, EventStream, StatusCache};
+use crate::cache::{CacheError, EventStream, RunEvent, StatusCache, WindowHits};
 use crate::task::{TaskId, TaskStatus};
 
 /// Any [`StatusCache`], with each call cut off after `limit`.
@@ -76,6 +76,21 @@ impl StatusCache for TimeLimitedCache {
             .await
     }
 
+    async fn publish_run_events(
+        &self,
+        id: TaskId,
+        run: &str,
+        events: Vec<RunEvent>,
+    ) -> Result<Range<u64>, CacheError> {
+        self.bounded("publish", self.inner.publish_run_events(id, run, events))
+            .await
+    }
+
+    async fn count_hit(&self, key: &str, window: Duration) -> Result<WindowHits, CacheError> {
+        self.bounded("count_hit", self.inner.count_hit(key, window))
+            .await
+    }
+
     async fn subscribe(&self, id: TaskId, from_seq: u64) -> Result<EventStream, CacheError> {
         self.bounded("subscribe", self.inner.subscribe(id, from_seq))
             .await
@@ -110,6 +125,17 @@ mod tests {
         ) -> Result<Range<u64>, CacheError> {
             std::future::pending().await
         }
+        async fn publish_run_events(
+            &self,
+            _: TaskId,
+            _: &str,
+            _: Vec<RunEvent>,
+        ) -> Result<Range<u64>, CacheError> {
+            std::future::pending().await
+        }
+        async fn count_hit(&self, _: &str, _: Duration) -> Result<WindowHits, CacheError> {
+            std::future::pending().await
+        }
         async fn subscribe(&self, _: TaskId, _: u64) -> Result<EventStream, CacheError> {
             std::future::pending().await
         }
@@ -128,6 +154,8 @@ mod tests {
             cache.set_status(id, TaskStatus::Queued).await.err(),
             cache.status(id).await.err(),
             cache.publish(id, serde_json::json!({})).await.err(),
+            cache.publish_run_events(id, "run", Vec::new()).await.err(),
+            cache.count_hit("key", limit).await.err(),
             cache.subscribe(id, 0).await.err(),
             cache.close(id).await.err(),
         ];
@@ -139,7 +167,7 @@ mod tests {
             );
             assert!(error.is_transient());
         }
-        assert!(counters().snapshot().timeouts >= before + 5);
+        assert!(counters().snapshot().timeouts >= before + 7);
     }
 
     #[tokio::test]

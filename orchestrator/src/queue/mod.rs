@@ -187,6 +187,13 @@ pub trait Queue: Send + Sync + 'static {
     /// Messages that cannot be parsed never come out of here: they are dead-lettered.
     async fn receive(&self) -> Result<Delivery, QueueError>;
 
+    /// Checks that the queue's backend answers, waiting at most `within` (for readiness
+    /// probes). A queue in this process is always there.
+    async fn ping(&self, within: Duration) -> Result<(), QueueError> {
+        let _ = within;
+        Ok(())
+    }
+
     /// Publishes a task's terminal outcome for whoever subscribes. Queues with no
     /// subscribers (the in-process one) drop it.
     async fn publish_result(&self, result: &TaskResult) -> Result<(), QueueError> {

@@ -47,9 +47,12 @@ pub(crate) async fn drive(
         }
         _ => task,
     };
+    // Keyed by the run's name, so a replay of the run (this worker re-attached after a
+    // restart) adds only the events the stream does not hold yet.
     let publisher = EventPublisher::start(
         services.cache.clone(),
         task.events_id(),
+        task.runner_ref.clone().unwrap_or_default(),
         services.config.cache.publish_buffer,
     );
     let watched = Instant::now();

@@ -3,7 +3,8 @@
 //!
 //! The same loop serves a run this worker launched and one it re-attached to after
 //! another worker (or this process before a restart) let go: the runner replays the
-//! run's events from the start, then follows it live. A stream that ends without an exit
+//! run's events from the start, then follows it live; each goes to the publisher with
+//! its index in the run, so the cache takes the replayed ones only once. A stream that ends without an exit
 //! (the watch was cut) is resumed after the events already seen on the next poll, once
 //! the runner says the run still goes.
 
@@ -44,8 +45,8 @@ pub(crate) async fn watch_run(
         tokio::select! {
             event = next(&mut events), if events.is_some() => match event {
                 Some(RunnerEvent::AgentEvent(event)) => {
+                    publisher.send(seen, event);
                     seen += 1;
-                    publisher.send(event);
                 }
                 Some(RunnerEvent::Exited { code, reason }) => return Ok(RunEnd::Exited { code, reason }),
                 // Cut: watched again on the next tick, after what was seen.

@@ -8,7 +8,9 @@
 //! worker process): numbering and fan-out must hold across clients, not just within one.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+mod hits;
 mod numbering;
+mod run_events;
 mod streams;
 
 use std::any::Any;
@@ -18,7 +20,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use orchestrator::{CacheError, EventStream, StatusCache, TaskEvent};
 
+pub use hits::*;
 pub use numbering::*;
+pub use run_events::*;
 pub use streams::*;
 
 /// A cache under test and whatever must live as long as it.
@@ -44,6 +48,10 @@ macro_rules! cache_contract_tests {
             subscribers_racing_publishes_see_every_event_once_in_order,
             two_tasks_keep_separate_statuses_and_streams,
             closing_twice_is_harmless,
+            a_replayed_run_adds_only_the_events_not_yet_taken,
+            each_run_keeps_its_own_mark,
+            two_clients_replaying_one_run_at_once_add_each_event_once,
+            hits_are_counted_per_key_across_clients_until_the_window_ends,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {

@@ -40,6 +40,15 @@ pub(crate) fn blocked_action_notes(
                 .to_string(),
         );
     }
+    if sandbox.mode == "landlock" && output.contains("Permission denied") {
+        notes.push(
+            "the sandbox (Landlock) lets commands write only inside the workspace and in \
+             $TMPDIR (private to each command; /tmp itself is closed), and hides credential \
+             folders and the service's data; a \"Permission denied\" outside those is the \
+             sandbox, so work in the workspace"
+                .to_string(),
+        );
+    }
     if sandbox.network == NetworkAccess::Off && NETWORK_SIGNS.iter().any(|s| output.contains(s)) {
         notes.push(
             "this run has no network: the sandbox refuses every connection (the run would \

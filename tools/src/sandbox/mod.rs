@@ -15,15 +15,18 @@
 //!   machine), where a `pids` cgroup can be made.
 //!
 //! The mechanism is bubblewrap ([`bwrap`]), in an unprivileged user namespace with every
-//! capability dropped. Where it is not usable, [`Sandbox::resolve`] refuses, saying why
-//! and what to install, unless the run asked for [`SandboxMode::Off`]: running
-//! unsandboxed is a decision someone makes, never a silent fallback.
+//! capability dropped. Where user namespaces are off, Landlock plus seccomp
+//! ([`landlock`]) give the same file and network fences without a PID namespace. Where
+//! neither is usable, [`Sandbox::resolve`] refuses, saying why and what to install,
+//! unless the run asked for [`SandboxMode::Off`]: running unsandboxed is a decision
+//! someone makes, never a silent fallback.
 //!
 //! [`SandboxSummary`] says which mode is in force; the agent writes it to `result.json`
 //! and the trajectory.
 
 mod bwrap;
 mod hints;
+mod landlock;
 mod pids;
 
 use std::ffi::{OsStr, OsString};
@@ -34,17 +37,21 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use self::hints::blocked_action_notes;
+pub(crate) use self::landlock::{Confinement, GitGuard, confine_before_exec};
 pub(crate) use self::pids::PidsCgroup;
 
 /// Which sandbox a run asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxMode {
-    /// Bubblewrap when usable; otherwise the run refuses to start.
+    /// Bubblewrap when usable, else Landlock plus seccomp; otherwise the run refuses to
+    /// start.
     #[default]
     Auto,
     /// Bubblewrap, or refuse.
     Bwrap,
+    /// Landlock plus seccomp (no user namespace needed), or refuse.
+    Landlock,
     /// No sandbox: commands run with the agent's own rights (in a disposable container
     /// or VM only).
     Off,
@@ -57,9 +64,10 @@ impl FromStr for SandboxMode {
         match text.trim() {
             "auto" => Ok(Self::Auto),
             "bwrap" | "bubblewrap" => Ok(Self::Bwrap),
+            "landlock" => Ok(Self::Landlock),
             "off" | "none" => Ok(Self::Off),
             other => Err(format!(
-                "unknown sandbox mode `{other}`; use auto, bwrap or off"
+                "unknown sandbox mode `{other}`; use auto, bwrap, landlock or off"
             )),
         }
     }
@@ -154,7 +162,7 @@ const HIDDEN_IN_HOME: &[&str] = &[
 /// The mode in force for a run, as `result.json` and the trajectory record it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SandboxSummary {
-    /// `bwrap` or `off`.
+    /// `bwrap`, `landlock` or `off`.
     pub mode: String,
     /// `off` or `on`.
     pub network: NetworkAccess,
@@ -171,8 +179,10 @@ pub enum SandboxError {
          (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: `dnf install bubblewrap`) \
          and allow unprivileged user namespaces (`sysctl user.max_user_namespaces=15000`, \
          and on Debian/Ubuntu `kernel.unprivileged_userns_clone=1` / \
-         `kernel.apparmor_restrict_unprivileged_userns=0`), or run with `--sandbox off` to \
-         run commands without one (only inside a disposable container or VM)"
+         `kernel.apparmor_restrict_unprivileged_userns=0`), or use a kernel with Landlock \
+         enabled (5.13 or later, `lsm=landlock,...` on its command line) for \
+         `--sandbox landlock`, or run with `--sandbox off` to run commands without one \
+         (only inside a disposable container or VM)"
     )]
     Unavailable { reason: String },
 }
@@ -197,6 +207,7 @@ enum Kind {
         /// This bubblewrap can forbid nested user namespaces (0.8 and later).
         disable_userns: bool,
     },
+    Landlock(landlock::Plan),
 }
 
 impl Default for Sandbox {
@@ -227,32 +238,31 @@ impl Sandbox {
         home: Option<&Path>,
         search_path: Option<&OsStr>,
     ) -> Result<Self, SandboxError> {
-        if config.mode == SandboxMode::Off {
-            return Ok(Self::off());
-        }
-        let program = bwrap::find(search_path).ok_or_else(|| SandboxError::Unavailable {
-            reason: "bubblewrap (`bwrap`) is not installed or not on PATH".to_string(),
-        })?;
-        let disable_userns = bwrap::supports_disable_userns(&program);
-        let sandbox = Self {
-            kind: Kind::Bwrap {
-                program,
-                disable_userns,
-            },
+        let hidden = hidden_paths(config, home);
+        let pids = (config.max_processes > 0)
+            .then(pids::usable_root)
+            .flatten()
+            .map(|root| (root, config.max_processes));
+        let with_kind = |kind| Self {
+            kind,
             network: config.network,
             git: config.git,
-            hidden: hidden_paths(config, home),
-            pids: (config.max_processes > 0)
-                .then(pids::usable_root)
-                .flatten()
-                .map(|root| (root, config.max_processes)),
+            hidden: hidden.clone(),
+            pids: pids.clone(),
         };
-        if let Kind::Bwrap { program, .. } = &sandbox.kind {
-            bwrap::probe(program, &sandbox).map_err(|reason| SandboxError::Unavailable {
-                reason: format!("bubblewrap does not work here: {reason}"),
-            })?;
-        }
-        Ok(sandbox)
+        let kind = match config.mode {
+            SandboxMode::Off => return Ok(Self::off()),
+            SandboxMode::Bwrap => bwrap_kind(search_path, &with_kind),
+            SandboxMode::Landlock => landlock_kind(config, &hidden),
+            SandboxMode::Auto => bwrap_kind(search_path, &with_kind).or_else(|bwrap_reason| {
+                let kind = landlock_kind(config, &hidden)
+                    .map_err(|landlock_reason| format!("{bwrap_reason}; {landlock_reason}"))?;
+                tracing::info!(reason = %bwrap_reason, "bubblewrap is not usable; commands run under Landlock and seccomp");
+                Ok(kind)
+            }),
+        };
+        kind.map(with_kind)
+            .map_err(|reason| SandboxError::Unavailable { reason })
     }
 
     /// The same sandbox with the network `network` (a setup phase has it, the agent
@@ -280,8 +290,13 @@ impl Sandbox {
                 network: NetworkAccess::On,
                 max_processes: None,
             },
-            Kind::Bwrap { .. } => SandboxSummary {
-                mode: "bwrap".to_string(),
+            Kind::Bwrap { .. } | Kind::Landlock(_) => SandboxSummary {
+                mode: if matches!(self.kind, Kind::Bwrap { .. }) {
+                    "bwrap"
+                } else {
+                    "landlock"
+                }
+                .to_string(),
                 network: self.network,
                 max_processes: self.pids.as_ref().map(|(_, max)| *max),
             },
@@ -300,7 +315,7 @@ impl Sandbox {
         blocked_on_stdin: bool,
     ) -> Vec<OsString> {
         match &self.kind {
-            Kind::Off => argv,
+            Kind::Off | Kind::Landlock(_) => argv,
             Kind::Bwrap { program, .. } => {
                 let mut full = vec![program.clone().into_os_string()];
                 full.extend(bwrap::args(
@@ -312,6 +327,27 @@ impl Sandbox {
                 full.extend(argv);
                 full
             }
+        }
+    }
+
+    /// Whether commands are confined in their own process (Landlock and seccomp, applied
+    /// between fork and exec) rather than by a wrapper program.
+    pub(crate) fn confines_in_process(&self) -> bool {
+        matches!(self.kind, Kind::Landlock(_))
+    }
+
+    /// The Landlock and seccomp rules for one command that may write `writable`; `None`
+    /// for the other mechanisms.
+    pub(crate) fn confinement(&self, writable: &[&Path]) -> Option<std::io::Result<Confinement>> {
+        match &self.kind {
+            Kind::Landlock(plan) => {
+                let plan = landlock::Plan {
+                    hidden: plan.hidden.clone(),
+                    network: self.network,
+                };
+                Some(Confinement::new(&plan, writable))
+            }
+            _ => None,
         }
     }
 
@@ -339,6 +375,40 @@ impl Sandbox {
             }
         )
     }
+}
+
+/// Bubblewrap, found and working; the error is why not.
+fn bwrap_kind(
+    search_path: Option<&OsStr>,
+    with_kind: &dyn Fn(Kind) -> Sandbox,
+) -> Result<Kind, String> {
+    let program = bwrap::find(search_path)
+        .ok_or_else(|| "bubblewrap (`bwrap`) is not installed or not on PATH".to_string())?;
+    let disable_userns = bwrap::supports_disable_userns(&program);
+    let kind = Kind::Bwrap {
+        program: program.clone(),
+        disable_userns,
+    };
+    bwrap::probe(&program, &with_kind(kind.clone()))
+        .map_err(|reason| format!("bubblewrap does not work here: {reason}"))?;
+    Ok(kind)
+}
+
+/// Landlock and seccomp, working; the error is why not.
+fn landlock_kind(config: &SandboxConfig, hidden: &[PathBuf]) -> Result<Kind, String> {
+    if config.git == GitProtection::ReadOnly {
+        return Err(
+            "Landlock cannot keep the whole .git folder read-only below a writable \
+                    workspace (`git = \"read_only\"` needs bubblewrap)"
+                .to_string(),
+        );
+    }
+    let plan = landlock::Plan {
+        hidden: std::sync::Arc::new(hidden.to_vec()),
+        network: config.network,
+    };
+    landlock::probe(&plan).map_err(|reason| format!("Landlock does not work here: {reason}"))?;
+    Ok(Kind::Landlock(plan))
 }
 
 /// The paths hidden from commands: the credential stores of `home` and the configured

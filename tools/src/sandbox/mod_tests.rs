@@ -5,8 +5,9 @@ fn modes_and_network_settings_parse_from_their_words() {
     assert_eq!("auto".parse::<SandboxMode>(), Ok(SandboxMode::Auto));
     assert_eq!("bwrap".parse::<SandboxMode>(), Ok(SandboxMode::Bwrap));
     assert_eq!("off".parse::<SandboxMode>(), Ok(SandboxMode::Off));
+    assert_eq!("landlock".parse::<SandboxMode>(), Ok(SandboxMode::Landlock));
     let err = "docker".parse::<SandboxMode>().unwrap_err();
-    assert!(err.contains("auto, bwrap or off"), "{err}");
+    assert!(err.contains("auto, bwrap, landlock or off"), "{err}");
     assert_eq!("on".parse::<NetworkAccess>(), Ok(NetworkAccess::On));
     assert_eq!("off".parse::<NetworkAccess>(), Ok(NetworkAccess::Off));
     assert!("maybe".parse::<NetworkAccess>().is_err());
@@ -34,7 +35,10 @@ fn off_is_reported_as_off_with_the_network_on() {
 fn without_bubblewrap_the_run_is_refused_saying_what_to_install() {
     let empty = tempfile::tempdir().unwrap();
     let err = Sandbox::resolve(
-        &SandboxConfig::default(),
+        &SandboxConfig {
+            mode: SandboxMode::Bwrap,
+            ..SandboxConfig::default()
+        },
         None,
         Some(empty.path().as_os_str()),
     )
@@ -187,4 +191,53 @@ fn by_default_only_git_hooks_and_config_are_read_only() {
     let config = git.join("config").display().to_string();
     assert_eq!(ro, vec![hooks.as_str(), config.as_str()], "{argv:?}");
     assert!(git.join("hooks").is_dir(), "an absent hooks folder is made");
+}
+
+#[test]
+fn without_bubblewrap_auto_falls_back_to_landlock() {
+    let forced = SandboxConfig {
+        mode: SandboxMode::Landlock,
+        ..SandboxConfig::default()
+    };
+    if let Err(err) = Sandbox::resolve(&forced, None, None) {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI's kernel has Landlock: {err}"
+        );
+        return;
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::resolve(
+        &SandboxConfig::default(),
+        None,
+        Some(empty.path().as_os_str()),
+    )
+    .unwrap();
+    assert_eq!(sandbox.summary().mode, "landlock");
+    assert_eq!(sandbox.summary().network, NetworkAccess::Off);
+}
+
+#[test]
+fn landlock_reads_everything_but_the_hidden_paths() {
+    // Outside /tmp, which Landlock closes as a whole.
+    let root = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let home = root.path().join("home");
+    for dir in ["home/.ssh", "home/.cargo/bin", "home/code"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    std::fs::write(home.join(".cargo/credentials.toml"), "token").unwrap();
+    let home = std::fs::canonicalize(home).unwrap();
+    let hidden = vec![home.join(".ssh"), home.join(".cargo/credentials.toml")];
+    let roots = landlock::readable_roots(&hidden);
+    let readable = |path: &Path| roots.iter().any(|root| path.starts_with(root));
+    assert!(readable(&home.join("code")), "{roots:?}");
+    assert!(readable(&home.join(".cargo/bin")), "{roots:?}");
+    assert!(readable(Path::new("/usr/bin")), "{roots:?}");
+    assert!(!readable(&home.join(".ssh")), "{roots:?}");
+    assert!(
+        !readable(&home.join(".cargo/credentials.toml")),
+        "{roots:?}"
+    );
+    assert!(!readable(Path::new("/tmp/x")), "{roots:?}");
 }

@@ -72,6 +72,13 @@ impl PidsCgroup {
         Ok(())
     }
 
+    /// `cgroup.procs`, open for writing: a child writes `0` to it to join.
+    pub(crate) fn procs_file(&self) -> io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.dir.join("cgroup.procs"))
+    }
+
     fn add(&self, pid: u32) -> io::Result<()> {
         std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
     }

@@ -43,7 +43,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::escaped;
 use crate::error::ToolError;
 use crate::output_cap::HeadTailBuffer;
-use crate::sandbox::{PidsCgroup, Sandbox};
+use crate::sandbox::{Confinement, GitGuard, PidsCgroup, Sandbox, confine_before_exec};
 
 /// How long the output pipes may stay open after bash exits before the group is killed.
 /// Long enough for a pipeline's last writer to flush, short enough not to be noticed.
@@ -86,6 +86,9 @@ pub(crate) struct ShellOutcome {
     pub background_killed: bool,
     /// A fork was refused because the command reached the sandbox's process cap.
     pub process_cap_hit: bool,
+    /// The command changed `.git/hooks` or `.git/config` and that was undone (Landlock
+    /// mode, where they cannot be mounted read-only).
+    pub git_restored: bool,
     pub duration: Duration,
     pub stdout: HeadTailBuffer,
     pub stderr: HeadTailBuffer,
@@ -119,11 +122,13 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
     let mark = escaped::new_call_mark();
     // Dropped last: its processes are gone by then, and it is removed.
     let cgroup = invocation.sandbox.pids_cgroup(&mark);
-    let mut child = spawn(&invocation, &mark, cgroup.is_some())?;
+    let in_process = InProcess::prepare(&invocation, cgroup.as_ref())?;
+    let blocked = cgroup.is_some() && in_process.is_none();
+    let mut child = spawn(&invocation, &mark, blocked, in_process.as_ref())?;
     // Declared after `child` so it is dropped first: the group is killed while bash is
     // still unreaped, so its id cannot have been reused.
     let mut group = ProcessGroup::of(&child, mark)?;
-    if let Some(cgroup) = &cgroup {
+    if blocked && let Some(cgroup) = &cgroup {
         release_into(cgroup, &mut child).await;
     }
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
@@ -175,22 +180,116 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
     };
 
     let process_cap_hit = cgroup.as_ref().is_some_and(PidsCgroup::limit_was_hit);
+    // Every process of the command is dead by now (group, marks, cgroup).
+    drop(cgroup);
+    let git_restored = in_process.is_some_and(|prepared| prepared.finish());
     Ok(ShellOutcome {
         status,
         timed_out,
         background_killed,
         process_cap_hit,
+        git_restored,
         duration: started.elapsed(),
         stdout: stdout_buf,
         stderr: stderr_buf,
     })
 }
 
+/// What a command confined in its own process (Landlock mode) needs around it: its
+/// private temporary folder, the rules applied between fork and exec, the `pids`
+/// cgroup it joins there, and the guard of `.git`'s hooks and config.
+struct InProcess {
+    tmp: tempfile::TempDir,
+    confinement: std::sync::Mutex<Option<Confinement>>,
+    cgroup_procs: Option<std::fs::File>,
+    git: Option<GitGuard>,
+}
+
+impl InProcess {
+    fn prepare(
+        invocation: &ShellInvocation,
+        cgroup: Option<&PidsCgroup>,
+    ) -> Result<Option<Self>, ToolError> {
+        if !invocation.sandbox.confines_in_process() {
+            return Ok(None);
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix("agent-rs-cmd-")
+            .tempdir()
+            .map_err(|err| {
+                ToolError::rejected(format!("cannot make the command's private TMPDIR: {err}"))
+            })?;
+        let writable = [invocation.workspace.as_path(), tmp.path()];
+        let confinement = match invocation.sandbox.confinement(&writable) {
+            Some(Ok(confinement)) => Some(confinement),
+            Some(Err(err)) => {
+                return Err(ToolError::rejected(format!(
+                    "cannot build the command's Landlock and seccomp rules: {err}"
+                )));
+            }
+            None => None,
+        };
+        let cgroup_procs = match cgroup.map(PidsCgroup::procs_file).transpose() {
+            Ok(file) => file,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot open a pids cgroup; the command runs uncapped");
+                None
+            }
+        };
+        Ok(Some(Self {
+            tmp,
+            confinement: std::sync::Mutex::new(confinement),
+            cgroup_procs,
+            git: GitGuard::record(&invocation.workspace),
+        }))
+    }
+
+    /// Installs the hook that confines the child before it runs the command.
+    fn install(&self, command: &mut Command) -> Result<(), ToolError> {
+        let mut confinement = self
+            .confinement
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take())
+            .ok_or_else(|| ToolError::rejected("the command's sandbox rules are missing"))?;
+        let procs = match self.cgroup_procs.as_ref().map(std::fs::File::try_clone) {
+            Some(Ok(file)) => Some(file),
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "cannot share a pids cgroup; the command runs uncapped");
+                None
+            }
+            None => None,
+        };
+        // In the child: join the cgroup ("0" moves the writer, so the command starts
+        // inside its cap), then confine. System calls only.
+        confine_before_exec(command.as_std_mut(), move || {
+            if let Some(procs) = &procs {
+                nix::unistd::write(procs, b"0")?;
+            }
+            confinement.apply()
+        });
+        Ok(())
+    }
+
+    /// Removes the private folder and undoes changes to `.git`'s hooks and config;
+    /// returns whether there were any.
+    fn finish(self) -> bool {
+        let restored = self.git.as_ref().is_some_and(GitGuard::restore);
+        drop(self.tmp);
+        restored
+    }
+}
+
 /// Starts the command, in its sandbox. `blocked`: the sandbox waits for a byte on stdin
 /// before it starts the command ([`release_into`]); bubblewrap then closes that stdin,
 /// so the script reopens it on `/dev/null` first (on the same line, so the line numbers
-/// of its errors do not move).
-fn spawn(invocation: &ShellInvocation, mark: &str, blocked: bool) -> Result<Child, ToolError> {
+/// of its errors do not move). `in_process`: the command confines itself (Landlock).
+fn spawn(
+    invocation: &ShellInvocation,
+    mark: &str,
+    blocked: bool,
+    in_process: Option<&InProcess>,
+) -> Result<Child, ToolError> {
     let script = if blocked {
         format!("exec </dev/null; {}", invocation.script)
     } else {
@@ -205,11 +304,16 @@ fn spawn(invocation: &ShellInvocation, mark: &str, blocked: bool) -> Result<Chil
     let (program, args) = argv.split_first().ok_or_else(|| {
         ToolError::rejected("the sandbox produced an empty command line; this is a bug")
     })?;
-    Command::new(program)
+    let mut command = Command::new(program);
+    if let Some(in_process) = in_process {
+        in_process.install(&mut command)?;
+    }
+    command
         .args(args)
         .current_dir(&invocation.working_dir)
         .env_clear()
         .envs(invocation.env.iter().map(|(name, value)| (name, value)))
+        .envs(in_process.map(|p| ("TMPDIR", p.tmp.path())))
         .env(escaped::CALL_MARK_VAR, mark)
         .stdin(if blocked {
             Stdio::piped()

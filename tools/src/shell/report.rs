@@ -47,6 +47,7 @@ pub(crate) fn render(
         "sandbox": sandbox.mode,
         "process_cap_hit": outcome.process_cap_hit,
         "duration_ms": u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
+        "duration_us": u64::try_from(outcome.duration.as_micros()).unwrap_or(u64::MAX),
         "stdout_bytes": outcome.stdout.total_bytes(),
         "stderr_bytes": outcome.stderr.total_bytes(),
         "stdout_truncated_bytes": outcome.stdout.dropped_bytes(),
@@ -82,6 +83,12 @@ pub(crate) fn render(
         text.push_str(
             "note: a background process still held the output open after bash exited; it was killed \
              (processes never outlive the call, so a server started with `&` does not keep running)\n",
+        );
+    }
+    if outcome.git_restored {
+        text.push_str(
+            "note: the command changed .git/hooks or .git/config, which the sandbox keeps as they \
+             were (git would run what they name outside the sandbox); the change was undone\n",
         );
     }
     let printed = format!(

@@ -21,6 +21,7 @@ fn buffer(cap: usize, bytes: &[u8]) -> HeadTailBuffer {
 
 fn outcome(status: ExitStatus, stdout: &[u8], stderr: &[u8]) -> ShellOutcome {
     ShellOutcome {
+        git_restored: false,
         status,
         timed_out: false,
         background_killed: false,

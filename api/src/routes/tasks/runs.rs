@@ -38,7 +38,7 @@ const MAX_MESSAGE_CHARS: usize = 32 * 1024;
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Not JSON", body = ErrorBody),
         (status = 422, description = "Blank or too long a message, or an unknown field", body = ErrorBody),
-        (status = 429, description = "Too many unfinished tasks", body = ErrorBody),
+        (status = 429, description = "Too many unfinished tasks, or over the submission rate", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -49,6 +49,7 @@ pub async fn post_message(
     request: Request,
 ) -> Result<(StatusCode, Json<TaskView>), ApiError> {
     let task = load_owned(&state, &owner, &id).await?;
+    crate::rate_limit::check_submission(&state, &owner.0).await?;
     let media = media_type(request.headers());
     if media != "application/json" {
         return Err(ApiError::UnsupportedMediaType(format!(

@@ -34,7 +34,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::cache::{CacheError, EventStream, StatusCache};
+use crate::cache::{CacheError, EventStream, RunEvent, StatusCache, WindowHits};
 use crate::task::{TaskId, TaskStatus};
 
 pub use config::RedisCacheConfig;
@@ -54,6 +54,47 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return first
 ";
 
+/// Appends the events of a run that are past its mark: `KEYS[3]` is a hash of marks by
+/// run (one past the highest run event index taken), `ARGV[3]` the run, then pairs of
+/// index and event. Returns the first new event's number and how many were added.
+const PUBLISH_RUN: &str = r"
+local mark = tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0')
+local fresh = {}
+local top = mark
+for i = 4, #ARGV, 2 do
+  local index = tonumber(ARGV[i])
+  if index >= mark then
+    fresh[#fresh + 1] = ARGV[i + 1]
+    if index + 1 > top then top = index + 1 end
+  end
+end
+local n = #fresh
+if top > mark then
+  redis.call('HSET', KEYS[3], ARGV[3], string.format('%d', top))
+end
+local last = redis.call('INCRBY', KEYS[1], n)
+local first = last - n
+for i = 1, n do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. string.format('%d', first + i), 'd', fresh[i])
+end
+for k = 1, 3 do
+  redis.call('EXPIRE', KEYS[k], ARGV[2])
+end
+return {first, n}
+";
+
+/// Counts a hit on `KEYS[1]` in a window of `ARGV[1]` ms opened by its first hit;
+/// returns the hits so far and the window's milliseconds left.
+const COUNT_HIT: &str = r"
+local hits = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if hits == 1 or left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return {hits, left}
+";
+
 /// A [`StatusCache`] on Redis. Clones share one connection.
 #[derive(Clone)]
 pub struct RedisStatusCache {
@@ -66,6 +107,8 @@ struct Inner {
     /// The shared connection; `None` until made, and again after it failed.
     shared: Mutex<Option<MultiplexedConnection>>,
     publish: ::redis::Script,
+    publish_run: ::redis::Script,
+    count_hit: ::redis::Script,
 }
 
 impl std::fmt::Debug for RedisStatusCache {
@@ -82,6 +125,8 @@ pub(super) struct Keys {
     pub events: String,
     pub seq: String,
     pub closed: String,
+    /// Hash: run name -> one past the highest run event index taken.
+    pub runs: String,
 }
 
 impl RedisStatusCache {
@@ -95,6 +140,8 @@ impl RedisStatusCache {
                 config,
                 shared: Mutex::new(None),
                 publish: ::redis::Script::new(PUBLISH),
+                publish_run: ::redis::Script::new(PUBLISH_RUN),
+                count_hit: ::redis::Script::new(COUNT_HIT),
             }),
         })
     }
@@ -125,6 +172,7 @@ impl Inner {
             events: format!("{base}:events"),
             seq: format!("{base}:seq"),
             closed: format!("{base}:closed"),
+            runs: format!("{base}:runs"),
         }
     }
 
@@ -245,6 +293,49 @@ impl StatusCache for RedisStatusCache {
             .await
             .map_err(|err| inner.failed("publish task events", err))?;
         Ok(first..first + count)
+    }
+
+    async fn publish_run_events(
+        &self,
+        id: TaskId,
+        run: &str,
+        events: Vec<RunEvent>,
+    ) -> Result<Range<u64>, CacheError> {
+        let inner = &self.inner;
+        let keys = inner.keys(id);
+        let mut conn = inner.connection().await?;
+        let mut invocation = inner.publish_run.key(&keys.seq);
+        invocation
+            .key(&keys.events)
+            .key(&keys.runs)
+            .arg(inner.config.max_events_per_task.max(1))
+            .arg(inner.config.events_ttl_secs.max(1))
+            .arg(run);
+        for event in &events {
+            invocation.arg(event.index).arg(event.data.to_string());
+        }
+        let (first, added): (u64, u64) = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|err| inner.failed("publish a run's events", err))?;
+        Ok(first..first + added)
+    }
+
+    async fn count_hit(&self, key: &str, window: Duration) -> Result<WindowHits, CacheError> {
+        let inner = &self.inner;
+        let mut conn = inner.connection().await?;
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let (hits, left_ms): (u64, i64) = inner
+            .count_hit
+            .key(format!("{}:rate:{key}", inner.config.key_prefix))
+            .arg(window_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|err| inner.failed("count a rate-limit hit", err))?;
+        Ok(WindowHits {
+            hits,
+            resets_in: Duration::from_millis(u64::try_from(left_ms).unwrap_or(window_ms)),
+        })
     }
 
     async fn subscribe(&self, id: TaskId, from_seq: u64) -> Result<EventStream, CacheError> {

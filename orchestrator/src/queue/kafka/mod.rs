@@ -222,9 +222,17 @@ async fn check_topic(
     producer: &FutureProducer,
     config: &KafkaConfig,
 ) -> Result<(), KafkaConnectError> {
+    check_topic_within(producer, config, config.publish_timeout()).await
+}
+
+/// [`check_topic`], waiting at most `timeout` for the brokers.
+async fn check_topic_within(
+    producer: &FutureProducer,
+    config: &KafkaConfig,
+    timeout: Duration,
+) -> Result<(), KafkaConnectError> {
     let producer = producer.clone();
     let topic = config.tasks_topic.clone();
-    let timeout = config.publish_timeout();
     let fetched = tokio::task::spawn_blocking(move || {
         producer
             .client()
@@ -264,6 +272,16 @@ impl Queue for KafkaQueue {
     async fn receive(&self) -> Result<Delivery, QueueError> {
         let consuming = self.consuming()?;
         consuming.receive(&self.inner.stop).await
+    }
+
+    /// Fetches the tasks topic's metadata from the brokers.
+    async fn ping(&self, within: Duration) -> Result<(), QueueError> {
+        check_topic_within(&self.inner.producer, &self.inner.config, within)
+            .await
+            .map_err(|err| QueueError::Unavailable {
+                context: "fetch the tasks topic's metadata".to_string(),
+                source: Box::new(err),
+            })
     }
 
     /// On the results topic, keyed by task id.
