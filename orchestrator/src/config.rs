@@ -260,13 +260,16 @@ pub struct ResourcesConfig {
     pub memory_mib: Option<u64>,
 }
 
-/// Where agents run: local processes (the embedded default) or Kubernetes Jobs.
+/// Where agents run: local processes (the embedded default), containers on this host or
+/// Kubernetes Jobs.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RunnerConfig {
     pub kind: RunnerKind,
     /// Used when `kind` is `kubernetes`.
     pub kubernetes: crate::runner::KubeSettings,
+    /// Used when `kind` is `container`.
+    pub container: crate::runner::ContainerSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -277,6 +280,9 @@ pub enum RunnerKind {
     Process,
     /// One Kubernetes Job per run ([`crate::runner::KubeRunner`]).
     Kubernetes,
+    /// One container per run on this host's Docker or Podman
+    /// ([`crate::runner::ContainerRunner`]).
+    Container,
 }
 
 /// The status cache's bounds: it may be slow or down, and must never hold the worker up.

@@ -18,7 +18,7 @@ use crate::config::{
     BlobBackend, CacheBackend, OrchestratorConfig, QueueBackend, RunnerKind, StoreBackend,
 };
 use crate::queue::{InProcessQueue, KafkaConnectError, KafkaQueue, Queue};
-use crate::runner::{KubeRunner, ProcessRunner, Runner, RunnerError};
+use crate::runner::{ContainerRunner, KubeRunner, ProcessRunner, Runner, RunnerError};
 use crate::store::{MySqlTaskStore, SqliteTaskStore, StoreError, TaskStore};
 
 /// Cheap to clone: every field is shared.
@@ -76,18 +76,27 @@ pub enum ServicesError {
     Queue(#[from] KafkaConnectError),
     #[error("the S3 blob store: {0}")]
     S3(#[from] S3ConfigError),
-    #[error("the Kubernetes runner: {0}")]
+    #[error("the runner: {0}")]
     Runner(#[from] RunnerError),
 }
 
 /// The runner `[runner] kind` names. A Kubernetes runner finds its cluster the way
 /// `kubectl` does (in-cluster service account, else `KUBECONFIG` or `~/.kube/config`),
-/// and a process that cannot reach one refuses to start rather than run agents locally.
+/// and a process that cannot reach one refuses to start rather than run agents locally;
+/// a container runner whose engine does not answer refuses likewise.
 async fn open_runner(config: &OrchestratorConfig) -> Result<Arc<dyn Runner>, ServicesError> {
     Ok(match config.runner.kind {
         RunnerKind::Process => Arc::new(ProcessRunner::from_config(config)),
         RunnerKind::Kubernetes => {
             Arc::new(KubeRunner::from_environment(config.runner.kubernetes.clone()).await?)
+        }
+        RunnerKind::Container => {
+            let runner = ContainerRunner::new(
+                config.runner.container.clone(),
+                config.runs_dir().join("containers"),
+            )?;
+            runner.ping().await?;
+            Arc::new(runner)
         }
     })
 }

@@ -54,3 +54,19 @@ async fn the_process_runner_is_the_default_and_starts() {
     .await;
     assert!(started.is_ok(), "{:?}", started.err());
 }
+
+#[tokio::test]
+async fn a_container_runner_whose_engine_does_not_answer_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path(), RunnerKind::Container);
+    config.runner.container.socket = Some(format!(
+        "unix://{}",
+        dir.path().join("no-engine.sock").display()
+    ));
+    let started = Services::from_config(config, "http://127.0.0.1:9", key()).await;
+    let Err(err) = started else {
+        panic!("a container runner started with no engine to run on");
+    };
+    assert!(matches!(err, ServicesError::Runner(_)), "{err:?}");
+    assert!(err.to_string().contains("container engine"), "{err}");
+}

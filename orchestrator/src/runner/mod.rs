@@ -1,7 +1,7 @@
 //! Runners start `agent-rs job` somewhere and report what it does.
 //!
-//! The contract, which every runner keeps (the local process runner here; container and
-//! Kubernetes Job runners beside it):
+//! The contract, which every runner keeps (the local process runner, the container
+//! runner and the Kubernetes Job runner):
 //!
 //! - **A run has a name chosen before it starts** ([`run_name`]: task id and attempt),
 //!   which the worker saves in the task row before calling [`Runner::launch`]. Launch is
@@ -33,9 +33,11 @@ use secrecy::SecretString;
 use crate::store::BoxError;
 use crate::task::TaskId;
 
+pub mod container;
 pub mod kubernetes;
 pub mod process;
 
+pub use container::{ContainerRunner, ContainerSettings};
 pub use kubernetes::{KubeRunner, KubeSettings};
 pub use process::ProcessRunner;
 

@@ -180,6 +180,9 @@ fn agent_container(spec: &LaunchSpec, settings: &KubeSettings, image: String) ->
         ("TMPDIR", "/tmp".to_string()),
         ("AGENT_WORK_DIR", format!("{SCRATCH_DIR}/workspace")),
         ("SSL_CERT_FILE", format!("{AGENT_DIR}/ca-certificates.crt")),
+        // The pod is the sandbox; bubblewrap (the agent's default for its shell commands)
+        // is in few images and could not make namespaces in a locked-down pod anyway.
+        ("AGENT_SANDBOX", "off".to_string()),
     ]
     .into_iter()
     .filter(|(name, _)| !spec.env.contains_key(*name))

@@ -43,6 +43,25 @@ pub const SANDBOX_PROXY_LISTEN: &str = "127.0.0.1:3128";
 /// Largest request head read before a request is refused.
 const MAX_HEAD_BYTES: usize = 32 * 1024;
 
+/// What the agent's environment gains to go out through the proxy: its HTTP clients
+/// point at the relay it serves on [`SANDBOX_PROXY_LISTEN`], which forwards to the
+/// socket in [`SANDBOX_EGRESS_DIR`].
+pub fn agent_env() -> Vec<(String, String)> {
+    let proxy = format!("http://{SANDBOX_PROXY_LISTEN}");
+    let mut env: Vec<(String, String)> = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
+        .into_iter()
+        .map(|name| (name.to_string(), proxy.clone()))
+        .collect();
+    env.push(("NO_PROXY".into(), String::new()));
+    env.push(("no_proxy".into(), String::new()));
+    env.push((
+        "AGENT_EGRESS_SOCKET".into(),
+        format!("{SANDBOX_EGRESS_DIR}/{SOCKET}"),
+    ));
+    env.push(("AGENT_EGRESS_LISTEN".into(), SANDBOX_PROXY_LISTEN.into()));
+    env
+}
+
 /// What a run may reach.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EgressPolicy {

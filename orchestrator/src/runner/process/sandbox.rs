@@ -168,23 +168,7 @@ impl RunSandbox {
         if !self.is_bwrap() {
             return Vec::new();
         }
-        let proxy = format!("http://{}", egress::SANDBOX_PROXY_LISTEN);
-        let mut env: Vec<(String, String)> =
-            ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
-                .into_iter()
-                .map(|name| (name.to_string(), proxy.clone()))
-                .collect();
-        env.push(("NO_PROXY".into(), String::new()));
-        env.push(("no_proxy".into(), String::new()));
-        env.push((
-            "AGENT_EGRESS_SOCKET".into(),
-            format!("{}/{}", egress::SANDBOX_EGRESS_DIR, egress::SOCKET),
-        ));
-        env.push((
-            "AGENT_EGRESS_LISTEN".into(),
-            egress::SANDBOX_PROXY_LISTEN.into(),
-        ));
-        env
+        egress::agent_env()
     }
 
     /// The command line that starts `agent job` inside the sandbox (the agent alone when

@@ -1,0 +1,155 @@
+//! The agent image's files as a volume every run mounts: the container runner's
+//! counterpart of the Kubernetes Job's init container.
+//!
+//! Once per agent image (by image id) and per process, a short-lived container of the
+//! agent image runs `agent-rs install` into a volume named after the image id, with no
+//! network and no capabilities. `install` writes under a temporary name and renames, so
+//! two processes installing at once, or a process installing into a volume a previous
+//! one filled, leave a whole binary either way. A new agent image gets a new volume, so a
+//! run never mixes binaries.
+
+use std::collections::{HashMap, HashSet};
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::sync::Mutex;
+
+use super::{engine_error, launch_error, status_code};
+use crate::runner::kubernetes::manifest::{AGENT_DIR, AGENT_IMAGE_BINARY, AGENT_IMAGE_CA_BUNDLE};
+use crate::runner::{LABEL_MANAGED_BY, MANAGED_BY, RunnerError};
+
+/// The volumes this process has filled.
+#[derive(Debug, Default)]
+pub struct Installed {
+    volumes: Mutex<HashSet<String>>,
+}
+
+impl Installed {
+    /// The volume holding `agent_image`'s `agent-rs` and CA bundle, filled if this
+    /// process has not done so yet.
+    pub async fn volume(&self, docker: &Docker, agent_image: &str) -> Result<String, RunnerError> {
+        let image = match docker.inspect_image(agent_image).await {
+            Ok(image) => image,
+            Err(err) if status_code(&err) == Some(404) => {
+                return Err(RunnerError::Launch(format!(
+                    "the agent image `{agent_image}` is not on this host (scripts/images builds it; nothing is pulled)"
+                )));
+            }
+            Err(err) => {
+                return Err(engine_error(
+                    format!("inspect the agent image {agent_image}"),
+                    err,
+                ));
+            }
+        };
+        let id = image.id.unwrap_or_default();
+        let id = id.strip_prefix("sha256:").unwrap_or(&id);
+        let short: String = id.chars().take(12).collect();
+        if short.is_empty() {
+            return Err(RunnerError::Launch(format!(
+                "the engine gave the agent image `{agent_image}` no id"
+            )));
+        }
+        let volume = format!("agent-rs-bin-{short}");
+        let mut installed = self.volumes.lock().await;
+        if installed.contains(&volume) {
+            return Ok(volume);
+        }
+        let labels = HashMap::from([(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string())]);
+        match docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(labels.clone()),
+                ..VolumeCreateRequest::default()
+            })
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if status_code(&err) == Some(409) => {}
+            Err(err) => return Err(engine_error(format!("create the volume {volume}"), err)),
+        }
+        install(docker, agent_image, &volume, labels).await?;
+        tracing::info!(%volume, agent_image, "agent-rs installed into its volume");
+        installed.insert(volume.clone());
+        Ok(volume)
+    }
+}
+
+/// Runs `agent-rs install` from `agent_image` into `volume` and waits for it.
+async fn install(
+    docker: &Docker,
+    agent_image: &str,
+    volume: &str,
+    labels: HashMap<String, String>,
+) -> Result<(), RunnerError> {
+    let name = format!("{volume}-install-{:08x}", fastrand::u32(..));
+    let body = ContainerCreateBody {
+        image: Some(agent_image.to_string()),
+        entrypoint: Some(vec![AGENT_IMAGE_BINARY.to_string()]),
+        cmd: Some(
+            ["install", AGENT_DIR, "--with", AGENT_IMAGE_CA_BUNDLE]
+                .map(String::from)
+                .to_vec(),
+        ),
+        // The volume's root belongs to root; without capabilities root can write there
+        // and nowhere it does not own.
+        user: Some("0:0".to_string()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{volume}:{AGENT_DIR}")]),
+            readonly_rootfs: Some(true),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
+            network_mode: Some("none".to_string()),
+            ..HostConfig::default()
+        }),
+        ..ContainerCreateBody::default()
+    };
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(|err| launch_error(format!("create the install container {name}"), err))?;
+    let result = run_to_end(docker, &name).await;
+    let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+    if let Err(err) = docker.remove_container(&name, Some(remove)).await {
+        tracing::warn!(container = %name, error = %err, "cannot remove the install container");
+    }
+    result
+}
+
+async fn run_to_end(docker: &Docker, name: &str) -> Result<(), RunnerError> {
+    docker
+        .start_container(name, None)
+        .await
+        .map_err(|err| launch_error(format!("start the install container {name}"), err))?;
+    // The wait stream reports a non-zero exit as an error; its code is read below.
+    let _ = docker.wait_container(name, None).next().await;
+    let state = docker
+        .inspect_container(name, None)
+        .await
+        .map_err(|err| engine_error(format!("inspect the install container {name}"), err))?
+        .state
+        .unwrap_or_default();
+    let code = state.exit_code.unwrap_or(-1);
+    if code == 0 {
+        return Ok(());
+    }
+    let options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let output: Vec<String> = docker
+        .logs(name, Some(options))
+        .filter_map(|chunk| async move { chunk.ok().map(|chunk| chunk.to_string()) })
+        .collect()
+        .await;
+    Err(RunnerError::Launch(format!(
+        "the agent image's install step failed (exit code {code}): {}",
+        output.concat().trim()
+    )))
+}
