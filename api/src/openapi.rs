@@ -25,6 +25,8 @@ use crate::web::event_ticket::EventTicket;
     paths(
         tasks::create_task,
         tasks::list_tasks,
+        tasks::updates::task_updates,
+        web::event_ticket::issue_updates_ticket,
         tasks::get_task,
         tasks::cancel_task,
         tasks::pull_request::retry_pull_request,

@@ -49,6 +49,8 @@ pub static ASSETS: &[Asset] = &[
     asset!("js/live.js", JS),
     asset!("js/diff.js", JS),
     asset!("js/artifacts.js", JS),
+    asset!("js/pullrequest.js", JS),
+    asset!("js/runs.js", JS),
 ];
 
 /// Each asset's ETag, in the order of [`ASSETS`].

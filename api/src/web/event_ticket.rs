@@ -10,6 +10,11 @@
 //! `EventSource`'s own reconnects; a client then asks for a new one), and nothing else
 //! accepts it. It is stateless (an HMAC with a server key, [`EventTickets`]), so any API
 //! process sharing the key accepts it.
+//!
+//! The owner's task list follows `GET /api/v1/tasks/updates` the same way, with a ticket
+//! from `POST /api/v1/tasks/updates/ticket`: signed over the owner alone (whom it names,
+//! since no task does) under another purpose, so neither kind of ticket opens the
+//! other's stream.
 
 use std::time::Duration;
 
@@ -36,6 +41,8 @@ pub const TICKET_TTL: Duration = Duration::from_secs(60);
 
 /// Keeps tickets of one purpose apart from anything else signed with a related key.
 const DOMAIN: &str = "agent-rs events ticket v1";
+/// The purpose of tickets for an owner's task updates.
+const UPDATES_DOMAIN: &str = "agent-rs task updates ticket v1";
 
 /// Issues and checks tickets with one server key.
 pub struct EventTickets {
@@ -81,13 +88,51 @@ impl EventTickets {
     }
 
     fn mac(&self, task_id: &str, owner: &str, expires: i64) -> HmacSha256 {
+        self.mac_of(&[DOMAIN, task_id, owner, &expires.to_string()])
+    }
+
+    fn mac_of(&self, parts: &[&str]) -> HmacSha256 {
         let mut mac = self.keyed.clone();
-        // Task ids and owners hold no newline, so the joined message is unambiguous.
-        for part in [DOMAIN, task_id, owner, &expires.to_string()] {
+        // Task ids and owners hold no newline, and each purpose has a fixed number of
+        // parts ending with a number, so the joined message is unambiguous.
+        for part in parts {
             mac.update(part.as_bytes());
             mac.update(b"\n");
         }
         mac
+    }
+
+    /// A ticket for `owner` to follow its own task updates until `expires` (Unix
+    /// seconds). It carries the owner's name (base64), which it is signed over.
+    pub fn issue_for_owner(&self, owner: &str, expires: i64) -> String {
+        let sig = self
+            .mac_of(&[UPDATES_DOMAIN, owner, &expires.to_string()])
+            .finalize()
+            .into_bytes();
+        format!(
+            "{expires}.{}.{}",
+            URL_SAFE_NO_PAD.encode(owner),
+            URL_SAFE_NO_PAD.encode(sig)
+        )
+    }
+
+    /// The owner an updates ticket was issued to, if it is genuine and has not expired
+    /// at `now` (Unix seconds).
+    pub fn owner_of(&self, ticket: &str, now: i64) -> Option<String> {
+        let mut parts = ticket.split('.');
+        let (Some(expires), Some(owner), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let expires = expires.parse::<i64>().ok()?;
+        let owner = String::from_utf8(URL_SAFE_NO_PAD.decode(owner).ok()?).ok()?;
+        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+        let genuine = self
+            .mac_of(&[UPDATES_DOMAIN, &owner, &expires.to_string()])
+            .verify_slice(&sig)
+            .is_ok();
+        (genuine && expires >= now).then_some(owner)
     }
 
     /// A ticket for `owner` to read `task_id`'s events until `expires` (Unix seconds).
@@ -150,6 +195,64 @@ pub async fn issue_ticket(
     ))
 }
 
+/// Get a ticket to follow the caller's task updates from a browser's `EventSource`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tasks/updates/ticket",
+    tag = "tasks",
+    responses(
+        (status = 201, description = "A ticket for `GET /api/v1/tasks/updates`, valid for a minute", body = EventTicket),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn issue_updates_ticket(
+    State(state): State<SharedState>,
+    owner: Owner,
+) -> (StatusCode, Json<EventTicket>) {
+    let expires = (state.clock)() + TICKET_TTL.as_secs() as i64;
+    let ticket = state.event_tickets.issue_for_owner(&owner.0, expires);
+    (
+        StatusCode::CREATED,
+        Json(EventTicket {
+            ticket,
+            expires_at: expires * 1000,
+        }),
+    )
+}
+
+/// Who may read an owner's task updates: the bearer of a token, or of a valid updates
+/// ticket (the owner it names).
+#[derive(Debug, Clone)]
+pub struct UpdatesReader(pub Owner);
+
+impl FromRequestParts<SharedState> for UpdatesReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &SharedState,
+    ) -> Result<Self, Self::Rejection> {
+        match ticket_in(parts, state).await {
+            None => Ok(UpdatesReader(
+                Owner::from_request_parts(parts, state).await?,
+            )),
+            Some(ticket) => state
+                .event_tickets
+                .owner_of(&ticket, (state.clock)())
+                .map(|owner| UpdatesReader(Owner(owner)))
+                .ok_or(ApiError::Unauthorized),
+        }
+    }
+}
+
+async fn ticket_in(parts: &mut Parts, state: &SharedState) -> Option<String> {
+    Query::<TicketQuery>::from_request_parts(parts, state)
+        .await
+        .ok()
+        .and_then(|Query(query)| query.ticket)
+}
+
 #[derive(Debug, Deserialize)]
 struct TicketQuery {
     ticket: Option<String>,
@@ -167,11 +270,7 @@ impl FromRequestParts<SharedState> for EventsReader {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        let ticket = Query::<TicketQuery>::from_request_parts(parts, state)
-            .await
-            .ok()
-            .and_then(|Query(query)| query.ticket);
-        let Some(ticket) = ticket else {
+        let Some(ticket) = ticket_in(parts, state).await else {
             return Ok(EventsReader(Owner::from_request_parts(parts, state).await?));
         };
         let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
@@ -226,5 +325,42 @@ mod tests {
         for junk in ["", "1000", "1000.", "x.y", "1000.!!!"] {
             assert!(!tickets.verify(junk, TASK, "alice", 999), "{junk:?}");
         }
+    }
+
+    #[test]
+    fn an_updates_ticket_names_its_owner_until_it_expires_and_nothing_else() {
+        let tickets = EventTickets::random();
+        let ticket = tickets.issue_for_owner("alice", 1_000);
+        assert_eq!(tickets.owner_of(&ticket, 1_000).as_deref(), Some("alice"));
+        assert_eq!(tickets.owner_of(&ticket, 1_001), None, "expired");
+        assert_eq!(EventTickets::random().owner_of(&ticket, 999), None);
+        // Another owner's name in it, or a later expiry, breaks the signature.
+        let (expires, rest) = ticket.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let bob = URL_SAFE_NO_PAD.encode("bob");
+        assert_eq!(
+            tickets.owner_of(&format!("{expires}.{bob}.{sig}"), 999),
+            None
+        );
+        assert_eq!(tickets.owner_of(&format!("9999.{rest}"), 999), None);
+        for junk in [
+            "",
+            "1000",
+            "1000..",
+            "1000.YWxpY2U",
+            "1000.YWxpY2U.!!",
+            "1.a.b.c",
+        ] {
+            assert_eq!(tickets.owner_of(junk, 999), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn task_tickets_and_updates_tickets_do_not_open_each_others_streams() {
+        let tickets = EventTickets::random();
+        let updates = tickets.issue_for_owner("alice", 1_000);
+        assert!(!tickets.verify(&updates, TASK, "alice", 999));
+        let task = tickets.issue(TASK, "alice", 1_000);
+        assert_eq!(tickets.owner_of(&task, 999), None);
     }
 }

@@ -25,7 +25,7 @@ pub use headers::CONTENT_SECURITY_POLICY;
 
 /// `/` (the page) and `/assets/{file}` (its scripts, styles and icon), without auth:
 /// nothing in them is secret; the data comes from the API with the token. Also the
-/// event-ticket route, which exists for browsers' `EventSource`.
+/// event-ticket routes, which exist for browsers' `EventSource`.
 pub fn router() -> Router<SharedState> {
     let page = Router::new()
         .route("/", get(assets::index))
@@ -34,5 +34,9 @@ pub fn router() -> Router<SharedState> {
     page.route(
         "/api/v1/tasks/{id}/events/ticket",
         post(event_ticket::issue_ticket),
+    )
+    .route(
+        "/api/v1/tasks/updates/ticket",
+        post(event_ticket::issue_updates_ticket),
     )
 }

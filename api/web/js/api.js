@@ -104,13 +104,31 @@ export const createTask = (form, idempotencyKey) =>
 export const eventTicket = (id) =>
   call(`/api/v1/tasks/${encodeURIComponent(id)}/events/ticket`, { method: "POST" });
 
-/** An artifact's bytes as text; `null` when the task has none (yet). */
-export async function artifactText(id, name, signal) {
+export const updatesTicket = () => call("/api/v1/tasks/updates/ticket", { method: "POST" });
+
+export const retryPullRequest = (id, githubToken) =>
+  call(`/api/v1/tasks/${encodeURIComponent(id)}/pull-request`, {
+    method: "POST",
+    json: githubToken ? { github_token: githubToken } : {},
+  });
+
+export const sendFollowUp = (id, message) =>
+  call(`/api/v1/tasks/${encodeURIComponent(id)}/messages`, { json: { message } });
+
+export const listRuns = (id, signal) => call(`/api/v1/tasks/${encodeURIComponent(id)}/runs`, { signal });
+
+/** The path of an artifact: of the task's current run, or of run `run`. */
+function artifactPath(id, name, run) {
+  const task = `/api/v1/tasks/${encodeURIComponent(id)}`;
+  const where = run ? `${task}/runs/${encodeURIComponent(run)}` : task;
+  return `${where}/artifacts/${encodeURIComponent(name)}`;
+}
+
+/** An artifact's bytes as text (of run `run`, else the current run's); `null` when
+ * there is none (yet). */
+export async function artifactText(id, name, signal, run) {
   try {
-    const response = await call(
-      `/api/v1/tasks/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}`,
-      { raw: true, signal },
-    );
+    const response = await call(artifactPath(id, name, run), { raw: true, signal });
     return await response.text();
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return null;
@@ -118,11 +136,8 @@ export async function artifactText(id, name, signal) {
   }
 }
 
-/** An artifact as a Blob, for a download. */
-export async function artifactBlob(id, name) {
-  const response = await call(
-    `/api/v1/tasks/${encodeURIComponent(id)}/artifacts/${encodeURIComponent(name)}`,
-    { raw: true },
-  );
+/** An artifact as a Blob, for a download (of run `run`, else the current run's). */
+export async function artifactBlob(id, name, run) {
+  const response = await call(artifactPath(id, name, run), { raw: true });
   return response.blob();
 }

@@ -7,21 +7,29 @@ import { h } from "./dom.js";
 
 export const ARTIFACTS = [
   ["diff.patch", "The diff, for git apply"],
+  ["step.patch", "This run's own changes"],
   ["trajectory.jsonl", "Every event of the run"],
   ["result.json", "How the run ended"],
   ["agent.log", "The agent's log"],
 ];
 
-export function artifactLinks(taskId, onError) {
-  return h("ul", { class: "artifacts" }, ARTIFACTS.map(([name, what]) => {
-    const link = h("a", { href: "#", class: "artifact", dataset: { artifact: name } }, name);
+/**
+ * The artifacts of task `taskId`'s run `run` (the current run's when absent); `step.patch`
+ * only for a follow-up run (`runNumber` > 1), where `diff.patch` covers every run so far.
+ */
+export function artifactLinks(taskId, onError, { run = null, runNumber = 1 } = {}) {
+  const names = ARTIFACTS.filter(([name]) => name !== "step.patch" || runNumber > 1);
+  return h("ul", { class: "artifacts" }, names.map(([name, what]) => {
+    const label = name === "diff.patch" && runNumber > 1 ? "The diff of all runs so far, for git apply" : what;
+    const link = h("a", { href: "#", class: "artifact", dataset: { artifact: name, run: run ?? "" } }, name);
     link.addEventListener("click", async (event) => {
       event.preventDefault();
       link.setAttribute("aria-busy", "true");
       try {
-        const blob = await artifactBlob(taskId, name);
+        const blob = await artifactBlob(taskId, name, run);
         const url = URL.createObjectURL(blob);
-        const save = h("a", { href: url, download: `${taskId}-${name}`, hidden: true });
+        const file = run ? `${taskId}-run${run}-${name}` : `${taskId}-${name}`;
+        const save = h("a", { href: url, download: file, hidden: true });
         document.body.append(save);
         save.click();
         save.remove();
@@ -32,6 +40,6 @@ export function artifactLinks(taskId, onError) {
         link.removeAttribute("aria-busy");
       }
     });
-    return h("li", {}, link, h("span", { class: "muted small" }, ` ${what}`));
+    return h("li", {}, link, h("span", { class: "muted small" }, ` ${label}`));
   }));
 }

@@ -1,28 +1,40 @@
 // One task: what it is, where it stands (status, phase, elapsed time, tokens), a live
 // timeline of what the agent does, cancel while it runs; once finished, the agent's final
-// message, the result figures, the diff, the artifacts and the pull request.
+// message, the result figures, the diff, the artifacts, the pull request (with a retry
+// when it failed), a follow-up box that continues the task as its next run, and the list
+// of its runs. A follow-up sent restarts the view on the new run, without a reload.
 
 import { ApiError, artifactText, cancelTask, getTask } from "./api.js";
 import { artifactLinks } from "./artifacts.js";
 import { renderDiff } from "./diff.js";
-import { focusHeading, h, replaceChildren, safeLink } from "./dom.js";
+import { focusHeading, h, replaceChildren } from "./dom.js";
 import { STATUSES, TERMINAL, count, dateTime, duration, source, statusLabel, statusTone, taskDuration } from "./format.js";
 import { follow } from "./live.js";
+import { pullRequestBlock, pullRequestPending } from "./pullrequest.js";
+import { followUpForm, showRuns } from "./runs.js";
 import { Timeline } from "./timeline.js";
 
 const POLL_MS = 5000;
+const PR_POLL_MS = 2000;
 const PHASES = STATUSES.filter((s) => s !== "PENDING" && !TERMINAL.has(s));
 
 export function showTask(main, id) {
-  const view = new TaskView(main, id);
-  view.start();
+  let view = null;
+  const restart = () => {
+    if (view) view.stop();
+    view = new TaskView(main, id, restart);
+    view.start();
+  };
+  restart();
   return () => view.stop();
 }
 
 class TaskView {
-  constructor(main, id) {
+  /** `restart()` replaces this view by a fresh one (after a follow-up was sent). */
+  constructor(main, id, restart) {
     this.main = main;
     this.id = id;
+    this.restart = restart;
     this.task = null;
     this.stats = { turns: null, tokens: null };
     this.timers = [];
@@ -32,7 +44,7 @@ class TaskView {
   }
 
   async start() {
-    this.main.append(h("p", { class: "muted" }, "Loading…"));
+    replaceChildren(this.main, h("p", { class: "muted" }, "Loading…"));
     try {
       this.task = await getTask(this.id);
     } catch (err) {
@@ -47,6 +59,8 @@ class TaskView {
     this.layout();
     this.update(this.task);
     focusHeading(this.heading);
+    // A finished run's list is shown with its result (showFinished).
+    if (this.task.run_number > 1 && !TERMINAL.has(this.task.status)) this.loadRuns();
     if (TERMINAL.has(this.task.status)) {
       await this.loadHistory();
       this.showFinished();
@@ -57,7 +71,10 @@ class TaskView {
 
   stop() {
     this.stopped = true;
-    for (const timer of this.timers) clearInterval(timer);
+    for (const timer of this.timers) {
+      clearInterval(timer);
+      clearTimeout(timer);
+    }
     if (this.unfollow) this.unfollow();
   }
 
@@ -76,6 +93,9 @@ class TaskView {
     this.problem = h("p", { class: "notice error", role: "alert", hidden: true });
     this.resultBox = h("section", { class: "card", id: "result", hidden: true, "aria-labelledby": "result-h" });
     this.diffBox = h("section", { class: "card", id: "diff", hidden: true, "aria-labelledby": "diff-h" });
+    this.followUpBox = h("div", { hidden: true });
+    this.runsBox = h("section", { class: "card", id: "runs", hidden: true, "aria-labelledby": "runs-h" });
+    this.prSlot = h("div", { class: "pr-slot" });
     this.timelineList = h("ol", { id: "timeline", class: "timeline" });
     this.timeline = new Timeline(this.timelineList, (stats) => this.setStats(stats));
 
@@ -88,6 +108,7 @@ class TaskView {
       fact("Model", h("dd", {}, task.model || "server default")),
       fact("Limits", h("dd", {}, limits(task))),
       fact("Created", h("dd", {}, dateTime(task.created_at))),
+      task.run_number > 1 ? fact("Run", h("dd", { id: "run-number" }, String(task.run_number))) : null,
       fact("Task id", h("dd", { class: "wrap" }, h("code", {}, task.id)), "wide"));
 
     replaceChildren(this.main,
@@ -95,12 +116,19 @@ class TaskView {
       h("section", { class: "card", "aria-labelledby": "task-h" },
         h("div", { class: "task-top" }, this.heading, this.badge),
         descriptionBlock(task.description),
+        task.follow_up ? h("div", { class: "follow-up-shown" },
+          h("h2", { class: "small-h" }, `Follow-up (run ${task.run_number})`),
+          h("p", { id: "task-follow-up", class: "prose" }, task.follow_up)) : null,
         this.phases, facts, this.message, this.problem, this.cancelBox),
       this.resultBox,
       this.diffBox,
+      this.followUpBox,
       h("section", { class: "card", "aria-labelledby": "timeline-h" },
-        h("div", { class: "section-head" }, h("h2", { id: "timeline-h" }, "Timeline"), this.liveState),
-        this.timelineList));
+        h("div", { class: "section-head" },
+          h("h2", { id: "timeline-h" }, task.run_number > 1 ? `Timeline of run ${task.run_number}` : "Timeline"),
+          this.liveState),
+        this.timelineList),
+      this.runsBox);
     this.heading.id = "task-h";
 
     this.timers.push(setInterval(() => this.tick(), 1000));
@@ -261,8 +289,8 @@ class TaskView {
     this.finishedShown = true;
     const task = this.task;
     const result = task.result || {};
-    const blocks = [h("h2", { id: "result-h" }, "Result")];
-    if (task.pr_url) blocks.push(h("p", {}, "Pull request: ", safeLink(task.pr_url)));
+    const blocks = [h("h2", { id: "result-h" }, "Result"), this.prSlot];
+    this.showPullRequest();
     if (result.final_message) {
       blocks.push(h("h3", {}, "Final message"), h("p", { id: "final-message", class: "prose final" }, result.final_message));
     }
@@ -275,10 +303,46 @@ class TaskView {
       result.timing ? fact("Model / tools", h("dd", {}, `${duration(result.timing.model_ms)} / ${duration(result.timing.tools_ms)}`)) : null,
       typeof result.files_changed === "number" ? fact("Files changed", h("dd", {}, String(result.files_changed))) : null),
     h("h3", {}, "Artifacts"),
-    artifactLinks(this.id, (message) => this.showProblem(message)));
+    artifactLinks(this.id, (message) => this.showProblem(message), { runNumber: task.run_number }));
     replaceChildren(this.resultBox, blocks);
     this.resultBox.hidden = false;
+    if (task.status === "COMPLETED" || task.status === "FAILED") {
+      replaceChildren(this.followUpBox, followUpForm(task, () => this.restart()));
+      this.followUpBox.hidden = false;
+    }
+    if (task.run_number > 1) this.loadRuns();
     await this.loadDiff();
+  }
+
+  /** The pull request's state; read again every few seconds while it is being opened. */
+  showPullRequest() {
+    replaceChildren(this.prSlot, pullRequestBlock(this.task, (task) => {
+      this.task = task;
+      this.showPullRequest();
+    }));
+    if (!pullRequestPending(this.task) || this.prPolling) return;
+    this.prPolling = true;
+    const again = async () => {
+      if (this.stopped) return;
+      try {
+        const task = await getTask(this.id);
+        if (this.stopped) return;
+        this.task = task;
+      } catch {
+        // Tried again below.
+      }
+      if (pullRequestPending(this.task)) {
+        this.timers.push(setTimeout(again, PR_POLL_MS));
+      } else {
+        this.prPolling = false;
+        this.showPullRequest();
+      }
+    };
+    this.timers.push(setTimeout(again, PR_POLL_MS));
+  }
+
+  loadRuns() {
+    return showRuns(this.runsBox, this.id, (message) => this.showProblem(message));
   }
 
   async loadDiff() {
@@ -291,7 +355,7 @@ class TaskView {
     }
     if (this.stopped || patch === undefined) return;
     replaceChildren(this.diffBox,
-      h("h2", { id: "diff-h" }, "Changes"),
+      h("h2", { id: "diff-h" }, this.task.run_number > 1 ? "Changes (all runs)" : "Changes"),
       patch === null ? h("p", { class: "muted" }, "This run produced no diff.") : renderDiff(patch));
     this.diffBox.hidden = false;
   }

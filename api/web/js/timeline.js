@@ -51,6 +51,15 @@ export class Timeline {
           text(`${event.elided_outputs} outputs, ~${count(event.estimated_tokens_before)} → ~${count(event.estimated_tokens_after)} tokens`));
       case "task_finished":
         return finished(event);
+      case "conversation_resumed": {
+        const n = Array.isArray(event.history) ? event.history.length : 0;
+        return entry("start", "Continued from the previous run",
+          text(event.summarized ? "The earlier turns, summarized." : `${n} earlier messages carried over.`));
+      }
+      case "setup_finished":
+        return entry(event.success ? "note" : "error",
+          event.success ? `Setup finished · ${duration(event.duration_ms)}` : `Setup failed${event.timed_out ? " (timed out)" : ""}`,
+          event.log_tail ? h("details", {}, h("summary", {}, "Last lines of setup.log"), h("pre", { class: "code output" }, event.log_tail)) : null);
       default:
         return entry("note", event.type || "event", h("pre", { class: "code small" }, JSON.stringify(event, null, 2)));
     }

@@ -1,4 +1,5 @@
-//! `/api/v1/tasks`: create, read, list, cancel, follow, and fetch artifacts.
+//! `/api/v1/tasks`: create, read, list (and follow the list), cancel, follow, and fetch
+//! artifacts.
 //!
 //! Every route is owner-scoped: another owner's task answers 404, exactly like a task
 //! that does not exist, so ids cannot be probed.
@@ -8,6 +9,7 @@ pub mod intake;
 pub mod pull_request;
 pub mod runs;
 pub mod staging;
+pub mod updates;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -65,6 +67,7 @@ pub fn router(config: &ApiConfig) -> Router<SharedState> {
                 .layer(DefaultBodyLimit::max(config.multipart_body_limit))
                 .get(list_tasks),
         )
+        .route("/api/v1/tasks/updates", get(updates::task_updates))
         .route("/api/v1/tasks/{id}", get(get_task))
         .route("/api/v1/tasks/{id}/cancel", post(cancel_task))
         .route(
