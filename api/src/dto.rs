@@ -57,6 +57,14 @@ pub struct CreateTaskRequest {
     pub timeout_secs: Option<u64>,
     /// Open a pull request with the changes once the run completed.
     pub pull_request: Option<PullRequestRequest>,
+    /// A setup script (run with `bash -c` in the workspace before the agent, in every
+    /// run of the task): it has the network, the agent's commands after it do not. Its
+    /// output is the `setup.log` artifact; when it fails the task fails with its tail.
+    #[schema(
+        max_length = 65536,
+        pattern = r"^[^\x00]*[^\x00\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\x00]*$"
+    )]
+    pub setup: Option<String>,
 }
 
 /// A pull request to open with a task's changes (at submission, or later through
@@ -154,6 +162,9 @@ pub struct CreateTaskMultipart {
     pub max_tokens: Option<u64>,
     #[schema(minimum = 1, maximum = 604800)]
     pub timeout_secs: Option<u64>,
+    /// As in the JSON body; blank counts as absent.
+    #[schema(max_length = 65536, pattern = r"^[^\x00]*$")]
+    pub setup: Option<String>,
     /// `true` asks for a pull request (so do the three fields below).
     #[schema(
         pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[Tt][Rr][Uu][Ee][\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*)$"
@@ -230,6 +241,9 @@ pub struct TaskView {
     /// The current run's follow-up message; absent for the first run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<String>,
+    /// The task's setup script, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
 }
 
 impl TaskView {
@@ -279,6 +293,7 @@ impl From<Task> for TaskView {
             deadline_at: task.deadline_at,
             run_number: task.run_number,
             follow_up: task.follow_up,
+            setup: task.setup,
         }
     }
 }

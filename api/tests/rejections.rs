@@ -339,6 +339,7 @@ async fn a_stored_url_with_credentials_is_shown_without_them() {
             limits: orchestrator::TaskLimits::default(),
             idempotency_key: None,
             pull_request: None,
+            setup: None,
         })
         .await
         .unwrap();

@@ -177,6 +177,10 @@ pub struct NewTask {
     /// (its token only sealed). Never serialized: it may hold a sealed token.
     #[serde(skip)]
     pub pull_request: Option<crate::pr::PullRequestAsk>,
+    /// A setup script run in the workspace before the agent, with the network on
+    /// (`agent-rs job`'s `AGENT_SETUP`); its output is the run's `setup.log`.
+    #[serde(default)]
+    pub setup: Option<String>,
 }
 
 /// A task as stored.
@@ -220,6 +224,9 @@ pub struct Task {
     pub run_number: u32,
     /// The current run's follow-up message; `None` for the first run.
     pub follow_up: Option<String>,
+    /// The task's setup script, run before the agent in every run of the task.
+    #[serde(default)]
+    pub setup: Option<String>,
 }
 
 impl Task {

@@ -29,5 +29,6 @@ pub fn task(status: TaskStatus, updated_at: i64) -> Task {
         lease_expires_at: None,
         run_number: 1,
         follow_up: None,
+        setup: None,
     }
 }

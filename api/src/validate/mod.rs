@@ -42,6 +42,7 @@ pub struct TaskDraft {
     pub model: Option<String>,
     pub limits: TaskLimits,
     pub pull_request: Option<PullRequestDraft>,
+    pub setup: Option<String>,
 }
 
 /// A pull request asked for with a task, before its token is sealed.
@@ -139,6 +140,9 @@ pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), Fi
         check_short("model", model).map_err(on("model"))?;
     }
     check_limits(&draft.limits)?;
+    if let Some(setup) = &draft.setup {
+        check_setup(setup).map_err(on("setup"))?;
+    }
     if let Some(pr) = &draft.pull_request {
         check_pull_request(pr)?;
     }
@@ -156,6 +160,27 @@ pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), Fi
         }
         DraftInput::Zip { name, .. } => check_short("zip file name", name).map_err(on("zip_file")),
     }
+}
+
+/// Longest setup script, in characters.
+const MAX_SETUP: usize = 64 * 1024;
+
+/// A setup script: not blank, not too long, and no NUL (it travels in an environment
+/// variable, which cannot hold one).
+fn check_setup(setup: &str) -> Result<(), String> {
+    if setup.trim().is_empty() {
+        return Err("setup is blank; give the script to run, or leave the field out".into());
+    }
+    if setup.chars().count() > MAX_SETUP {
+        return Err(format!(
+            "setup is longer than {MAX_SETUP} characters; put the steps in a script in the \
+             repository and call it"
+        ));
+    }
+    if setup.contains('\0') {
+        return Err("setup contains a NUL character; remove it".into());
+    }
+    Ok(())
 }
 
 /// The policy's reason, said about the field (the URL itself is not echoed back).

@@ -8,6 +8,7 @@ fn draft(input: DraftInput) -> TaskDraft {
         model: None,
         limits: TaskLimits::default(),
         pull_request: None,
+        setup: None,
     }
 }
 

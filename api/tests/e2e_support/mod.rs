@@ -1,171 +1,23 @@
-//! The whole service as a user runs it: the `api` binary in its own process over a temp
-//! data folder, the real `agent-rs` beside it, and the scripted model server in this
-//! process playing the model. Everything goes over real HTTP.
-//!
-//! Every wait is a poll with a deadline ([`eventually`], [`Api::wait_for_status`],
-//! [`Api::follow_events`]); on a timeout the server's log is part of the failure message.
+//! The whole service as a user runs it, from the shared test-support crate: the `api`
+//! binary of this crate's build in its own process over a temp data folder, the real
+//! `agent-rs` beside it, and the scripted model server in this process playing the
+//! model. Everything goes over real HTTP.
 
 #![allow(dead_code, unused_imports)]
 
-mod procs;
-mod sse;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
 
-pub use procs::{assert_no_process_left, processes_of_task};
-pub use sse::{SseEvent, SseReader};
+use scripted_model::ScriptedServer;
+pub use test_support::{
+    CALC_PY, Home, SseEvent, SseReader, TOKEN, WAIT, agent_binary, assert_no_process_left,
+    eventually, fix_add_steps, git_repo, processes_of_task, scripted_model, shell_step, zip_of,
+};
 
-use std::future::Future;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
-
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-use scripted_model::{Script, ScriptedServer};
-use serde_json::Value;
-use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
-
-pub const TOKEN: &str = "e2e-dev-token";
-/// Long enough for a debug build on a busy two-core machine; only ever reached on failure.
-pub const WAIT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(50);
 const API_BIN: &str = env!("CARGO_BIN_EXE_api");
 
-/// Builds `agent-rs` once, into the target folder the `api` binary was built in
-/// (`target/debug/api` -> `target/debug/agent-rs`).
-pub fn agent_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let profile_dir = Path::new(API_BIN).parent().unwrap();
-            let target_dir = profile_dir.parent().unwrap();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "-p", "agent-rs", "--bin", "agent-rs"])
-                .env("CARGO_TARGET_DIR", target_dir)
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .status()
-                .unwrap();
-            assert!(status.success(), "building agent-rs failed");
-            let binary = profile_dir.join("agent-rs");
-            assert!(binary.is_file(), "{} missing", binary.display());
-            binary
-        })
-        .clone()
-}
-
-/// The scripted model, from its steps (JSON values, in order, shared by every task).
-pub async fn scripted_model(steps: Value) -> ScriptedServer {
-    let script = serde_json::json!({"model": "scripted", "steps": steps}).to_string();
-    ScriptedServer::start(Script::from_json(&script).unwrap())
-        .await
-        .unwrap()
-}
-
-/// A step in which the model runs one shell command.
-pub fn shell_step(command: &str) -> Value {
-    serde_json::json!({"type": "tool_calls", "calls": [{"name": "run_shell_command",
-        "arguments": {"command_string": command}}]})
-}
-
-/// The two steps that fix `calc.py` (see [`CALC_PY`]) and say so.
-pub fn fix_add_steps() -> [Value; 2] {
-    [
-        serde_json::json!({"type": "tool_calls", "calls": [{"name": "edit_file_content",
-            "arguments": {"file_path": "calc.py", "old_text": "return a - b",
-                          "new_text": "return a + b"}}]}),
-        serde_json::json!({"type": "message", "content": "Fixed add."}),
-    ]
-}
-
-pub const CALC_PY: &str = "def add(a, b):\n    return a - b\n";
-
-/// A zip archive of `files` (path, content).
-pub fn zip_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (path, content) in files {
-        zip.start_file(*path, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(content.as_bytes()).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
-}
-
-/// A repository made with the git CLI: `calc.py` on `main`, one commit.
-pub fn git_repo(dir: &Path) {
-    std::fs::write(dir.join("calc.py"), CALC_PY).unwrap();
-    let git = |args: &[&str]| {
-        let output = std::process::Command::new("git")
-            .args([
-                "-c",
-                "user.name=e2e",
-                "-c",
-                "user.email=e2e@example.invalid",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "git {args:?}: {output:?}");
-    };
-    git(&["init", "--quiet", "--initial-branch=main"]);
-    git(&["add", "calc.py"]);
-    git(&["commit", "--quiet", "-m", "add with a bug"]);
-}
-
-/// A temp folder holding the data directory and the config file.
-pub struct Home {
-    pub dir: TempDir,
-}
-
-impl Home {
-    /// `config` is the TOML config file's text.
-    pub fn new(config: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        Self { dir }
-    }
-
-    pub fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Every file under the data directory's blob folder.
-    pub fn blob_files(&self) -> Vec<PathBuf> {
-        let mut found = Vec::new();
-        walk(&self.data().join("blobs"), &mut found);
-        found.sort();
-        found
-    }
-}
-
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, found);
-        } else {
-            found.push(path);
-        }
-    }
-}
-
-/// A running `api` process.
-pub struct Api {
-    child: tokio::process::Child,
-    /// `127.0.0.1:PORT`, as the server reported it.
-    pub addr: String,
-    pub base: String,
-    pub http: reqwest::Client,
-    log: Arc<Mutex<String>>,
-}
+/// A running `api` process of this crate's build (the shared [`test_support::Api`]).
+pub struct Api(test_support::Api);
 
 impl Api {
     /// Starts `api` on `home` (its data dir and config file), listening on `listen`
@@ -185,8 +37,7 @@ impl Api {
         Self::start_env(home, listen, model, extra, &[]).await
     }
 
-    /// As [`Api::start_with`], with `env` added to the process's environment (the
-    /// object store's keys...).
+    /// As [`Api::start_with`], with `env` added to the process's environment.
     pub async fn start_env(
         home: &Home,
         listen: &str,
@@ -194,218 +45,20 @@ impl Api {
         extra: &[&str],
         env: &[(&str, String)],
     ) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let agent = tokio::task::spawn_blocking(agent_binary).await.unwrap();
-        let mut child = tokio::process::Command::new(API_BIN)
-            .args(extra)
-            .args(["--listen", listen, "--agent-bin"])
-            .arg(agent)
-            .arg("--data-dir")
-            .arg(home.data())
-            .arg("--config")
-            .arg(home.dir.path().join("config.toml"))
-            .env_remove("API_LISTEN")
-            .env_remove("API_DATA_DIR")
-            .env_remove("API_AGENT_BIN")
-            .env_remove("API_CONFIG")
-            .env_remove("API_LOG_FORMAT")
-            .env_remove("API_ROLE")
-            .env_remove("API_PUBLIC_URL")
-            .env_remove("OPENAI_API_KEY")
-            .env("API_DEV_TOKEN", TOKEN)
-            .env("OPENAI_BASE_URL", model.base_url())
-            .env("AGENT_MODEL", "scripted")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        // The log line announcing the bound address is the readiness signal.
-        let addr = tokio::time::timeout(WAIT, async {
-            loop {
-                let Some(line) = lines.next_line().await.unwrap() else {
-                    panic!("api exited before listening:\n{}", log.lock().unwrap());
-                };
-                log.lock().unwrap().push_str(&format!("{line}\n"));
-                if let Some((_, rest)) = line.split_once(" listening addr=") {
-                    break rest.split_whitespace().next().unwrap().to_string();
-                }
-            }
-        })
-        .await
-        .expect("api did not report its address");
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push_str(&format!("{line}\n"));
-            }
-        });
-        Self {
-            child,
-            base: format!("http://{addr}"),
-            addr,
-            http: reqwest::Client::new(),
-            log,
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// What the server logged so far (for failure messages).
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    pub fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id().unwrap() as i32)
-    }
-
-    /// POST a multipart task with a zip; returns the response.
-    pub async fn submit_zip(&self, zip: Vec<u8>, description: &str) -> reqwest::Response {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "zip_file",
-                reqwest::multipart::Part::bytes(zip).file_name("repo.zip"),
-            )
-            .text("description", description.to_string());
-        self.http
-            .post(self.url("/api/v1/tasks"))
-            .bearer_auth(TOKEN)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// POST a JSON task; returns the response.
-    pub async fn submit_json(&self, body: &Value) -> reqwest::Response {
-        self.http
-            .post(self.url("/api/v1/tasks"))
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// A created task's id, after checking the create answered 201.
-    pub async fn created_id(&self, response: reqwest::Response) -> String {
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(status, 201, "{body}");
-        body["id"].as_str().unwrap().to_string()
-    }
-
-    pub async fn get_json(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(self.url(path))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.json().await.unwrap()
-    }
-
-    pub async fn task(&self, id: &str) -> Value {
-        self.get_json(&format!("/api/v1/tasks/{id}")).await
-    }
-
-    /// An artifact's bytes, following the redirect to its signed URL.
-    pub async fn artifact(&self, id: &str, name: &str) -> String {
-        let response = self
-            .http
-            .get(self.url(&format!("/api/v1/tasks/{id}/artifacts/{name}")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "{name} of {id}");
-        response.text().await.unwrap()
-    }
-
-    /// Polls the task until `done(status)`; returns the task.
-    pub async fn wait_for_status(&self, id: &str, done: impl Fn(&str) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let task = self.task(id).await;
-            if done(task["status"].as_str().unwrap()) {
-                return task;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                panic!("task {id} stuck at {task}\nserver log:\n{}", self.log());
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// The task's SSE stream from the start until the server ends it.
-    pub async fn follow_events(&self, id: &str) -> Vec<SseEvent> {
-        let mut reader = self.open_events(id).await;
-        let mut events = Vec::new();
-        let collect = async {
-            while let Some(event) = reader.next().await {
-                events.push(event);
-            }
-        };
-        if tokio::time::timeout(WAIT, collect).await.is_err() {
-            panic!(
-                "the event stream of {id} did not end; got {events:?}\nserver log:\n{}",
-                self.log()
-            );
-        }
-        events
-    }
-
-    pub async fn open_events(&self, id: &str) -> SseReader {
-        let response = self
-            .http
-            .get(self.url(&format!("/api/v1/tasks/{id}/events")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        SseReader::new(response)
-    }
-
-    /// Sends `signal` and waits (bounded) for the process to exit.
-    pub async fn stop_with(&mut self, signal: Signal) -> ExitStatus {
-        self.stop_within(signal, WAIT).await
-    }
-
-    /// Sends `signal`; the process must exit within `bound`.
-    pub async fn stop_within(&mut self, signal: Signal, bound: Duration) -> ExitStatus {
-        kill(self.pid(), signal).unwrap();
-        match tokio::time::timeout(bound, self.child.wait()).await {
-            Ok(status) => status.unwrap(),
-            Err(_) => panic!("api did not exit on {signal}\n{}", self.log()),
-        }
+        Self(test_support::Api::launch(Path::new(API_BIN), home, listen, model, extra, env).await)
     }
 }
 
-/// Polls `check` until it returns `Some`, or `None` after `timeout`.
-pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(found) = check().await {
-            return Some(found);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(POLL).await;
+impl Deref for Api {
+    type Target = test_support::Api;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Api {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }

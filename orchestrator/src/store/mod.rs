@@ -33,7 +33,7 @@ macro_rules! task_columns {
         "id, owner, input_type, git_url, git_ref, zip_name, zip_key, description, \
          target_file, model, max_turns, max_tokens, timeout_secs, status, message, pr_url, \
          attempt, result_json, runner_ref, idempotency_key, created_at, updated_at, deadline_at, \
-         lease_holder, lease_expires_at, run_number, follow_up"
+         lease_holder, lease_expires_at, run_number, follow_up, setup"
     };
 }
 

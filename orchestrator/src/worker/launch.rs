@@ -36,6 +36,9 @@ pub const OUTPUT_NAMES: [&str; 5] = [
     "prompt.txt",
 ];
 
+/// The setup script's output, uploaded when the task has one.
+pub const SETUP_LOG: &str = "setup.log";
+
 /// Where the packed workspace goes.
 pub fn workspace_key(id: TaskId) -> String {
     format!("tasks/{id}/workspace.tar.gz")
@@ -99,6 +102,9 @@ pub fn agent_env(
     if let Some(target) = &task.target_file {
         set("AGENT_TARGET_FILE", target.clone());
     }
+    if let Some(setup) = &task.setup {
+        set("AGENT_SETUP", setup.clone());
+    }
     set("AGENT_WORKSPACE_URL", workspace_url);
     set(
         "AGENT_UPLOAD_URLS",
@@ -144,7 +150,8 @@ pub async fn launch_spec(
     let mut upload_urls = BTreeMap::new();
     let follow_up = task.run_number > 1;
     let step = follow_up.then_some(STEP_DIFF);
-    for name in OUTPUT_NAMES.into_iter().chain(step) {
+    let setup = task.setup.is_some().then_some(SETUP_LOG);
+    for name in OUTPUT_NAMES.into_iter().chain(step).chain(setup) {
         let url = services
             .blobs
             .signed_put_url(&run_output_key(task.id, task.run_number, name), ttl)

@@ -110,6 +110,7 @@ pub fn git_task(owner: &str) -> NewTask {
         limits: TaskLimits::default(),
         idempotency_key: None,
         pull_request: None,
+        setup: None,
     }
 }
 

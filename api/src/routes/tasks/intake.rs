@@ -122,6 +122,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<TaskDraft, ApiError> {
             title: pr.title,
             token: pr.github_token.map(secrecy::SecretString::from),
         }),
+        setup: request.setup,
     })
 }
 
@@ -291,6 +292,7 @@ pub fn draft_from_form(
             max_tokens: fields.take_number("max_tokens")?,
             timeout_secs: fields.take_number("timeout_secs")?,
         },
+        setup: optional(fields.take("setup")),
         pull_request: pull_request_from_form(fields)?,
     })
 }
@@ -369,6 +371,7 @@ pub async fn submit(
         limits: draft.limits,
         idempotency_key,
         pull_request,
+        setup: draft.setup,
     };
     // Stored and queued in one step by the orchestrator: once this returns the task
     // exists and will run, whatever happens to the queue.

@@ -30,18 +30,19 @@ use intake::{Submitted, idempotency_key, media_type, read_limited, submit};
 
 /// The outputs a client may fetch, as `agent-rs job` names them (`step.patch` only
 /// exists for follow-up runs).
-pub const ARTIFACTS: [&str; 5] = [
+pub const ARTIFACTS: [&str; 6] = [
     "diff.patch",
     "step.patch",
     "trajectory.jsonl",
     "result.json",
     "agent.log",
+    "setup.log",
 ];
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
-const CREATE_FIELDS: [&str; 13] = [
+const CREATE_FIELDS: [&str; 14] = [
     "zip_file",
     "git_url",
     "git_ref",
@@ -51,6 +52,7 @@ const CREATE_FIELDS: [&str; 13] = [
     "max_turns",
     "max_tokens",
     "timeout_secs",
+    "setup",
     "pull_request",
     "pull_request_base",
     "pull_request_title",
@@ -271,7 +273,7 @@ pub async fn cancel_task(
     tag = "tasks",
     params(
         ("id" = String, Path, description = "Task id"),
-        ("name" = String, Path, description = "Of the current run: diff.patch (cumulative over the task's runs), step.patch (this run's own changes; follow-ups only), trajectory.jsonl, result.json or agent.log"),
+        ("name" = String, Path, description = "Of the current run: diff.patch (cumulative over the task's runs), step.patch (this run's own changes; follow-ups only), trajectory.jsonl, result.json, agent.log or setup.log (tasks with a setup script)"),
     ),
     responses(
         (status = 302, description = "Location: a signed URL valid for a few minutes"),

@@ -137,7 +137,7 @@ pub async fn run_list(state: &SharedState, task: Task) -> Result<RunList, ApiErr
     params(
         ("id" = String, Path, description = "Task id"),
         ("run" = u32, Path, minimum = 1, description = "Run number, from 1"),
-        ("name" = String, Path, description = "diff.patch (cumulative), step.patch (that run's own changes; follow-ups only), trajectory.jsonl, result.json or agent.log"),
+        ("name" = String, Path, description = "diff.patch (cumulative), step.patch (that run's own changes; follow-ups only), trajectory.jsonl, result.json, agent.log or setup.log (tasks with a setup script)"),
     ),
     responses(
         (status = 302, description = "Location: a signed URL valid for a few minutes"),

@@ -438,6 +438,13 @@ pub(crate) async fn inspect_status(docker: &Docker, name: &str) -> Result<RunSta
     let container = match docker.inspect_container(name, None).await {
         Ok(container) => container,
         Err(err) if status_code(&err) == Some(404) => return Ok(RunStatus::NotFound),
+        // Podman reports a container between its end and its exit record as `stopped`,
+        // a state the Docker API (and its client's types) does not have: not over yet.
+        Err(bollard::errors::Error::JsonDataError { message, .. })
+            if message.contains("unknown variant `stopped`") =>
+        {
+            return Ok(RunStatus::Running);
+        }
         Err(err) => return Err(engine_error(format!("inspect the container {name}"), err)),
     };
     let state = container.state.unwrap_or_default();

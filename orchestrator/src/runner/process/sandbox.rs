@@ -40,15 +40,14 @@ use crate::runner::RunnerError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunSandboxMode {
-    /// Bubblewrap; a launch fails, saying what to install, when it is not usable.
+    /// Bubblewrap; a launch fails, saying what to install, when it is not usable. The
+    /// default: the API's end-to-end tests run the real agent in it.
+    #[default]
     Auto,
     /// The same as `auto`, said explicitly.
     Bwrap,
     /// Agents run with the server's rights and see what it sees: for a machine that is
-    /// itself disposable, or runners whose container is the sandbox. The default for
-    /// now: the real agent's egress through the proxy has not yet been run end to end
-    /// through the API (the runner's own tests cover the isolation with a fake agent).
-    #[default]
+    /// itself disposable, or runners whose container is the sandbox.
     Off,
 }
 

@@ -324,6 +324,7 @@ impl TaskStore for MySqlTaskStore {
             .bind(columns.timeout_secs)
             .bind(TaskStatus::Queued.as_str())
             .bind(&new.idempotency_key)
+            .bind(&new.setup)
             .execute(&mut *tx)
             .await;
         match inserted {
@@ -605,8 +606,8 @@ fn insert_task() -> &'static str {
     concat!(
         "INSERT INTO tasks (id, owner, input_type, git_url, git_ref, zip_name, zip_key, ",
         "description, target_file, model, max_turns, max_tokens, timeout_secs, status, ",
-        "idempotency_key, created_at, updated_at) ",
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ",
+        "idempotency_key, setup, created_at, updated_at) ",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ",
         now_ms!(),
         ", ",
         now_ms!(),

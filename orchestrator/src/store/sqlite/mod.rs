@@ -186,6 +186,7 @@ impl TaskStore for SqliteTaskStore {
             .bind(&new.idempotency_key)
             .bind(now)
             .bind(now)
+            .bind(&new.setup)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|err| db_error("create a task", err))?;
@@ -452,8 +453,8 @@ fn insert_task() -> &'static str {
     concat!(
         "INSERT INTO tasks (id, owner, input_type, git_url, git_ref, zip_name, zip_key, ",
         "description, target_file, model, max_turns, max_tokens, timeout_secs, status, ",
-        "idempotency_key, created_at, updated_at) ",
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ",
+        "idempotency_key, created_at, updated_at, setup) ",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ",
         "ON CONFLICT (owner, idempotency_key) DO NOTHING RETURNING ",
         task_columns!()
     )

@@ -139,6 +139,7 @@ where
         lease_expires_at: r.int("lease_expires_at")?,
         run_number: r.unsigned("run_number")?.unwrap_or(1),
         follow_up: r.text("follow_up")?,
+        setup: r.text("setup")?,
     })
 }
 

@@ -1,19 +1,12 @@
 //! The cluster profile for end-to-end tests: a config file that puts every backend on
-//! the loopback services of `scripts/services` (MySQL, Redis, and with [`Full`] Kafka and
-//! S3 too), each test on a database, a Redis key prefix, Kafka topics and a consumer
-//! group of its own. Secrets go to a file beside the config or to the process's
+//! the loopback services of `scripts/services` (MySQL, Redis, and with [`Profile::Full`]
+//! Kafka and S3 too), each test on a database, a Redis key prefix, Kafka topics and a
+//! consumer group of its own. Secrets go to a file beside the config or to the process's
 //! environment, never into the config file.
-//!
-//! Needs `mod e2e_support;` and `mod services;` (orchestrator's `tests/support`) at the
-//! test crate's root.
-#![allow(dead_code)]
 
-pub mod private;
-pub mod proxy;
+use std::path::Path;
 
-use std::process::Command;
-
-use crate::e2e_support::{Api, Home};
+use crate::api::{Api, Home};
 use crate::services::{self, MySqlDatabase, setting};
 
 /// Which backends beyond MySQL and Redis.
@@ -40,6 +33,8 @@ pub struct ClusterNames {
 /// TOML tables to append.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// The MySQL server (admin URL) the test's database is made on: a private one.
+    pub mysql_admin_url: Option<String>,
     pub brokers: Option<String>,
     pub redis_url: Option<String>,
     pub s3_endpoint: Option<String>,
@@ -156,34 +151,14 @@ impl ClusterHome {
     pub async fn start_role(&self, model: &scripted_model::ScriptedServer, args: &[&str]) -> Api {
         Api::start_env(&self.home, "127.0.0.1:0", model, args, &self.env).await
     }
-}
 
-/// Applies `diff` to a fresh copy of `files`; returns `calc.py` after.
-pub fn apply_to_original(files: &[(&str, &str)], diff: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    for (path, content) in files {
-        std::fs::write(dir.path().join(path), content).unwrap();
+    /// As [`ClusterHome::start_role`], with the `api` binary at `bin`.
+    pub async fn launch_role(
+        &self,
+        bin: &Path,
+        model: &scripted_model::ScriptedServer,
+        args: &[&str],
+    ) -> Api {
+        Api::launch(bin, &self.home, "127.0.0.1:0", model, args, &self.env).await
     }
-    std::fs::write(dir.path().join("fix.patch"), diff).unwrap();
-    let applied = Command::new("git")
-        .args(["apply", "fix.patch"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(applied.status.success(), "git apply: {applied:?}\n{diff}");
-    std::fs::read_to_string(dir.path().join("calc.py")).unwrap()
-}
-
-/// How many runs of the agent the model saw: each run starts with a request whose
-/// conversation holds no assistant turn yet.
-pub fn agent_runs(model: &scripted_model::ScriptedServer) -> usize {
-    model
-        .requests()
-        .iter()
-        .filter(|request| {
-            !request.body["messages"]
-                .as_array()
-                .is_some_and(|messages| messages.iter().any(|m| m["role"] == "assistant"))
-        })
-        .count()
 }

@@ -2,40 +2,13 @@
 //! a [`FaultProxy`]) and a Redis server, on free ports. The binaries are the ones
 //! `scripts/services` installs; a missing one fails the test (it never skips).
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::proxy::{FaultProxy, free_port};
-use crate::e2e_support::{WAIT, eventually};
+use crate::procs::{free_port, program, wait_for_port};
+use crate::proxy::FaultProxy;
+
 use crate::services::unreachable;
-
-/// A program on PATH, else in cargo's bin folder.
-fn program(name: &str) -> PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file());
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
-    on_path
-        .or_else(|| cargo_home.map(|home| home.join("bin").join(name)))
-        .filter(|path| path.is_file())
-        .unwrap_or_else(|| unreachable(name, "not installed"))
-}
-
-async fn wait_for_port(port: u16, what: &str) {
-    let up = eventually(WAIT, || async {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(drop)
-    })
-    .await;
-    assert!(up.is_some(), "{what} did not listen on port {port}");
-}
 
 fn kill(child: &mut Child) {
     let _ = child.kill();
@@ -61,10 +34,6 @@ impl PrivateBroker {
                 &format!("tcp://{}", proxy.addr()),
             ])
             .args(["--storage-engine", "memory://tansu/"])
-            .args([
-                "--prometheus-listener-url",
-                &format!("tcp://127.0.0.1:{}", free_port()),
-            ])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -132,6 +101,88 @@ impl PrivateRedis {
 }
 
 impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            kill(child);
+        }
+    }
+}
+
+/// A MariaDB server of the test's own (`mariadb-install-db` into a temp folder, then
+/// `mariadbd --datadir`), stopped and started on the same port with its data kept. It
+/// runs without grant tables: any user name logs in, which is all a test needs.
+pub struct PrivateMariaDb {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PrivateMariaDb {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let installed = Command::new(program("mariadb-install-db"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .args([
+                "--user=root",
+                "--skip-test-db",
+                "--auth-root-authentication-method=normal",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|err| unreachable("mariadb-install-db", err));
+        assert!(
+            installed.status.success(),
+            "mariadb-install-db: {installed:?}"
+        );
+        let mut server = Self {
+            child: None,
+            dir,
+            port: free_port(),
+        };
+        server.up().await;
+        server
+    }
+
+    /// The admin URL (any user: no grant tables).
+    pub fn url(&self) -> String {
+        format!("mysql://agent:agent@127.0.0.1:{}/mysql", self.port)
+    }
+
+    pub async fn up(&mut self) {
+        let path = self.dir.path();
+        let child = Command::new(program("mariadbd"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", path.join("data").display()))
+            .arg(format!("--socket={}", path.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", path.join("mysqld.pid").display()))
+            .arg(format!("--port={}", self.port))
+            .args([
+                "--bind-address=127.0.0.1",
+                "--user=root",
+                "--skip-grant-tables",
+            ])
+            .args(["--skip-name-resolve", "--innodb-buffer-pool-size=16M"])
+            .args(["--innodb-log-file-size=8M", "--skip-log-bin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| unreachable("mariadbd", err));
+        self.child = Some(child);
+        wait_for_port(self.port, "mariadbd").await;
+    }
+
+    /// Kills the server (SIGKILL: a crash, not a shutdown) and waits for its port to free.
+    pub async fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill(&mut child);
+        }
+        crate::procs::wait_for_port_closed(self.port, "mariadbd").await;
+    }
+}
+
+impl Drop for PrivateMariaDb {
     fn drop(&mut self) {
         if let Some(child) = &mut self.child {
             kill(child);

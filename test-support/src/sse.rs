@@ -3,7 +3,7 @@
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use super::WAIT;
+use crate::WAIT;
 
 /// One Server-Sent Event: its id and its JSON data.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +55,15 @@ impl SseReader {
             let chunk = self.stream.next().await?.ok()?;
             self.buf.extend_from_slice(&chunk);
         }
+    }
+
+    /// Every event until the stream ends.
+    pub async fn collect(mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next().await {
+            events.push(event);
+        }
+        events
     }
 
     /// Reads until an event matches `wanted` (bounded); returns it.

@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::procs::free_port;
+
 /// Forwards `127.0.0.1:{port}` to `target` while up. Down, it refuses connections and
 /// has cut every connection it carried.
 pub struct FaultProxy {
@@ -80,10 +82,4 @@ impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.down();
     }
-}
-
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }

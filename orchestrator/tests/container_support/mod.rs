@@ -1,0 +1,138 @@
+//! Real Podman for the container runner's tests: the images `scripts/images` builds, and
+//! a `podman system service` of the test's own on a temporary socket, stopped with the
+//! test. Podman is required: a machine without it fails these tests with what to run
+//! (they never skip, in CI or not).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use orchestrator::runner::{ContainerRunner, ContainerSettings};
+
+pub const AGENT_IMAGE: &str = "agent-rs/agent:latest";
+pub const ENV_IMAGE: &str = "agent-rs/env-base:latest";
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// The Podman settings file the scripts use (never /etc's).
+pub fn containers_conf() -> PathBuf {
+    std::env::var_os("CONTAINERS_CONF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("images/containers.conf"))
+}
+
+fn podman() -> Command {
+    let mut command = Command::new("podman");
+    command.env("CONTAINERS_CONF", containers_conf());
+    command
+}
+
+/// Builds the agent and environment images once per test binary if they are missing
+/// (`scripts/images build`, which builds the static agent-rs).
+pub fn ensure_images() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if Command::new("podman").arg("--version").output().is_err() {
+            panic!(
+                "podman is missing: the container runner's tests need it \
+                 (scripts/images installs it on Debian, or apt-get install podman runc; CI={})",
+                std::env::var("CI").unwrap_or_default()
+            );
+        }
+        let present = [AGENT_IMAGE, ENV_IMAGE].iter().all(|image| {
+            podman()
+                .args(["image", "exists", image])
+                .status()
+                .is_ok_and(|status| status.success())
+        });
+        if !present {
+            let status = Command::new(repo().join("scripts/images"))
+                .args(["build", "agent", "env-base"])
+                .env("CONTAINERS_CONF", containers_conf())
+                .status()
+                .unwrap();
+            assert!(status.success(), "scripts/images build failed");
+        }
+    });
+}
+
+/// A `podman system service` on a socket of its own.
+pub struct Engine {
+    child: Child,
+    pub socket: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Engine {
+    pub fn start() -> Self {
+        ensure_images();
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("engine.sock");
+        let child = podman()
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "podman system service did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, socket, dir }
+    }
+
+    /// Settings for a runner on this engine, its run files under `state`.
+    pub fn settings(&self, state: &Path) -> ContainerSettings {
+        ContainerSettings {
+            socket: Some(format!("unix://{}", self.socket.display())),
+            agent_image: AGENT_IMAGE.to_string(),
+            environment_image: ENV_IMAGE.to_string(),
+            state_dir: Some(state.to_path_buf()),
+            default_memory_mib: 512,
+            scratch_mib: 256,
+            ..ContainerSettings::default()
+        }
+    }
+
+    pub fn runner(&self, state: &Path) -> ContainerRunner {
+        ContainerRunner::new(self.settings(state), state.to_path_buf()).unwrap()
+    }
+
+    /// `podman inspect` of a container, as JSON (what anyone on the host can read).
+    pub fn inspect(&self, name: &str) -> Option<serde_json::Value> {
+        let output = podman()
+            .args(["container", "inspect", name])
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            return None;
+        }
+        let mut value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        Some(value[0].take())
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        podman()
+            .args(["container", "exists", name])
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
