@@ -22,7 +22,10 @@ pub struct ApiConfig {
     pub allow_git_hosts: Vec<String>,
     /// Deprecated: `orchestrator.workspace.allow_file_git_urls`. `true` here turns it on.
     pub allow_file_git_urls: bool,
-    /// Largest JSON body on the API routes.
+    /// Largest JSON body on the API routes. It must hold the largest body the OpenAPI
+    /// document calls valid (a 32,768-character description and a 65,536-character setup,
+    /// each character up to six bytes once JSON-escaped: about 600 KB), so that every
+    /// oversized field is refused by name (422) rather than the whole body by size (413).
     pub json_body_limit: usize,
     /// Largest multipart body (a task with its zip).
     pub multipart_body_limit: usize,
@@ -66,7 +69,7 @@ impl Default for ApiConfig {
             public_url: None,
             allow_git_hosts: Vec::new(),
             allow_file_git_urls: false,
-            json_body_limit: 64 * 1024,
+            json_body_limit: 1024 * 1024,
             multipart_body_limit: 100 * 1024 * 1024,
             blob_put_limit: 512 * 1024 * 1024,
             artifact_url_ttl_secs: 300,
