@@ -100,10 +100,17 @@ impl EgressPolicy {
             let prefix = url.path().trim_end_matches('/').to_string();
             policy.allow(&url, AllowedPaths::Prefix(prefix));
         }
-        if let Some(url) = spec.secret_env.get("AGENT_WORKSPACE_URL")
-            && let Ok(url) = Url::parse(url.expose_secret())
-        {
-            policy.allow(&url, AllowedPaths::Exact(url.path().to_string()));
+        // A follow-up also reads the previous run's diff and trajectory.
+        for name in [
+            "AGENT_WORKSPACE_URL",
+            "AGENT_RESUME_DIFF_URL",
+            "AGENT_RESUME_TRAJECTORY_URL",
+        ] {
+            if let Some(url) = spec.secret_env.get(name)
+                && let Ok(url) = Url::parse(url.expose_secret())
+            {
+                policy.allow(&url, AllowedPaths::Exact(url.path().to_string()));
+            }
         }
         if let Some(uploads) = spec.secret_env.get("AGENT_UPLOAD_URLS")
             && let Ok(uploads) = serde_json::from_str::<std::collections::BTreeMap<String, String>>(

@@ -71,6 +71,40 @@ fn the_model_endpoint_and_the_exact_signed_paths_are_allowed() {
 }
 
 #[test]
+fn a_follow_up_may_read_the_previous_runs_diff_and_trajectory_only() {
+    let mut spec = launch(
+        "http://127.0.0.1:9000/v1",
+        "http://127.0.0.1:8080/blobs/t/workspace.tar.gz?sig=abc",
+        &[],
+    );
+    for (name, value) in [
+        (
+            "AGENT_RESUME_DIFF_URL",
+            "http://127.0.0.1:8080/blobs/t/outputs/diff.patch?sig=d",
+        ),
+        (
+            "AGENT_RESUME_TRAJECTORY_URL",
+            "http://127.0.0.1:8080/blobs/t/outputs/trajectory.jsonl?sig=t",
+        ),
+    ] {
+        spec.secret_env
+            .insert(name.to_string(), SecretString::from(value.to_string()));
+    }
+    let policy = EgressPolicy::from_spec(&spec);
+    for allowed in [
+        "http://127.0.0.1:8080/blobs/t/outputs/diff.patch?sig=d",
+        "http://127.0.0.1:8080/blobs/t/outputs/trajectory.jsonl?sig=t",
+    ] {
+        assert_eq!(policy.refuse_request(&url(allowed)), None, "{allowed}");
+    }
+    assert!(
+        policy
+            .refuse_request(&url("http://127.0.0.1:8080/blobs/t/outputs/result.json"))
+            .is_some()
+    );
+}
+
+#[test]
 fn an_https_model_endpoint_is_reached_by_a_tunnel_to_its_host_only() {
     let policy = EgressPolicy::from_spec(&launch(
         "https://api.example.com/v1",
