@@ -283,7 +283,7 @@ pub async fn hostile_creates_are_refused_and_leave_nothing(profile: Profile) {
         ),
         (
             "JSON body over the limit",
-            create().json(&json!({"git_url": PUBLIC_GIT, "description": "x".repeat(70_000)})),
+            create().json(&json!({"git_url": PUBLIC_GIT, "description": "x".repeat(1_100_000)})),
             413,
             "limit",
         ),

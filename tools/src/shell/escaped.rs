@@ -219,7 +219,16 @@ mod tests {
             .spawn()
             .unwrap();
         let wanted = format!("{CALL_MARK_VAR}={mark}");
-        let found = marked_processes(wanted.as_bytes(), Some(window));
+        // Probed a few times: under a full parallel test run one probe was seen to miss
+        // the fresh child (cause not found yet; noted in the project's issue notes).
+        let mut found = Vec::new();
+        for _ in 0..20 {
+            found = marked_processes(wanted.as_bytes(), Some(window));
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(found, [Pid::from_raw(child.id() as i32)]);
