@@ -138,7 +138,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_rs::install::install(&dir, &with)?;
             Ok(ExitCode::from(agent_rs::exit::COMPLETED))
         }
-        Command::Run(args) => run_task(&args, &config),
+        Command::Run(args) => {
+            agent_rs::orphans::adopt();
+            let code = run_task(&args, &config);
+            agent_rs::orphans::kill_adopted();
+            code
+        }
         Command::Job(args) => Ok(ExitCode::from(agent_rs::job::run_job(
             &args,
             &config,
