@@ -144,16 +144,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_rs::orphans::kill_adopted();
             code
         }
-        Command::Job(args) => Ok(ExitCode::from(agent_rs::job::run_job(
-            &args,
-            &config,
-            JobIo {
-                api_key: std::env::var("OPENAI_API_KEY").ok(),
-                env_vars: std::env::vars().collect(),
-                stdout: Box::new(std::io::stdout()),
-                stderr: Box::new(std::io::stderr()),
-            },
-        ))),
+        Command::Job(args) => {
+            agent_rs::orphans::adopt();
+            let code = agent_rs::job::run_job(
+                &args,
+                &config,
+                JobIo {
+                    api_key: std::env::var("OPENAI_API_KEY").ok(),
+                    env_vars: std::env::vars().collect(),
+                    stdout: Box::new(std::io::stdout()),
+                    stderr: Box::new(std::io::stderr()),
+                },
+            );
+            agent_rs::orphans::kill_adopted();
+            Ok(ExitCode::from(code))
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Processes that escaped a call and every mark: `agent-rs tool` and `agent-rs run` kill
+//! Processes that escaped a call and every mark: `agent-rs tool`, `run` and `job` kill
 //! them before they exit.
 //!
 //! The shell tool kills the processes that left a command's group by the mark in their
@@ -6,8 +6,8 @@
 //! nothing. But this process is made the subreaper of everything it starts
 //! ([`adopt`]), so such a process becomes its child once its own parent is gone, and
 //! [`kill_adopted`] kills it with the group it leads. `agent-rs tool` does so after its
-//! one call; `agent-rs run`, whose MCP servers are children too, at its end (during the
-//! run the sandbox's PID namespace is the fence).
+//! one call; `run` and `job`, whose MCP servers are children too, at their end (during
+//! the run the sandbox's PID namespace is the fence).
 
 #[cfg(target_os = "linux")]
 mod linux {

@@ -246,14 +246,6 @@ async fn landlock_can_be_forced_and_is_recorded() {
     assert!(run.diff().contains("+made"), "{}", run.diff());
 }
 
-/// Whether a process is gone (or a zombie, dead and only waiting to be reaped).
-fn is_gone(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-        stat.rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-    })
-}
-
 /// Unsandboxed, a process that left its group and cleared its environment carries no
 /// mark for the shell tool to find; the run still kills it before it exits.
 #[tokio::test(flavor = "multi_thread")]
@@ -284,15 +276,6 @@ async fn an_unmarked_escaped_process_does_not_outlive_an_unsandboxed_run() {
         .trim()
         .parse()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while !is_gone(pid) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let survived = !is_gone(pid);
-    if survived {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-    }
+    let survived = !gone_soon(pid);
     assert!(!survived, "the escaped process outlived `agent-rs run`");
 }
