@@ -13,6 +13,7 @@ pub mod job;
 pub mod logging;
 pub mod mcp;
 pub mod model;
+pub mod orphans;
 pub mod output_dir;
 pub mod output_text;
 pub mod process_usage;

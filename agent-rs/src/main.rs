@@ -138,17 +138,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_rs::install::install(&dir, &with)?;
             Ok(ExitCode::from(agent_rs::exit::COMPLETED))
         }
-        Command::Run(args) => run_task(&args, &config),
-        Command::Job(args) => Ok(ExitCode::from(agent_rs::job::run_job(
-            &args,
-            &config,
-            JobIo {
-                api_key: std::env::var("OPENAI_API_KEY").ok(),
-                env_vars: std::env::vars().collect(),
-                stdout: Box::new(std::io::stdout()),
-                stderr: Box::new(std::io::stderr()),
-            },
-        ))),
+        Command::Run(args) => {
+            agent_rs::orphans::adopt();
+            let code = run_task(&args, &config);
+            agent_rs::orphans::kill_adopted();
+            code
+        }
+        Command::Job(args) => {
+            agent_rs::orphans::adopt();
+            let code = agent_rs::job::run_job(
+                &args,
+                &config,
+                JobIo {
+                    api_key: std::env::var("OPENAI_API_KEY").ok(),
+                    env_vars: std::env::vars().collect(),
+                    stdout: Box::new(std::io::stdout()),
+                    stderr: Box::new(std::io::stderr()),
+                },
+            );
+            agent_rs::orphans::kill_adopted();
+            Ok(ExitCode::from(code))
+        }
     }
 }
 

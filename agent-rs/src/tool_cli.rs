@@ -10,7 +10,7 @@ use anyhow::Context;
 use tools::{Sandbox, SecretRedactor, ToolContext, ToolError, ToolRegistry, WorkspaceJail};
 
 use crate::config::AgentConfig;
-use crate::exit;
+use crate::{exit, orphans};
 
 /// Runs one tool call in `dir` and prints the result on stdout.
 #[allow(clippy::print_stderr)]
@@ -27,7 +27,10 @@ pub async fn run_one(
     let registry = ToolRegistry::builtin(&config.tools)?.with_redactor(redactor);
     let jail = WorkspaceJail::new(dir).with_context(|| format!("workspace `{}`", dir.display()))?;
     let ctx = ToolContext::new(jail, Arc::new(config.tools.clone())).with_sandbox(sandbox);
-    match registry.call(&ctx, name, args).await {
+    orphans::adopt();
+    let result = registry.call(&ctx, name, args).await;
+    orphans::kill_adopted();
+    match result {
         Ok(output) => {
             let text = if json {
                 serde_json::to_string_pretty(&output)?

@@ -251,3 +251,39 @@ async fn a_given_work_dir_receives_the_workspace_and_the_edits() {
     names.sort();
     assert_eq!(names, ["README.md", "calc.py", "test_calc.py"]);
 }
+
+/// Unsandboxed, a process that left its group and cleared its environment carries no
+/// mark for the shell tool to find; the job still kills it before it exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unmarked_escaped_process_does_not_outlive_the_job() {
+    let (store, _pristine) = store_with_buggy_repo().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let pid_file = scratch.path().join("escaped.pid");
+    // The command waits until the process is `sleep` (out of the group), or the group
+    // kill at its end could catch it still in `env`.
+    let command = format!(
+        "env -i PATH=\"$PATH\" setsid sleep 1000 >/dev/null 2>&1 & echo $! > {}; \
+         until [ \"$(cat /proc/$!/comm)\" = sleep ]; do sleep 0.01; done",
+        pid_file.display()
+    );
+    let model = server(json!({"model": "scripted", "steps": [
+        {"type": "tool_calls", "calls": [
+            {"name": "run_shell_command", "arguments": {"command_string": command}}
+        ]},
+        {"type": "message", "content": "started something"}
+    ]}))
+    .await;
+    let mut env = job_env(&store, &model.base_url());
+    set(&mut env, "AGENT_SANDBOX", "off");
+    let job = run_job(&env).await;
+    assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        gone_soon(pid),
+        "the escaped process outlived `agent-rs job`"
+    );
+}

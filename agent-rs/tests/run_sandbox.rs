@@ -245,3 +245,37 @@ async fn landlock_can_be_forced_and_is_recorded() {
     assert!(!std::path::Path::new("/usr/escaped-by-agent").exists());
     assert!(run.diff().contains("+made"), "{}", run.diff());
 }
+
+/// Unsandboxed, a process that left its group and cleared its environment carries no
+/// mark for the shell tool to find; the run still kills it before it exits.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unmarked_escaped_process_does_not_outlive_an_unsandboxed_run() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let server = server(json!({"model": "scripted", "steps": [
+        // The command waits until the process is `sleep` (out of the group), or the
+        // group kill at its end could catch it still in `env`.
+        shell_step(
+            "env -i PATH=\"$PATH\" setsid sleep 1000 >/dev/null 2>&1 & echo $! > escaped.pid; \
+             until [ \"$(cat /proc/$!/comm)\" = sleep ]; do sleep 0.01; done"
+        ),
+        {"type": "message", "content": "done"}
+    ]}))
+    .await;
+    let run = run_agent(
+        ws.path(),
+        out.path(),
+        &server.base_url(),
+        &["--sandbox", "off", "go"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "stderr: {}", run.stderr());
+    let pid: i32 = std::fs::read_to_string(ws.path().join("escaped.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let survived = !gone_soon(pid);
+    assert!(!survived, "the escaped process outlived `agent-rs run`");
+}

@@ -137,10 +137,26 @@ fn without_bubblewrap_the_tool_refuses_saying_what_to_install() {
 /// namespace is the fence, tested in the tools crate).
 #[test]
 fn a_setsid_process_does_not_outlive_agent_rs_tool() {
+    escaped_process_does_not_outlive_agent_rs_tool("setsid sleep 1000");
+}
+
+/// Without the call's mark in its environment, it is found as a process adopted by
+/// `agent-rs tool` once its parent is gone.
+#[test]
+fn a_setsid_process_that_cleared_its_environment_does_not_outlive_agent_rs_tool() {
+    escaped_process_does_not_outlive_agent_rs_tool("env -i PATH=\"$PATH\" setsid sleep 1000");
+}
+
+fn escaped_process_does_not_outlive_agent_rs_tool(escape: &str) {
     let workspace = tempfile::tempdir().unwrap();
     let output = run_shell(
         workspace.path(),
-        serde_json::json!({"command_string": "setsid sleep 1000 & echo $! > escaped.pid; echo hi"}),
+        // The command waits until the process is `sleep` (out of the group), or the
+        // group kill at its end could catch it before it left.
+        serde_json::json!({"command_string": format!(
+            "{escape} & echo $! > escaped.pid; \
+             until [ \"$(cat /proc/$!/comm)\" = sleep ]; do sleep 0.01; done; echo hi"
+        )}),
     )
     .args(["--sandbox", "off"])
     .output()

@@ -20,7 +20,7 @@ use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use crate::jail_names::{LossyMatch, find_lossy, has_git_dir_component};
+use crate::jail_names::{LossyMatch, escaped_name, find_lossy, has_git_dir_component};
 
 /// Why a path was refused.
 #[derive(Debug, thiserror::Error)]
@@ -51,14 +51,16 @@ pub enum JailError {
 
     #[error(
         "path `{requested}`: {count} entries of `{dir}` have names that are not UTF-8 and \
-         look alike as shown (`{name}`); reach them with run_shell_command (e.g. `ls -b`, \
-         then rename one)"
+         look alike as shown (`{name}`). Name the one you mean with its bytes that are not \
+         UTF-8 written as \\xHH, exactly as one of these: {spellings}"
     )]
     AmbiguousName {
         requested: String,
         dir: String,
         name: String,
         count: usize,
+        /// The look-alikes' names, their bytes that are not UTF-8 written `\xHH`.
+        spellings: String,
     },
 
     #[error("workspace root `{root}` is not a usable directory: {source}")]
@@ -207,7 +209,7 @@ impl WorkspaceJail {
     }
 
     /// The real name of the one entry of `dir` shown as `name` when `name` holds U+FFFD
-    /// and does not exist as written.
+    /// or `\xHH` escapes and does not exist as written.
     fn lossy_entry(
         &self,
         dir: &Path,
@@ -221,11 +223,16 @@ impl WorkspaceJail {
         match found {
             LossyMatch::None => Ok(None),
             LossyMatch::One(real_name) => Ok(Some(real_name)),
-            LossyMatch::Several(count) => Err(JailError::AmbiguousName {
+            LossyMatch::Several(names) => Err(JailError::AmbiguousName {
                 requested: requested.to_string(),
                 dir: self.display(dir),
                 name: name.to_string_lossy().into_owned(),
-                count,
+                count: names.len(),
+                spellings: names
+                    .iter()
+                    .map(|name| format!("`{}`", escaped_name(name)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }),
         }
     }

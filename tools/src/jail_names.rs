@@ -10,9 +10,13 @@
 //!
 //! Names that are not valid UTF-8 are shown to the model with U+FFFD (the tools speak
 //! JSON, which is UTF-8). When the model sends such a name back and no entry has it as
-//! written, the directory is searched for the one entry that is shown that way.
+//! written, the directory is searched for the one entry that is shown that way. Names
+//! that look alike that way are told apart by their bytes: a byte from 0x80 up written
+//! `\xHH` ([`escaped_name`]) is accepted back for the byte itself, so every name can be
+//! named.
 
 use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
 /// Whether a file name is git's directory (or a `.git` file pointing to one) under one
@@ -39,23 +43,30 @@ fn is_hfs_ignorable(c: char) -> bool {
     )
 }
 
-/// What a name with U+FFFD matched in a directory.
+/// What a name with U+FFFD or `\xHH` escapes matched in a directory.
 pub enum LossyMatch {
     /// No entry is shown that way.
     None,
     /// Exactly one entry, by its real name.
     One(OsString),
-    /// Several entries look alike once shown; the count.
-    Several(usize),
+    /// Several entries look alike once shown; their real names.
+    Several(Vec<OsString>),
 }
 
-/// Finds the entry of `dir` whose name, shown with U+FFFD for the bytes that are not
-/// UTF-8, is `shown`. Only names that are not UTF-8 take part: a UTF-8 name is matched
-/// by the file system as written.
+/// Finds the entry of `dir` that `shown` names: the one whose name is `shown` with its
+/// `\xHH` escapes (bytes 0x80 and up) turned back into bytes, or else the one whose
+/// name, shown with U+FFFD for the bytes that are not UTF-8, is `shown`. Only names that
+/// are not UTF-8 take part in the second search: a UTF-8 name is matched by the file
+/// system as written.
 pub fn find_lossy(dir: &Path, shown: &OsStr) -> std::io::Result<LossyMatch> {
     let Some(shown) = shown.to_str() else {
         return Ok(LossyMatch::None);
     };
+    if let Some(raw) = unescape_name(shown)
+        && std::fs::symlink_metadata(dir.join(&raw)).is_ok()
+    {
+        return Ok(LossyMatch::One(raw));
+    }
     if !shown.contains(char::REPLACEMENT_CHARACTER) {
         return Ok(LossyMatch::None);
     }
@@ -69,8 +80,54 @@ pub fn find_lossy(dir: &Path, shown: &OsStr) -> std::io::Result<LossyMatch> {
     Ok(match found.len() {
         0 => LossyMatch::None,
         1 => LossyMatch::One(found.swap_remove(0)),
-        count => LossyMatch::Several(count),
+        _ => {
+            found.sort();
+            LossyMatch::Several(found)
+        }
     })
+}
+
+/// `name` with each byte that is not part of UTF-8 text written `\xHH`: a spelling that
+/// [`find_lossy`] takes back to exactly this name.
+pub fn escaped_name(name: &OsStr) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            let _ = write!(out, "\\x{byte:02x}");
+        }
+    }
+    out
+}
+
+/// The bytes `shown` spells with `\xHH` escapes of bytes 0x80 and up; `None` when it has
+/// none. Lower bytes stay as written, so an escape never makes a `/`, a NUL or a `.`.
+fn unescape_name(shown: &str) -> Option<OsString> {
+    let bytes = shown.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut escaped = false;
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes
+            .get(at..at + 4)
+            .filter(|quad| quad.starts_with(b"\\x"))
+            .and_then(|quad| std::str::from_utf8(&quad[2..]).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|&byte| byte >= 0x80);
+        match byte {
+            Some(byte) => {
+                out.push(byte);
+                escaped = true;
+                at += 4;
+            }
+            None => {
+                out.push(bytes[at]);
+                at += 1;
+            }
+        }
+    }
+    escaped.then(|| OsString::from_vec(out))
 }
 
 #[cfg(test)]
@@ -104,6 +161,21 @@ mod tests {
         ] {
             assert!(!is_git_dir_name(OsStr::new(name)), "{name:?}");
         }
+    }
+
+    #[test]
+    fn escapes_spell_the_bytes_that_are_not_utf8_and_read_back() {
+        let name = OsStr::from_bytes(b"r\xe9sum\xc3\xa9-\\x41\xff");
+        let escaped = escaped_name(name);
+        assert_eq!(escaped, "r\\xe9sum\u{e9}-\\x41\\xff");
+        assert_eq!(unescape_name(&escaped).as_deref(), Some(name));
+        assert_eq!(unescape_name("plain"), None);
+        // Low bytes are never made from an escape: no `/`, `.` or NUL.
+        assert_eq!(unescape_name("a\\x2f..\\x00"), None);
+        assert_eq!(
+            unescape_name("\\x2e\\xe9").as_deref(),
+            Some(OsStr::from_bytes(b"\\x2e\xe9"))
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! model with U+FFFD in place of the bytes it cannot show. The model copies the name as it
 //! was shown, and the tools find the file: each component with U+FFFD that does not exist
 //! as written is matched against the directory's names shown the same way. Two names
-//! that look alike that way are refused as ambiguous, never guessed.
+//! that look alike that way are refused as ambiguous, never guessed, and the refusal
+//! spells each with its bytes that are not UTF-8 as `\xHH`, which the tools take back.
 
 mod file_tools_support;
 
@@ -64,7 +65,7 @@ async fn a_path_found_by_search_through_a_latin1_directory_can_be_read() {
 }
 
 #[tokio::test]
-async fn names_that_look_alike_once_shown_are_refused_as_ambiguous() {
+async fn names_that_look_alike_once_shown_are_named_by_their_escaped_bytes() {
     let ws = workspace();
     std::fs::write(ws.root.path().join(latin1(b"r\xe9sum\xe9")), "one\n").unwrap();
     std::fs::write(ws.root.path().join(latin1(b"r\xe8sum\xe8")), "two\n").unwrap();
@@ -75,7 +76,33 @@ async fn names_that_look_alike_once_shown_are_refused_as_ambiguous() {
     assert!(matches!(err, ToolError::Jail(_)), "{err:?}");
     let message = err.to_string();
     assert!(message.contains("2 entries"), "{message}");
-    assert!(message.contains("run_shell_command"), "{message}");
+    // The refusal spells each look-alike so that the tools take it back.
+    for (spelling, latin1_name, text) in [
+        (r"r\xe8sum\xe8", b"r\xe8sum\xe8".as_slice(), "two"),
+        (r"r\xe9sum\xe9", b"r\xe9sum\xe9".as_slice(), "one"),
+    ] {
+        assert!(message.contains(&format!("`{spelling}`")), "{message}");
+        let read = ws.read(json!({"file_path": spelling})).await.unwrap();
+        assert!(read.content.contains(text), "{}", read.content);
+        ws.edit(json!({"file_path": spelling, "old_text": text, "new_text": "edited"}))
+            .await
+            .unwrap();
+        let on_disk = std::fs::read_to_string(ws.root.path().join(latin1(latin1_name))).unwrap();
+        assert_eq!(on_disk, "edited\n");
+    }
+    assert_eq!(std::fs::read_dir(ws.root.path()).unwrap().count(), 2);
+}
+
+#[tokio::test]
+async fn an_escape_of_a_low_byte_stays_as_written() {
+    let ws = workspace();
+    ws.write("a.txt", "secret-free\n");
+    // `\x2f` is not turned into `/`, nor `\x2e` into `.`: only bytes 0x80 and up.
+    let err = ws
+        .read(json!({"file_path": r"x\x2f..\x2fa.txt"}))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
 #[tokio::test]

@@ -6,10 +6,13 @@
 //! can run it again), keeping the most recent ones intact, until the estimate is back
 //! under a comfortable share of the window.
 //!
-//! Results the model has not seen yet (those after its last message) are never elided:
-//! when one reply asked for so many calls that their results alone overflow the window,
-//! each is shortened to a fair share of what is left (head and tail kept), so the model
-//! sees something of every call it made.
+//! Results the model has not seen yet (those after its last message) are never elided
+//! silently: when one reply asked for so many calls that their results alone overflow the
+//! window, each is shortened to a fair share of what is left (head and tail kept), so the
+//! model sees something of every call it made. When even a few hundred bytes each would
+//! not fit (thousands of calls in one reply), the first results are shown shortened and
+//! the rest are left out, the first of them saying how many and what to do, so the
+//! request still fits and the model knows what it has not seen.
 
 use crate::model::ChatMessage;
 use crate::output_text::estimate_tokens;
@@ -53,7 +56,8 @@ impl ContextBudget {
 pub struct Elision {
     /// Old outputs replaced by a note.
     pub elided_outputs: usize,
-    /// Outputs not seen yet, cut to a share of the window.
+    /// Outputs not seen yet, cut to a share of the window (or left out with a note, when
+    /// a reply asked for more calls than the window holds).
     pub shortened_outputs: usize,
     pub tokens_before: u64,
     pub tokens_after: u64,
@@ -149,25 +153,32 @@ pub fn elide_old_tool_outputs(
 
 /// Cuts the unseen outputs at `indices` by about `excess_bytes` in all, each to a fair
 /// share (the smaller ones stay whole, the larger ones share the rest equally, none below
-/// [`MIN_SHARE_BYTES`]). Returns how many were cut and the new token estimate.
+/// [`MIN_SHARE_BYTES`]). When those floors alone do not fit, [`leave_out_overflow`]
+/// decides instead. Returns how many were changed and the new token estimate.
 fn fit_unseen(
     messages: &mut [ChatMessage],
     indices: &[usize],
     excess_bytes: usize,
-    mut tokens: u64,
+    tokens: u64,
 ) -> (usize, u64) {
     let mut sizes: Vec<(usize, usize)> = indices
         .iter()
-        .filter_map(|&index| match &messages[index] {
-            ChatMessage::Tool { content, .. } => Some((content.len(), index)),
-            _ => None,
-        })
+        .filter_map(|&index| tool_content(&messages[index]).map(|c| (c.len(), index)))
         .collect();
     let total: usize = sizes.iter().map(|(size, _)| size).sum();
-    let mut allowed = total
-        .saturating_sub(excess_bytes)
-        .max(MIN_SHARE_BYTES * sizes.len());
+    let floors: usize = sizes
+        .iter()
+        .map(|(size, _)| (*size).min(MIN_SHARE_BYTES))
+        .sum();
+    let mut allowed = total.saturating_sub(excess_bytes);
+    let left_out_before = indices.iter().any(|&index| {
+        tool_content(&messages[index]).is_some_and(|c| c.starts_with(LEFT_OUT_PREFIX))
+    });
+    if allowed < floors || left_out_before {
+        return leave_out_overflow(messages, indices, allowed, tokens);
+    }
     sizes.sort_unstable();
+    let mut tokens = tokens;
     let mut shortened = 0;
     for (position, &(size, index)) in sizes.iter().enumerate() {
         let share = allowed / (sizes.len() - position);
@@ -186,6 +197,90 @@ fn fit_unseen(
     (shortened, tokens)
 }
 
+fn tool_content(message: &ChatMessage) -> Option<&str> {
+    match message {
+        ChatMessage::Tool { content, .. } => Some(content),
+        _ => None,
+    }
+}
+
+/// How a left-out result starts (the summary too), so a later pass knows it.
+const LEFT_OUT_PREFIX: &str = "[left out";
+/// What each left-out result but the first says (the first explains); kept short, as
+/// there can be thousands.
+const LEFT_OUT: &str = "[left out]";
+/// A result this small is shown whole: leaving it out would save next to nothing.
+const TINY_BYTES: usize = 64;
+/// Room kept for the note on the first left-out result.
+const SUMMARY_BYTES: usize = 400;
+
+/// Fits the unseen outputs at `indices` into about `allowed` bytes when not even
+/// [`MIN_SHARE_BYTES`] each would: in the calls' order, results are shown (cut to that
+/// floor) while they fit; from the first that does not, every result but the tiny ones is
+/// left out, the first saying how many and why. Every call keeps its own message, as the
+/// protocol wants. Returns how many were changed and the new token estimate.
+fn leave_out_overflow(
+    messages: &mut [ChatMessage],
+    indices: &[usize],
+    allowed: usize,
+    mut tokens: u64,
+) -> (usize, u64) {
+    let mut budget = allowed.saturating_sub(SUMMARY_BYTES + LEFT_OUT.len() * indices.len());
+    let mut fitting = true;
+    // `None`: left out; `Some(None)`: unchanged; `Some(Some(cut))`: shown cut.
+    let mut plan: Vec<Option<Option<String>>> = Vec::with_capacity(indices.len());
+    for &index in indices {
+        let Some(content) = tool_content(&messages[index]) else {
+            plan.push(Some(None));
+            continue;
+        };
+        if content.starts_with(LEFT_OUT_PREFIX) {
+            fitting = false;
+            plan.push(None);
+            continue;
+        }
+        if content.len() <= TINY_BYTES {
+            plan.push(Some(None));
+            continue;
+        }
+        let cut = (content.len() > MIN_SHARE_BYTES).then(|| cut_to_fit(content, MIN_SHARE_BYTES));
+        let cost = cut.as_ref().map_or(content.len(), String::len) - LEFT_OUT.len();
+        if fitting && cost <= budget {
+            budget -= cost;
+            plan.push(Some(cut));
+        } else {
+            fitting = false;
+            plan.push(None);
+        }
+    }
+    let left_out = plan.iter().filter(|step| step.is_none()).count();
+    let mut summary = Some(format!(
+        "[left out: this reply asked for {} calls, more than the context window holds. All of \
+         them ran, but the results of {left_out} (this one and each later one marked \
+         [left out]) are not shown; the earlier ones are, shortened. Ask again, a few at a \
+         time, for what you still need.]",
+        indices.len()
+    ));
+    let mut changed = 0;
+    for (&index, step) in indices.iter().zip(plan) {
+        let ChatMessage::Tool { content, .. } = &mut messages[index] else {
+            continue;
+        };
+        let replacement = match step {
+            Some(None) => continue,
+            Some(Some(cut)) => cut,
+            None => summary.take().unwrap_or_else(|| LEFT_OUT.to_string()),
+        };
+        if *content == replacement {
+            continue;
+        }
+        tokens = tokens - estimate_tokens(content) + estimate_tokens(&replacement);
+        *content = replacement;
+        changed += 1;
+    }
+    (changed, tokens)
+}
+
 /// `text` in at most about `share` bytes: its head and tail around a note.
 fn cut_to_fit(text: &str, share: usize) -> String {
     let keep = share.saturating_sub(120).max(MIN_SHARE_BYTES / 2);
@@ -201,133 +296,5 @@ fn cut_to_fit(text: &str, share: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn conversation(outputs: usize, size: usize) -> Vec<ChatMessage> {
-        let mut messages = vec![
-            ChatMessage::System {
-                content: "sys".into(),
-            },
-            ChatMessage::User {
-                content: "task".into(),
-            },
-        ];
-        for i in 0..outputs {
-            messages.push(ChatMessage::Assistant {
-                content: None,
-                tool_calls: vec![],
-            });
-            messages.push(ChatMessage::Tool {
-                tool_call_id: format!("call_{i}"),
-                content: format!("{i}:{}", "x".repeat(size)),
-            });
-        }
-        messages
-    }
-
-    #[test]
-    fn small_conversation_is_left_alone() {
-        let mut messages = conversation(3, 100);
-        let before = messages.clone();
-        assert!(elide_old_tool_outputs(&mut messages, 0, ContextBudget::new(10_000)).is_none());
-        assert_eq!(format!("{before:?}"), format!("{messages:?}"));
-    }
-
-    #[test]
-    fn oldest_outputs_are_elided_and_recent_kept() {
-        // 10 outputs of ~1000 tokens each against a 8000-token window.
-        let mut messages = conversation(10, 4000);
-        let elision = elide_old_tool_outputs(&mut messages, 0, ContextBudget::new(8_000)).unwrap();
-        // Under the high-water mark: the three most recent and the unseen one stay whole.
-        assert!(elision.tokens_after <= 6_000, "{elision:?}");
-        assert_eq!(elision.shortened_outputs, 0);
-        assert!(elision.tokens_before > 6_000);
-        let tool_contents: Vec<&str> = messages
-            .iter()
-            .filter_map(|m| match m {
-                ChatMessage::Tool { content, .. } => Some(content.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert!(tool_contents[0].starts_with(ELIDED_PREFIX));
-        for recent in &tool_contents[7..] {
-            assert!(!recent.starts_with(ELIDED_PREFIX), "recent output elided");
-        }
-        assert_eq!(
-            tool_contents
-                .iter()
-                .filter(|c| c.starts_with(ELIDED_PREFIX))
-                .count(),
-            elision.elided_outputs
-        );
-    }
-
-    #[test]
-    fn results_not_seen_yet_are_never_elided() {
-        // One reply asked for 50 calls: all their results come after it.
-        let mut messages = conversation(0, 0);
-        messages.push(ChatMessage::Assistant {
-            content: None,
-            tool_calls: vec![],
-        });
-        for i in 0..50 {
-            messages.push(ChatMessage::Tool {
-                tool_call_id: format!("call_{i}"),
-                content: format!("result {i} {}", "y".repeat(40)),
-            });
-        }
-        let before = format!("{messages:?}");
-        assert!(elide_old_tool_outputs(&mut messages, 0, ContextBudget::new(200)).is_none());
-        assert_eq!(
-            before,
-            format!("{messages:?}"),
-            "nothing can be cut below its share"
-        );
-    }
-
-    #[test]
-    fn unseen_results_over_the_window_are_shortened_evenly() {
-        let mut messages = conversation(0, 0);
-        messages.push(ChatMessage::Assistant {
-            content: None,
-            tool_calls: vec![],
-        });
-        for i in 0..10 {
-            messages.push(ChatMessage::Tool {
-                tool_call_id: format!("call_{i}"),
-                content: format!("start {i}\n{}\nend {i}", "z".repeat(20_000)),
-            });
-        }
-        messages.push(ChatMessage::Tool {
-            tool_call_id: "small".into(),
-            content: "small result".into(),
-        });
-        let elision = elide_old_tool_outputs(&mut messages, 0, ContextBudget::new(10_000)).unwrap();
-        assert_eq!(elision.elided_outputs, 0);
-        assert_eq!(elision.shortened_outputs, 10);
-        assert!(elision.tokens_after <= 5_100, "{elision:?}");
-        for message in &messages[3..13] {
-            let ChatMessage::Tool { content, .. } = message else {
-                panic!("not a tool message");
-            };
-            assert!(content.starts_with("start "), "{content}");
-            assert!(content.contains("end "), "the tail is kept too");
-            assert!(content.contains("cut to fit the context window"));
-        }
-        assert!(
-            matches!(&messages[13], ChatMessage::Tool { content, .. } if content == "small result")
-        );
-    }
-
-    #[test]
-    fn emergency_budget_elides_even_below_high_water() {
-        let mut messages = conversation(4, 400);
-        let budget = ContextBudget::new(10_000);
-        assert!(elide_old_tool_outputs(&mut messages, 0, budget).is_none());
-        let elision =
-            elide_old_tool_outputs(&mut messages, 0, ContextBudget::new(1_000).emergency());
-        // Three were seen, one is kept as the most recent seen, the last is unseen.
-        assert_eq!(elision.map(|e| e.elided_outputs), Some(2));
-    }
-}
+#[path = "context_tests.rs"]
+mod tests;

@@ -229,6 +229,10 @@ fn collect_paths(
 /// held in memory. Files of `keep` (the starting tree) that still exist are kept even if
 /// a `.gitignore` written since hides them: they are unchanged, not deleted.
 /// Directories libgit2 cannot walk are added to `unreachable` and kept out of the tree.
+///
+/// They are looked for before every build, not only after a failed one: libgit2 fails
+/// on a directory too deep, but it passes over a path too long without a word (it counts
+/// the entry as unreadable), so a change below one would vanish from the patch unnoticed.
 fn snapshot_tree(
     repo: &Repository,
     workdir: &Path,
@@ -238,6 +242,17 @@ fn snapshot_tree(
 ) -> Result<BuiltTree, DiffError> {
     let mut looked = false;
     loop {
+        let found: Vec<Unreachable> = find_unreachable(repo, workdir)
+            .into_iter()
+            .filter(|dir| !unreachable.contains(dir))
+            .collect();
+        if !found.is_empty() {
+            tracing::warn!(
+                count = found.len(),
+                "directories git cannot walk are left out of the diff"
+            );
+        }
+        unreachable.extend(found);
         for dir in unreachable.iter() {
             if let Some(rule) = ignore_rule(&dir.path) {
                 repo.add_ignore_rule(&rule).map_err(|source| {
@@ -247,22 +262,11 @@ fn snapshot_tree(
         }
         match build_tree(repo, workdir, prefix, keep) {
             Ok(built) => return Ok(built),
-            // A directory too deep or a path too long stops libgit2's walk: find them
-            // once, keep them out, and try again.
+            // The work tree changed between the look and the build (a command still
+            // running): look once more.
             Err(error) if !looked => {
                 looked = true;
-                let found: Vec<Unreachable> = find_unreachable(workdir)
-                    .into_iter()
-                    .filter(|dir| !unreachable.contains(dir))
-                    .collect();
-                if found.is_empty() {
-                    return Err(error);
-                }
-                tracing::warn!(
-                    count = found.len(),
-                    "directories git cannot walk are left out of the diff"
-                );
-                unreachable.extend(found);
+                tracing::warn!(%error, "building the work tree's state failed; trying again");
             }
             Err(error) => return Err(error),
         }

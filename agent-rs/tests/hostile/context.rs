@@ -1,6 +1,8 @@
-//! Results the model has not seen yet are never cut from the context: when one reply
-//! asks for thousands of calls, the next request carries every result (each shortened
-//! to a fair share of the window when together they would not fit).
+//! Results the model has not seen yet are never cut from the context unsaid: when one
+//! reply asks for thousands of calls, the next request carries every result (each
+//! shortened to a fair share of the window when together they would not fit) or, when
+//! not even a few hundred bytes each would fit, the first results and a note saying how
+//! many of the rest were left out.
 
 use serde_json::{Value, json};
 
@@ -80,4 +82,54 @@ async fn a_batch_larger_than_the_window_is_shortened_evenly_not_dropped() {
         );
         assert!(!content.starts_with("[output elided"), "{content}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thousands_of_results_too_many_to_shorten_still_fit_with_the_rest_counted() {
+    let case = Case::new(|dir| {
+        let body: String = (0..40)
+            .map(|i| format!("line {i:02} {}\n", "v".repeat(40)))
+            .collect();
+        std::fs::write(dir.join("f.txt"), body).unwrap();
+    });
+    let reads: Vec<(&str, Value)> = (0..3000)
+        .map(|_| ("read_file_content", json!({"file_path": "f.txt"})))
+        .collect();
+    let config = config(&case, 131_072);
+    let run = case
+        .run_with(vec![calls(reads)], &[], &["--config", &config])
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let request = &case.requests()[1];
+    let seen = tool_messages(request);
+    assert_eq!(seen.len(), 3000, "every call keeps its result message");
+    // What the model reads: the results and the calls they answer.
+    let calls_bytes: usize = request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|message| message["tool_calls"].as_array())
+        .flatten()
+        .map(|call| call["function"]["arguments"].as_str().unwrap().len() + 20)
+        .sum();
+    let results_bytes: usize = seen.iter().map(String::len).sum();
+    assert!(
+        calls_bytes + results_bytes <= 131_072 * 4,
+        "the request overflows the window: {results_bytes} bytes of results, \
+         {calls_bytes} of calls"
+    );
+    let shown = seen
+        .iter()
+        .take_while(|content| !content.starts_with("[left out"))
+        .count();
+    assert!(shown > 0 && shown < 3000, "{shown} shown");
+    for content in &seen[..shown] {
+        assert!(content.contains("1\tline 00"), "{content}");
+    }
+    let note = &seen[shown];
+    assert!(note.contains("asked for 3000 calls"), "{note}");
+    assert!(
+        note.contains(&format!("results of {} ", 3000 - shown)),
+        "{note}"
+    );
 }

@@ -170,20 +170,127 @@ async fn a_git_workspace_with_a_very_deep_untracked_tree_completes() {
     case.apply(&run);
 }
 
+/// 25 nested directories of 200-byte names (a path past PATH_MAX) with `leaf.txt` at
+/// the bottom; the shell command that changes that file, one relative step at a time.
+fn long_path_tree(dir: &Path) -> String {
+    let name = "n".repeat(200);
+    let steps = format!("for i in $(seq 25); do cd {name}; done");
+    let script =
+        format!("for i in $(seq 25); do mkdir {name} && cd {name}; done; echo x > leaf.txt");
+    let status = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    format!("({steps} && echo changed > leaf.txt)")
+}
+
+/// libgit2 passes over a path this long without an error: the change below it must be
+/// reported all the same, not vanish.
+/// A tree too deep for libgit2 made by a command during the run: the other changes are
+/// in the patch, the tree is reported.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deep_tree_made_during_the_run_is_reported_and_the_rest_applies() {
+    let case = Case::new(|dir| {
+        std::fs::write(dir.join("app.py"), "print('app')\n").unwrap();
+        git(dir, &["init", "-q"]);
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-qm", "start"]);
+    });
+    let deep = deep_path(120);
+    let run = case
+        .run(
+            vec![
+                shell(&format!(
+                    "mkdir -p {deep} && echo x > {deep}/leaf.txt && echo y > top.txt"
+                )),
+                edit("app.py", "'app'", "'app v2'"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(run.diff().contains("b/top.txt"), "{}", run.diff());
+    assert!(run.diff().contains("+print('app v2')"), "{}", run.diff());
+    let left = left_out(&run);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0]["reason"].as_str().unwrap().contains("deep"));
+    case.apply(&run);
+}
+
+/// A repository added to its parent as a bare gitlink (`git add` of a cloned folder, no
+/// `.gitmodules`): changes inside it are still in the patch, under its path.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_inside_an_embedded_repository_without_gitmodules_are_in_the_patch() {
+    let case = Case::new(|dir| {
+        std::fs::write(dir.join("app.py"), "print('app')\n").unwrap();
+        let dep = dir.join("dep");
+        std::fs::create_dir_all(&dep).unwrap();
+        std::fs::write(dep.join("lib.py"), "x = 1\n").unwrap();
+        git(&dep, &["init", "-q"]);
+        git(&dep, &["add", "-A"]);
+        git(&dep, &["commit", "-qm", "dep"]);
+        git(dir, &["init", "-q"]);
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-qm", "start"]);
+    });
+    let run = case
+        .run(
+            vec![
+                edit("dep/lib.py", "x = 1", "x = 2"),
+                shell("echo new > dep/new.py"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    for path in ["dep/lib.py", "dep/new.py"] {
+        assert!(run.diff().contains(&format!("b/{path}")), "{}", run.diff());
+    }
+    assert_eq!(left_out(&run), Vec::<serde_json::Value>::new());
+    case.apply_and_compare(&run);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_workspace_with_a_path_past_the_system_limit_reports_it() {
+    let mut change = String::new();
+    let case = Case::new(|dir| {
+        std::fs::write(dir.join("app.py"), "print('app')\n").unwrap();
+        git(dir, &["init", "-q"]);
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-qm", "start"]);
+        change = long_path_tree(dir);
+    });
+    let run = case
+        .run(
+            vec![shell(&change), edit("app.py", "'app'", "'app v2'")],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(run.diff().contains("+print('app v2')"), "{}", run.diff());
+    assert!(!run.diff().contains("leaf.txt"), "{}", run.diff());
+    let left = left_out(&run);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0]["path"].as_str().unwrap().starts_with("nnnn"));
+    assert!(
+        left[0]["reason"].as_str().unwrap().contains("too long"),
+        "{left:?}"
+    );
+    assert!(
+        run.stderr().contains("diff.patch leaves out nnnn"),
+        "{}",
+        run.stderr().chars().take(2000).collect::<String>()
+    );
+    case.apply(&run);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plain_folder_with_a_path_past_the_system_limit_completes() {
     let case = Case::new(|dir| {
         std::fs::write(dir.join("app.py"), "print('app')\n").unwrap();
-        // Built one relative step at a time: the whole path is longer than PATH_MAX.
-        let name = "n".repeat(200);
-        let script =
-            format!("for i in $(seq 25); do mkdir {name} && cd {name}; done; echo x > leaf.txt");
-        let status = std::process::Command::new("bash")
-            .args(["-c", &script])
-            .current_dir(dir)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        long_path_tree(dir);
     });
     let run = case
         .run(vec![edit("app.py", "'app'", "'app v2'")], &[])
@@ -227,5 +334,40 @@ async fn an_output_folder_inside_the_workspace_is_refused_and_not_created() {
     assert!(
         !case.root().join("out").exists(),
         "the refused folder was created"
+    );
+}
+
+/// The same through a symlink outside that leads in, and with the workspace itself.
+#[test]
+fn an_output_folder_reached_through_a_symlink_or_the_workspace_itself_is_refused() {
+    let case = Case::new(|dir| std::fs::write(dir.join("a.txt"), "a\n").unwrap());
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(case.root(), outside.path().join("link")).unwrap();
+    for target in [
+        outside.path().join("link/out/run1"),
+        case.root().to_path_buf(),
+    ] {
+        let output = std::process::Command::new(crate::support::AGENT)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+            .args(["run", "--model", "m", "--dir"])
+            .arg(case.root())
+            .arg("--output")
+            .arg(&target)
+            .arg("task")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{target:?}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("inside the workspace"));
+    }
+    assert!(
+        !case.root().join("out").exists(),
+        "the refused folder was created"
+    );
+    assert_eq!(
+        std::fs::read_dir(case.root()).unwrap().count(),
+        1,
+        "nothing was written in the workspace"
     );
 }

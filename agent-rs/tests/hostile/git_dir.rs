@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::support::git;
-use crate::{Case, calls, edit};
+use crate::{Case, calls, edit, shell};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edit_of_git_config_is_refused_and_nothing_changes() {
@@ -45,4 +45,55 @@ async fn an_edit_of_git_config_is_refused_and_nothing_changes() {
         );
     }
     assert!(run.diff().is_empty(), "{}", run.diff());
+}
+
+/// Every way into `.git` the model might try: `..` through a folder, `./`, a symlink a
+/// command made, and the command itself (the sandbox keeps the config read-only).
+#[tokio::test(flavor = "multi_thread")]
+async fn other_ways_into_git_are_refused_too() {
+    let case = Case::new(|dir| {
+        std::fs::write(dir.join("app.py"), "print('app')\n").unwrap();
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/keep"), "").unwrap();
+        git(dir, &["init", "-q"]);
+    });
+    let config_before = std::fs::read_to_string(case.root().join(".git/config")).unwrap();
+    let fsmonitor = "[core]\n\tfsmonitor = touch pwned";
+    let run = case
+        .run(
+            vec![
+                edit("sub/../.git/config", "[core]", fsmonitor),
+                edit("./.git/config", "[core]", fsmonitor),
+                calls(vec![(
+                    "apply_patch",
+                    json!({"input": "*** Begin Patch\n*** Add File: sub/../.git/hooks/post-checkout\n+#!/bin/sh\n+touch pwned\n*** End Patch"}),
+                )]),
+                shell("ln -s .git g; printf '[core]\\n\\tfsmonitor = touch pwned\\n' >> .git/config"),
+                edit("g/config", "[core]", fsmonitor),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(
+        std::fs::read_to_string(case.root().join(".git/config")).unwrap(),
+        config_before
+    );
+    assert!(!case.root().join(".git/hooks/post-checkout").exists());
+    let results: Vec<_> = run
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "tool_result" && e["name"] != "run_shell_command")
+        .collect();
+    assert_eq!(results.len(), 4);
+    for refusal in results {
+        assert_eq!(refusal["success"], false, "{refusal}");
+        assert!(
+            refusal["output"]
+                .as_str()
+                .unwrap()
+                .contains("inside a `.git` directory"),
+            "{refusal}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::{Case, calls, edit};
+use crate::{Case, calls, edit, shell};
 
 const CONFIG: &str = "DATABASES = {'user': 'postgres', 'name': 'postgres'}\nDEBUG = True\n";
 
@@ -108,5 +108,54 @@ async fn a_real_secret_is_a_placeholder_for_the_model_and_reported_in_the_patch(
     for name in ["trajectory.jsonl", "result.json", "agent.log", "prompt.txt"] {
         let text = std::fs::read_to_string(case.out.path().join(name)).unwrap();
         assert!(!text.contains(SECRET), "secret in {name}");
+    }
+}
+
+/// A placeholder the model writes elsewhere (a new file, a command) never turns into the
+/// secret: only a file that already holds the value gets it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_placeholder_never_carries_the_secret_anywhere_new() {
+    let case = Case::new(|dir| {
+        std::fs::write(dir.join("settings.py"), format!("PASSWORD = '{SECRET}'\n")).unwrap()
+    });
+    let run = case
+        .run(
+            vec![
+                calls(vec![(
+                    "apply_patch",
+                    json!({"input": "*** Begin Patch\n*** Add File: leak.txt\n+[REDACTED:DB_PASSWORD]\n*** End Patch"}),
+                )]),
+                edit(
+                    "settings.py",
+                    "PASSWORD = '[REDACTED:DB_PASSWORD]'",
+                    "PASSWORD = '[REDACTED:DB_PASSWORD]'\nCOPY = '[REDACTED:DB_PASSWORD]'",
+                ),
+                shell("echo '[REDACTED:DB_PASSWORD]' > shell.txt; echo \"env:$DB_PASSWORD\""),
+            ],
+            &[("DB_PASSWORD", SECRET)],
+        )
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let results: Vec<_> = run
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "tool_result")
+        .collect();
+    assert_eq!(results[0]["success"], false, "{}", results[0]);
+    assert!(!case.root().join("leak.txt").exists());
+    assert_eq!(results[1]["success"], true, "{}", results[1]);
+    assert_eq!(
+        std::fs::read_to_string(case.root().join("settings.py")).unwrap(),
+        format!("PASSWORD = '{SECRET}'\nCOPY = '{SECRET}'\n"),
+        "within the file that holds it, the value is put back"
+    );
+    assert_eq!(
+        std::fs::read_to_string(case.root().join("shell.txt")).unwrap(),
+        "[REDACTED:DB_PASSWORD]\n",
+        "a command never gets the value"
+    );
+    assert!(results[2]["output"].as_str().unwrap().contains("env:\n"));
+    for request in case.requests() {
+        assert!(!request.to_string().contains(SECRET));
     }
 }

@@ -192,3 +192,26 @@ fn collect(root: &Path, dir: &Path, files: &mut std::collections::BTreeMap<Strin
         }
     }
 }
+
+/// Whether process `pid` is gone within 3 s (a zombie, dead and only waiting to be
+/// reaped, counts as gone: SIGKILL is not instant). One still alive then is killed, so
+/// a failing test leaves nothing behind.
+pub fn gone_soon(pid: i32) -> bool {
+    let is_gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !is_gone() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let gone = is_gone();
+    if !gone {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    gone
+}

@@ -111,17 +111,86 @@ pub(super) fn line_numbers(text: &[u8], offsets: &[usize]) -> Vec<u64> {
 }
 
 /// The text with every match replaced, and the byte offset of each replacement in it.
-pub(super) fn replace(content: &str, matches: &Matches) -> (String, Vec<usize>) {
-    let grown = matches.new.len().saturating_sub(matches.old.len()) * matches.offsets.len();
-    let mut out = String::with_capacity(content.len() + grown);
+///
+/// The replacement is made in `content`'s own buffer, in one pass, so editing a 50 MB file
+/// holds it once rather than twice: a shorter `new` moves the text after each match down
+/// as it goes, a longer one grows the buffer by the exact total first (for a buffer this
+/// large the allocator remaps its pages rather than copying them) and moves the text up
+/// from the end.
+pub(super) fn replace(content: String, matches: &Matches) -> (String, Vec<usize>) {
+    let (old, new) = (matches.old.as_bytes(), matches.new.as_bytes());
+    let mut buf = content.into_bytes();
     let mut new_offsets = Vec::with_capacity(matches.offsets.len());
-    let mut copied = 0usize;
-    for &offset in &matches.offsets {
-        out.push_str(&content[copied..offset]);
-        new_offsets.push(out.len());
-        out.push_str(&matches.new);
-        copied = offset + matches.old.len();
+    if new.len() <= old.len() {
+        let mut write = matches.offsets.first().copied().unwrap_or(buf.len());
+        for (index, &offset) in matches.offsets.iter().enumerate() {
+            buf[write..write + new.len()].copy_from_slice(new);
+            new_offsets.push(write);
+            write += new.len();
+            let rest = offset + old.len();
+            let end = matches.offsets.get(index + 1).copied().unwrap_or(buf.len());
+            buf.copy_within(rest..end, write);
+            write += end - rest;
+        }
+        buf.truncate(write);
+    } else {
+        let original_len = buf.len();
+        let growth = (new.len() - old.len()) * matches.offsets.len();
+        buf.reserve_exact(growth);
+        buf.resize(original_len + growth, 0);
+        let mut write_end = buf.len();
+        let mut read_end = original_len;
+        for &offset in matches.offsets.iter().rev() {
+            let rest = offset + old.len();
+            let moved = read_end - rest;
+            buf.copy_within(rest..read_end, write_end - moved);
+            write_end -= moved + new.len();
+            buf[write_end..write_end + new.len()].copy_from_slice(new);
+            new_offsets.push(write_end);
+            read_end = offset;
+        }
+        new_offsets.reverse();
     }
-    out.push_str(&content[copied..]);
-    (out, new_offsets)
+    // Whole characters were swapped for whole characters (a match of valid UTF-8 in valid
+    // UTF-8 starts and ends on character boundaries), so this never fails; the check is
+    // the price of not using `unsafe`.
+    let edited = String::from_utf8(buf)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned());
+    (edited, new_offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replaced(content: &str, old: &str, new: &str) -> (String, Vec<usize>) {
+        let Search::Found(matches) = find(content, old, new) else {
+            panic!("`{old}` not found in `{content}`");
+        };
+        replace(content.to_string(), &matches)
+    }
+
+    #[test]
+    fn in_place_replacement_matches_a_copying_one() {
+        let content = "ab-xx-cd-xx-xx-éé-xx";
+        for new in ["", "y", "yy", "yyy", "long replacement ü"] {
+            let (edited, offsets) = replaced(content, "xx", new);
+            assert_eq!(edited, content.replace("xx", new), "new = {new:?}");
+            let expected: Vec<usize> = edited.match_indices(new).map(|(at, _)| at).collect();
+            if !new.is_empty() {
+                assert_eq!(offsets, expected[..offsets.len()], "new = {new:?}");
+            }
+            assert_eq!(offsets.len(), 4);
+        }
+    }
+
+    #[test]
+    fn matches_at_both_ends_and_side_by_side() {
+        let (edited, offsets) = replaced("xxxxaxx", "xx", "QQQ");
+        assert_eq!(edited, "QQQQQQaQQQ");
+        assert_eq!(offsets, vec![0, 3, 7]);
+        let (edited, offsets) = replaced("xxxxaxx", "xx", "q");
+        assert_eq!(edited, "qqaq");
+        assert_eq!(offsets, vec![0, 1, 3]);
+    }
 }

@@ -168,8 +168,7 @@ fn edit(
         )));
     }
 
-    let (edited, new_offsets) = matching::replace(&content, &matches);
-    drop(content);
+    let (edited, new_offsets) = matching::replace(content, &matches);
     write(path, display, edited.as_bytes(), Some(meta.permissions()))?;
     let lines = matching::line_numbers(edited.as_bytes(), &new_offsets);
     Ok(edit_summary(

@@ -34,16 +34,20 @@ const KNOWN_SECRET_VARS: &[&str] = &[
     "API_DEV_TOKEN",
 ];
 
-/// Name endings that mark a variable as a credential (`FOO_API_KEY`, `BAR_TOKEN`...).
+/// Name endings that mark a variable as a credential (`FOO_API_KEY`, `BAR_TOKEN`,
+/// `PGPASSWORD`, `MYSQL_PWD`...). Broad on purpose: a value is redacted only when it can
+/// be a secret ([`could_be_secret`]), so a name caught here with an ordinary value
+/// (`SIGNING_KEY=dev`) corrupts no text; it is only kept from commands.
 const SECRET_SUFFIXES: &[&str] = &[
-    "_API_KEY",
+    "_KEY",
     "_APIKEY",
     "_TOKEN",
     "_SECRET",
-    "_SECRET_KEY",
-    "_PASSWORD",
-    "_ACCESS_KEY",
-    "_PRIVATE_KEY",
+    "PASSWORD",
+    "_PASSWD",
+    "_PASS",
+    "_PWD",
+    "_CREDENTIALS",
 ];
 
 /// The placeholder of a secret known by value only.
@@ -102,10 +106,17 @@ impl SecretRedactor {
         vars: impl IntoIterator<Item = (String, String)>,
         extra: &[String],
     ) -> Self {
-        Self::default().with_named_secrets(
-            vars.into_iter()
-                .filter(|(name, _)| is_secret_env_var(name, extra)),
-        )
+        let mut named = Vec::new();
+        for (name, value) in vars {
+            if is_secret_env_var(&name, extra) {
+                named.push((name, value));
+            } else if let Some(password) = url_password(&value) {
+                // `DATABASE_URL=postgres://app:…@db/app`: commands may need the URL, but
+                // the password in it is shown as a placeholder.
+                named.push((name, password.to_string()));
+            }
+        }
+        Self::default().with_named_secrets(named)
     }
 
     /// Adds values known without a name (a URL's signature, say).
@@ -205,6 +216,26 @@ impl SecretRedactor {
         found.dedup();
         found
     }
+}
+
+/// The password of a URL with credentials (`scheme://user:password@host/...`), as
+/// written (percent-encoded or not: it is matched against text as written).
+fn url_password(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim().split_once("://")?;
+    let scheme_ok = scheme
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (userinfo, _host) = authority.rsplit_once('@')?;
+    let (_user, password) = userinfo.split_once(':')?;
+    (!password.is_empty()).then_some(password)
 }
 
 /// `[REDACTED:NAME]`, or `[REDACTED:NAME_2]`... when another value already shows as it.

@@ -27,6 +27,60 @@ fn secret_names_are_recognised() {
 }
 
 #[test]
+fn every_usual_credential_name_is_recognised() {
+    for name in [
+        "PGPASSWORD",
+        "PASSWORD",
+        "MYSQL_PWD",
+        "DB_PASS",
+        "SMTP_PASSWD",
+        "STRIPE_SIGNING_KEY",
+        "DJANGO_SECRET_KEY",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "CLIENT_SECRET",
+    ] {
+        assert!(is_secret_env_var(name, &[]), "{name}");
+    }
+    for name in [
+        "PWD",
+        "OLDPWD",
+        "LESSKEY",
+        "KEYBOARD_LAYOUT",
+        "PASSTHROUGH",
+        "HOME",
+    ] {
+        assert!(!is_secret_env_var(name, &[]), "{name}");
+    }
+}
+
+#[test]
+fn the_password_of_a_url_in_the_environment_is_redacted_not_the_url() {
+    let redactor = SecretRedactor::from_env_vars(
+        env(&[
+            ("DATABASE_URL", "postgres://app:Xk9mQ2vL7pR4tWz@db:5432/app"),
+            ("CACHE_URL", "redis://:hN3-vQ8rT1xW6zK2@cache/0"),
+            (
+                "LOCAL_URL",
+                "postgres://postgres:postgres@localhost/postgres",
+            ),
+            ("HOMEPAGE", "https://example.com/a:b@c"),
+        ]),
+        &[],
+    );
+    assert_eq!(
+        redactor.redact("DATABASE_URL=postgres://app:Xk9mQ2vL7pR4tWz@db:5432/app"),
+        "DATABASE_URL=postgres://app:[REDACTED:DATABASE_URL]@db:5432/app"
+    );
+    assert_eq!(
+        redactor.redact("redis://:hN3-vQ8rT1xW6zK2@cache/0"),
+        "redis://:[REDACTED:CACHE_URL]@cache/0"
+    );
+    // A weak password (and a URL without credentials) is ordinary text.
+    let text = "postgres://postgres:postgres@localhost/postgres https://example.com/a:b@c";
+    assert_eq!(redactor.redact(text), text);
+}
+
+#[test]
 fn redactor_from_env_takes_only_secret_values_and_names_them() {
     let vars = env(&[
         ("OPENAI_API_KEY", "sk-live-abcdef0123456789"),

@@ -18,6 +18,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::git_dirs::guarded_git_dirs;
 use super::{GitProtection, NetworkAccess, Sandbox};
 
 /// The program's name, looked up on `PATH`.
@@ -101,7 +102,8 @@ pub(super) fn args(
     args
 }
 
-/// The parts of `workspace/.git` bound read-only. An absent `hooks` folder is made
+/// The parts of `workspace/.git` bound read-only: the hooks and config of it and of its
+/// submodules' git directories ([`guarded_git_dirs`]). An absent `hooks` folder is made
 /// (empty, as `git init` would), so a hook cannot be planted where none was.
 fn git_read_only(workspace: &Path, protection: GitProtection) -> Vec<PathBuf> {
     let git = workspace.join(".git");
@@ -110,14 +112,14 @@ fn git_read_only(workspace: &Path, protection: GitProtection) -> Vec<PathBuf> {
     }
     match protection {
         GitProtection::ReadOnly => vec![git],
-        GitProtection::HooksAndConfig if git.is_dir() => {
-            let _ = std::fs::create_dir_all(git.join("hooks"));
-            ["hooks", "config"]
-                .iter()
-                .map(|name| git.join(name))
-                .filter(|path| path.exists())
-                .collect()
-        }
+        GitProtection::HooksAndConfig if git.is_dir() => guarded_git_dirs(workspace)
+            .into_iter()
+            .flat_map(|dir| {
+                let _ = std::fs::create_dir_all(dir.join("hooks"));
+                [dir.join("hooks"), dir.join("config")]
+            })
+            .filter(|path| path.exists())
+            .collect(),
         // A `.git` file (a worktree or submodule) points elsewhere; the file itself is
         // what is here to protect.
         GitProtection::HooksAndConfig => vec![git],

@@ -42,6 +42,7 @@ use seccompiler::{
 };
 
 use super::NetworkAccess;
+use super::git_dirs::guarded_git_dirs;
 
 /// The newest Landlock ABI whose rights are asked for; older kernels enforce what they
 /// know (best effort), and a kernel without Landlock makes the sandbox unusable.
@@ -267,7 +268,8 @@ pub(super) fn probe(plan: &Plan) -> Result<(), String> {
     }
 }
 
-/// `.git/hooks` and `.git/config` as they were before a command, put back after it.
+/// `.git/hooks` and `.git/config` (the workspace's and its submodules', see
+/// [`guarded_git_dirs`]) as they were before a command, put back after it.
 ///
 /// Under bubblewrap they are bound read-only. Landlock cannot take back a right below a
 /// folder it granted (the workspace), so here a command could plant a hook that git
@@ -275,28 +277,48 @@ pub(super) fn probe(plan: &Plan) -> Result<(), String> {
 /// undone when it ends (all its processes are dead by then), and the result says so.
 #[derive(Debug)]
 pub(crate) struct GitGuard {
+    dirs: Vec<GuardedDir>,
+}
+
+/// One git directory's config and hooks as recorded.
+#[derive(Debug)]
+struct GuardedDir {
     git: PathBuf,
     config: Option<Vec<u8>>,
     hooks: Vec<(PathBuf, Vec<u8>, u32)>,
 }
 
 impl GitGuard {
-    /// Records the workspace's `.git/config` and hooks; `None` without a `.git` folder.
+    /// Records the config and hooks of the workspace's git directories; `None` without
+    /// a `.git` folder.
     pub(crate) fn record(workspace: &Path) -> Option<Self> {
-        let git = workspace.join(".git");
-        if !git.is_dir() {
-            return None;
-        }
-        let _ = std::fs::create_dir_all(git.join("hooks"));
-        Some(Self {
-            config: std::fs::read(git.join("config")).ok(),
-            hooks: hook_files(&git.join("hooks")),
-            git,
-        })
+        let dirs: Vec<GuardedDir> = guarded_git_dirs(workspace)
+            .into_iter()
+            .map(|git| {
+                let _ = std::fs::create_dir_all(git.join("hooks"));
+                GuardedDir {
+                    config: std::fs::read(git.join("config")).ok(),
+                    hooks: hook_files(&git.join("hooks")),
+                    git,
+                }
+            })
+            .collect();
+        (!dirs.is_empty()).then_some(Self { dirs })
     }
 
     /// Puts back what changed; returns whether anything had.
     pub(crate) fn restore(&self) -> bool {
+        // Every directory is restored, whatever the others showed.
+        let mut changed = false;
+        for dir in &self.dirs {
+            changed |= dir.restore();
+        }
+        changed
+    }
+}
+
+impl GuardedDir {
+    fn restore(&self) -> bool {
         use std::os::unix::ffi::OsStringExt;
         use std::os::unix::fs::PermissionsExt;
         let mut changed = false;

@@ -6,7 +6,8 @@
 //!
 //! - the whole file system is read-only except the workspace and a private `/tmp`; in
 //!   the workspace's `.git`, the hooks and the config (what git runs later, outside the
-//!   sandbox) stay read-only, or the whole folder ([`GitProtection`]);
+//!   sandbox) stay read-only, those of its submodules' git directories
+//!   (`.git/modules/*`) too, or the whole folder ([`GitProtection`]);
 //! - credential folders of the home directory (`~/.ssh`, `~/.aws`...) are hidden;
 //! - the command gets its own PID namespace (no other process is visible, so no other
 //!   process's environment can be read through `/proc`) and a fresh `/proc`;
@@ -25,6 +26,7 @@
 //! and the trajectory.
 
 mod bwrap;
+mod git_dirs;
 mod hints;
 mod landlock;
 mod pids;
@@ -107,7 +109,8 @@ impl FromStr for NetworkAccess {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GitProtection {
-    /// `.git/hooks` and `.git/config` read-only; the index, objects and refs writable.
+    /// `.git/hooks` and `.git/config` (and a submodule's, under `.git/modules`)
+    /// read-only; the index, objects and refs writable.
     #[default]
     HooksAndConfig,
     /// The whole `.git` folder read-only.

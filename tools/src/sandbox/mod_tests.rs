@@ -194,6 +194,50 @@ fn by_default_only_git_hooks_and_config_are_read_only() {
 }
 
 #[test]
+fn a_submodules_hooks_and_config_are_read_only_too() {
+    let workspace = tempfile::tempdir().unwrap();
+    let git = workspace.path().join(".git");
+    let module = git.join("modules/dep");
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::write(git.join("config"), "[core]\n").unwrap();
+    std::fs::write(module.join("config"), "[core]\n").unwrap();
+    std::fs::write(module.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+    let sandbox = Sandbox {
+        kind: Kind::Bwrap {
+            program: PathBuf::from("bwrap"),
+            disable_userns: false,
+        },
+        network: NetworkAccess::Off,
+        git: GitProtection::HooksAndConfig,
+        hidden: Vec::new(),
+        pids: None,
+    };
+    let argv = sandbox.wrap(
+        workspace.path(),
+        workspace.path(),
+        vec!["true".into()],
+        false,
+    );
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let ro: Vec<&str> = argv
+        .windows(3)
+        .filter(|w| w[0] == "--ro-bind" && w[1] == w[2] && w[1].contains(".git"))
+        .map(|w| w[1].as_str())
+        .collect();
+    for part in ["hooks", "config"] {
+        let path = module.join(part).display().to_string();
+        assert!(ro.contains(&path.as_str()), "{path} not in {argv:?}");
+    }
+    assert!(
+        module.join("hooks").is_dir(),
+        "an absent hooks folder is made"
+    );
+}
+
+#[test]
 fn without_bubblewrap_auto_falls_back_to_landlock() {
     let forced = SandboxConfig {
         mode: SandboxMode::Landlock,

@@ -215,6 +215,38 @@ async fn git_hooks_and_config_cannot_be_planted_but_git_work_goes_on() {
     }
 }
 
+/// git enters a submodule on the superproject's `git status`: its git directory's
+/// config and hooks (under `.git/modules`) are kept like the workspace's own.
+#[tokio::test]
+async fn a_submodules_hooks_and_config_cannot_be_planted_either() {
+    for mode in MODES {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 0) else {
+            return;
+        };
+        let module = sb.workspace.join(".git/modules/dep");
+        std::fs::create_dir_all(&module).unwrap();
+        std::fs::write(module.join("HEAD"), "ref: refs/heads/main\n").unwrap();
+        std::fs::write(module.join("config"), "[core]\n").unwrap();
+        for plant in [
+            "printf '[core]\\n\\tfsmonitor = evil\\n' >> .git/modules/dep/config",
+            "echo evil > .git/modules/dep/hooks/post-checkout",
+        ] {
+            let output = sb.run(plant).await;
+            if mode == SandboxMode::Bwrap {
+                assert!(!output.success, "{plant}: {}", output.content);
+            } else {
+                assert!(output.content.contains("undone"), "{}", output.content);
+            }
+            assert_eq!(
+                std::fs::read_to_string(module.join("config")).unwrap(),
+                "[core]\n",
+                "{mode:?}"
+            );
+            assert!(!module.join("hooks/post-checkout").exists(), "{mode:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_whole_git_folder_can_be_made_read_only() {
     let Some(sb) = Sandboxed::with_git(
