@@ -47,8 +47,8 @@ mod transport;
 mod types;
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -86,6 +86,8 @@ struct Inner {
     portable_schemas: AtomicBool,
     /// Source of the ids made up for calls that came without one.
     next_call_id: AtomicU64,
+    /// The tool definitions as last serialised (the same every turn).
+    tools_cache: Mutex<request::ToolsCache>,
 }
 
 impl fmt::Debug for ModelClient {
@@ -130,6 +132,7 @@ impl ModelClient {
                 sanitizer,
                 portable_schemas: AtomicBool::new(portable),
                 next_call_id: AtomicU64::new(1),
+                tools_cache: Mutex::new(request::ToolsCache::default()),
             }),
         })
     }
@@ -151,7 +154,7 @@ impl ModelClient {
     ) -> Result<ModelResponse, ModelError> {
         let inner = &*self.inner;
         let mut portable = self.sends_portable_schemas();
-        let mut body = Bytes::from(request::request_body(&inner.settings, request, portable));
+        let mut body = self.request_body(request, portable);
         let mut attempt: u32 = 1;
         let mut first_failure: Option<Instant> = None;
         let mut only_connect_failures = true;
@@ -166,7 +169,7 @@ impl ModelClient {
                         // Not a retry of the same request: a different one, sent at once.
                         portable = true;
                         inner.portable_schemas.store(true, Ordering::Relaxed);
-                        body = Bytes::from(request::request_body(&inner.settings, request, true));
+                        body = self.request_body(request, true);
                         attempt += 1;
                         let reason = format!(
                             "HTTP {status}: the server rejected the tool schemas ({message}); \
@@ -218,6 +221,21 @@ impl ModelClient {
             });
             tokio::time::sleep(wait).await;
         }
+    }
+
+    fn request_body(&self, request: &ChatRequest<'_>, portable: bool) -> Bytes {
+        let inner = &*self.inner;
+        // A panic elsewhere cannot leave the cache half-written: it is replaced whole.
+        let mut cache = inner
+            .tools_cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Bytes::from(request::request_body_cached(
+            &inner.settings,
+            request,
+            portable,
+            &mut cache,
+        ))
     }
 
     /// A 400 over the tool schemas, under `auto`, while full schemas were sent.

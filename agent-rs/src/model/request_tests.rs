@@ -228,3 +228,60 @@ fn chat_messages_round_trip_in_the_role_tagged_shape() {
         serde_json::from_value(json!({"role": "user", "content": "hi"})).unwrap();
     assert_eq!(user, ChatMessage::user("hi"));
 }
+
+#[test]
+fn the_cached_tools_array_is_the_one_serialised_afresh() {
+    let tools = shell_tool(json!({"type": "object", "additionalProperties": false,
+        "properties": {"n": {"type": "integer", "format": "uint64"}}}));
+    let messages = [ChatMessage::user("hi")];
+    let request = ChatRequest {
+        messages: &messages,
+        tools: &tools,
+    };
+    let settings = ModelSettings {
+        temperature: Some(0.5),
+        reasoning_effort: Some("low".into()),
+        ..settings()
+    };
+    let mut cache = ToolsCache::default();
+    for portable in [false, true, false] {
+        let fresh = request_body(&settings, &request, portable);
+        let first = request_body_cached(&settings, &request, portable, &mut cache);
+        let reused = request_body_cached(&settings, &request, portable, &mut cache);
+        assert_eq!(first, fresh, "portable: {portable}");
+        assert_eq!(reused, fresh, "portable: {portable}");
+    }
+    // Other specs are not served the old array.
+    let other = shell_tool(json!({"type": "object", "properties": {}}));
+    let other_request = ChatRequest {
+        messages: &messages,
+        tools: &other,
+    };
+    assert_eq!(
+        request_body_cached(&settings, &other_request, false, &mut cache),
+        request_body(&settings, &other_request, false)
+    );
+    let body: Value =
+        serde_json::from_slice(&request_body_cached(&settings, &request, false, &mut cache))
+            .unwrap();
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for key in [
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "temperature",
+        "reasoning_effort",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {body}");
+    }
+    assert_eq!(body["temperature"], 0.5);
+    assert_eq!(body["tools"][0]["function"]["name"], "shell");
+}

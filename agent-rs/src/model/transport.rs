@@ -148,6 +148,18 @@ pub(super) fn event_stream(
             Err(error) => Some((Err(error), response)),
         }
     });
+    decode_events(bytes)
+}
+
+/// Server-sent events from body pieces as they arrive. Each byte is looked at once,
+/// however the body is cut: a line split over many pieces is gathered, never re-read.
+pub(super) fn decode_events<S, E>(
+    bytes: S,
+) -> impl Stream<Item = Result<sse_stream::Sse, sse_stream::Error>> + Send
+where
+    S: Stream<Item = Result<Bytes, E>> + Send,
+    E: std::error::Error + Send + Sync + 'static,
+{
     sse_stream::SseByteStream::new(bytes)
 }
 

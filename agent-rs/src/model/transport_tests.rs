@@ -151,3 +151,45 @@ fn trailing_slash_of_the_base_url_does_not_double_up() {
     let endpoint = Endpoint::new("http://h/v1/", None, Duration::from_secs(1)).unwrap();
     assert_eq!(endpoint.url(), "http://h/v1/chat/completions");
 }
+
+/// A tool call's arguments of 512 KiB arriving one byte per body piece, the worst cut a
+/// network can make. A decoder that re-reads (or re-copies) its buffered line for every
+/// piece does about 128 G steps here and never finishes within the test timeout; reading
+/// each byte once, the decoder pulls every piece exactly once and yields one event.
+#[tokio::test]
+async fn a_huge_line_cut_into_single_bytes_is_read_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::StreamExt;
+
+    const ARGUMENT_BYTES: usize = 512 * 1024;
+    let arguments = "x".repeat(ARGUMENT_BYTES);
+    let chunk = serde_json::json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+        {"index": 0, "id": "call_1", "function": {"name": "sink", "arguments": arguments}}
+    ]}}]});
+    let body = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+    let pieces = body.len();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pulled);
+    let bytes = futures_util::stream::iter(0..pieces).map(move |at| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Ok::<Bytes, std::io::Error>(Bytes::copy_from_slice(&body.as_bytes()[at..=at]))
+    });
+    let events: Vec<_> = decode_events(bytes).collect().await;
+    assert_eq!(
+        pulled.load(Ordering::Relaxed),
+        pieces,
+        "each piece pulled once"
+    );
+    assert_eq!(events.len(), 2, "the call and [DONE]");
+    let data = events[0].as_ref().unwrap().data.clone().unwrap();
+    let decoded: crate::model::chunk::Chunk = serde_json::from_str(&data).unwrap();
+    let mut assembler = crate::model::stream::StreamAssembler::default();
+    assembler.push(decoded).unwrap();
+    assembler.mark_done();
+    let (response, _) = assembler.finish(1, &mut || "unused".to_string());
+    assert_eq!(response.tool_calls.len(), 1);
+    assert_eq!(response.tool_calls[0].arguments.len(), ARGUMENT_BYTES);
+    assert_eq!(events[1].as_ref().unwrap().data.as_deref(), Some("[DONE]"));
+}
