@@ -10,7 +10,14 @@
 //! taken out of it: such config entries are removed (the file as it was is kept beside
 //! it as `config.disarmed`, which git never reads) and hooks are renamed `*.disarmed`.
 //! Settings that only describe the repository (format, remotes, branches, identity) stay.
+//!
+//! A repository that existed when the run began is the user's: what its config and hooks
+//! held then ([`Baseline`]) is theirs and stays, whatever it runs (a git-lfs filter, an
+//! alias, their own `core.hooksPath`). Only command-running entries and hooks that are new
+//! or changed since then are taken out; a repository made during the run has no baseline,
+//! so every command-running entry and hook in it goes.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -76,9 +83,87 @@ const SAFE_SUBSECTION_KEYS: &[(&str, &[&str])] = &[
 /// Slack for the filesystem's clock granularity around the run's start.
 const CLOCK_SLACK: Duration = Duration::from_secs(2);
 
+/// Hooks larger than this are not recorded: one changed during the run is disarmed.
+const MAX_HOOK_BYTES: u64 = 1 << 20;
+
+/// A config file's entries: key (as git2 names it) and value (`None`: no `=`).
+type Entries = Vec<(String, Option<Vec<u8>>)>;
+
+/// What the repositories under the workspace held when the run began, keyed by git dir.
+#[derive(Debug, Default)]
+pub struct Baseline {
+    repos: HashMap<PathBuf, RepoBaseline>,
+}
+
+#[derive(Debug, Default)]
+struct RepoBaseline {
+    /// Per config file name (`config`, `config.worktree`).
+    configs: HashMap<String, Entries>,
+    /// Per hook name: its content (a link's target for a link).
+    hooks: HashMap<String, Vec<u8>>,
+}
+
+impl Baseline {
+    /// Records the config entries and hooks of every repository under `root`.
+    pub fn capture(root: &Path) -> Self {
+        let mut repos = HashMap::new();
+        for dot_git in find_dot_gits(root) {
+            for git_dir in git_dirs(&dot_git) {
+                if !repos.contains_key(&git_dir) {
+                    let repo = RepoBaseline::capture(&git_dir);
+                    repos.insert(git_dir, repo);
+                }
+            }
+        }
+        Self { repos }
+    }
+}
+
+impl RepoBaseline {
+    fn capture(git_dir: &Path) -> Self {
+        let mut repo = Self::default();
+        for name in ["config", "config.worktree"] {
+            let path = git_dir.join(name);
+            if path.is_file()
+                && let Ok(entries) = config_entries(&path)
+            {
+                repo.configs.insert(name.to_string(), entries);
+            }
+        }
+        if let Ok(listing) = fs::read_dir(git_dir.join("hooks")) {
+            for entry in listing.filter_map(Result::ok) {
+                let path = entry.path();
+                if let Some(content) = hook_content(&path) {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    repo.hooks.insert(name, content);
+                }
+            }
+        }
+        repo
+    }
+}
+
+/// A hook as compared with the baseline: a link's target, or a file's bytes.
+fn hook_content(path: &Path) -> Option<Vec<u8>> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(path).ok()?;
+        let mut content = b"link:".to_vec();
+        content.extend_from_slice(target.as_os_str().as_encoded_bytes());
+        return Some(content);
+    }
+    if !meta.is_file() || meta.len() > MAX_HOOK_BYTES {
+        return None;
+    }
+    let mut content = b"file:".to_vec();
+    content.extend(fs::read(path).ok()?);
+    Some(content)
+}
+
 /// Looks at every repository under `root` (the root's own included) and disarms what
-/// changed since `since`; returns one entry per repository disarmed, for `result.json`.
-pub fn disarm(root: &Path, since: SystemTime) -> Vec<LeftOut> {
+/// changed since `since` and is not as `baseline` recorded it; returns one entry per
+/// repository disarmed, for `result.json`.
+pub fn disarm(root: &Path, since: SystemTime, baseline: &Baseline) -> Vec<LeftOut> {
     let since = since.checked_sub(CLOCK_SLACK).unwrap_or(UNIX_EPOCH);
     let mut disarmed = Vec::new();
     for dot_git in find_dot_gits(root) {
@@ -90,7 +175,8 @@ pub fn disarm(root: &Path, since: SystemTime) -> Vec<LeftOut> {
             .unwrap_or_else(|| ".".to_string());
         let mut removed = Vec::new();
         for git_dir in git_dirs(&dot_git) {
-            if let Err(error) = disarm_git_dir(&git_dir, since, &mut removed) {
+            let repo = baseline.repos.get(&git_dir);
+            if let Err(error) = disarm_git_dir(&git_dir, since, repo, &mut removed) {
                 tracing::warn!(git_dir = %git_dir.display(), %error,
                     "could not disarm a repository's config or hooks");
                 removed.push(format!("(could not finish: {error})"));
@@ -156,11 +242,19 @@ fn changed_since(path: &Path, since: SystemTime) -> bool {
     })
 }
 
-fn disarm_git_dir(git_dir: &Path, since: SystemTime, removed: &mut Vec<String>) -> io::Result<()> {
+fn disarm_git_dir(
+    git_dir: &Path,
+    since: SystemTime,
+    baseline: Option<&RepoBaseline>,
+    removed: &mut Vec<String>,
+) -> io::Result<()> {
     for name in ["config", "config.worktree"] {
         let path = git_dir.join(name);
         if path.is_file() && changed_since(&path, since) {
-            disarm_config(&path, removed)?;
+            let before = baseline
+                .and_then(|repo| repo.configs.get(name))
+                .map_or(&[][..], Vec::as_slice);
+            disarm_config(&path, before, removed)?;
         }
     }
     let hooks = git_dir.join("hooks");
@@ -183,7 +277,10 @@ fn disarm_git_dir(git_dir: &Path, since: SystemTime, removed: &mut Vec<String>) 
         if name.ends_with(".sample") || name.ends_with(".disarmed") {
             continue;
         }
-        if changed_since(&path, since) {
+        let unchanged = baseline
+            .and_then(|repo| repo.hooks.get(&name))
+            .is_some_and(|before| hook_content(&path).as_ref() == Some(before));
+        if changed_since(&path, since) && !unchanged {
             let mut target = path.clone().into_os_string();
             target.push(".disarmed");
             fs::rename(&path, target)?;
@@ -193,24 +290,34 @@ fn disarm_git_dir(git_dir: &Path, since: SystemTime, removed: &mut Vec<String>) 
     Ok(())
 }
 
-/// Removes every entry of the config file at `path` that could run a command.
-fn disarm_config(path: &Path, removed: &mut Vec<String>) -> io::Result<()> {
-    let mut config = git2::Config::open(path).map_err(io::Error::other)?;
-    let mut unsafe_names = Vec::new();
-    {
-        let entries = config.entries(None).map_err(io::Error::other)?;
-        let mut entries = entries;
-        while let Some(entry) = entries.next() {
-            let entry = entry.map_err(io::Error::other)?;
-            if let Ok(name) = entry.name()
-                && !is_safe(name)
-                && !unsafe_names.iter().any(|seen| seen == name)
-            {
-                unsafe_names.push(name.to_string());
-            }
+/// Every entry of the config file at `path`, in order.
+fn config_entries(path: &Path) -> Result<Entries, git2::Error> {
+    let config = git2::Config::open(path)?;
+    let mut entries = config.entries(None)?;
+    let mut all = Vec::new();
+    while let Some(entry) = entries.next() {
+        let entry = entry?;
+        if let Ok(name) = entry.name() {
+            let value = entry.has_value().then(|| entry.value_bytes().to_vec());
+            all.push((name.to_string(), value));
         }
     }
-    if unsafe_names.is_empty() {
+    Ok(all)
+}
+
+/// Removes every entry of the config file at `path` that could run a command and is not
+/// among the entries it held when the run began (`before`).
+fn disarm_config(
+    path: &Path,
+    before: &[(String, Option<Vec<u8>>)],
+    removed: &mut Vec<String>,
+) -> io::Result<()> {
+    let now = config_entries(path).map_err(io::Error::other)?;
+    let hazards: Vec<_> = now
+        .into_iter()
+        .filter(|entry| !is_safe(&entry.0) && !before.contains(entry))
+        .collect();
+    if hazards.is_empty() {
         return Ok(());
     }
     fs::copy(
@@ -222,13 +329,45 @@ fn disarm_config(path: &Path, removed: &mut Vec<String>) -> io::Result<()> {
                 .unwrap_or_default()
         )),
     )?;
-    for name in &unsafe_names {
-        config
-            .remove_multivar(name, ".*")
-            .map_err(io::Error::other)?;
-        removed.push(name.clone());
+    let mut config = git2::Config::open(path).map_err(io::Error::other)?;
+    let mut gone: Vec<&str> = Vec::new();
+    for (name, value) in &hazards {
+        if gone.contains(&name.as_str()) {
+            continue;
+        }
+        // Only the new value goes when the key held others before the run; anything
+        // that cannot be matched exactly takes the whole key with it.
+        let kept_before = before.iter().any(|(old, _)| old == name);
+        let exact = value
+            .as_deref()
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .filter(|value| kept_before && !value.contains('\n'))
+            .map(|value| format!("^{}$", escape_regex(value)));
+        let exact_done =
+            exact.is_some_and(|pattern| config.remove_multivar(name, &pattern).is_ok());
+        if !exact_done {
+            config
+                .remove_multivar(name, ".*")
+                .map_err(io::Error::other)?;
+            gone.push(name);
+        }
+        if !removed.contains(name) {
+            removed.push(name.clone());
+        }
     }
     Ok(())
+}
+
+/// `value` as a POSIX extended regular expression matching just itself.
+fn escape_regex(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        if "\\.[]{}()*+?^$|".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 /// Whether a config key (as git2 names it: section and key lowercased) runs nothing.
@@ -251,7 +390,39 @@ fn is_safe(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_safe;
+    use super::{config_entries, disarm_config, is_safe};
+
+    /// A value the run added to a key the user already had goes; the user's stays, and
+    /// so does a key whose only value the run replaced not.
+    #[test]
+    fn only_new_values_of_a_users_key_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(
+            &path,
+            "[include]\n\tpath = mine.inc\n[core]\n\thooksPath = my-hooks\n[alias]\n\tst = status\n",
+        )
+        .unwrap();
+        let before = config_entries(&path).unwrap();
+        std::fs::write(
+            &path,
+            "[include]\n\tpath = mine.inc\n\tpath = (x).inc\n[core]\n\thooksPath = /tmp/evil\n[alias]\n\tst = status\n",
+        )
+        .unwrap();
+        let mut removed = Vec::new();
+        disarm_config(&path, &before, &mut removed).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("mine.inc") && text.contains("st = status"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("(x).inc") && !text.contains("evil"),
+            "{text}"
+        );
+        assert_eq!(removed, ["include.path", "core.hookspath"]);
+        assert!(dir.path().join("config.disarmed").exists());
+    }
 
     #[test]
     fn only_descriptive_keys_are_safe() {

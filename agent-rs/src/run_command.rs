@@ -577,7 +577,8 @@ fn write_diff(
     result.files_changed = Some(diff.files_changed);
     result.diff_secrets = secrets_in_patch(&diff.patch, redactor);
     result.diff_left_out = diff.left_out;
-    result.git_hazards_disarmed = crate::git_hazards::disarm(snapshot.root(), snapshot.started());
+    result.git_hazards_disarmed =
+        crate::git_hazards::disarm(snapshot.root(), snapshot.started(), snapshot.git_baseline());
     for warning in result.diff_warnings() {
         tracing::warn!("{warning}");
     }

@@ -57,6 +57,8 @@ pub struct WorkspaceSnapshot {
     touched: TouchedFiles,
     /// When the capture began: what changed after it was changed by the run.
     started: std::time::SystemTime,
+    /// The repositories' config and hooks when the capture began.
+    git_baseline: crate::git_hazards::Baseline,
 }
 
 #[derive(Debug)]
@@ -196,6 +198,7 @@ impl WorkspaceSnapshot {
             )));
         }
         let state = StartingState::capture(&root, limits)?;
+        let git_baseline = crate::git_hazards::Baseline::capture(&root);
         let mut snapshot = Self {
             touched: TouchedFiles::new(&root, limits),
             root,
@@ -203,6 +206,7 @@ impl WorkspaceSnapshot {
             nested: Vec::new(),
             nested_left_out: Vec::new(),
             started,
+            git_baseline,
         };
         snapshot.capture_nested(limits);
         Ok(snapshot)
@@ -305,6 +309,11 @@ impl WorkspaceSnapshot {
     /// When the capture began.
     pub fn started(&self) -> std::time::SystemTime {
         self.started
+    }
+
+    /// The repositories' config and hooks when the capture began.
+    pub fn git_baseline(&self) -> &crate::git_hazards::Baseline {
+        &self.git_baseline
     }
 
     /// The canonical root this snapshot covers.

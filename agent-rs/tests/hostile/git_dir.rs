@@ -152,3 +152,64 @@ async fn commands_planted_in_a_repository_made_during_the_run_are_disarmed() {
     assert!(config.contains("planted"), "{config}");
     assert!(!config.contains("fsmonitor"), "{config}");
 }
+
+/// A repository that existed before the run is the user's: what its config already held
+/// (a git-lfs filter, an alias) stays, even where the agent legitimately changed the
+/// config; only the command the run added is taken out.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_users_own_config_entries_stay_when_the_run_changes_the_config() {
+    let case = Case::new(|dir| {
+        std::fs::write(dir.join("app.py"), "print('app')\n").unwrap();
+        git(dir, &["init", "-q"]);
+        for (key, value) in [
+            ("filter.lfs.clean", "git-lfs clean -- %f"),
+            ("filter.lfs.smudge", "git-lfs smudge -- %f"),
+            ("filter.lfs.process", "git-lfs filter-process"),
+            ("alias.st", "status --short"),
+        ] {
+            git(dir, &["config", key, value]);
+        }
+        std::fs::write(dir.join(".git/hooks/pre-push"), "#!/bin/sh\nexit 0\n").unwrap();
+    });
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("pwned");
+    let commands = format!(
+        "git remote add origin https://example.com/app.git \
+         && git config core.fsmonitor 'touch {m}; false' \
+         && printf '#!/bin/sh\\ntouch {m}\\n' > .git/hooks/post-checkout \
+         && chmod +x .git/hooks/post-checkout",
+        m = marker.display()
+    );
+    let run = case
+        .run_with(vec![shell(&commands)], &[], &["--sandbox", "off"])
+        .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let config = std::fs::read_to_string(case.root().join(".git/config")).unwrap();
+    for kept in [
+        "git-lfs clean -- %f",
+        "git-lfs smudge -- %f",
+        "git-lfs filter-process",
+        "status --short",
+        "https://example.com/app.git",
+    ] {
+        assert!(config.contains(kept), "{kept} is gone:\n{config}");
+    }
+    assert!(!config.contains("fsmonitor"), "{config}");
+    let hooks = case.root().join(".git/hooks");
+    assert!(hooks.join("pre-push").exists());
+    assert!(!hooks.join("post-checkout").exists());
+    assert!(hooks.join("post-checkout.disarmed").exists());
+    git(case.root(), &["status"]);
+    assert!(!marker.exists(), "a planted command ran");
+    let disarmed = run.result()["git_hazards_disarmed"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(disarmed.len(), 1, "{disarmed:?}");
+    let reason = disarmed[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("core.fsmonitor"), "{reason}");
+    assert!(
+        !reason.contains("filter.lfs") && !reason.contains("alias"),
+        "{reason}"
+    );
+}
