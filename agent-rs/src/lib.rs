@@ -8,6 +8,7 @@
 pub mod config;
 pub mod events;
 pub mod exit;
+pub mod git_hazards;
 pub mod install;
 pub mod job;
 pub mod logging;

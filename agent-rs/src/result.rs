@@ -38,6 +38,11 @@ pub struct RunResult {
     /// applies; review it before sharing it.
     #[serde(default)]
     pub diff_secrets: Vec<String>,
+    /// Repositories in the workspace whose config or hooks were set during the run to
+    /// run commands (`core.fsmonitor`, hooks, filter drivers...), which the user's next
+    /// `git status` would run outside the sandbox; those settings were taken out.
+    #[serde(default)]
+    pub git_hazards_disarmed: Vec<LeftOut>,
     /// The sandbox shell commands ran in (mode, network, process cap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<tools::SandboxSummary>,
@@ -64,6 +69,7 @@ impl RunResult {
             process: ProcessUsage::default(),
             diff_left_out: Vec::new(),
             diff_secrets: Vec::new(),
+            git_hazards_disarmed: Vec::new(),
             sandbox: None,
             step_files_changed: None,
         }
@@ -77,6 +83,12 @@ impl RunResult {
             .iter()
             .map(|left| format!("diff.patch leaves out {}: {}", left.path, left.reason))
             .collect();
+        lines.extend(self.git_hazards_disarmed.iter().map(|hazard| {
+            format!(
+                "git settings disarmed in {}: {}",
+                hazard.path, hazard.reason
+            )
+        }));
         if !self.diff_secrets.is_empty() {
             lines.push(format!(
                 "diff.patch holds secrets ({}); it is written as it is so that it applies: \

@@ -577,6 +577,7 @@ fn write_diff(
     result.files_changed = Some(diff.files_changed);
     result.diff_secrets = secrets_in_patch(&diff.patch, redactor);
     result.diff_left_out = diff.left_out;
+    result.git_hazards_disarmed = crate::git_hazards::disarm(snapshot.root(), snapshot.started());
     for warning in result.diff_warnings() {
         tracing::warn!("{warning}");
     }

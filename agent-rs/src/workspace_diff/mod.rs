@@ -55,6 +55,8 @@ pub struct WorkspaceSnapshot {
     /// What could not be recorded of the nested repositories, for the result.
     nested_left_out: Vec<LeftOut>,
     touched: TouchedFiles,
+    /// When the capture began: what changed after it was changed by the run.
+    started: std::time::SystemTime,
 }
 
 #[derive(Debug)]
@@ -185,6 +187,7 @@ impl WorkspaceSnapshot {
             path: root.to_path_buf(),
             source,
         };
+        let started = std::time::SystemTime::now();
         let root = root.canonicalize().map_err(root_error)?;
         if !root.is_dir() {
             return Err(root_error(io::Error::new(
@@ -199,6 +202,7 @@ impl WorkspaceSnapshot {
             state,
             nested: Vec::new(),
             nested_left_out: Vec::new(),
+            started,
         };
         snapshot.capture_nested(limits);
         Ok(snapshot)
@@ -296,6 +300,11 @@ impl WorkspaceSnapshot {
         diff.left_out.sort_by(|a, b| a.path.cmp(&b.path));
         diff.left_out.dedup_by(|a, b| a.path == b.path);
         Ok(diff)
+    }
+
+    /// When the capture began.
+    pub fn started(&self) -> std::time::SystemTime {
+        self.started
     }
 
     /// The canonical root this snapshot covers.

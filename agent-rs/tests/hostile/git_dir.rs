@@ -97,3 +97,58 @@ async fn other_ways_into_git_are_refused_too() {
         );
     }
 }
+
+/// The sandbox cannot keep read-only a repository that does not exist yet: a command can
+/// `git init` one, plant a command in its config and hooks and add it to the outer
+/// repository, where the user's next `git status` would run it. The run disarms it.
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_planted_in_a_repository_made_during_the_run_are_disarmed() {
+    let case = Case::new(|dir| {
+        std::fs::write(dir.join("app.py"), "print('app')\n").unwrap();
+        git(dir, &["init", "-q"]);
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-qm", "start"]);
+    });
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("pwned");
+    let plant = format!(
+        "mkdir sub && cd sub && git init -q && echo x > notes.txt && git add notes.txt \
+         && git -c user.name=a -c user.email=a@example.com commit -qm x \
+         && git config core.fsmonitor 'touch {m}; false' \
+         && git config filter.evil.clean 'touch {m}; cat' \
+         && git config user.name planted \
+         && printf '#!/bin/sh\\ntouch {m}\\n' > .git/hooks/post-checkout \
+         && chmod +x .git/hooks/post-checkout && cd .. && git add sub",
+        m = marker.display()
+    );
+    let run = case.run(vec![shell(&plant)], &[]).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    // What the user does next runs nothing the agent planted; the repository still works.
+    let sub = case.root().join("sub");
+    git(case.root(), &["status"]);
+    git(&sub, &["status"]);
+    std::fs::write(sub.join("notes.txt"), "mine\n").unwrap();
+    git(&sub, &["commit", "-qam", "mine"]);
+    git(&sub, &["checkout", "-q", "-b", "other"]);
+    assert!(!marker.exists(), "a planted command ran");
+    let disarmed = run.result()["git_hazards_disarmed"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(disarmed.len(), 1, "{disarmed:?}\n{}", run.stderr());
+    assert_eq!(disarmed[0]["path"], "sub");
+    let reason = disarmed[0]["reason"].as_str().unwrap();
+    for named in ["core.fsmonitor", "filter.evil.clean", "post-checkout"] {
+        assert!(reason.contains(named), "{reason}");
+    }
+    assert!(!reason.contains("user.name"), "{reason}");
+    assert!(
+        run.stderr().contains("git settings disarmed in sub"),
+        "{}",
+        run.stderr()
+    );
+    assert!(sub.join(".git/hooks/post-checkout.disarmed").exists());
+    let config = std::fs::read_to_string(sub.join(".git/config")).unwrap();
+    assert!(config.contains("planted"), "{config}");
+    assert!(!config.contains("fsmonitor"), "{config}");
+}
