@@ -13,7 +13,8 @@
 //! (wrapping at `pid_max`), so the sweep reads only the environments of the PIDs handed
 //! out since ([`PidWindow`]): usually none or a handful. When the window cannot be
 //! trusted (the last PID is unknown, or the call ran long enough for the PIDs to have
-//! come round again) every process is read, as before.
+//! come round again) every process is read, as before. A process caught in the middle of
+//! `exec` has no environment to read yet; the sweep looks again until it has one.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +31,8 @@ pub(crate) const CALL_MARK_VAR: &str = "AGENT_RS_SHELL_CALL";
 const SWEEP_ROUNDS: usize = 20;
 /// Pause between rounds that found something, for the kernel to reparent the children.
 const SWEEP_PAUSE: Duration = Duration::from_millis(2);
+/// Empty rounds in a row that end a sweep even while PIDs are being handed out.
+const QUIET_ROUNDS: usize = 3;
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -92,14 +95,28 @@ impl PidWindow {
 
 /// Kills every live process carrying `mark` (and the group each one leads); only the
 /// PIDs in `window` are looked at (see the module docs).
+///
+/// A round that finds nothing ends the sweep only when nothing can have slipped past it.
+/// A process caught between two programs (`setsid` turning into `sleep`: its
+/// environment reads empty until the new program's is in place) is looked at again, and
+/// so is the window when PIDs were handed out while the round looked (a marked process
+/// can fork a successor after the round read the last PID and exit before it is
+/// probed); on a machine where other processes fork all the time, [`QUIET_ROUNDS`]
+/// empty rounds in a row are taken as the end.
 pub(crate) fn kill_marked(mark: &str, window: PidWindow) {
     let wanted = format!("{CALL_MARK_VAR}={mark}");
+    let mut empty_rounds = 0;
     for _ in 0..SWEEP_ROUNDS {
-        let found = marked_processes(wanted.as_bytes(), Some(window));
-        if found.is_empty() {
-            return;
+        let round = sweep_round(wanted.as_bytes(), Some(window));
+        if round.found.is_empty() && !round.between_programs {
+            empty_rounds += 1;
+            if round.quiet || empty_rounds >= QUIET_ROUNDS {
+                return;
+            }
+        } else {
+            empty_rounds = 0;
         }
-        for pid in found {
+        for &pid in &round.found {
             tracing::debug!(
                 pid = pid.as_raw(),
                 "killing a process that left its command's group"
@@ -122,9 +139,24 @@ fn pid_max() -> Option<u32> {
     *PID_MAX.get_or_init(|| read_proc_number("/proc/sys/kernel/pid_max"))
 }
 
+/// What one round of looking found.
+struct Round {
+    found: Vec<Pid>,
+    /// No PID was handed out while the round looked.
+    quiet: bool,
+    /// A live process in the window had no environment to read: one in the middle of
+    /// `exec`, which may carry the mark once its new program starts.
+    between_programs: bool,
+}
+
 /// The live processes whose environment holds `wanted` (`NAME=mark`), never this one;
 /// within `window` when it can be trusted.
+#[cfg(test)]
 fn marked_processes(wanted: &[u8], window: Option<PidWindow>) -> Vec<Pid> {
+    sweep_round(wanted, window).found
+}
+
+fn sweep_round(wanted: &[u8], window: Option<PidWindow>) -> Round {
     // Read before listing: a PID handed out after this is outside the window, and is
     // caught by the next round if it carries the mark.
     let last = read_proc_number("/proc/sys/kernel/ns_last_pid");
@@ -138,31 +170,59 @@ fn marked_processes(wanted: &[u8], window: Option<PidWindow>) -> Vec<Pid> {
         {
             (window.first..=last).collect()
         }
-        _ => {
-            let Ok(entries) = std::fs::read_dir("/proc") else {
-                return Vec::new();
-            };
-            entries
+        _ => match std::fs::read_dir("/proc") {
+            Ok(entries) => entries
                 .flatten()
                 .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
                 .filter(|&pid| admits.as_ref().is_none_or(|admits| admits(pid)))
-                .collect()
-        }
+                .collect(),
+            Err(_) => Vec::new(),
+        },
     };
     let own = std::process::id();
-    candidates
+    let mut between_programs = false;
+    let found = candidates
         .into_iter()
         .filter(|&pid| pid != own)
         .filter(|&pid| {
-            // A zombie's environment reads empty: it is dead already.
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|environ| {
-                environ
-                    .split(|byte| *byte == 0)
-                    .any(|entry| entry == wanted)
-            })
+            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                return false;
+            };
+            // Empty: a zombie or an exiting process (dead already), a kernel thread,
+            // or a process in the middle of `exec` (its new environment not yet set).
+            if environ.is_empty() {
+                between_programs |= in_exec(pid);
+            }
+            environ
+                .split(|byte| *byte == 0)
+                .any(|entry| entry == wanted)
         })
         .filter_map(|pid| i32::try_from(pid).ok().map(Pid::from_raw))
-        .collect()
+        .collect();
+    Round {
+        found,
+        quiet: last.is_some() && read_proc_number("/proc/sys/kernel/ns_last_pid") == last,
+        between_programs,
+    }
+}
+
+/// Whether `pid`, whose environment reads empty, is a live user process (so one in the
+/// middle of `exec`), not a zombie, an exiting process or a kernel thread.
+fn in_exec(pid: u32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state ppid pgrp session tty_nr tpgid flags ...`; comm may hold anything.
+    let mut fields = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace();
+    let state = fields.next();
+    let flags = fields.nth(5).and_then(|flags| flags.parse::<u64>().ok());
+    !matches!(state, Some("Z" | "X" | "x"))
+        && flags.is_some_and(|flags| flags & (PF_EXITING | PF_KTHREAD) == 0)
 }
 
 #[cfg(test)]
@@ -209,6 +269,35 @@ mod tests {
         assert!(old.admits(Some(1200), Some(4_194_304)).is_some());
     }
 
+    /// Right after its command exits, a `setsid` child may be between two programs
+    /// (`setsid`, then `sleep`): its environment reads empty for that moment, and a
+    /// sweep that took that for "not marked" let it live on.
+    #[test]
+    fn a_process_caught_between_two_programs_is_killed() {
+        for _ in 0..40 {
+            let mark = new_call_mark();
+            let mut starter = std::process::Command::new("sh")
+                .args(["-c", "(setsid sleep 30 >/dev/null 2>&1 &)"])
+                .env(CALL_MARK_VAR, &mark)
+                .spawn()
+                .unwrap();
+            let window = PidWindow::from(starter.id());
+            let _ = starter.wait();
+            kill_marked(&mark, window);
+            let wanted = format!("{CALL_MARK_VAR}={mark}");
+            std::thread::sleep(Duration::from_millis(20));
+            let left = marked_processes(wanted.as_bytes(), None);
+            for &pid in &left {
+                let _ = kill(pid, Signal::SIGKILL);
+            }
+            assert_eq!(
+                left,
+                [],
+                "a process between two programs survived the sweep"
+            );
+        }
+    }
+
     #[test]
     fn a_process_started_during_the_call_is_found_in_the_window() {
         let mark = new_call_mark();
@@ -219,8 +308,9 @@ mod tests {
             .spawn()
             .unwrap();
         let wanted = format!("{CALL_MARK_VAR}={mark}");
-        // Probed a few times: under a full parallel test run one probe was seen to miss
-        // the fresh child (cause not found yet; noted in the project's issue notes).
+        // Probed a few times: `spawn` returns once the child has begun its `exec`, and
+        // until the new program's environment is in place it reads empty (the sweep
+        // itself looks again at such a process; see `kill_marked`).
         let mut found = Vec::new();
         for _ in 0..20 {
             found = marked_processes(wanted.as_bytes(), Some(window));

@@ -84,6 +84,11 @@ pub(crate) struct ShellOutcome {
     /// Bash exited, but some process it started still held stdout or stderr open after
     /// the grace period, and was killed.
     pub background_killed: bool,
+    /// Even after the kill, a process still held the output open: one that left the
+    /// group and cleared its environment (`env -i setsid ...`), which no mark finds. It
+    /// runs on until the agent exits (which kills what it adopted) or, in the sandbox,
+    /// until the sandbox's PID namespace ends with the call.
+    pub background_survived: bool,
     /// A fork was refused because the command reached the sandbox's process cap.
     pub process_cap_hit: bool,
     /// The command changed `.git/hooks` or `.git/config` and that was undone (Landlock
@@ -145,6 +150,7 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
     let mut stderr_buf = HeadTailBuffer::new(invocation.output_cap_bytes);
     let mut timed_out = false;
     let mut background_killed = false;
+    let mut background_survived = false;
 
     // The drain future borrows the buffers; this block ends that borrow, whether the pipes
     // reached end of file or were given up on.
@@ -178,7 +184,7 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
         };
         if !drained {
             // Whatever is not read by now belongs to a process outside the group.
-            let _ = timeout(POST_KILL_DRAIN_GRACE, &mut drain).await;
+            background_survived = timeout(POST_KILL_DRAIN_GRACE, &mut drain).await.is_err();
         }
         status
     };
@@ -191,6 +197,7 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
         status,
         timed_out,
         background_killed,
+        background_survived,
         process_cap_hit,
         git_restored,
         duration: started.elapsed(),

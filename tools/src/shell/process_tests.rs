@@ -36,3 +36,48 @@ async fn killed_by_signal_has_no_exit_code_but_names_the_signal() {
     assert_eq!(outcome.exit_code(), None);
     assert_eq!(outcome.signal_name().as_deref(), Some("SIGSEGV"));
 }
+
+/// A process that left the group and cleared its environment carries no mark: the call
+/// cannot kill it, and must not say it did.
+#[tokio::test]
+async fn a_process_out_of_every_reach_is_reported_as_still_running() {
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let script = format!(
+        "env -i setsid sh -c 'echo $$ > {}; exec sleep 30' &\nsleep 0.1",
+        marker.path().display()
+    );
+    let outcome = run(invocation("bash", &script)).await.unwrap();
+    let pid: i32 = std::fs::read_to_string(marker.path())
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = nix::sys::signal::kill(Pid::from_raw(pid), None).is_ok();
+    let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+    assert!(
+        alive,
+        "expected the process to outlive the call in this test"
+    );
+    assert!(outcome.background_killed);
+    assert!(outcome.background_survived);
+    let output = crate::shell::report::render(
+        outcome,
+        crate::shell::report::TimeoutChoice {
+            secs: 30,
+            clamped_from: None,
+        },
+        &crate::sandbox::Sandbox::off().summary(),
+    );
+    assert!(
+        output
+            .content
+            .contains("keeps running until the agent exits"),
+        "{}",
+        output.content
+    );
+    assert!(
+        !output.content.contains("it was killed"),
+        "{}",
+        output.content
+    );
+}

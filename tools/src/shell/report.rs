@@ -43,7 +43,8 @@ pub(crate) fn render(
         "timed_out": outcome.timed_out,
         "timeout_secs": timeout.secs,
         "timeout_clamped": timeout.clamped_from.is_some(),
-        "background_killed": outcome.background_killed,
+        "background_killed": outcome.background_killed && !outcome.background_survived,
+        "background_survived": outcome.background_survived,
         "sandbox": sandbox.mode,
         "process_cap_hit": outcome.process_cap_hit,
         "duration_ms": u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX),
@@ -79,7 +80,14 @@ pub(crate) fn render(
             max = timeout.secs
         ));
     }
-    if outcome.background_killed {
+    if outcome.background_survived {
+        text.push_str(
+            "note: a background process still held the output open after bash exited; it left \
+             the command's process group and cleared its environment, so it could not be found \
+             and killed with the call: it keeps running until the agent exits (do not rely on \
+             it; processes are not meant to outlive the call)\n",
+        );
+    } else if outcome.background_killed {
         text.push_str(
             "note: a background process still held the output open after bash exited; it was killed \
              (processes never outlive the call, so a server started with `&` does not keep running)\n",

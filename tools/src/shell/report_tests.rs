@@ -25,6 +25,7 @@ fn outcome(status: ExitStatus, stdout: &[u8], stderr: &[u8]) -> ShellOutcome {
         status,
         timed_out: false,
         background_killed: false,
+        background_survived: false,
         process_cap_hit: false,
         duration: Duration::from_millis(1_234),
         stdout: buffer(1_000, stdout),
