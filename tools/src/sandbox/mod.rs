@@ -333,6 +333,12 @@ impl Sandbox {
         }
     }
 
+    /// Whether commands run in a PID namespace of their own (bubblewrap): every process
+    /// a command starts, in its group or not, dies with the namespace.
+    pub(crate) fn has_own_pid_namespace(&self) -> bool {
+        matches!(self.kind, Kind::Bwrap { .. })
+    }
+
     /// Whether commands are confined in their own process (Landlock and seccomp, applied
     /// between fork and exec) rather than by a wrapper program.
     pub(crate) fn confines_in_process(&self) -> bool {

@@ -132,7 +132,11 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
     let mut child = spawn(&invocation, &mark, blocked, in_process.as_ref())?;
     // Declared after `child` so it is dropped first: the group is killed while bash is
     // still unreaped, so its id cannot have been reused.
-    let mut group = ProcessGroup::of(&child, mark)?;
+    // In bubblewrap's PID namespace a process that left the group still dies with the
+    // namespace, and the cgroup's removal below waits until it has: the sweep of `/proc`
+    // for the call's mark (a few `/proc` reads per command) would find nothing.
+    let sweep_marks = !(invocation.sandbox.has_own_pid_namespace() && cgroup.is_some());
+    let mut group = ProcessGroup::of(&child, mark, sweep_marks)?;
     if blocked && let Some(cgroup) = &cgroup {
         release_into(cgroup, &mut child).await;
     }
@@ -402,12 +406,14 @@ struct ProcessGroup {
     mark: String,
     /// Where the processes carrying the mark can be (started after the group's leader).
     window: escaped::PidWindow,
+    /// Whether processes that left the group are looked for by their mark.
+    sweep_marks: bool,
     killed: bool,
 }
 
 impl ProcessGroup {
     /// The group of a child spawned with `process_group(0)`: its id is the child's pid.
-    fn of(child: &Child, mark: String) -> Result<Self, ToolError> {
+    fn of(child: &Child, mark: String, sweep_marks: bool) -> Result<Self, ToolError> {
         let pid = child
             .id()
             .and_then(|id| i32::try_from(id).ok())
@@ -416,6 +422,7 @@ impl ProcessGroup {
             pgid: Pid::from_raw(pid),
             mark,
             window: escaped::PidWindow::from(pid.unsigned_abs()),
+            sweep_marks,
             killed: false,
         })
     }
@@ -434,7 +441,9 @@ impl ProcessGroup {
                 tracing::warn!(pgid = self.pgid.as_raw(), error = %err, "could not kill a command's process group");
             }
         }
-        escaped::kill_marked(&self.mark, self.window);
+        if self.sweep_marks {
+            escaped::kill_marked(&self.mark, self.window);
+        }
     }
 }
 

@@ -462,8 +462,19 @@ async fn a_fork_bomb_hits_the_process_cap_and_is_killed() {
 
 #[tokio::test]
 async fn a_process_left_running_is_killed_with_the_sandbox() {
-    for (mode, marker) in MODES.into_iter().zip(["987.654", "987.655"]) {
-        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, 0) else {
+    // Without and with a process cap: under bubblewrap with a pids cgroup, the PID
+    // namespace and the cgroup are what end it (no sweep of `/proc` for the call's mark).
+    let cases = [
+        (0, "987.654"),
+        (0, "987.655"),
+        (64, "987.656"),
+        (64, "987.657"),
+    ];
+    for (mode, (cap, marker)) in [MODES[0], MODES[1], MODES[0], MODES[1]]
+        .into_iter()
+        .zip(cases)
+    {
+        let Some(sb) = Sandboxed::new(mode, NetworkAccess::Off, cap) else {
             return;
         };
         // A distinctive duration names the process in the host's process list.
