@@ -109,9 +109,9 @@ impl Baseline {
         let mut repos = HashMap::new();
         for dot_git in find_dot_gits(root) {
             for git_dir in git_dirs(&dot_git) {
-                if !repos.contains_key(&git_dir) {
-                    let repo = RepoBaseline::capture(&git_dir);
-                    repos.insert(git_dir, repo);
+                if let std::collections::hash_map::Entry::Vacant(slot) = repos.entry(git_dir) {
+                    let repo = RepoBaseline::capture(slot.key());
+                    slot.insert(repo);
                 }
             }
         }
