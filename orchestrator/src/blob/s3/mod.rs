@@ -154,13 +154,17 @@ impl S3BlobStore {
             Err(err) => match self.fail("check bucket", bucket, err) {
                 BlobError::NotFound(_) if create => {
                     tracing::info!(bucket, "creating a missing bucket");
-                    self.client
-                        .create_bucket()
-                        .bucket(bucket)
-                        .send()
-                        .await
-                        .map(drop)
-                        .map_err(|err| self.fail("create bucket", bucket, err))
+                    let created = self.client.create_bucket().bucket(bucket).send().await;
+                    match created {
+                        Ok(_) => Ok(()),
+                        // Another process (a second replica starting at the same time)
+                        // may have created it between the check and the create: the
+                        // bucket is usable if it answers now.
+                        Err(err) => match self.client.head_bucket().bucket(bucket).send().await {
+                            Ok(_) => Ok(()),
+                            Err(_) => Err(self.fail("create bucket", bucket, err)),
+                        },
+                    }
                 }
                 other => Err(other),
             },
