@@ -156,12 +156,9 @@ fn with_the_network_on_the_network_namespace_is_shared() {
     assert!(!argv.iter().any(|a| a == "--disable-userns"), "{argv:?}");
 }
 
-#[test]
-fn by_default_only_git_hooks_and_config_are_read_only() {
-    let workspace = tempfile::tempdir().unwrap();
-    let git = workspace.path().join(".git");
-    std::fs::create_dir(&git).unwrap();
-    std::fs::write(git.join("config"), "[core]\n").unwrap();
+/// The bubblewrap command line of a default-protection sandbox over `workspace`, and the
+/// paths under `.git` it binds read-only onto themselves.
+fn git_read_only_binds(workspace: &std::path::Path) -> (Vec<String>, Vec<String>) {
     let sandbox = Sandbox {
         kind: Kind::Bwrap {
             program: PathBuf::from("bwrap"),
@@ -172,21 +169,27 @@ fn by_default_only_git_hooks_and_config_are_read_only() {
         hidden: Vec::new(),
         pids: None,
     };
-    let argv = sandbox.wrap(
-        workspace.path(),
-        workspace.path(),
-        vec!["true".into()],
-        false,
-    );
-    let argv: Vec<String> = argv
+    let argv: Vec<String> = sandbox
+        .wrap(workspace, workspace, vec!["true".into()], false)
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let ro: Vec<&str> = argv
+    let ro = argv
         .windows(3)
         .filter(|w| w[0] == "--ro-bind" && w[1] == w[2] && w[1].contains(".git"))
-        .map(|w| w[1].as_str())
+        .map(|w| w[1].clone())
         .collect();
+    (argv, ro)
+}
+
+#[test]
+fn by_default_only_git_hooks_and_config_are_read_only() {
+    let workspace = tempfile::tempdir().unwrap();
+    let git = workspace.path().join(".git");
+    std::fs::create_dir(&git).unwrap();
+    std::fs::write(git.join("config"), "[core]\n").unwrap();
+    let (argv, ro) = git_read_only_binds(workspace.path());
+    let ro: Vec<&str> = ro.iter().map(String::as_str).collect();
     let hooks = git.join("hooks").display().to_string();
     let config = git.join("config").display().to_string();
     assert_eq!(ro, vec![hooks.as_str(), config.as_str()], "{argv:?}");
@@ -202,31 +205,8 @@ fn a_submodules_hooks_and_config_are_read_only_too() {
     std::fs::write(git.join("config"), "[core]\n").unwrap();
     std::fs::write(module.join("config"), "[core]\n").unwrap();
     std::fs::write(module.join("HEAD"), "ref: refs/heads/main\n").unwrap();
-    let sandbox = Sandbox {
-        kind: Kind::Bwrap {
-            program: PathBuf::from("bwrap"),
-            disable_userns: false,
-        },
-        network: NetworkAccess::Off,
-        git: GitProtection::HooksAndConfig,
-        hidden: Vec::new(),
-        pids: None,
-    };
-    let argv = sandbox.wrap(
-        workspace.path(),
-        workspace.path(),
-        vec!["true".into()],
-        false,
-    );
-    let argv: Vec<String> = argv
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let ro: Vec<&str> = argv
-        .windows(3)
-        .filter(|w| w[0] == "--ro-bind" && w[1] == w[2] && w[1].contains(".git"))
-        .map(|w| w[1].as_str())
-        .collect();
+    let (argv, ro) = git_read_only_binds(workspace.path());
+    let ro: Vec<&str> = ro.iter().map(String::as_str).collect();
     for part in ["hooks", "config"] {
         let path = module.join(part).display().to_string();
         assert!(ro.contains(&path.as_str()), "{path} not in {argv:?}");
