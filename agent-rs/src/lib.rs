@@ -5,6 +5,7 @@
 //! the loop itself, `events` the typed record every front end shares, and `job` runs a
 //! task for the orchestrator (workspace and outputs over presigned URLs).
 
+pub mod check;
 pub mod config;
 pub mod events;
 pub mod exit;

@@ -36,12 +36,13 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Work on a task in a local directory; leave diff, trajectory, result and log behind.
     ///
     /// The model endpoint comes from OPENAI_BASE_URL and OPENAI_API_KEY (or the config
     /// file); the model from --model or AGENT_MODEL.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Run a task for the orchestrator: settings from the environment, workspace and
     /// outputs over presigned URLs, events as JSON lines on stdout.
     #[command(long_about = agent_rs::job::LONG_ABOUT)]
@@ -66,9 +67,10 @@ enum Command {
         /// The sandbox shell commands run in: auto, bwrap, landlock or off (as for `run`).
         #[arg(long, env = "AGENT_SANDBOX", value_parser = agent_rs::run_command::parse_sandbox_mode)]
         sandbox: Option<tools::SandboxMode>,
-        /// Whether shell commands may use the network: off or on (as for `run`).
+        /// Whether shell commands may use the network: off, on or allow=HOST,... (as for
+        /// `run`).
         #[arg(long, env = "AGENT_NETWORK", value_parser = agent_rs::run_command::parse_network)]
-        network: Option<tools::NetworkAccess>,
+        network: Option<tools::NetworkChoice>,
     },
     /// Print the tool definitions (name, description, JSON Schema) as JSON.
     Tools,
@@ -82,6 +84,17 @@ enum Command {
         /// A file to copy along (the CA bundle); repeatable.
         #[arg(long)]
         with: Vec<PathBuf>,
+    },
+    /// Inside a command's sandbox under `--network allow=...`: relay a loopback port to
+    /// the run's proxy socket, run the command, exit with its status.
+    #[command(hide = true)]
+    EgressRelay {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
     },
 }
 
@@ -112,6 +125,16 @@ fn report_error(err: &anyhow::Error) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Inside a command's sandbox, before anything reads the configuration (its file may
+    // be hidden there).
+    if let Command::EgressRelay {
+        socket,
+        listen,
+        command,
+    } = cli.command
+    {
+        return egress_relay(socket, listen, &command);
+    }
     let config = AgentConfig::load(cli.config.as_deref())?;
     match cli.command {
         Command::Tool {
@@ -138,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_rs::install::install(&dir, &with)?;
             Ok(ExitCode::from(agent_rs::exit::COMPLETED))
         }
+        Command::EgressRelay { .. } => Ok(ExitCode::from(agent_rs::exit::BAD_INPUT)),
         Command::Run(args) => {
             agent_rs::orphans::adopt();
             let code = run_task(&args, &config);
@@ -160,6 +184,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(code))
         }
     }
+}
+
+fn egress_relay(
+    socket: PathBuf,
+    listen: std::net::SocketAddr,
+    command: &[std::ffi::OsString],
+) -> anyhow::Result<ExitCode> {
+    // One thread: the command's process cap counts the relay's threads too.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(tools::egress::relay::run_command_behind(
+        socket, listen, command,
+    ))?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 #[allow(clippy::print_stdout)]

@@ -31,6 +31,7 @@ impl ProgressView {
                     let network = match s.network {
                         tools::NetworkAccess::Off => "off",
                         tools::NetworkAccess::On => "on",
+                        tools::NetworkAccess::Allow => "allow-list",
                     };
                     format!(", sandbox {} (network {network})", s.mode)
                 });

@@ -50,6 +50,21 @@ pub struct RunResult {
     /// `files_changed` then counts the cumulative diff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_files_changed: Option<usize>,
+    /// How the setup phase ended, when the run had one (its output is in `setup.log`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<SetupSummary>,
+    /// The check run in the final workspace (`--check`, `AGENT_CHECK`), when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<crate::check::CheckReport>,
+}
+
+/// The setup phase's ending, for scripts that tell a failed setup from a failed task.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct SetupSummary {
+    pub success: bool,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
 }
 
 impl RunResult {
@@ -72,6 +87,8 @@ impl RunResult {
             git_hazards_disarmed: Vec::new(),
             sandbox: None,
             step_files_changed: None,
+            setup: None,
+            check: None,
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::Args;
 use secrecy::{ExposeSecret, SecretString};
 use tools::{
-    NetworkAccess, Sandbox, SandboxMode, SecretRedactor, ToolContext, ToolRegistry, WorkspaceJail,
+    NetworkChoice, Sandbox, SandboxMode, SecretRedactor, ToolContext, ToolRegistry, WorkspaceJail,
 };
 
 use crate::config::AgentConfig;
@@ -71,15 +71,20 @@ pub struct RunArgs {
     /// [env: AGENT_SANDBOX; default: the config file's, else auto].
     #[arg(long, env = "AGENT_SANDBOX", value_parser = parse_sandbox_mode)]
     pub sandbox: Option<SandboxMode>,
-    /// Whether shell commands may use the network: `off` or `on`
+    /// Whether shell commands may use the network: `off`, `on`, or
+    /// `allow=HOST,HOST...` (only those hosts, through a proxy the run serves; others are
+    /// answered 403 with the reason, and private addresses are never reached)
     /// [env: AGENT_NETWORK; default: the config file's, else off].
     #[arg(long, env = "AGENT_NETWORK", value_parser = parse_network)]
-    pub network: Option<NetworkAccess>,
+    pub network: Option<NetworkChoice>,
     /// A setup script run in the workspace before the agent (with `bash -c`): it has the
     /// network and the `--setup-env` variables, which the agent's commands then do not.
     /// Its output goes to setup.log; if it fails, the run fails without the model.
     #[arg(long)]
     pub setup: Option<String>,
+    /// The setup's wall-time limit, in seconds [default: the config file's, else 600].
+    #[arg(long)]
+    pub setup_timeout: Option<u64>,
     /// A variable of this environment given to the setup only (repeat, or separate
     /// with commas).
     #[arg(long, value_delimiter = ',')]
@@ -90,6 +95,14 @@ pub struct RunArgs {
     /// cumulative diff and `step.patch` this run's changes alone.
     #[arg(long, value_name = "OUTPUT_DIR")]
     pub resume: Option<PathBuf>,
+    /// A check run (with `bash -c`) in the workspace once the agent is done and the
+    /// diff written, under the agent's sandbox: its output goes to check.log and its
+    /// verdict into result.json as `check` (what best-of-N attempts are ranked by).
+    #[arg(long)]
+    pub check: Option<String>,
+    /// How long the check may run, in seconds (default 600).
+    #[arg(long, value_name = "SECS")]
+    pub check_timeout: Option<u64>,
     /// Set by `agent-rs job`: MCP server commands must then be the operator's.
     #[arg(skip)]
     pub job_mode: bool,
@@ -103,8 +116,17 @@ pub fn parse_sandbox_mode(text: &str) -> Result<SandboxMode, String> {
     text.parse()
 }
 
-pub fn parse_network(text: &str) -> Result<NetworkAccess, String> {
+pub fn parse_network(text: &str) -> Result<NetworkChoice, String> {
     text.parse()
+}
+
+/// The program (this binary) and arguments that carry a sandboxed command's connections
+/// to the run's proxy under `--network allow=...`.
+pub fn egress_relay_argv() -> std::io::Result<Vec<std::ffi::OsString>> {
+    Ok(vec![
+        std::env::current_exe()?.into_os_string(),
+        "egress-relay".into(),
+    ])
 }
 
 /// A failure before the loop: bad input, exit code 2.
@@ -215,7 +237,7 @@ pub fn prepare(
     }
     let mcp_servers = config.mcp.server_specs().map_err(InputError)?;
     let env_vars: Vec<(String, String)> = env_vars.into_iter().collect();
-    let sandbox = resolve_sandbox(args.sandbox, args.network, config, &env_vars)?;
+    let sandbox = resolve_sandbox(args.sandbox, args.network.clone(), config, &env_vars)?;
     let setup = setup_spec(args, config);
     let mut redactor = SecretRedactor::from_env_vars(
         env_vars.iter().cloned(),
@@ -280,7 +302,11 @@ fn setup_spec(args: &RunArgs, config: &AgentConfig) -> Option<SetupSpec> {
     Some(SetupSpec {
         script,
         env_names,
-        timeout: Duration::from_secs(config.run.setup_timeout_secs.max(1)),
+        timeout: Duration::from_secs(
+            args.setup_timeout
+                .unwrap_or(config.run.setup_timeout_secs)
+                .max(1),
+        ),
     })
 }
 
@@ -288,7 +314,7 @@ fn setup_spec(args: &RunArgs, config: &AgentConfig) -> Option<SetupSpec> {
 /// install) when none is usable and the run did not ask for `off`.
 pub fn resolve_sandbox(
     mode: Option<SandboxMode>,
-    network: Option<NetworkAccess>,
+    network: Option<NetworkChoice>,
     config: &AgentConfig,
     env_vars: &[(String, String)],
 ) -> Result<Sandbox, InputError> {
@@ -297,7 +323,10 @@ pub fn resolve_sandbox(
         wanted.mode = mode;
     }
     if let Some(network) = network {
-        wanted.network = network;
+        wanted.network = network.access;
+        if !network.allow_hosts.is_empty() {
+            wanted.allow_hosts = network.allow_hosts;
+        }
     }
     let var = |name: &str| {
         env_vars
@@ -343,6 +372,8 @@ pub async fn execute(
             .secret_env_vars
             .extend(setup.env_names.iter().cloned());
     }
+    // Served until the run ends; the setup, with the whole network, does not use it.
+    let _egress_proxy = sandbox.serve_egress_proxy(egress_relay_argv()?)?;
     // Before the snapshot: what the setup makes is the starting state, not the diff.
     let setup_report = match &setup {
         Some(spec) => Some(
@@ -380,6 +411,8 @@ pub async fn execute(
     };
     let registry = ToolRegistry::builtin(&config.tools)?.with_redactor(redactor.clone());
     let sandbox_summary = sandbox.summary();
+    let check_sandbox = args.check.as_ref().map(|_| sandbox.clone());
+    let check_secret_names = tools_config.shell.secret_env_vars.clone();
     let ctx = ToolContext::new(jail.clone(), Arc::new(tools_config))
         .with_write_observer(baselines.observer())
         .with_sandbox(sandbox);
@@ -447,6 +480,14 @@ pub async fn execute(
     }
 
     tracing::info!(model = %model_name, workspace = %jail.root().display(), "run started");
+    let setup_summary = setup_report
+        .as_ref()
+        .map(|report| crate::result::SetupSummary {
+            success: report.success,
+            exit_code: report.exit_code,
+            timed_out: report.timed_out,
+            duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+        });
     let outcome = match setup_report.and_then(|report| report.error) {
         Some(error) => crate::setup::failed_outcome(error, &mut sink),
         None => {
@@ -467,9 +508,26 @@ pub async fn execute(
 
     let mut result = RunResult::from_outcome(&outcome, &model_name);
     result.sandbox = Some(sandbox_summary);
+    result.setup = setup_summary;
     write_diff(&baselines.base, &output, &redactor, &mut result)?;
     if resume.is_some() {
         write_step_diff(&baselines.step, &output, &mut result)?;
+    }
+    // After the diff: what the check leaves in the workspace is not the agent's change.
+    if let (Some(command), Some(sandbox)) = (&args.check, &check_sandbox) {
+        let timeout = args
+            .check_timeout
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(crate::check::DEFAULT_CHECK_TIMEOUT);
+        let ctx = crate::check::CheckContext {
+            workspace: jail.root(),
+            sandbox,
+            env_vars: &env_vars,
+            secret_env_vars: &check_secret_names,
+            output: &output,
+            redactor: &redactor,
+        };
+        result.check = Some(crate::check::run(command, timeout, &ctx).await);
     }
     result.process = crate::process_usage::ProcessUsage::now();
     output.write(

@@ -26,6 +26,7 @@ pub async fn run_one(
         SecretRedactor::from_env_vars(std::env::vars(), &config.tools.shell.secret_env_vars);
     let registry = ToolRegistry::builtin(&config.tools)?.with_redactor(redactor);
     let jail = WorkspaceJail::new(dir).with_context(|| format!("workspace `{}`", dir.display()))?;
+    let _egress_proxy = sandbox.serve_egress_proxy(crate::run_command::egress_relay_argv()?)?;
     let ctx = ToolContext::new(jail, Arc::new(config.tools.clone())).with_sandbox(sandbox);
     orphans::adopt();
     let result = registry.call(&ctx, name, args).await;

@@ -101,7 +101,7 @@ async fn the_setup_runs_first_with_its_secret_and_its_output_is_not_the_diff() {
     let ws = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let server = server(json!({"model": "scripted", "steps": [
-        shell_step("cat deps.txt; echo \"token=[$REGISTRY_TOKEN]\"; echo change > work.txt"),
+        shell_step("cat deps.txt; echo \"token=[$REGISTRY_TOKEN]\"; echo \"in-env=$(env | grep -c REGISTRY_TOKEN)\"; echo change > work.txt"),
         {"type": "message", "content": "done"}
     ]}))
     .await;
@@ -111,7 +111,7 @@ async fn the_setup_runs_first_with_its_secret_and_its_output_is_not_the_diff() {
         &server.base_url(),
         &[
             "--setup",
-            "echo \"installed with ${REGISTRY_TOKEN:-none}\" > deps.txt; echo setting up",
+            "echo \"installed with ${REGISTRY_TOKEN:-none}\" > deps.txt; echo setting up; echo \"token is $REGISTRY_TOKEN\"",
             "--setup-env",
             "REGISTRY_TOKEN",
             "work",
@@ -128,7 +128,14 @@ async fn the_setup_runs_first_with_its_secret_and_its_output_is_not_the_diff() {
     // ...the agent's command did not, and what the setup made is not in the diff.
     let seen = server.requests()[1].body.to_string();
     assert!(seen.contains("token=[]"), "{seen}");
+    assert!(seen.contains("in-env=0"), "{seen}");
     assert!(!seen.contains("tok-setup-only-1234"));
+    // Nor do the trajectory and the result hold it (the setup's output there is the log's
+    // redacted tail).
+    let trajectory = std::fs::read_to_string(out.path().join("trajectory.jsonl")).unwrap();
+    assert!(trajectory.contains("installed with"), "{trajectory}");
+    assert!(!trajectory.contains("tok-setup-only-1234"), "{trajectory}");
+    assert!(!run.result().to_string().contains("tok-setup-only-1234"));
     let diff = run.diff();
     assert!(
         diff.contains("work.txt") && !diff.contains("deps.txt"),
@@ -136,6 +143,7 @@ async fn the_setup_runs_first_with_its_secret_and_its_output_is_not_the_diff() {
     );
     let log = std::fs::read_to_string(out.path().join("setup.log")).unwrap();
     assert!(log.contains("setting up"), "{log}");
+    assert!(log.contains("token is "), "{log}");
     assert!(!log.contains("tok-setup-only-1234"), "{log}");
     let setup = run
         .events()
@@ -244,6 +252,116 @@ async fn landlock_can_be_forced_and_is_recorded() {
     assert!(seen.contains("Permission denied"), "{seen}");
     assert!(!std::path::Path::new("/usr/escaped-by-agent").exists());
     assert!(run.diff().contains("+made"), "{}", run.diff());
+}
+
+/// A plain-HTTP server on loopback answering every request with `hello from svc`; its
+/// port.
+fn hello_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\nhello from svc",
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allow_list_lets_commands_reach_its_hosts_only_and_says_why_others_are_refused() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let port = hello_server();
+    // `svc.test` is pinned to the loopback server; `localhost` is listed but resolves to
+    // a loopback address, which the proxy never connects to unless pinned.
+    let config = cfg.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        "[tools.sandbox.host_addresses]\n\"svc.test\" = \"127.0.0.1\"\n",
+    )
+    .unwrap();
+    let script = format!(
+        "echo \"A:$(curl -sS http://svc.test:{port}/hi)\"; \
+         echo \"B:$(curl -sS http://other.test:{port}/)\"; \
+         echo \"C:$(curl -sS http://localhost:{port}/)\"; \
+         curl -sS https://other.test/ 2>&1 | sed 's/^/D:/'; \
+         curl -sS --noproxy '*' --max-time 5 http://127.0.0.1:{port}/ 2>&1 | sed 's/^/E:/'"
+    );
+    let server = server(json!({"model": "scripted", "steps": [
+        shell_step(&script),
+        {"type": "message", "content": "done"}
+    ]}))
+    .await;
+    let run = run_agent(
+        ws.path(),
+        out.path(),
+        &server.base_url(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--network",
+            "allow=svc.test,localhost",
+            "fetch",
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "stderr: {}", run.stderr());
+    let seen = server.requests()[1].body.to_string();
+    assert!(seen.contains("A:hello from svc"), "{seen}");
+    assert!(
+        seen.contains("B:the sandbox lets commands reach only the hosts this run allows (svc.test, localhost); other.test"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("C:localhost resolves to 127.0.0.1, a loopback address"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("D:curl: (56)") && seen.contains("403"),
+        "{seen}"
+    );
+    // A client that ignores the proxy finds no network at all.
+    assert!(seen.contains("E:curl: (7)"), "{seen}");
+    assert!(!seen.contains("E:hello"), "{seen}");
+
+    let result = run.result();
+    assert_eq!(result["sandbox"]["mode"], "bwrap", "{result}");
+    assert_eq!(result["sandbox"]["network"], "allow", "{result}");
+    assert_eq!(
+        result["sandbox"]["allowed_hosts"],
+        json!(["svc.test", "localhost"])
+    );
+    let started = &run.events()[0];
+    assert_eq!(started["sandbox"], result["sandbox"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_allow_list_without_a_sandbox_is_refused_before_the_model() {
+    let ws = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let server = server(json!({"model": "scripted", "steps": [
+        {"type": "message", "content": "never"}
+    ]}))
+    .await;
+    let run = run_agent(
+        ws.path(),
+        out.path(),
+        &server.base_url(),
+        &["--sandbox", "off", "--network", "allow=pypi.org", "go"],
+        &[],
+    )
+    .await;
+    assert_eq!(run.code(), 2, "stderr: {}", run.stderr());
+    assert!(run.stderr().contains("--sandbox off"), "{}", run.stderr());
+    assert!(server.requests().is_empty());
 }
 
 /// Unsandboxed, a process that left its group and cleared its environment carries no

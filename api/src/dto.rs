@@ -57,6 +57,20 @@ pub struct CreateTaskRequest {
     pub timeout_secs: Option<u64>,
     /// Open a pull request with the changes once the run completed.
     pub pull_request: Option<PullRequestRequest>,
+    /// Best-of-N: make this many independent attempts, each from the same starting
+    /// code, and keep the best (at most the server's `max_attempts_per_task`, 5 by
+    /// default). Absent: one.
+    #[schema(minimum = 1)]
+    pub attempts: Option<u32>,
+    /// A command run (`bash -c`, under the agent's sandbox) in each attempt's final
+    /// workspace, e.g. `python -m pytest -q`: exit code 0 passes. It ranks the
+    /// attempts; the best passing one becomes the task's diff (and its pull request).
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+    )]
+    pub check: Option<String>,
     /// A setup script (run with `bash -c` in the workspace before the agent, in every
     /// run of the task): it has the network, the agent's commands after it do not. Its
     /// output is the `setup.log` artifact; when it fails the task fails with its tail.
@@ -188,6 +202,15 @@ pub struct CreateTaskMultipart {
         pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[!-~]+)$"
     )]
     pub github_token: Option<String>,
+    /// As in the JSON body.
+    #[schema(minimum = 1)]
+    pub attempts: Option<u32>,
+    /// As in the JSON body; blank counts as absent.
+    #[schema(
+        max_length = 4096,
+        pattern = r"^(?:[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*|[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*)$"
+    )]
+    pub check: Option<String>,
 }
 
 /// Where a task's code comes from.
@@ -241,6 +264,16 @@ pub struct TaskView {
     /// The current run's follow-up message; absent for the first run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub follow_up: Option<String>,
+    /// Best-of-N: how many attempts the task makes (1: the ordinary task). Its runs are
+    /// then its attempts (`GET /api/v1/tasks/{id}/attempts`).
+    pub attempts: u32,
+    /// The check that ranks the attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// The attempt whose outputs are the task's (its artifacts, its pull request), once
+    /// every attempt ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen_attempt: Option<u32>,
     /// The task's setup script, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub setup: Option<String>,
@@ -293,6 +326,9 @@ impl From<Task> for TaskView {
             deadline_at: task.deadline_at,
             run_number: task.run_number,
             follow_up: task.follow_up,
+            attempts: task.best_of.attempts,
+            check: task.best_of.check,
+            chosen_attempt: task.chosen_run,
             setup: task.setup,
         }
     }
@@ -363,6 +399,47 @@ impl RunView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunList {
     pub runs: Vec<RunView>,
+}
+
+/// One attempt of a best-of-N task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    /// From 1; also its run number (`.../runs/{n}/artifacts/diff.patch` is its diff).
+    pub attempt: u32,
+    /// `COMPLETED` or `FAILED` once it ended; the task's live status while it runs;
+    /// `PENDING` while it waits for the ones before it.
+    pub status: String,
+    pub message: Option<String>,
+    /// Whether it counts as a success: its check passed, or with no check, the agent
+    /// completed. Absent until it ended.
+    pub passed: Option<bool>,
+    /// The check's verdict and output tail, from its `result.json`.
+    #[schema(value_type = Option<Object>)]
+    pub check: Option<serde_json::Value>,
+    /// Files its diff changes.
+    pub files_changed: Option<u64>,
+    pub total_tokens: Option<u64>,
+    /// Whether its outputs are the task's.
+    pub chosen: bool,
+    /// Its `result.json`, once ended.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+}
+
+/// A best-of-N task's attempts side by side, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptList {
+    /// How many attempts the task makes.
+    pub attempts_asked: u32,
+    pub check: Option<String>,
+    pub attempts: Vec<AttemptView>,
+    /// The attempt whose outputs are the task's, once every attempt ended.
+    pub chosen: Option<u32>,
+    /// How many ended attempts passed.
+    pub passed: u32,
+    /// The unbiased pass@k over the ended attempts, k from 1 to their number (the eval
+    /// harness's estimator), keyed by k.
+    pub pass_at_k: std::collections::BTreeMap<String, f64>,
 }
 
 /// One page of tasks, newest first.

@@ -305,6 +305,7 @@ async fn serve(file: FileConfig, role: Role, demo_token: Option<String>) -> anyh
     let mut background = Vec::new();
     let health = Arc::new(Health::default());
     let reconcile_interval = embedded.orchestrator.config.reconciler.interval();
+    let max_attempts = embedded.orchestrator.config.max_attempts_per_task;
     let queue = embedded.queue.clone();
     let queue_is_shared = embedded.queue_is_shared();
     let kafka = embedded.kafka.clone();
@@ -333,6 +334,7 @@ async fn serve(file: FileConfig, role: Role, demo_token: Option<String>) -> anyh
     let mut state =
         AppState::with_workspace(api_services, file.api, workspace, CancellationToken::new())
             .context("in the [orchestrator.workspace] config")?;
+    state.draft_rules.max_attempts = max_attempts;
     state.readiness = Readiness {
         health: role.runs_agents().then_some(health),
         reconcile_interval,

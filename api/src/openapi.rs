@@ -7,9 +7,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::dto::{
-    CreateTaskMultipart, CreateTaskRequest, FollowUpRequest, InputView, LegacyCreateForm,
-    LegacyCreated, LegacyStatus, PullRequestRequest, PullRequestView, RunList, RunView, TaskList,
-    TaskView,
+    AttemptList, AttemptView, CreateTaskMultipart, CreateTaskRequest, FollowUpRequest, InputView,
+    LegacyCreateForm, LegacyCreated, LegacyStatus, PullRequestRequest, PullRequestView, RunList,
+    RunView, TaskList, TaskView,
 };
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::{blobs, legacy, ops, tasks};
@@ -35,6 +35,7 @@ use crate::web::event_ticket::EventTicket;
         tasks::get_artifact,
         tasks::runs::post_message,
         tasks::runs::list_runs,
+        tasks::best_of::list_attempts,
         tasks::runs::get_run_artifact,
         tasks::events::run_events,
         legacy::create_legacy,
@@ -57,6 +58,8 @@ use crate::web::event_ticket::EventTicket;
         FollowUpRequest,
         RunView,
         RunList,
+        AttemptView,
+        AttemptList,
         LegacyCreateForm,
         LegacyCreated,
         LegacyStatus,

@@ -150,6 +150,7 @@ impl AppState {
         let draft_rules = DraftRules {
             git: GitUrlPolicy::from_config(&workspace)?,
             zip: workspace.extract_options(),
+            max_attempts: orchestrator::OrchestratorConfig::default().max_attempts_per_task,
         };
         Ok(Self {
             services,

@@ -1,8 +1,10 @@
 //! The page keeping itself current in a real browser (headless Chromium over WebDriver)
 //! against the real `api` binary, `agent-rs` and the scripted model: the task list shows
 //! a task submitted elsewhere and its status moves without a reload or polling, a
-//! follow-up sent from a finished task's page runs as its next run, on the same page, and
-//! a pull request that failed shows why and is retried from the page to its link.
+//! follow-up sent from a finished task's page runs as its next run, on the same page, a
+//! pull request that failed shows why and is retried from the page to its link, and a
+//! best-of-N task submitted from the page is followed attempt by attempt to its
+//! attempts side by side.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -225,5 +227,155 @@ async fn a_failed_pull_request_shows_why_and_is_retried_from_the_page() {
         "a token on the page"
     );
     browser.screenshot("task-pull-request").await;
+    browser.close().await;
+}
+
+/// Passes only when `add` really adds.
+const CHECK: &str = "test \"$(sed -n 2p calc.py)\" = '    return a + b'";
+
+fn edit_add(new_text: &str) -> serde_json::Value {
+    json!({"type": "tool_calls", "calls": [{"name": "edit_file_content",
+        "arguments": {"file_path": "calc.py", "old_text": "return a - b", "new_text": new_text}}]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_best_of_three_task_from_the_page_shows_its_attempts_side_by_side() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    // Attempt 1 breaks add another way, attempt 2 (slow, so it is seen running) fixes
+    // it, attempt 3 changes nothing; the check passes attempt 2 only.
+    let model = scripted_model(json!([
+        edit_add("return a * b"),
+        {"type": "message", "content": "Made it multiply."},
+        {"type": "delay", "ms": 4000, "then": edit_add("return a + b")},
+        {"type": "message", "content": "Fixed add."},
+        {"type": "message", "content": "Nothing to change."},
+    ]))
+    .await;
+    let home = Home::new("[orchestrator]\nmax_attempts_per_task = 3\n");
+    let api = Api::start(&home, "127.0.0.1:0", &model).await;
+    let files = tempfile::tempdir().unwrap();
+    let zip = files.path().join("calc.zip");
+    std::fs::write(&zip, zip_of(&[("calc.py", CALC_PY)])).unwrap();
+
+    browser.sign_in(&api.base, TOKEN).await;
+    browser.click("a[href='#/new']").await;
+    browser.click("label[for=source-zip]").await;
+    browser
+        .find("#f-zip_file")
+        .await
+        .send_keys(zip.to_str().unwrap())
+        .await
+        .unwrap();
+    browser.fill("#f-description", "fix add").await;
+    browser.click("#best-of > summary").await;
+    // Over the server's bound: refused next to the field, nothing created.
+    browser.fill("#f-attempts", "4").await;
+    browser.fill("#f-check", CHECK).await;
+    browser.click("#submit-form button[type=submit]").await;
+    browser
+        .wait_for_text("#f-attempts-error", "between 1 and 3")
+        .await;
+    let list = api.get_json("/api/v1/tasks").await;
+    assert_eq!(list["tasks"], json!([]), "a refused submit created a task");
+    browser.fill("#f-attempts", "3").await;
+    browser.click("#submit-form button[type=submit]").await;
+
+    // Followed live, attempt after attempt, on one page.
+    browser.find("#timeline").await;
+    browser
+        .eval("window.__sameDocument = true; return null;")
+        .await;
+    browser
+        .wait_until(
+            "document.querySelector('#attempt-number')?.textContent === '2 of 3'",
+            "attempt 2 followed live",
+        )
+        .await;
+    browser
+        .wait_for_text(
+            "#attempts-list li[data-attempt='1']",
+            "Check failed (exit code 1)",
+        )
+        .await;
+    let running = browser.visible_text("#task-status").await.unwrap();
+    assert_ne!(
+        running, "Completed",
+        "the task ended before attempt 2 was seen"
+    );
+    browser.screenshot("task-attempts-running").await;
+    browser.wait_for_text("#task-status", "Completed").await;
+    browser
+        .wait_until("window.__sameDocument === true", "no reload")
+        .await;
+
+    // Side by side: each attempt's status and check, the kept one marked.
+    let summary = browser
+        .wait_for_text("#attempts-summary", "Attempt 2 kept")
+        .await;
+    assert!(summary.contains("1 of 3 passed the check"), "{summary}");
+    assert!(summary.contains("pass@1 33%"), "{summary}");
+    assert!(summary.contains("pass@3 100%"), "{summary}");
+    let states = browser
+        .eval(
+            "return [...document.querySelectorAll('#attempts-list > li.attempt')]
+               .map((li) => [li.dataset.attempt, li.dataset.status, li.dataset.passed, li.dataset.chosen]);",
+        )
+        .await;
+    assert_eq!(
+        states,
+        json!([
+            ["1", "COMPLETED", "false", "false"],
+            ["2", "COMPLETED", "true", "true"],
+            ["3", "COMPLETED", "false", "false"],
+        ])
+    );
+    browser
+        .wait_for_text("#attempts-list li[data-attempt='2'] .kept", "Kept")
+        .await;
+    browser
+        .wait_for_text("#attempts-list li[data-attempt='2'] .check", "Check passed")
+        .await;
+    browser
+        .wait_for_text("#attempts-list li[data-attempt='3']", "0 files changed")
+        .await;
+    browser
+        .wait_for_text("#attempt-number", "2 of 3 kept")
+        .await;
+
+    // The task's diff is the kept attempt's; each attempt's own diff opens in place.
+    browser.wait_for_text("#diff-h", "attempt 2, kept").await;
+    browser
+        .wait_for_text("#diff .line.add", "return a + b")
+        .await;
+    browser
+        .click("#attempts-list li[data-attempt='1'] details.attempt-diff > summary")
+        .await;
+    browser
+        .wait_for_text(
+            "#attempts-list li[data-attempt='1'] .line.add",
+            "return a * b",
+        )
+        .await;
+    browser
+        .click("#attempts-list li[data-attempt='3'] details.attempt-diff > summary")
+        .await;
+    browser
+        .wait_for_text(
+            "#attempts-list li[data-attempt='3']",
+            "This attempt changed nothing.",
+        )
+        .await;
+    browser
+        .find("#attempts-list li[data-attempt='1'] a.artifact[data-artifact='check.log'][data-run='1']")
+        .await;
+    // Attempts are not a conversation: no follow-up box, no runs list.
+    assert!(browser.visible_text("#follow-up").await.is_none());
+    assert!(browser.visible_text("#runs").await.is_none());
+    browser
+        .eval("document.getElementById('attempts').scrollIntoView(); return null;")
+        .await;
+    browser.screenshot("task-attempts").await;
     browser.close().await;
 }

@@ -359,6 +359,7 @@ async fn a_stored_url_with_credentials_is_shown_without_them() {
             limits: orchestrator::TaskLimits::default(),
             idempotency_key: None,
             pull_request: None,
+            best_of: Default::default(),
             setup: None,
         })
         .await

@@ -91,11 +91,9 @@ fn scripted_run_reports_each_outcome_with_its_reason() {
     assert_eq!(attempt_of(&report, "no-script")["reason"], "no script");
     let setup = attempt_of(&report, "setup-breaks");
     assert_eq!(setup["reason"], "setup failed (exit 7; see setup.log)");
-    assert_eq!(
-        setup["agent_exit_code"],
-        serde_json::Value::Null,
-        "the agent must not run"
-    );
+    // The setup runs inside the agent's run, before the model, which is never called.
+    assert_eq!(setup["agent_exit_code"], 1);
+    assert_eq!(setup["turns"], 0, "the model must not be called");
     let limited = attempt_of(&report, "turn-limit");
     assert_eq!(
         limited["reason"],
@@ -298,10 +296,63 @@ fn repeat_runs_every_attempt_in_its_own_folder_and_reports_pass_at_k() {
     close("1", 1.0 / 3.0);
     close("2", 0.5);
     close("3", 0.5);
+    // The attempt kept is the one the service's best-of-N would keep: a passing one.
+    for task in report["tasks"].as_array().unwrap() {
+        let best = task["best_attempt"].as_u64().unwrap();
+        let kept = &task["attempts"][usize::try_from(best - 1).unwrap()];
+        assert_eq!(kept["attempt"], best, "{task}");
+        assert_eq!(kept["passed"], task["passed"].as_u64() > Some(0), "{task}");
+    }
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| flaky #2 |"), "{md}");
+    let flaky_best = report["tasks"][1]["best_attempt"].as_u64().unwrap();
+    assert!(
+        md.contains(&format!("| flaky #{flaky_best} (kept) |")),
+        "{md}"
+    );
+    assert_eq!(md.matches("(kept)").count(), 2, "{md}");
     assert!(
         md.contains("pass@1 0.333, pass@2 0.500, pass@3 0.500"),
         "{md}"
+    );
+}
+
+/// The setup goes through the agent's setup phase: sandboxed as the agent's commands are
+/// (nothing written outside the workspace), its output in setup.log, and what it makes
+/// the starting state rather than part of the agent's diff.
+#[test]
+fn a_task_setup_runs_in_the_agents_sandbox_before_the_model() {
+    let root = tempfile::tempdir().unwrap();
+    let suite = suite(root.path(), "name = \"setup\"\nexpected_pass_rate = 1.0\n");
+    // Outside `/tmp`, which is private inside the sandbox (a write there proves nothing).
+    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let escape = outside.path().join("escaped-by-setup");
+    task(
+        &suite,
+        "setup-sandboxed",
+        &format!(
+            "instruction = \"Fix the typo.\"\nsetup = \"echo built > built.txt; touch {} || echo write-refused\"\ncheck = \"grep -qx built built.txt && grep -qx 'hello world' greeting.txt\"\nexpected = \"pass\"\n",
+            escape.display()
+        ),
+        Some(json!({"steps": [edit_step("greeting.txt", "wrld", "world"), done_step()]})),
+        GREETING,
+    );
+    let out = root.path().join("out");
+    let run = run_suite(&suite, &out, &["--scripted", "--check-expected"]);
+    assert_eq!(code(&run), 0, "stderr: {}", stderr(&run));
+    let report = read_json(&out.join("report.json"));
+    let attempt = attempt_of(&report, "setup-sandboxed");
+    assert_eq!(attempt["passed"], true, "{attempt:#}");
+    assert!(!escape.exists(), "the setup wrote outside its workspace");
+    let task_out = out.join("tasks/setup-sandboxed");
+    let log = std::fs::read_to_string(task_out.join("setup.log")).unwrap();
+    assert!(log.contains("write-refused"), "{log}");
+    let result = read_json(&task_out.join("result.json"));
+    assert_eq!(result["setup"]["success"], true, "{result:#}");
+    assert_eq!(result["sandbox"]["mode"], "bwrap", "{result:#}");
+    let diff = std::fs::read_to_string(task_out.join("diff.patch")).unwrap();
+    assert!(
+        diff.contains("+hello world") && !diff.contains("built.txt"),
+        "{diff}"
     );
 }

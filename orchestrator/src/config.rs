@@ -34,6 +34,10 @@ pub struct OrchestratorConfig {
     pub signed_url_ttl_secs: u64,
     /// A task's wall-time limit when it does not set one.
     pub default_task_timeout_secs: u64,
+    /// The most attempts a best-of-N task may ask for (`attempts`).
+    pub max_attempts_per_task: u32,
+    /// How long a task's check may run in each attempt's final workspace.
+    pub check_timeout_secs: u64,
     pub worker: WorkerConfig,
     pub reconciler: ReconcilerConfig,
     pub workspace: WorkspaceConfig,
@@ -62,6 +66,8 @@ impl Default for OrchestratorConfig {
             model: ModelEndpoint::default(),
             signed_url_ttl_secs: 3600,
             default_task_timeout_secs: 1800,
+            max_attempts_per_task: 5,
+            check_timeout_secs: 600,
             worker: WorkerConfig::default(),
             reconciler: ReconcilerConfig::default(),
             workspace: WorkspaceConfig::default(),
@@ -80,6 +86,10 @@ impl Default for OrchestratorConfig {
 impl OrchestratorConfig {
     pub fn signed_url_ttl(&self) -> Duration {
         Duration::from_secs(self.signed_url_ttl_secs)
+    }
+
+    pub fn check_timeout(&self) -> Duration {
+        Duration::from_secs(self.check_timeout_secs)
     }
 
     pub fn default_task_timeout(&self) -> Duration {

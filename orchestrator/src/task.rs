@@ -177,10 +177,34 @@ pub struct NewTask {
     /// (its token only sealed). Never serialized: it may hold a sealed token.
     #[serde(skip)]
     pub pull_request: Option<crate::pr::PullRequestAsk>,
+    /// How many independent attempts to make, and the check that ranks them.
+    #[serde(default)]
+    pub best_of: BestOf,
     /// A setup script run in the workspace before the agent, with the network on
     /// (`agent-rs job`'s `AGENT_SETUP`); its output is the run's `setup.log`.
     #[serde(default)]
     pub setup: Option<String>,
+}
+
+/// Best-of-N: a task may ask for several independent attempts (each a run of its own,
+/// from the same starting code), ranked by a check; the best one's diff becomes the
+/// task's. One attempt with no check is the ordinary task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BestOf {
+    /// From 1 (bounded by `max_attempts_per_task`).
+    pub attempts: u32,
+    /// A command run in each attempt's final workspace (`bash -c`, the agent's sandbox
+    /// rules); exit code 0 passes.
+    pub check: Option<String>,
+}
+
+impl Default for BestOf {
+    fn default() -> Self {
+        Self {
+            attempts: 1,
+            check: None,
+        }
+    }
 }
 
 /// A task as stored.
@@ -224,12 +248,30 @@ pub struct Task {
     pub run_number: u32,
     /// The current run's follow-up message; `None` for the first run.
     pub follow_up: Option<String>,
+    /// Best-of-N: how many attempts, and their check.
+    #[serde(default)]
+    pub best_of: BestOf,
+    /// Best-of-N: the attempt (run number) whose diff is the task's, once all ended.
+    #[serde(default)]
+    pub chosen_run: Option<u32>,
     /// The task's setup script, run before the agent in every run of the task.
     #[serde(default)]
     pub setup: Option<String>,
 }
 
 impl Task {
+    /// Whether the task makes several attempts (or checks its one): its runs are
+    /// attempts, not follow-ups.
+    pub fn is_best_of(&self) -> bool {
+        self.best_of.attempts > 1 || self.best_of.check.is_some()
+    }
+
+    /// The run whose outputs are the task's: the chosen attempt once there is one,
+    /// else the current run.
+    pub fn result_run(&self) -> u32 {
+        self.chosen_run.unwrap_or(self.run_number)
+    }
+
     /// What the current run is asked to do: its follow-up message, or the description.
     pub fn instruction(&self) -> &str {
         self.follow_up.as_deref().unwrap_or(&self.description)
@@ -256,7 +298,8 @@ pub fn run_events_id(id: TaskId, run_number: u32) -> TaskId {
     TaskId(uuid::Uuid::from_bytes(bytes))
 }
 
-/// A run of a task that a follow-up message continued: how it ended.
+/// A finished run of a task (one a follow-up message continued, or a best-of-N
+/// attempt): how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub run_number: u32,
@@ -265,7 +308,8 @@ pub struct RunRecord {
     pub status: TaskStatus,
     pub message: Option<String>,
     pub result: Option<serde_json::Value>,
-    /// When the follow-up after it was accepted (ms since the epoch, store's clock).
+    /// When the follow-up after it was accepted, or the attempt ended (ms since the
+    /// epoch, store's clock).
     pub finished_at: i64,
 }
 

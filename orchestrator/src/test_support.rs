@@ -29,6 +29,8 @@ pub fn task(status: TaskStatus, updated_at: i64) -> Task {
         lease_expires_at: None,
         run_number: 1,
         follow_up: None,
+        best_of: Default::default(),
+        chosen_run: None,
         setup: None,
     }
 }

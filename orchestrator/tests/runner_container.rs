@@ -247,6 +247,106 @@ async fn a_run_that_ends_reports_its_exit_code_to_status_and_every_watch() {
     assert!(!engine.exists(&handle.0));
 }
 
+/// A run that ends and is removed takes the agent volumes older agent images left with
+/// it; one a container still uses stays, and so do volumes that are not the service's.
+/// A volume swept from under a runner that had filled it is filled again at its next
+/// launch.
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_a_run_removes_old_agent_volumes_nothing_uses() {
+    use container_support::{ENV_IMAGE, podman};
+    use orchestrator::runner::container::VOLUME_PREFIX;
+    let engine = Engine::start();
+    let state = tempfile::tempdir().unwrap();
+    let runner = engine.runner(state.path());
+    let unique = || {
+        format!(
+            "{VOLUME_PREFIX}{:012x}",
+            fastrand::u64(..) & 0xffff_ffff_ffff
+        )
+    };
+    let label = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
+    let (stale, in_use, foreign) = (unique(), unique(), unique());
+    for (volume, labelled) in [(&stale, true), (&in_use, true), (&foreign, false)] {
+        let mut create = podman();
+        create.args(["volume", "create"]);
+        if labelled {
+            create.args(["--label", &label]);
+        }
+        assert!(create.arg(volume).output().unwrap().status.success());
+    }
+    let user = format!("volume-user-{}", &in_use[VOLUME_PREFIX.len()..]);
+    let created = podman()
+        .args(["create", "--name", &user, "-v"])
+        .arg(format!("{in_use}:/data"))
+        .args([ENV_IMAGE, "true"])
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+
+    // A run that ends at once (its settings are refused), then is removed.
+    let ends = |task_id| {
+        spec(
+            task_id,
+            &[],
+            &[
+                (
+                    "AGENT_WORKSPACE_URL",
+                    "http://127.0.0.1:9/w.tar.gz".to_string(),
+                ),
+                ("AGENT_UPLOAD_URLS", "not json".to_string()),
+            ],
+        )
+    };
+    let run_to_end = async |runner: &orchestrator::runner::ContainerRunner, task_id| {
+        let handle = runner.launch(ends(task_id)).await.unwrap();
+        let events: Vec<RunnerEvent> = tokio::time::timeout(
+            Duration::from_secs(60),
+            runner.watch(&handle, 0).await.unwrap().collect(),
+        )
+        .await
+        .unwrap();
+        runner.cancel(&handle).await.unwrap();
+        events.last().cloned()
+    };
+    let exited = Some(RunnerEvent::Exited {
+        code: Some(2),
+        reason: "exited with code 2".to_string(),
+    });
+    assert_eq!(run_to_end(&runner, TaskId::new()).await, exited);
+    let left = engine.volumes(VOLUME_PREFIX);
+    assert!(!left.contains(&stale), "the old volume stayed: {left:?}");
+    assert!(left.contains(&in_use), "a volume in use was removed");
+    assert!(left.contains(&foreign), "a volume not ours was removed");
+    let current: Vec<&String> = left
+        .iter()
+        .filter(|name| ![&in_use, &foreign].contains(name))
+        .collect();
+    assert_eq!(current.len(), 1, "the agent image's own volume: {left:?}");
+
+    // Swept by someone else (a worker on another agent image): filled again, and the
+    // run gets a whole binary (it exits as before, not with "not found").
+    let current = current[0].clone();
+    let removed = podman().args(["volume", "rm", &current]).output().unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+    assert_eq!(run_to_end(&runner, TaskId::new()).await, exited);
+    assert!(engine.volumes(VOLUME_PREFIX).contains(&current));
+
+    // The container gone, its volume goes with the next sweep; the foreign one never.
+    assert!(
+        podman()
+            .args(["rm", "-f", &user])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let swept = runner.sweep_agent_volumes().await.unwrap();
+    assert!(swept.contains(&in_use), "{swept:?}");
+    assert!(!swept.contains(&foreign), "{swept:?}");
+    let removed = podman().args(["volume", "rm", &foreign]).output().unwrap();
+    assert!(removed.status.success(), "{removed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_image_that_is_not_there_fails_the_launch_at_once_and_leaves_nothing() {
     let engine = Engine::start();

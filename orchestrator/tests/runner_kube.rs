@@ -4,14 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod kube_support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use kube_support::*;
 use orchestrator::TaskId;
 use orchestrator::runner::kubernetes::API_CALLS;
 use orchestrator::runner::{
@@ -20,6 +17,7 @@ use orchestrator::runner::{
 };
 use secrecy::SecretString;
 use serde_json::{Value, json};
+use test_support::fake_kube::{self as kube_support, *};
 
 const API_KEY: &str = "sk-test-model-key-123";
 const WORKSPACE_URL: &str = "https://blobs.example/ws.tar.gz?X-Amz-Signature=deadbeef";

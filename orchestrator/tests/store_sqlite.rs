@@ -52,6 +52,7 @@ fn new_task() -> NewTask {
         limits: TaskLimits::default(),
         idempotency_key: Some("restart".into()),
         pull_request: None,
+        best_of: Default::default(),
         setup: None,
     }
 }

@@ -11,6 +11,8 @@
 pub mod api;
 pub mod binaries;
 pub mod cluster;
+#[cfg(feature = "kube")]
+pub mod fake_kube;
 pub mod files;
 pub mod model;
 pub mod private;

@@ -13,6 +13,7 @@ pub mod apply_patch;
 pub mod call_api;
 pub mod config;
 pub mod edit_file;
+pub mod egress;
 pub mod error;
 pub mod http_client;
 pub mod jail;
@@ -36,6 +37,7 @@ pub use jail::{JailError, WorkspaceJail};
 pub use redact::{SecretRedactor, is_secret_env_var};
 pub use registry::ToolRegistry;
 pub use sandbox::{
-    GitProtection, NetworkAccess, Sandbox, SandboxConfig, SandboxMode, SandboxSummary,
+    EgressProxy, GitProtection, NetworkAccess, NetworkChoice, Sandbox, SandboxConfig, SandboxMode,
+    SandboxSummary,
 };
 pub use tool::{Tool, ToolContext, ToolOutput, ToolSpec, WriteObserver};

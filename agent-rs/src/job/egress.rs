@@ -13,8 +13,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use tokio::net::{TcpListener, UnixStream};
-
 /// Where to listen and where to relay to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EgressRelay {
@@ -24,24 +22,7 @@ pub struct EgressRelay {
 
 /// Starts the relay; returns the proxy URL for HTTP clients.
 pub async fn start_relay(relay: &EgressRelay) -> std::io::Result<String> {
-    let listener = TcpListener::bind(relay.listen).await?;
-    let address = listener.local_addr()?;
-    let socket = relay.socket.clone();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let socket = socket.clone();
-            tokio::spawn(async move {
-                match UnixStream::connect(&socket).await {
-                    Ok(mut upstream) => {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, socket = %socket.display(), "the egress proxy is unreachable");
-                    }
-                }
-            });
-        }
-    });
+    let address = tools::egress::relay::start(relay.socket.clone(), relay.listen).await?;
     tracing::info!(%address, "egress relay started");
     Ok(format!("http://{address}"))
 }

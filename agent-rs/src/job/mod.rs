@@ -31,6 +31,8 @@
 //!   has no network of its own: the job relays `AGENT_EGRESS_LISTEN` (a loopback
 //!   address) to the runner's proxy on that Unix socket, and sends its transfers there
 //!   (the model client follows `HTTP_PROXY`, which the runner points at the same place).
+//! - `AGENT_CHECK`, `AGENT_CHECK_TIMEOUT_SECS`: a check run in the workspace once the
+//!   agent is done (`--check` of `run`): `check.log`, and `check` in `result.json`.
 //! - `AGENT_SETUP`: a setup script run before the agent, with the network on;
 //!   `AGENT_SETUP_ENV`: comma-separated names of variables given to it only.
 //!
@@ -213,10 +215,13 @@ impl Job<'_> {
             target_file: spec.target_file.clone(),
             json: true,
             sandbox: spec.sandbox,
-            network: spec.network,
+            network: spec.network.clone(),
             setup: spec.setup.clone(),
             setup_env: spec.setup_env.clone(),
+            setup_timeout: None,
             resume: None,
+            check: spec.check.clone(),
+            check_timeout: spec.check_timeout_secs,
             job_mode: true,
             resume_at_base: true,
         };

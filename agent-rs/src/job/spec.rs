@@ -17,8 +17,9 @@ use super::urls;
 
 /// The files a job can upload, in upload order: `agent.log` last, so it holds the
 /// record of the other uploads.
-pub const UPLOADABLE_OUTPUTS: [&str; 7] = [
+pub const UPLOADABLE_OUTPUTS: [&str; 8] = [
     crate::setup::SETUP_LOG_FILE,
+    crate::check::CHECK_LOG_FILE,
     output_dir::STEP_DIFF_FILE,
     output_dir::PROMPT_FILE,
     output_dir::DIFF_FILE,
@@ -89,7 +90,8 @@ pub struct JobArgs {
     /// The shell commands' sandbox: auto (default; bubblewrap or refuse), bwrap or off.
     #[arg(long, env = "AGENT_SANDBOX", hide_env_values = true)]
     pub sandbox: Option<String>,
-    /// Whether shell commands may use the network: off (default) or on.
+    /// Whether shell commands may use the network: off (default), on, or
+    /// allow=HOST,HOST... (those hosts only, through a proxy).
     #[arg(long, env = "AGENT_NETWORK", hide_env_values = true)]
     pub network: Option<String>,
     /// A setup script run in the workspace before the agent, with the network on.
@@ -98,6 +100,13 @@ pub struct JobArgs {
     /// Comma-separated names of variables of this environment given to the setup only.
     #[arg(long, env = "AGENT_SETUP_ENV", hide_env_values = true)]
     pub setup_env: Option<String>,
+    /// A check run in the workspace once the agent is done (its verdict ranks
+    /// best-of-N attempts), as `--check` of `run`.
+    #[arg(long, env = "AGENT_CHECK", hide_env_values = true)]
+    pub check: Option<String>,
+    /// How long the check may run, in seconds (default 600).
+    #[arg(long, env = "AGENT_CHECK_TIMEOUT_SECS", hide_env_values = true)]
+    pub check_timeout_secs: Option<String>,
     /// A Unix socket where the runner's egress proxy listens (sandboxed runs).
     #[arg(long, env = "AGENT_EGRESS_SOCKET", hide_env_values = true)]
     pub egress_socket: Option<PathBuf>,
@@ -126,9 +135,11 @@ pub struct JobSpec {
     pub model: Option<String>,
     pub base_url: Option<String>,
     pub sandbox: Option<tools::SandboxMode>,
-    pub network: Option<tools::NetworkAccess>,
+    pub network: Option<tools::NetworkChoice>,
     pub setup: Option<String>,
     pub setup_env: Vec<String>,
+    pub check: Option<String>,
+    pub check_timeout_secs: Option<u64>,
     /// The egress relay, when the runner gave one.
     pub egress: Option<super::egress::EgressRelay>,
 }
@@ -223,6 +234,11 @@ impl JobSpec {
                         .collect()
                 })
                 .unwrap_or_default(),
+            check: non_empty(&args.check),
+            check_timeout_secs: optional_number::<u64>(
+                &args.check_timeout_secs,
+                "AGENT_CHECK_TIMEOUT_SECS",
+            )?,
             egress: egress_relay(args)?,
         })
     }

@@ -42,6 +42,10 @@ pub struct TaskDraft {
     pub model: Option<String>,
     pub limits: TaskLimits,
     pub pull_request: Option<PullRequestDraft>,
+    /// Best-of-N: how many independent attempts (absent: one).
+    pub attempts: Option<u32>,
+    /// A command run in each attempt's final workspace; exit code 0 passes.
+    pub check: Option<String>,
     pub setup: Option<String>,
 }
 
@@ -106,6 +110,39 @@ pub fn check_pull_request(pr: &PullRequestDraft) -> Result<(), FieldError> {
 pub struct DraftRules {
     pub git: GitUrlPolicy,
     pub zip: ExtractOptions,
+    /// The most attempts a task may ask for (`[orchestrator] max_attempts_per_task`).
+    pub max_attempts: u32,
+}
+
+/// The longest check command.
+pub const MAX_CHECK: usize = 4096;
+
+/// `attempts` within the server's bound, and a check that is a command line.
+pub fn check_best_of(
+    attempts: Option<u32>,
+    check: Option<&str>,
+    max_attempts: u32,
+) -> Result<(), FieldError> {
+    if let Some(attempts) = attempts
+        && !(1..=max_attempts.max(1)).contains(&attempts)
+    {
+        return Err(on("attempts")(format!(
+            "attempts must be between 1 and {} (this server's max_attempts_per_task)",
+            max_attempts.max(1)
+        )));
+    }
+    if let Some(check) = check {
+        let control = check
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t');
+        if check.trim().is_empty() || check.chars().count() > MAX_CHECK || control {
+            return Err(on("check")(format!(
+                "check must be a command line of 1 to {MAX_CHECK} characters, not blank, \
+                 without control characters other than tab and newline"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A refused field: which one (as the request names it), and what to fix. Clients show
@@ -140,6 +177,7 @@ pub async fn check_draft(rules: &DraftRules, draft: &TaskDraft) -> Result<(), Fi
         check_short("model", model).map_err(on("model"))?;
     }
     check_limits(&draft.limits)?;
+    check_best_of(draft.attempts, draft.check.as_deref(), rules.max_attempts)?;
     if let Some(setup) = &draft.setup {
         check_setup(setup).map_err(on("setup"))?;
     }

@@ -8,6 +8,8 @@ fn draft(input: DraftInput) -> TaskDraft {
         model: None,
         limits: TaskLimits::default(),
         pull_request: None,
+        attempts: None,
+        check: None,
         setup: None,
     }
 }
@@ -158,4 +160,27 @@ async fn lengths_count_characters_not_bytes() {
     d.description.push('é');
     let err = check_draft(&DraftRules::default(), &d).await.unwrap_err();
     assert_eq!(err.field, "description", "{err:?}");
+}
+
+#[test]
+fn attempts_are_bounded_by_the_server_and_a_check_is_a_command_line() {
+    assert!(check_best_of(Some(3), Some("python -m pytest -q"), 5).is_ok());
+    assert!(check_best_of(None, None, 5).is_ok());
+    for attempts in [0, 6] {
+        let err = check_best_of(Some(attempts), None, 5).unwrap_err();
+        assert_eq!(err.field, "attempts");
+        assert!(err.message.contains("between 1 and 5"), "{}", err.message);
+    }
+    for check in ["", "   ", "make\u{7}test"] {
+        assert_eq!(
+            check_best_of(None, Some(check), 5).unwrap_err().field,
+            "check"
+        );
+    }
+    let long = "x".repeat(MAX_CHECK + 1);
+    assert_eq!(
+        check_best_of(None, Some(&long), 5).unwrap_err().field,
+        "check"
+    );
+    assert!(check_best_of(None, Some("cd tests &&\n\tpytest"), 5).is_ok());
 }

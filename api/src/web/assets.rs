@@ -51,6 +51,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("js/artifacts.js", JS),
     asset!("js/pullrequest.js", JS),
     asset!("js/runs.js", JS),
+    asset!("js/attempts.js", JS),
 ];
 
 /// Each asset's ETag, in the order of [`ASSETS`].

@@ -117,6 +117,9 @@ export const sendFollowUp = (id, message) =>
 
 export const listRuns = (id, signal) => call(`/api/v1/tasks/${encodeURIComponent(id)}/runs`, { signal });
 
+export const listAttempts = (id, signal) =>
+  call(`/api/v1/tasks/${encodeURIComponent(id)}/attempts`, { signal });
+
 /** The path of an artifact: of the task's current run, or of run `run`. */
 function artifactPath(id, name, run) {
   const task = `/api/v1/tasks/${encodeURIComponent(id)}`;

@@ -11,14 +11,17 @@ export const ARTIFACTS = [
   ["trajectory.jsonl", "Every event of the run"],
   ["result.json", "How the run ended"],
   ["agent.log", "The agent's log"],
+  ["check.log", "The check's output"],
 ];
 
 /**
  * The artifacts of task `taskId`'s run `run` (the current run's when absent); `step.patch`
- * only for a follow-up run (`runNumber` > 1), where `diff.patch` covers every run so far.
+ * only for a follow-up run (`runNumber` > 1), where `diff.patch` covers every run so far;
+ * `check.log` only when the task has a check (`check`).
  */
-export function artifactLinks(taskId, onError, { run = null, runNumber = 1 } = {}) {
-  const names = ARTIFACTS.filter(([name]) => name !== "step.patch" || runNumber > 1);
+export function artifactLinks(taskId, onError, { run = null, runNumber = 1, check = false } = {}) {
+  const names = ARTIFACTS.filter(([name]) =>
+    (name !== "step.patch" || runNumber > 1) && (name !== "check.log" || check));
   return h("ul", { class: "artifacts" }, names.map(([name, what]) => {
     const label = name === "diff.patch" && runNumber > 1 ? "The diff of all runs so far, for git apply" : what;
     const link = h("a", { href: "#", class: "artifact", dataset: { artifact: name, run: run ?? "" } }, name);

@@ -1,5 +1,6 @@
 // Submit a task: a git repository (URL and branch/commit) or a zip upload, what to do,
-// and optional target file, model and limits. The server checks everything; an error it
+// and optional target file, model and limits, and best-of-N (several attempts, ranked by
+// a check command). The server checks everything; an error it
 // reports for a field is shown next to that field, others above the buttons. A retried
 // submit (double click, flaky network) reuses one Idempotency-Key, so it cannot create
 // the task twice.
@@ -9,7 +10,7 @@ import { h } from "./dom.js";
 
 const FIELDS = [
   "git_url", "git_ref", "zip_file", "description", "target_file",
-  "model", "max_turns", "max_tokens", "timeout_secs",
+  "model", "max_turns", "max_tokens", "timeout_secs", "attempts", "check",
 ];
 
 function field(name, label, control, help) {
@@ -57,6 +58,13 @@ export function showSubmit(main) {
         field("max_turns", "Max turns", h("input", { type: "number", min: 1, step: 1, inputmode: "numeric" })),
         field("max_tokens", "Max tokens", h("input", { type: "number", min: 1, step: 1, inputmode: "numeric" })),
         field("timeout_secs", "Timeout (seconds)", h("input", { type: "number", min: 1, step: 1, inputmode: "numeric" })))),
+    h("details", { class: "limits", id: "best-of" },
+      h("summary", {}, "Several attempts (optional)"),
+      h("div", { class: "grid" },
+        field("attempts", "Attempts", h("input", { type: "number", min: 1, step: 1, inputmode: "numeric", placeholder: "1" }),
+          "Independent tries from the same code; the best is kept."),
+        field("check", "Check command", h("input", { type: "text", autocomplete: "off", spellcheck: "false", placeholder: "python -m pytest -q" }),
+          "Run in each attempt's final code; exit code 0 passes."))),
     formError,
     h("div", { class: "actions" }, submit, h("a", { href: "#/tasks", class: "button" }, "Cancel")));
 
@@ -87,7 +95,7 @@ export function showSubmit(main) {
     }
     // The description is sent as typed: leading spaces may matter to the agent.
     data.append("description", form.elements.description.value);
-    for (const name of ["target_file", "model", "max_turns", "max_tokens", "timeout_secs"]) {
+    for (const name of ["target_file", "model", "max_turns", "max_tokens", "timeout_secs", "attempts", "check"]) {
       if (value(name)) data.append(name, value(name));
     }
     submit.disabled = true;

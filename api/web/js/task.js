@@ -2,10 +2,13 @@
 // timeline of what the agent does, cancel while it runs; once finished, the agent's final
 // message, the result figures, the diff, the artifacts, the pull request (with a retry
 // when it failed), a follow-up box that continues the task as its next run, and the list
-// of its runs. A follow-up sent restarts the view on the new run, without a reload.
+// of its runs. A follow-up sent restarts the view on the new run, without a reload. A
+// best-of-N task shows its attempts side by side instead (attempts.js), and the view
+// restarts on each new attempt as it starts.
 
 import { ApiError, artifactText, cancelTask, getTask } from "./api.js";
 import { artifactLinks } from "./artifacts.js";
+import { isBestOf, showAttempts } from "./attempts.js";
 import { renderDiff } from "./diff.js";
 import { focusHeading, h, replaceChildren } from "./dom.js";
 import { STATUSES, TERMINAL, count, dateTime, duration, source, statusLabel, statusTone, taskDuration } from "./format.js";
@@ -60,7 +63,8 @@ class TaskView {
     this.update(this.task);
     focusHeading(this.heading);
     // A finished run's list is shown with its result (showFinished).
-    if (this.task.run_number > 1 && !TERMINAL.has(this.task.status)) this.loadRuns();
+    if (isBestOf(this.task) && !TERMINAL.has(this.task.status)) this.loadAttempts();
+    else if (this.task.run_number > 1 && !TERMINAL.has(this.task.status)) this.loadRuns();
     if (TERMINAL.has(this.task.status)) {
       await this.loadHistory();
       this.showFinished();
@@ -95,6 +99,7 @@ class TaskView {
     this.diffBox = h("section", { class: "card", id: "diff", hidden: true, "aria-labelledby": "diff-h" });
     this.followUpBox = h("div", { hidden: true });
     this.runsBox = h("section", { class: "card", id: "runs", hidden: true, "aria-labelledby": "runs-h" });
+    this.attemptsBox = h("section", { class: "card", id: "attempts", hidden: true, "aria-labelledby": "attempts-h" });
     this.prSlot = h("div", { class: "pr-slot" });
     this.timelineList = h("ol", { id: "timeline", class: "timeline" });
     this.timeline = new Timeline(this.timelineList, (stats) => this.setStats(stats));
@@ -108,7 +113,8 @@ class TaskView {
       fact("Model", h("dd", {}, task.model || "server default")),
       fact("Limits", h("dd", {}, limits(task))),
       fact("Created", h("dd", {}, dateTime(task.created_at))),
-      task.run_number > 1 ? fact("Run", h("dd", { id: "run-number" }, String(task.run_number))) : null,
+      isBestOf(task) ? fact("Attempt", h("dd", { id: "attempt-number" }, attemptFact(task)))
+        : task.run_number > 1 ? fact("Run", h("dd", { id: "run-number" }, String(task.run_number))) : null,
       fact("Task id", h("dd", { class: "wrap" }, h("code", {}, task.id)), "wide"));
 
     replaceChildren(this.main,
@@ -121,11 +127,12 @@ class TaskView {
           h("p", { id: "task-follow-up", class: "prose" }, task.follow_up)) : null,
         this.phases, facts, this.message, this.problem, this.cancelBox),
       this.resultBox,
+      this.attemptsBox,
       this.diffBox,
       this.followUpBox,
       h("section", { class: "card", "aria-labelledby": "timeline-h" },
         h("div", { class: "section-head" },
-          h("h2", { id: "timeline-h" }, task.run_number > 1 ? `Timeline of run ${task.run_number}` : "Timeline"),
+          h("h2", { id: "timeline-h" }, timelineTitle(task)),
           this.liveState),
         this.timelineList),
       this.runsBox);
@@ -223,7 +230,12 @@ class TaskView {
     try {
       const task = await getTask(this.id);
       if (this.stopped) return;
+      if (isBestOf(task) && task.run_number !== this.task.run_number) {
+        this.restart();
+        return;
+      }
       this.update(task);
+      if (isBestOf(task)) this.loadAttempts();
       if (TERMINAL.has(task.status)) this.finish();
     } catch {
       // The next poll or the stream will tell.
@@ -233,8 +245,31 @@ class TaskView {
   onEvent(event) {
     this.timeline.add(event);
     if (event.type === "status" && event.status && event.status !== this.task.status) {
+      if (isBestOf(this.task) && TERMINAL.has(event.status)) {
+        this.attemptEnded();
+        return;
+      }
       this.update({ ...this.task, status: event.status, message: event.message ?? this.task.message, updated_at: Date.now() });
       if (TERMINAL.has(event.status)) this.finish();
+    }
+  }
+
+  /** An attempt's stream ended: the task either goes on with the next attempt (the
+   * view restarts on it) or has ended with the best one. */
+  async attemptEnded() {
+    if (this.finishedShown || this.stopped) return;
+    let task;
+    try {
+      task = await getTask(this.id);
+    } catch {
+      return; // the slow poll tries again
+    }
+    if (this.stopped) return;
+    if (TERMINAL.has(task.status)) {
+      this.update(task);
+      this.finish();
+    } else if (task.run_number !== this.task.run_number) {
+      this.restart();
     }
   }
 
@@ -303,14 +338,20 @@ class TaskView {
       result.timing ? fact("Model / tools", h("dd", {}, `${duration(result.timing.model_ms)} / ${duration(result.timing.tools_ms)}`)) : null,
       typeof result.files_changed === "number" ? fact("Files changed", h("dd", {}, String(result.files_changed))) : null),
     h("h3", {}, "Artifacts"),
-    artifactLinks(this.id, (message) => this.showProblem(message), { runNumber: task.run_number }));
+    artifactLinks(this.id, (message) => this.showProblem(message),
+      { runNumber: isBestOf(task) ? 1 : task.run_number, check: Boolean(task.check) }));
     replaceChildren(this.resultBox, blocks);
     this.resultBox.hidden = false;
-    if (task.status === "COMPLETED" || task.status === "FAILED") {
-      replaceChildren(this.followUpBox, followUpForm(task, () => this.restart()));
-      this.followUpBox.hidden = false;
+    // A best-of-N task's runs are attempts, not a conversation: it takes no follow-up.
+    if (isBestOf(task)) {
+      this.loadAttempts();
+    } else {
+      if (task.status === "COMPLETED" || task.status === "FAILED") {
+        replaceChildren(this.followUpBox, followUpForm(task, () => this.restart()));
+        this.followUpBox.hidden = false;
+      }
+      if (task.run_number > 1) this.loadRuns();
     }
-    if (task.run_number > 1) this.loadRuns();
     await this.loadDiff();
   }
 
@@ -345,6 +386,10 @@ class TaskView {
     return showRuns(this.runsBox, this.id, (message) => this.showProblem(message));
   }
 
+  loadAttempts() {
+    return showAttempts(this.attemptsBox, this.id, (message) => this.showProblem(message));
+  }
+
   async loadDiff() {
     let patch;
     try {
@@ -355,7 +400,7 @@ class TaskView {
     }
     if (this.stopped || patch === undefined) return;
     replaceChildren(this.diffBox,
-      h("h2", { id: "diff-h" }, this.task.run_number > 1 ? "Changes (all runs)" : "Changes"),
+      h("h2", { id: "diff-h" }, diffTitle(this.task)),
       patch === null ? h("p", { class: "muted" }, "This run produced no diff.") : renderDiff(patch));
     this.diffBox.hidden = false;
   }
@@ -370,6 +415,25 @@ function descriptionBlock(description) {
   }
   return h("details", { class: "description", open: description.length < 600 },
     h("summary", {}, "Task description"), text);
+}
+
+function diffTitle(task) {
+  if (isBestOf(task)) return task.chosen_attempt ? `Changes (attempt ${task.chosen_attempt}, kept)` : "Changes";
+  return task.run_number > 1 ? "Changes (all runs)" : "Changes";
+}
+
+function timelineTitle(task) {
+  if (isBestOf(task)) {
+    const shown = TERMINAL.has(task.status) ? task.chosen_attempt ?? task.run_number : task.run_number;
+    return `Timeline of attempt ${shown}`;
+  }
+  return task.run_number > 1 ? `Timeline of run ${task.run_number}` : "Timeline";
+}
+
+/** "2 of 3" while it runs, "2 of 3 kept" once one was chosen. */
+function attemptFact(task) {
+  if (TERMINAL.has(task.status) && task.chosen_attempt) return `${task.chosen_attempt} of ${task.attempts} kept`;
+  return `${task.run_number} of ${task.attempts}`;
 }
 
 function fact(term, dd, extra = "") {

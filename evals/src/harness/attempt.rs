@@ -1,4 +1,5 @@
-//! One attempt at one task: fresh workspace, setup, the `agent-rs` program, the hidden
+//! One attempt at one task: fresh workspace, the `agent-rs` program (running the task's
+//! setup first, sandboxed as its commands are but with the network), the hidden
 //! check files, the check. Every way it can go wrong ends as a failed
 //! [`AttemptRecord`] with a reason, never as an error of the run.
 
@@ -47,6 +48,27 @@ struct AgentResult {
     limit: Option<String>,
     turns: Option<u32>,
     usage: Option<TokenCounts>,
+    setup: Option<SetupResult>,
+}
+
+/// `result.json`'s `setup`: how the task's setup ended.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SetupResult {
+    success: bool,
+    exit_code: Option<i32>,
+    timed_out: bool,
+}
+
+/// The attempt's reason when its setup failed (the model was not called).
+fn setup_failure(setup: &SetupResult, limit: Duration) -> String {
+    if setup.timed_out {
+        return format!("setup timed out (killed after {} s)", limit.as_secs());
+    }
+    match setup.exit_code {
+        Some(code) => format!("setup failed (exit {code}; see setup.log)"),
+        None => "setup failed (killed by a signal; see setup.log)".to_string(),
+    }
 }
 
 /// One attempt to run; `script` is the parsed `script.json` under `--scripted`.
@@ -109,29 +131,12 @@ async fn attempt_steps(
         .map_err(|err| format!("workspace preparation failed: {err}"))?;
 
     let agent_limit = Duration::from_secs(task.file.limits.timeout_secs());
-    if let Some(setup) = &task.file.setup {
-        let mut command = shell_command(setup, ws, &out.join("setup.log"))
-            .map_err(|err| format!("cannot write setup.log: {err}"))?;
-        let limit = agent_limit + ctx.kill_grace;
-        let done = run_bounded(&mut command, limit)
-            .await
-            .map_err(|err| format!("setup failed: cannot run bash: {err}"))?;
-        if done.timed_out {
-            return Err(format!(
-                "setup timed out (killed after {} s)",
-                limit.as_secs()
-            ));
-        }
-        if !done.status.success() {
-            return Err(format!(
-                "setup failed ({}; see setup.log)",
-                done.describe_exit()
-            ));
-        }
-    }
-
-    let mut command = agent_command(ctx, task, ws, out, server.as_ref())?;
-    let kill_at = agent_limit + ctx.kill_grace;
+    // The setup runs inside the agent's run, before the model: with the same sandbox as
+    // the agent's commands but the network on, its output in setup.log (see
+    // `agent_rs::setup`). It gets the agent's time limit again.
+    let setup_limit = task.file.setup.as_ref().map(|_| agent_limit);
+    let mut command = agent_command(ctx, task, ws, out, server.as_ref(), setup_limit)?;
+    let kill_at = agent_limit + setup_limit.unwrap_or_default() + ctx.kill_grace;
     let agent = run_bounded(&mut command, kill_at)
         .await
         .map_err(|err| format!("agent could not start ({}): {err}", ctx.agent_bin.display()));
@@ -153,6 +158,11 @@ async fn attempt_steps(
         record.limit.clone_from(&result.limit);
         record.turns = result.turns;
         record.tokens = result.usage;
+    }
+    if let Some(setup) = result.as_ref().and_then(|r| r.setup.as_ref())
+        && !setup.success
+    {
+        return Err(setup_failure(setup, setup_limit.unwrap_or_default()));
     }
     let agent_note = agent_trouble(&agent, result.as_ref());
 
@@ -188,6 +198,7 @@ fn agent_command(
     ws: &Path,
     out: &Path,
     server: Option<&ScriptedServer>,
+    setup_limit: Option<Duration>,
 ) -> Result<Command, String> {
     let limits = &task.file.limits;
     let mut command = Command::new(&ctx.agent_bin);
@@ -207,6 +218,13 @@ fn agent_command(
     }
     if let Some(target) = &task.file.target_file {
         command.arg("--target-file").arg(target);
+    }
+    if let (Some(setup), Some(limit)) = (&task.file.setup, setup_limit) {
+        command
+            .arg("--setup")
+            .arg(setup)
+            .arg("--setup-timeout")
+            .arg(limit.as_secs().max(1).to_string());
     }
     command.arg("--").arg(&task.file.instruction);
     match (&ctx.model, server) {

@@ -13,9 +13,11 @@
 //!
 //! # An attempt
 //!
-//! A fresh copy of `repo/` (or a clone at `commit`) in a temporary folder; `setup` runs
-//! there (`bash -c`, killed like the agent); then `agent-rs run` with the instruction,
-//! target file and limits, its outputs in `OUT/tasks/<id>[-<attempt>]/`; then `check/` is
+//! A fresh copy of `repo/` (or a clone at `commit`) in a temporary folder; then
+//! `agent-rs run` with the instruction, target file, limits and `setup` (`--setup`: the
+//! agent runs it before the model, in the sandbox of its commands but with the network,
+//! its output in `setup.log`; a failed setup fails the attempt without the model), its
+//! outputs in `OUT/tasks/<id>[-<attempt>]/`; then `check/` is
 //! copied over the workspace and `check` runs (`bash -c`, killed at
 //! `check_timeout_secs`). The attempt passes when the check exits 0, whatever the agent's
 //! own exit code. The agent is killed, with everything it started, at `timeout_secs` plus

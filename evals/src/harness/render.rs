@@ -25,9 +25,16 @@ pub fn markdown(report: &Report) -> String {
     );
     md.push_str("| task | result | reason | turns | tokens | time |\n");
     md.push_str("| --- | --- | --- | ---: | ---: | ---: |\n");
-    for record in report.tasks.iter().flat_map(|task| &task.attempts) {
+    // With repeats, the attempt the service's best-of-N would keep is marked.
+    let attempts = report.tasks.iter().flat_map(|task| {
+        task.attempts
+            .iter()
+            .map(move |record| (record, task.best_attempt == Some(record.attempt)))
+    });
+    for (record, kept) in attempts {
         let name = if report.repeat > 1 {
-            format!("{} #{}", record.task_id, record.attempt)
+            let mark = if kept { " (kept)" } else { "" };
+            format!("{} #{}{mark}", record.task_id, record.attempt)
         } else {
             record.task_id.clone()
         };

@@ -42,6 +42,10 @@ pub struct TaskReport {
     pub expected: Option<Expected>,
     pub passed: u32,
     pub pass_rate: f64,
+    /// With `--repeat` above 1: the attempt the service's best-of-N would keep (the
+    /// `attempts` crate's ranking: passing first, then completed, then cheapest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_attempt: Option<u32>,
     pub attempts: Vec<AttemptRecord>,
 }
 
@@ -90,6 +94,21 @@ impl AttemptRecord {
     pub fn total_tokens(&self) -> u64 {
         self.tokens.map_or(0, |tokens| tokens.total_tokens)
     }
+
+    /// The attempt as the shared ranking sees it: the eval's verdict is its check.
+    pub fn candidate(&self) -> attempts::Candidate {
+        attempts::Candidate {
+            number: self.attempt,
+            completed: self.status.as_deref() == Some("completed"),
+            check_passed: Some(self.passed),
+            changed: true,
+            tokens: self.total_tokens(),
+        }
+    }
+}
+
+fn candidates(records: &[AttemptRecord]) -> Vec<attempts::Candidate> {
+    records.iter().map(AttemptRecord::candidate).collect()
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,12 +169,16 @@ impl Report {
                     .cloned()
                     .collect();
                 let passed = count_passed(&attempts);
+                let best_attempt = (info.repeat > 1)
+                    .then(|| attempts::best(&candidates(&attempts)))
+                    .flatten();
                 TaskReport {
                     id: id.clone(),
                     tags: tags.clone(),
                     expected: *expected,
                     passed,
                     pass_rate: ratio(passed, attempts.len()),
+                    best_attempt,
                     attempts,
                 }
             })
@@ -242,21 +265,9 @@ impl Report {
     }
 }
 
-/// The unbiased estimator of Chen et al. (2021) for one task: the chance that at least
-/// one of `k` attempts drawn from `n` (of which `c` passed) passes,
-/// `1 - C(n-c, k) / C(n, k)`, computed as a product to stay exact in floating point.
-pub fn pass_at_k(n: u32, c: u32, k: u32) -> f64 {
-    if k == 0 || k > n {
-        return 0.0;
-    }
-    if n - c < k {
-        return 1.0;
-    }
-    let none_pass: f64 = ((n - c + 1)..=n)
-        .map(|i| 1.0 - f64::from(k) / f64::from(i))
-        .product();
-    1.0 - none_pass
-}
+/// The unbiased pass@k of one task (Chen et al. 2021): the service's best-of-N uses the
+/// same estimator and the same notion of a passing attempt (the `attempts` crate).
+pub use attempts::pass_at_k;
 
 fn pass_at_k_table(tasks: &[TaskReport], repeat: u32) -> BTreeMap<u32, f64> {
     (1..=repeat)
@@ -264,7 +275,14 @@ fn pass_at_k_table(tasks: &[TaskReport], repeat: u32) -> BTreeMap<u32, f64> {
             let scores: Vec<f64> = tasks
                 .iter()
                 .filter(|task| count(task.attempts.len()) >= k)
-                .map(|task| pass_at_k(count(task.attempts.len()), task.passed, k))
+                .map(|task| {
+                    let candidates = candidates(&task.attempts);
+                    pass_at_k(
+                        count(candidates.len()),
+                        attempts::passed_count(&candidates),
+                        k,
+                    )
+                })
                 .collect();
             let mean = if scores.is_empty() {
                 0.0

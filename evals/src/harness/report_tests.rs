@@ -102,6 +102,32 @@ fn build_groups_attempts_by_task_in_suite_order_and_sums_totals() {
     // a: n=2 c=2; b: n=2 c=1. pass@1 = (1 + 0.5)/2, pass@2 = (1 + 1)/2.
     assert_eq!(table[&1], 0.75);
     assert_eq!(table[&2], 1.0);
+    // The attempt the service's best-of-N would keep: b's only passing one.
+    assert_eq!(report.tasks[0].best_attempt, Some(1));
+    assert_eq!(report.tasks[1].best_attempt, Some(1));
+}
+
+#[test]
+fn the_best_attempt_is_the_services_choice_passing_then_cheapest() {
+    let mut cheap_fail = attempt("a", 1, false, None);
+    cheap_fail.tokens = Some(TokenCounts {
+        total_tokens: 10,
+        ..TokenCounts::default()
+    });
+    let records = vec![
+        cheap_fail,
+        attempt("a", 2, true, None),
+        attempt("a", 3, true, None),
+    ];
+    let report = Report::build(info(3, None, None), &order(&[("a", None)]), records);
+    assert_eq!(report.tasks[0].best_attempt, Some(2));
+    let single = Report::build(
+        info(1, None, None),
+        &order(&[("a", None)]),
+        vec![attempt("a", 1, true, None)],
+    );
+    assert_eq!(single.tasks[0].best_attempt, None);
+    assert!(!single.to_json().unwrap().contains("best_attempt"));
 }
 
 #[test]

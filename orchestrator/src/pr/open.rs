@@ -8,7 +8,7 @@ use super::{PrOutcome, PullRequestRecord, PullRequests, github, repo_of};
 use crate::blob::BlobError;
 use crate::services::Services;
 use crate::task::{InputSource, Task, TaskStatus};
-use crate::worker::{clone_options, output_key, workspace_key};
+use crate::worker::{clone_options, run_output_key, workspace_key};
 
 /// The largest `diff.patch` turned into a pull request.
 const MAX_DIFF_BYTES: u64 = 64 << 20;
@@ -98,7 +98,10 @@ async fn try_open(
     };
     let diff = match services
         .blobs
-        .get_bytes(&output_key(task.id, "diff.patch"), MAX_DIFF_BYTES)
+        .get_bytes(
+            &run_output_key(task.id, task.result_run(), "diff.patch"),
+            MAX_DIFF_BYTES,
+        )
         .await
     {
         Ok(diff) => diff,

@@ -17,6 +17,9 @@
 //!   hand a run that goes on to a worker to re-attach, finish a run that is over or
 //!   gone, or stop one past its deadline.
 //!
+//! - **pull requests**: one `OPENING` longer than `stale_after_secs` (its opener died),
+//!   or still `REQUESTED` that long after its task finished: claimed and opened as the
+//!   worker would have;
 //! - **expired**: a task finished longer ago than the retention period: its files (the
 //!   workspace tarball, the outputs with the agent's log, the uploaded zip, anything the
 //!   runner kept) are deleted and the row is marked purged; the row itself stays.
@@ -88,6 +91,8 @@ pub enum Step {
     RemovedOrphan(String),
     /// Deleted a finished task's files after the retention period.
     Purged,
+    /// Opened (or tried to open) a pull request nobody was opening; its new state.
+    PullRequest(String),
 }
 
 impl Step {
@@ -107,6 +112,7 @@ impl Step {
             },
             Step::RemovedOrphan(_) => "removed_orphan",
             Step::Purged => "purged",
+            Step::PullRequest(_) => "pull_request",
         }
     }
 }
@@ -212,6 +218,9 @@ impl Reconciler {
         if let Some(older_than) = config.retention() {
             kinds.push(Due::Expired { older_than });
         }
+        kinds.push(Due::PullRequests {
+            stale: self.services.config.pull_requests.stale_after(),
+        });
         for due in kinds {
             let store = &self.services.store;
             let found = retry(REPAIR_TRIES, "finding tasks to repair", || {

@@ -23,7 +23,29 @@ impl Reconciler {
             Due::Queued { .. } => self.requeue(id).await,
             Due::Preparing | Due::Running => self.recover(id).await,
             Due::Expired { .. } => self.purge(id).await,
+            Due::PullRequests { .. } => self.open_pull_request(id).await,
         }
+    }
+
+    /// Opens a pull request nobody is opening: its opener died while `OPENING` (the
+    /// claim takes over a stale one), or the worker died before it began. The outcome
+    /// is stored on the record as the worker's would be.
+    async fn open_pull_request(&self, id: TaskId) -> Result<Option<Step>, String> {
+        let services = &self.services;
+        let store = &*services.store;
+        let task = retry(REPAIR_TRIES, "reading a task's pull request", || {
+            store.get(id)
+        })
+        .await
+        .map_err(|err| err.to_string())?;
+        let Some(task) = task else {
+            return Ok(None);
+        };
+        let prs = crate::pr::PullRequests::from_config(&services.config)
+            .map_err(|err| format!("pull requests are not usable on this server: {err}"))?;
+        Ok(crate::pr::open_for_task(services, &prs, &task)
+            .await
+            .map(|outcome| Step::PullRequest(outcome.state().as_str().to_string())))
     }
 
     /// Deletes a finished task's files; the row stays, marked purged. Each deletion is

@@ -33,7 +33,8 @@ macro_rules! task_columns {
         "id, owner, input_type, git_url, git_ref, zip_name, zip_key, description, \
          target_file, model, max_turns, max_tokens, timeout_secs, status, message, pr_url, \
          attempt, result_json, runner_ref, idempotency_key, created_at, updated_at, deadline_at, \
-         lease_holder, lease_expires_at, run_number, follow_up, setup"
+         lease_holder, lease_expires_at, run_number, follow_up, best_of, check_command, chosen_run, \
+         setup"
     };
 }
 
@@ -126,6 +127,10 @@ pub enum Due {
     /// Finished at least this long ago and its files not yet deleted
     /// ([`TaskStore::mark_purged`]).
     Expired { older_than: Duration },
+    /// A pull request nobody is opening: `OPENING` for longer than `stale` (its opener
+    /// died), or still `REQUESTED` though its task finished longer than `stale` ago (the
+    /// worker died before opening it).
+    PullRequests { stale: Duration },
 }
 
 /// An API token as an operator sees it: never the token, nor its whole hash.
@@ -287,7 +292,78 @@ pub trait TaskStore: Send + Sync + 'static {
     async fn follow_up(&self, id: TaskId, message: &str) -> Result<Task, TransitionError>;
 
     /// The runs follow-ups continued, oldest first; the current run is the row itself.
+    /// For a best-of-N task: its ended attempts, the last one too once it ended.
     async fn past_runs(&self, id: TaskId) -> Result<Vec<RunRecord>, StoreError>;
+
+    /// Best-of-N: records how the current attempt ended in the task's runs (replacing
+    /// an earlier record of it, so a finish redone after a crash is harmless), fenced on
+    /// `lease` with the row in `from`, and in the same transaction either queues the
+    /// next attempt ([`AttemptNext::Queue`]: the row back to `QUEUED` as `run_number +
+    /// 1`, its message, result, run name, deadline and lease cleared, with its outbox
+    /// entry) or names the attempt whose outputs are the task's
+    /// ([`AttemptNext::Choose`]; the caller then finishes the task with a fenced
+    /// advance).
+    async fn end_attempt(
+        &self,
+        lease: &Lease,
+        from: TaskStatus,
+        ended: &EndedRun,
+        next: AttemptNext,
+    ) -> Result<Task, TransitionError>;
+}
+
+/// How a best-of-N attempt ended, as [`TaskStore::end_attempt`] records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedRun {
+    pub status: TaskStatus,
+    pub message: Option<String>,
+    pub result: Option<serde_json::Value>,
+}
+
+/// What follows an ended best-of-N attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptNext {
+    /// Another attempt, from the same starting code.
+    Queue,
+    /// None: this attempt (a run number) is the task's.
+    Choose(u32),
+}
+
+/// Whether `task` (read under [`TaskStore::end_attempt`]'s lock) may end its attempt:
+/// `lease` still holds it and it is in `from`. Gives the record's result as JSON text.
+pub(crate) fn check_attempt_end(
+    task: &Task,
+    lease: &Lease,
+    from: TaskStatus,
+    ended: &EndedRun,
+) -> Result<Option<String>, TransitionError> {
+    let held = task.lease_holder.as_deref() == Some(lease.holder.as_str())
+        && task.attempt == lease.attempt;
+    if !held {
+        return Err(TransitionError::LeaseLost {
+            id: task.id,
+            status: task.status,
+        });
+    }
+    if task.status != from {
+        return Err(TransitionError::Conflict {
+            id: task.id,
+            expected: from,
+            actual: task.status,
+        });
+    }
+    if !ended.status.is_terminal() {
+        return Err(TransitionError::Illegal {
+            from,
+            to: ended.status,
+        });
+    }
+    Ok(ended
+        .result
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|err| StoreError::query("encode an attempt's result", err))?)
 }
 
 /// Whether `task` (read under the follow-up's lock, `purged_at` beside it) may take a
@@ -308,6 +384,13 @@ pub(crate) fn check_follow_up(
     if purged_at.is_some() {
         return Err(TransitionError::Store(StoreError::Refused(format!(
             "task {id}'s files were deleted after its retention period; it cannot be continued"
+        ))));
+    }
+    if task.is_best_of() {
+        return Err(TransitionError::Store(StoreError::Refused(format!(
+            "task {id} made best-of-{} attempts; its runs are attempts, not a conversation, \
+             so it takes no follow-up message: start a new task from its diff instead",
+            task.best_of.attempts
         ))));
     }
     Ok(task

@@ -22,6 +22,7 @@ use crate::blob::BlobError;
 use crate::metrics;
 use crate::runner::RunHandle;
 use crate::services::Services;
+use crate::store::EndedRun;
 use crate::store::retry::{RetryPolicy, Transient, retry};
 use crate::task::{Task, TaskId, TaskStatus, TaskUpdate};
 
@@ -266,6 +267,23 @@ pub async fn finish_run(
         None => message,
     };
     tracing::info!(task_id = %task.id, %status, %message, "run finished");
+    if matches!(end, RunEnd::Lost(_)) {
+        metrics::global().inc("orchestrator_runs_lost_total", &[]);
+    }
+    if task.is_best_of() {
+        let name = task.runner_ref.clone();
+        let ended = EndedRun {
+            status,
+            message: Some(message),
+            result,
+        };
+        let after = super::best_of::end_attempt(services, held, task, ended, reason).await?;
+        remove_run(services, after.id, name).await;
+        if after.status.is_terminal() {
+            crate::pr::after_run(services, &after).await;
+        }
+        return Ok(after);
+    }
     let update = TaskUpdate {
         message: Some(message),
         result,
@@ -273,18 +291,20 @@ pub async fn finish_run(
     };
     let finished = held.advance(&task, status, update).await?;
     metrics::task_finished(status, reason);
-    if matches!(end, RunEnd::Lost(_)) {
-        metrics::global().inc("orchestrator_runs_lost_total", &[]);
-    }
-    if let Some(name) = &finished.runner_ref
-        && let Err(err) = services.runner.cancel(&RunHandle(name.clone())).await
-    {
-        tracing::warn!(task_id = %task.id, error = %err, "cannot remove a finished run");
-    }
+    remove_run(services, finished.id, finished.runner_ref.clone()).await;
     // The task is finished whatever happens here: a pull request that cannot be opened
     // leaves it COMPLETED, with the reason on its pull request record.
     crate::pr::after_run(services, &finished).await;
     Ok(finished)
+}
+
+/// Removes what the runner kept of a finished run.
+async fn remove_run(services: &Services, id: TaskId, name: Option<String>) {
+    if let Some(name) = name
+        && let Err(err) = services.runner.cancel(&RunHandle(name)).await
+    {
+        tracing::warn!(task_id = %id, error = %err, "cannot remove a finished run");
+    }
 }
 
 #[cfg(test)]

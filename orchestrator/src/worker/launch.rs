@@ -1,5 +1,8 @@
 //! What the agent is started with: its environment, signed URLs and deadline.
 //!
+//! A best-of-N attempt gets the task's check (`AGENT_CHECK`) and uploads `check.log`;
+//! every attempt starts from the task's base, as the first does.
+//!
 //! A follow-up run (run 2 and later) also gets signed GET URLs of the previous run's
 //! `diff.patch` and `trajectory.jsonl`, uploads `step.patch` besides the usual outputs,
 //! and writes its outputs under its own folder ([`run_output_key`]).
@@ -55,6 +58,9 @@ pub fn task_timeout(task: &Task, config: &OrchestratorConfig) -> Duration {
 /// A follow-up run's own changes; its `diff.patch` is cumulative (from the base).
 pub const STEP_DIFF: &str = "step.patch";
 
+/// The check's output, uploaded by a run whose task has a check (best-of-N).
+pub const CHECK_LOG: &str = "check.log";
+
 /// The variables of the agent's environment that are secret: the model key and the
 /// signed URLs (whoever holds them can read or write the task's blobs).
 pub const SECRET_ENV: [&str; 5] = [
@@ -68,12 +74,20 @@ pub const SECRET_ENV: [&str; 5] = [
 /// How long the task may run from its launch: its timeout plus the slack that lets the
 /// agent's own timeout fire and its outputs upload first.
 pub fn deadline_in(task: &Task, config: &OrchestratorConfig) -> Duration {
-    task_timeout(task, config) + config.reconciler.deadline_slack()
+    task_timeout(task, config) + config.reconciler.deadline_slack() + check_time(task, config)
+}
+
+/// The time a run's check may add after the agent is done.
+fn check_time(task: &Task, config: &OrchestratorConfig) -> Duration {
+    match task.best_of.check {
+        Some(_) => config.check_timeout(),
+        None => Duration::ZERO,
+    }
 }
 
 /// How long the agent's signed URLs live: never shorter than the task may run.
 fn url_ttl(task: &Task, config: &OrchestratorConfig) -> Duration {
-    let needed = task_timeout(task, config) + config.reconciler.deadline_slack();
+    let needed = deadline_in(task, config);
     config.signed_url_ttl().max(needed)
 }
 
@@ -114,6 +128,13 @@ pub fn agent_env(
         set("AGENT_RESUME_DIFF_URL", resume.diff);
         set("AGENT_RESUME_TRAJECTORY_URL", resume.trajectory);
     }
+    if let Some(check) = &task.best_of.check {
+        set("AGENT_CHECK", check.clone());
+        set(
+            "AGENT_CHECK_TIMEOUT_SECS",
+            config.check_timeout().as_secs().to_string(),
+        );
+    }
     if let Some(turns) = task.limits.max_turns {
         set("AGENT_MAX_TURNS", turns.to_string());
     }
@@ -148,10 +169,17 @@ pub async fn launch_spec(
         .signed_get_url(&workspace_key(task.id), ttl)
         .await?;
     let mut upload_urls = BTreeMap::new();
-    let follow_up = task.run_number > 1;
+    // Best-of-N attempts after the first start from the base too, not from the last.
+    let follow_up = task.run_number > 1 && !task.is_best_of();
     let step = follow_up.then_some(STEP_DIFF);
+    let check = task.best_of.check.as_ref().map(|_| CHECK_LOG);
     let setup = task.setup.is_some().then_some(SETUP_LOG);
-    for name in OUTPUT_NAMES.into_iter().chain(step).chain(setup) {
+    for name in OUTPUT_NAMES
+        .into_iter()
+        .chain(step)
+        .chain(check)
+        .chain(setup)
+    {
         let url = services
             .blobs
             .signed_put_url(&run_output_key(task.id, task.run_number, name), ttl)

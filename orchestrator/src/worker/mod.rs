@@ -15,6 +15,7 @@
 //! the configured grace, then this worker detaches from their runs (which go on) and
 //! releases their leases, so another worker, or this one restarted, re-attaches at once.
 
+mod best_of;
 mod claim;
 mod drive;
 mod feed;
@@ -36,11 +37,14 @@ use crate::services::Services;
 use crate::store::{Lease, StoreError, TransitionError};
 use crate::task::{Task, TaskId, TaskStatus};
 
+pub use best_of::{candidate, candidates};
 pub use feed::OutboxFeed;
 pub use finish::{
     MAX_RESULT_BYTES, Outcome, ResultRead, RunEnd, outcome, output_key, read_result, run_output_key,
 };
-pub use launch::{OUTPUT_NAMES, SECRET_ENV, STEP_DIFF, agent_env, task_timeout, workspace_key};
+pub use launch::{
+    CHECK_LOG, OUTPUT_NAMES, SECRET_ENV, STEP_DIFF, agent_env, task_timeout, workspace_key,
+};
 pub use prepare::PrepareError;
 pub(crate) use prepare::clone_options;
 

@@ -26,7 +26,7 @@ pub fn containers_conf() -> PathBuf {
         .unwrap_or_else(|| repo().join("images/containers.conf"))
 }
 
-fn podman() -> Command {
+pub fn podman() -> Command {
     let mut command = Command::new("podman");
     command.env("CONTAINERS_CONF", containers_conf());
     command
@@ -120,6 +120,21 @@ impl Engine {
         }
         let mut value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         Some(value[0].take())
+    }
+
+    /// The names of the volumes whose names start with `prefix`.
+    pub fn volumes(&self, prefix: &str) -> Vec<String> {
+        let output = podman()
+            .args(["volume", "ls", "--format", "{{.Name}}"])
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .filter(|name| name.starts_with(prefix))
+            .map(str::to_string)
+            .collect()
     }
 
     pub fn exists(&self, name: &str) -> bool {

@@ -30,6 +30,7 @@ pub async fn create_then_get_returns_every_field(fx: Fixture) {
         },
         idempotency_key: Some("key-1".into()),
         pull_request: None,
+        best_of: Default::default(),
         setup: None,
     };
     let task = create(store, git.clone()).await;

@@ -7,6 +7,7 @@
 //! database (MySQL) where other tests' rows are present.
 
 mod accounting;
+mod best_of;
 mod creating;
 mod follow_ups;
 mod leases;
@@ -23,6 +24,7 @@ use orchestrator::{
 };
 
 pub use accounting::*;
+pub use best_of::*;
 pub use creating::*;
 pub use follow_ups::*;
 pub use leases::*;
@@ -80,6 +82,10 @@ macro_rules! store_contract_tests {
             an_abandoned_opening_is_claimed_again_once_stale,
             a_follow_up_archives_the_run_and_queues_the_next,
             only_a_completed_or_failed_task_takes_a_follow_up,
+            a_best_of_task_keeps_its_attempts_and_check,
+            an_ended_attempt_is_recorded_and_the_next_queued,
+            the_last_attempt_names_the_chosen_one_and_a_redo_replaces_its_record,
+            ending_an_attempt_needs_the_lease_and_the_status,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -110,6 +116,7 @@ pub fn git_task(owner: &str) -> NewTask {
         limits: TaskLimits::default(),
         idempotency_key: None,
         pull_request: None,
+        best_of: Default::default(),
         setup: None,
     }
 }

@@ -73,6 +73,15 @@ impl TaskStore for FlakyStore {
     ) -> Result<Vec<orchestrator::task::RunRecord>, StoreError> {
         self.inner.past_runs(id).await
     }
+    async fn end_attempt(
+        &self,
+        lease: &Lease,
+        from: TaskStatus,
+        ended: &orchestrator::store::EndedRun,
+        next: orchestrator::store::AttemptNext,
+    ) -> Result<Task, TransitionError> {
+        self.inner.end_attempt(lease, from, ended, next).await
+    }
     async fn get(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
         if *self.unreadable.lock().unwrap() == Some(id) {
             return Err(blink("read a task"));

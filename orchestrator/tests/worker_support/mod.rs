@@ -257,6 +257,7 @@ pub fn new_task(input: InputSource, limits: TaskLimits) -> NewTask {
         limits,
         idempotency_key: None,
         pull_request: None,
+        best_of: Default::default(),
         setup: None,
     }
 }

@@ -8,7 +8,8 @@
 //! - `--unshare-pid --proc /proc`: no other process is visible or signalable, and
 //!   `/proc/<pid>/environ` of the agent or the server cannot be read.
 //! - `--unshare-net` unless the run allows the network: only a private loopback exists,
-//!   so connecting fails at once instead of hanging.
+//!   so connecting fails at once instead of hanging. With an allow-list, the proxy's
+//!   socket folder and the relay are mounted on an empty `/run` (see [`super::network`]).
 //! - `--die-with-parent`: if the agent dies, the sandbox goes with it.
 //! - `--ro-bind / /`, then `--tmpfs /tmp`, the hidden paths, then `--bind` the workspace
 //!   and `--ro-bind` its `.git`: later mounts win, and bind sources are read from the
@@ -70,7 +71,7 @@ pub(super) fn args(
     if sandbox.disable_userns() {
         args.push("--disable-userns".into());
     }
-    if sandbox.network == NetworkAccess::Off {
+    if sandbox.network != NetworkAccess::On {
         args.push("--unshare-net".into());
     }
     for hidden in &sandbox.hidden {
@@ -81,6 +82,7 @@ pub(super) fn args(
         }
         args.push(hidden.clone().into_os_string());
     }
+    args.extend(sandbox.egress_mounts());
     if let Some((workspace, working_dir)) = workspace {
         args.extend([
             "--bind".into(),

@@ -56,6 +56,15 @@ pub(crate) fn blocked_action_notes(
                 .to_string(),
         );
     }
+    if sandbox.network == NetworkAccess::Allow
+        && (NETWORK_SIGNS.iter().any(|s| output.contains(s))
+            || output.contains("CONNECT tunnel failed, response 403"))
+    {
+        notes.push(format!(
+            "this run reaches only the hosts of its allow-list ({}), through the proxy named              in HTTP_PROXY/HTTPS_PROXY: a program that ignores those finds no network, and              the proxy refuses other hosts and private addresses (403, with the reason)",
+            sandbox.allowed_hosts.join(", ")
+        ));
+    }
     if process_cap_hit {
         let cap = sandbox
             .max_processes
@@ -76,6 +85,7 @@ mod tests {
         SandboxSummary {
             mode: "bwrap".into(),
             network,
+            allowed_hosts: Vec::new(),
             max_processes: Some(64),
         }
     }
@@ -100,6 +110,23 @@ mod tests {
     }
 
     #[test]
+    fn under_an_allow_list_a_refusal_names_the_hosts() {
+        let summary = SandboxSummary {
+            allowed_hosts: vec!["pypi.org".into()],
+            ..bwrap(NetworkAccess::Allow)
+        };
+        let notes = blocked_action_notes(
+            &summary,
+            "curl: (56) CONNECT tunnel failed, response 403",
+            false,
+        );
+        assert!(
+            notes.iter().any(|n| n.contains("allow-list (pypi.org)")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
     fn the_process_cap_is_named() {
         let notes = blocked_action_notes(&bwrap(NetworkAccess::Off), "", true);
         assert!(notes[0].contains("64 process limit"), "{notes:?}");
@@ -110,6 +137,7 @@ mod tests {
         let off = SandboxSummary {
             mode: "off".into(),
             network: NetworkAccess::On,
+            allowed_hosts: Vec::new(),
             max_processes: None,
         };
         assert!(blocked_action_notes(&off, "Read-only file system", true).is_empty());

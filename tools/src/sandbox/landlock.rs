@@ -204,7 +204,7 @@ fn seccomp_filter(network: NetworkAccess) -> io::Result<BpfProgram> {
     .into_iter()
     .map(|call| (call, Vec::new()))
     .collect();
-    if network == NetworkAccess::Off {
+    if network != NetworkAccess::On {
         let not_unix = SeccompCondition::new(
             0,
             SeccompCmpArgLen::Dword,

@@ -11,7 +11,8 @@
 //! - credential folders of the home directory (`~/.ssh`, `~/.aws`...) are hidden;
 //! - the command gets its own PID namespace (no other process is visible, so no other
 //!   process's environment can be read through `/proc`) and a fresh `/proc`;
-//! - no network unless the run allows it;
+//! - no network unless the run allows it: all of it (`on`), or the hosts of an
+//!   allow-list (`allow`), reached through a proxy the run serves ([`network`]);
 //! - at most [`SandboxConfig::max_processes`] processes (a fork bomb hits the cap, not the
 //!   machine), where a `pids` cgroup can be made.
 //!
@@ -29,17 +30,22 @@ mod bwrap;
 mod git_dirs;
 mod hints;
 mod landlock;
+mod network;
 mod pids;
 
+use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use self::hints::blocked_action_notes;
 pub(crate) use self::landlock::{Confinement, GitGuard, confine_before_exec};
+pub use self::network::{EgressProxy, NetworkChoice};
 pub(crate) use self::pids::PidsCgroup;
 
 /// Which sandbox a run asks for.
@@ -84,6 +90,8 @@ pub enum NetworkAccess {
     Off,
     /// The host's network.
     On,
+    /// Only the hosts of the run's allow-list, through the run's proxy (bubblewrap only).
+    Allow,
 }
 
 impl FromStr for NetworkAccess {
@@ -93,7 +101,10 @@ impl FromStr for NetworkAccess {
         match text.trim() {
             "off" | "none" => Ok(Self::Off),
             "on" | "host" => Ok(Self::On),
-            other => Err(format!("unknown network setting `{other}`; use on or off")),
+            "allow" => Ok(Self::Allow),
+            other => Err(format!(
+                "unknown network setting `{other}`; use on, off or allow=HOST,HOST..."
+            )),
         }
     }
 }
@@ -130,6 +141,11 @@ pub struct SandboxConfig {
     /// More paths to hide from commands (an empty folder or file takes their place), on
     /// top of the credential folders of the home directory. `~/` means the home folder.
     pub hidden_paths: Vec<String>,
+    /// With `network = "allow"`: the hosts commands may reach (`host` or `host:port`).
+    pub allow_hosts: Vec<String>,
+    /// Addresses pinned for allowed names, used instead of DNS; the one way to let a
+    /// listed name reach a private address (a service of this network).
+    pub host_addresses: BTreeMap<String, IpAddr>,
 }
 
 impl Default for SandboxConfig {
@@ -140,6 +156,8 @@ impl Default for SandboxConfig {
             max_processes: 1024,
             git: GitProtection::HooksAndConfig,
             hidden_paths: Vec::new(),
+            allow_hosts: Vec::new(),
+            host_addresses: BTreeMap::new(),
         }
     }
 }
@@ -167,8 +185,11 @@ const HIDDEN_IN_HOME: &[&str] = &[
 pub struct SandboxSummary {
     /// `bwrap`, `landlock` or `off`.
     pub mode: String,
-    /// `off` or `on`.
+    /// `off`, `on` or `allow`.
     pub network: NetworkAccess,
+    /// With `allow`: the hosts commands may reach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
     /// The process cap enforced per command, when one is (a `pids` cgroup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_processes: Option<u32>,
@@ -188,6 +209,8 @@ pub enum SandboxError {
          (only inside a disposable container or VM)"
     )]
     Unavailable { reason: String },
+    #[error("{0}")]
+    Network(String),
 }
 
 /// The sandbox decided for a run: how every command is wrapped.
@@ -200,6 +223,9 @@ pub struct Sandbox {
     /// Where per-command `pids` cgroups are made, and the cap; `None` when no cgroup can
     /// be made here (the PID namespace and the kill at the end still apply).
     pids: Option<(PathBuf, u32)>,
+    /// With [`NetworkAccess::Allow`]: the hosts, and once the run serves its proxy, the
+    /// way commands reach it.
+    allow: Option<Arc<network::Allowed>>,
 }
 
 #[derive(Debug, Clone)]
@@ -229,6 +255,7 @@ impl Sandbox {
             git: GitProtection::HooksAndConfig,
             hidden: Vec::new(),
             pids: None,
+            allow: None,
         }
     }
 
@@ -241,6 +268,7 @@ impl Sandbox {
         home: Option<&Path>,
         search_path: Option<&OsStr>,
     ) -> Result<Self, SandboxError> {
+        let allow = network::allowed(config)?;
         let hidden = hidden_paths(config, home);
         let pids = (config.max_processes > 0)
             .then(pids::usable_root)
@@ -252,6 +280,7 @@ impl Sandbox {
             git: config.git,
             hidden: hidden.clone(),
             pids: pids.clone(),
+            allow: allow.clone(),
         };
         let kind = match config.mode {
             SandboxMode::Off => return Ok(Self::off()),
@@ -291,6 +320,7 @@ impl Sandbox {
             Kind::Off => SandboxSummary {
                 mode: "off".to_string(),
                 network: NetworkAccess::On,
+                allowed_hosts: Vec::new(),
                 max_processes: None,
             },
             Kind::Bwrap { .. } | Kind::Landlock(_) => SandboxSummary {
@@ -301,6 +331,10 @@ impl Sandbox {
                 }
                 .to_string(),
                 network: self.network,
+                allowed_hosts: match (&self.allow, self.network) {
+                    (Some(allow), NetworkAccess::Allow) => allow.hosts.clone(),
+                    _ => Vec::new(),
+                },
                 max_processes: self.pids.as_ref().map(|(_, max)| *max),
             },
         }
@@ -327,7 +361,7 @@ impl Sandbox {
                     blocked_on_stdin,
                 ));
                 full.push("--".into());
-                full.extend(argv);
+                full.extend(self.behind_relay(argv));
                 full
             }
         }
@@ -409,6 +443,13 @@ fn landlock_kind(config: &SandboxConfig, hidden: &[PathBuf]) -> Result<Kind, Str
         return Err(
             "Landlock cannot keep the whole .git folder read-only below a writable \
                     workspace (`git = \"read_only\"` needs bubblewrap)"
+                .to_string(),
+        );
+    }
+    if config.network == NetworkAccess::Allow {
+        return Err(
+            "Landlock cannot limit where a connection goes (an allow-list of hosts \
+             needs bubblewrap's network namespace)"
                 .to_string(),
         );
     }

@@ -94,6 +94,7 @@ fn bubblewrap_binds_the_workspace_writable_and_its_git_read_only_last() {
         git: GitProtection::ReadOnly,
         hidden: vec![PathBuf::from("/nonexistent-hidden")],
         pids: None,
+        allow: None,
     };
     let argv = sandbox.wrap(
         workspace.path(),
@@ -144,6 +145,7 @@ fn with_the_network_on_the_network_namespace_is_shared() {
         git: GitProtection::HooksAndConfig,
         hidden: Vec::new(),
         pids: None,
+        allow: None,
     };
     let argv = sandbox.wrap(
         Path::new("/ws"),
@@ -168,6 +170,7 @@ fn git_read_only_binds(workspace: &std::path::Path) -> (Vec<String>, Vec<String>
         git: GitProtection::HooksAndConfig,
         hidden: Vec::new(),
         pids: None,
+        allow: None,
     };
     let argv: Vec<String> = sandbox
         .wrap(workspace, workspace, vec!["true".into()], false)

@@ -324,6 +324,7 @@ fn spawn(
         .current_dir(&invocation.working_dir)
         .env_clear()
         .envs(invocation.env.iter().map(|(name, value)| (name, value)))
+        .envs(invocation.sandbox.command_env())
         .envs(in_process.map(|p| ("TMPDIR", p.tmp.path())))
         .env(escaped::CALL_MARK_VAR, mark)
         .stdin(if blocked {

@@ -86,6 +86,7 @@ impl Sandboxed {
             max_processes,
             git,
             hidden_paths: vec![data.display().to_string()],
+            ..SandboxConfig::default()
         };
         let path = std::env::var_os("PATH");
         let sandbox = match Sandbox::resolve(&config, Some(&home), path.as_deref()) {

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use orchestrator::store::Created;
+use orchestrator::task::BestOf;
 use orchestrator::{InputSource, NewTask, Task, TaskLimits};
 
 use super::staging::{StagedZip, multipart_error, stage_zip};
@@ -122,6 +123,8 @@ pub fn parse_json(bytes: &[u8]) -> Result<TaskDraft, ApiError> {
             title: pr.title,
             token: pr.github_token.map(secrecy::SecretString::from),
         }),
+        attempts: request.attempts,
+        check: request.check,
         setup: request.setup,
     })
 }
@@ -294,6 +297,8 @@ pub fn draft_from_form(
         },
         setup: optional(fields.take("setup")),
         pull_request: pull_request_from_form(fields)?,
+        attempts: fields.take_number("attempts")?,
+        check: optional(fields.take("check")),
     })
 }
 
@@ -371,6 +376,10 @@ pub async fn submit(
         limits: draft.limits,
         idempotency_key,
         pull_request,
+        best_of: BestOf {
+            attempts: draft.attempts.unwrap_or(1),
+            check: draft.check,
+        },
         setup: draft.setup,
     };
     // Stored and queued in one step by the orchestrator: once this returns the task

@@ -4,6 +4,7 @@
 //! Every route is owner-scoped: another owner's task answers 404, exactly like a task
 //! that does not exist, so ids cannot be probed.
 
+pub mod best_of;
 pub mod events;
 pub mod intake;
 pub mod pull_request;
@@ -29,20 +30,22 @@ use crate::state::SharedState;
 use intake::{Submitted, idempotency_key, media_type, read_limited, submit};
 
 /// The outputs a client may fetch, as `agent-rs job` names them (`step.patch` only
-/// exists for follow-up runs).
-pub const ARTIFACTS: [&str; 6] = [
+/// exists for follow-up runs, `check.log` for tasks with a check, `setup.log` for tasks
+/// with a setup script).
+pub const ARTIFACTS: [&str; 7] = [
     "diff.patch",
     "step.patch",
     "trajectory.jsonl",
     "result.json",
     "agent.log",
+    "check.log",
     "setup.log",
 ];
 
 const DEFAULT_PAGE: u32 = 20;
 const MAX_PAGE: u32 = 100;
 
-const CREATE_FIELDS: [&str; 14] = [
+const CREATE_FIELDS: [&str; 16] = [
     "zip_file",
     "git_url",
     "git_ref",
@@ -57,6 +60,8 @@ const CREATE_FIELDS: [&str; 14] = [
     "pull_request_base",
     "pull_request_title",
     "github_token",
+    "attempts",
+    "check",
 ];
 
 pub fn router(config: &ApiConfig) -> Router<SharedState> {
@@ -81,6 +86,7 @@ pub fn router(config: &ApiConfig) -> Router<SharedState> {
             post(runs::post_message).layer(DefaultBodyLimit::max(config.json_body_limit)),
         )
         .route("/api/v1/tasks/{id}/runs", get(runs::list_runs))
+        .route("/api/v1/tasks/{id}/attempts", get(best_of::list_attempts))
         .route(
             "/api/v1/tasks/{id}/runs/{run}/artifacts/{name}",
             get(runs::get_run_artifact),
@@ -273,7 +279,7 @@ pub async fn cancel_task(
     tag = "tasks",
     params(
         ("id" = String, Path, description = "Task id"),
-        ("name" = String, Path, description = "Of the current run: diff.patch (cumulative over the task's runs), step.patch (this run's own changes; follow-ups only), trajectory.jsonl, result.json, agent.log or setup.log (tasks with a setup script)"),
+        ("name" = String, Path, description = "Of the current run (of a best-of-N task: of the chosen attempt once there is one): diff.patch (cumulative over the task's runs), step.patch (this run's own changes; follow-ups only), trajectory.jsonl, result.json, agent.log, check.log (tasks with a check) or setup.log (tasks with a setup script)"),
     ),
     responses(
         (status = 302, description = "Location: a signed URL valid for a few minutes"),
@@ -288,5 +294,5 @@ pub async fn get_artifact(
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let task = load_owned(&state, &owner, &id).await?;
-    runs::artifact_redirect(&state, task.id, task.run_number, &name).await
+    runs::artifact_redirect(&state, task.id, task.result_run(), &name).await
 }

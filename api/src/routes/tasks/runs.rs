@@ -124,8 +124,13 @@ pub async fn list_runs(
 /// Every run of `task`, the current one (the row itself) last.
 pub async fn run_list(state: &SharedState, task: Task) -> Result<RunList, ApiError> {
     let past = state.services.store.past_runs(task.id).await?;
+    // A best-of-N task's last attempt is recorded once it ended: the row is then the
+    // task's outcome, not a run of its own.
+    let current_recorded = past.iter().any(|run| run.run_number == task.run_number);
     let mut runs: Vec<RunView> = past.into_iter().map(RunView::from).collect();
-    runs.push(RunView::current(&task));
+    if !current_recorded {
+        runs.push(RunView::current(&task));
+    }
     Ok(RunList { runs })
 }
 
@@ -137,7 +142,7 @@ pub async fn run_list(state: &SharedState, task: Task) -> Result<RunList, ApiErr
     params(
         ("id" = String, Path, description = "Task id"),
         ("run" = u32, Path, minimum = 1, description = "Run number, from 1"),
-        ("name" = String, Path, description = "diff.patch (cumulative), step.patch (that run's own changes; follow-ups only), trajectory.jsonl, result.json, agent.log or setup.log (tasks with a setup script)"),
+        ("name" = String, Path, description = "diff.patch (cumulative), step.patch (that run's own changes; follow-ups only), trajectory.jsonl, result.json, agent.log, check.log (tasks with a check) or setup.log (tasks with a setup script)"),
     ),
     responses(
         (status = 302, description = "Location: a signed URL valid for a few minutes"),

@@ -7,13 +7,21 @@
 //! two processes installing at once, or a process installing into a volume a previous
 //! one filled, leave a whole binary either way. A new agent image gets a new volume, so a
 //! run never mixes binaries.
+//!
+//! A rebuilt or upgraded agent image would leave its predecessor's volume behind, one per
+//! build: [`Installed::sweep`] (run whenever a run is removed, which includes the
+//! reconciler's orphan sweep) removes the volumes of every other agent image. The engine
+//! refuses to remove a volume a container still uses (a run of the old image, even
+//! stopped), so those stay until a later sweep; a process that had filled a volume
+//! another one swept checks before each launch and fills it again.
 
 use std::collections::{HashMap, HashSet};
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptions,
 };
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
@@ -21,6 +29,9 @@ use tokio::sync::Mutex;
 use super::{engine_error, launch_error, status_code};
 use crate::runner::kubernetes::manifest::{AGENT_DIR, AGENT_IMAGE_BINARY, AGENT_IMAGE_CA_BUNDLE};
 use crate::runner::{LABEL_MANAGED_BY, MANAGED_BY, RunnerError};
+
+/// Every agent volume's name starts so, followed by the image id's first 12 digits.
+pub const VOLUME_PREFIX: &str = "agent-rs-bin-";
 
 /// The volumes this process has filled.
 #[derive(Debug, Default)]
@@ -32,32 +43,18 @@ impl Installed {
     /// The volume holding `agent_image`'s `agent-rs` and CA bundle, filled if this
     /// process has not done so yet.
     pub async fn volume(&self, docker: &Docker, agent_image: &str) -> Result<String, RunnerError> {
-        let image = match docker.inspect_image(agent_image).await {
-            Ok(image) => image,
-            Err(err) if status_code(&err) == Some(404) => {
-                return Err(RunnerError::Launch(format!(
-                    "the agent image `{agent_image}` is not on this host (scripts/images builds it; nothing is pulled)"
-                )));
-            }
-            Err(err) => {
-                return Err(engine_error(
-                    format!("inspect the agent image {agent_image}"),
-                    err,
-                ));
-            }
-        };
-        let id = image.id.unwrap_or_default();
-        let id = id.strip_prefix("sha256:").unwrap_or(&id);
-        let short: String = id.chars().take(12).collect();
-        if short.is_empty() {
-            return Err(RunnerError::Launch(format!(
-                "the engine gave the agent image `{agent_image}` no id"
-            )));
-        }
-        let volume = format!("agent-rs-bin-{short}");
+        let volume = volume_name(docker, agent_image).await?;
         let mut installed = self.volumes.lock().await;
         if installed.contains(&volume) {
-            return Ok(volume);
+            // Another process's sweep may have removed it since (it ran another image):
+            // mounting a name that is gone would give the run an empty volume.
+            match docker.inspect_volume(&volume).await {
+                Ok(_) => return Ok(volume),
+                Err(err) if status_code(&err) == Some(404) => {
+                    installed.remove(&volume);
+                }
+                Err(err) => return Err(engine_error(format!("inspect the volume {volume}"), err)),
+            }
         }
         let labels = HashMap::from([(LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string())]);
         match docker
@@ -77,6 +74,82 @@ impl Installed {
         installed.insert(volume.clone());
         Ok(volume)
     }
+
+    /// Removes the agent volumes of images other than `agent_image` (every one when that
+    /// image is gone from the host), except those a container still uses; returns the
+    /// names removed. Volumes without this service's label are never touched.
+    pub async fn sweep(
+        &self,
+        docker: &Docker,
+        agent_image: &str,
+    ) -> Result<Vec<String>, RunnerError> {
+        let current = match volume_name(docker, agent_image).await {
+            Ok(name) => Some(name),
+            Err(RunnerError::Launch(_)) => None,
+            Err(err) => return Err(err),
+        };
+        let label = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
+        let filters = HashMap::from([("label", vec![label])]);
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let listed = docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|err| engine_error("list the agent volumes", err))?;
+        let mut removed = Vec::new();
+        for volume in listed.volumes.unwrap_or_default() {
+            let ours = volume.labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY);
+            if !ours
+                || !volume.name.starts_with(VOLUME_PREFIX)
+                || current.as_deref() == Some(volume.name.as_str())
+            {
+                continue;
+            }
+            match docker
+                .remove_volume(&volume.name, None::<RemoveVolumeOptions>)
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(volume = %volume.name, "an old agent image's volume removed");
+                    self.volumes.lock().await.remove(&volume.name);
+                    removed.push(volume.name);
+                }
+                // In use (a run of that image is still there), or gone meanwhile.
+                Err(err) => {
+                    tracing::debug!(volume = %volume.name, error = %err, "old agent volume kept");
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The volume name of `agent_image`: [`VOLUME_PREFIX`] and the start of its id.
+async fn volume_name(docker: &Docker, agent_image: &str) -> Result<String, RunnerError> {
+    let image = match docker.inspect_image(agent_image).await {
+        Ok(image) => image,
+        Err(err) if status_code(&err) == Some(404) => {
+            return Err(RunnerError::Launch(format!(
+                "the agent image `{agent_image}` is not on this host (scripts/images builds it; nothing is pulled)"
+            )));
+        }
+        Err(err) => {
+            return Err(engine_error(
+                format!("inspect the agent image {agent_image}"),
+                err,
+            ));
+        }
+    };
+    let id = image.id.unwrap_or_default();
+    let id = id.strip_prefix("sha256:").unwrap_or(&id);
+    let short: String = id.chars().take(12).collect();
+    if short.is_empty() {
+        return Err(RunnerError::Launch(format!(
+            "the engine gave the agent image `{agent_image}` no id"
+        )));
+    }
+    Ok(format!("{VOLUME_PREFIX}{short}"))
 }
 
 /// Runs `agent-rs install` from `agent_image` into `volume` and waits for it.

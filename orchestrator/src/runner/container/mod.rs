@@ -15,7 +15,8 @@
 //! the run's egress proxy (the process runner's, [`crate::runner::process::egress`]): the
 //! container has no network of its own, and the proxy lets through the model endpoint
 //! and the run's signed URLs only. The folder goes with the run (cancel); the secrets
-//! file as soon as the run is seen over.
+//! file as soon as the run is seen over. Removing a run also removes the agent volumes
+//! older agent images left and nothing uses any more.
 
 mod follow;
 mod install;
@@ -35,6 +36,7 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
+pub use self::install::VOLUME_PREFIX;
 pub use self::settings::{ContainerSettings, SecretsMode};
 use super::process::egress;
 use super::{LaunchSpec, RunHandle, RunInfo, RunStatus, Runner, RunnerError, RunnerEvent};
@@ -142,6 +144,15 @@ impl ContainerRunner {
                 tracing::warn!(run = %files.name, error = %err, "cannot open the egress socket to the agent");
             }
         }
+    }
+
+    /// Removes the agent volumes of images other than the configured one that no
+    /// container uses any more (see [`install`]); returns their names. Every removal of a
+    /// run (its end, a cancel, the reconciler's orphan sweep) runs it.
+    pub async fn sweep_agent_volumes(&self) -> Result<Vec<String>, RunnerError> {
+        self.installed
+            .sweep(&self.docker, &self.settings.agent_image)
+            .await
     }
 
     async fn start(&self, name: &str) -> Result<(), RunnerError> {
@@ -292,6 +303,10 @@ impl Runner for ContainerRunner {
             .map_err(|err| RunnerError::failed(format!("remove the files of run {handle}"), err))?;
         self.detach(handle).await?;
         tracing::info!(run = %handle, "run cancelled");
+        // What older agent images left: the run is removed either way.
+        if let Err(err) = self.sweep_agent_volumes().await {
+            tracing::warn!(error = %err, "cannot sweep old agent volumes");
+        }
         Ok(())
     }
 

@@ -13,10 +13,9 @@
 //!   paths, over plain HTTP (the embedded service's blob routes); an `https` one is
 //!   allowed by `CONNECT` to its host and port.
 //!
-//! A request the policy refuses gets `403` with the reason, so the agent's error says what
-//! happened (a metadata address, another host) instead of timing out. Each forwarded
-//! plain-HTTP request is sent with `Connection: close`, so the next one comes on a new
-//! connection and is checked too.
+//! The proxy itself is the shell sandbox's ([`tools::egress`]): a request the policy
+//! refuses gets `403` with the reason, so the agent's error says what happened (a
+//! metadata address, another host) instead of timing out.
 //!
 //! The policy is saved in the run's folder (URLs without their query strings: no
 //! signature is written), so a restarted server serves the proxy of a run it re-attaches.
@@ -24,36 +23,23 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixListener, UnixStream};
+use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
+pub use tools::egress::{SANDBOX_EGRESS_DIR, SANDBOX_PROXY_LISTEN, SOCKET};
 use url::Url;
 
 use crate::runner::LaunchSpec;
 
 /// The folder of the run bound into the sandbox, and the socket's name in it.
 pub const EGRESS_DIR: &str = "egress";
-pub const SOCKET: &str = "proxy.sock";
 /// The policy's file in the run's folder.
 pub const POLICY_FILE: &str = "egress.json";
-/// Where the folder appears inside the sandbox.
-pub const SANDBOX_EGRESS_DIR: &str = "/run/agent-egress";
-/// The loopback address the agent relays from, inside its own network namespace.
-pub const SANDBOX_PROXY_LISTEN: &str = "127.0.0.1:3128";
-/// Largest request head read before a request is refused.
-const MAX_HEAD_BYTES: usize = 32 * 1024;
 
 /// What the agent's environment gains to go out through the proxy: its HTTP clients
 /// point at the relay it serves on [`SANDBOX_PROXY_LISTEN`], which forwards to the
 /// socket in [`SANDBOX_EGRESS_DIR`].
 pub fn agent_env() -> Vec<(String, String)> {
-    let proxy = format!("http://{SANDBOX_PROXY_LISTEN}");
-    let mut env: Vec<(String, String)> = ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
-        .into_iter()
-        .map(|name| (name.to_string(), proxy.clone()))
-        .collect();
-    env.push(("NO_PROXY".into(), String::new()));
-    env.push(("no_proxy".into(), String::new()));
+    let mut env = tools::egress::proxy_env();
     env.push((
         "AGENT_EGRESS_SOCKET".into(),
         format!("{SANDBOX_EGRESS_DIR}/{SOCKET}"),
@@ -198,6 +184,16 @@ impl EgressPolicy {
     }
 }
 
+impl tools::egress::EgressCheck for EgressPolicy {
+    fn refuse_tunnel(&self, host: &str, port: u16) -> Option<String> {
+        EgressPolicy::refuse_tunnel(self, host, port)
+    }
+
+    fn refuse_request(&self, url: &Url) -> Option<String> {
+        EgressPolicy::refuse_request(self, url)
+    }
+}
+
 /// How often the proxy checks whether its run is over.
 const RUN_CHECK_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -233,7 +229,7 @@ pub fn spawn(
                     Ok((stream, _)) => {
                         let policy = policy.clone();
                         tokio::spawn(async move {
-                            if let Err(err) = serve_one(stream, &policy).await {
+                            if let Err(err) = tools::egress::serve_connection(stream, policy.as_ref()).await {
                                 tracing::debug!(error = %err, "egress connection ended");
                             }
                         });
@@ -274,128 +270,6 @@ fn short_socket_path(dir: &Path) -> std::io::Result<(std::fs::File, PathBuf)> {
     let handle = std::fs::File::open(dir)?;
     let path = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET}", handle.as_raw_fd()));
     Ok((handle, path))
-}
-
-/// One client connection: read the request head, check it, then relay both ways.
-async fn serve_one(mut client: UnixStream, policy: &EgressPolicy) -> std::io::Result<()> {
-    let (head, rest) = read_head(&mut client).await?;
-    let Some(request_line) = head.lines().next() else {
-        return refuse(&mut client, "400 Bad Request", "empty request").await;
-    };
-    let mut parts = request_line.split_whitespace();
-    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return refuse(&mut client, "400 Bad Request", "malformed request line").await;
-    };
-    if method.eq_ignore_ascii_case("CONNECT") {
-        let Some((host, port)) = target
-            .rsplit_once(':')
-            .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
-        else {
-            return refuse(&mut client, "400 Bad Request", "CONNECT needs host:port").await;
-        };
-        if let Some(reason) = policy.refuse_tunnel(host, port) {
-            return refuse(&mut client, "403 Forbidden", &reason).await;
-        }
-        let mut upstream = connect(host, port).await?;
-        client
-            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            .await?;
-        upstream.write_all(&rest).await?;
-        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
-        return Ok(());
-    }
-    let Ok(url) = Url::parse(target) else {
-        return refuse(
-            &mut client,
-            "400 Bad Request",
-            "a proxy request needs an absolute http:// URL",
-        )
-        .await;
-    };
-    if url.scheme() != "http" {
-        return refuse(
-            &mut client,
-            "400 Bad Request",
-            "only http:// is proxied; use CONNECT for https",
-        )
-        .await;
-    }
-    if let Some(reason) = policy.refuse_request(&url) {
-        return refuse(&mut client, "403 Forbidden", &reason).await;
-    }
-    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
-        return refuse(&mut client, "400 Bad Request", "no host").await;
-    };
-    let mut upstream = connect(host, port).await?;
-    upstream
-        .write_all(origin_form_head(&head, method, &url, version).as_bytes())
-        .await?;
-    upstream.write_all(&rest).await?;
-    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
-    Ok(())
-}
-
-async fn connect(host: &str, port: u16) -> std::io::Result<TcpStream> {
-    TcpStream::connect((host.trim_matches(['[', ']']), port)).await
-}
-
-/// The head with the request line in origin form, hop-by-hop proxy headers dropped and
-/// `Connection: close`.
-fn origin_form_head(head: &str, method: &str, url: &Url, version: &str) -> String {
-    let mut target = url.path().to_string();
-    if let Some(query) = url.query() {
-        target.push('?');
-        target.push_str(query);
-    }
-    let mut out = format!("{method} {target} {version}\r\n");
-    for line in head.lines().skip(1) {
-        let name = line.split(':').next().unwrap_or("").trim();
-        if line.is_empty()
-            || name.eq_ignore_ascii_case("proxy-connection")
-            || name.eq_ignore_ascii_case("proxy-authorization")
-            || name.eq_ignore_ascii_case("connection")
-            || name.eq_ignore_ascii_case("keep-alive")
-        {
-            continue;
-        }
-        out.push_str(line.trim_end_matches('\r'));
-        out.push_str("\r\n");
-    }
-    out.push_str("Connection: close\r\n\r\n");
-    out
-}
-
-/// Reads up to the end of the request head; returns it and whatever followed it.
-async fn read_head(stream: &mut UnixStream) -> std::io::Result<(String, Vec<u8>)> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let rest = buf.split_off(end + 4);
-            buf.truncate(end);
-            return Ok((String::from_utf8_lossy(&buf).into_owned(), rest));
-        }
-        if buf.len() > MAX_HEAD_BYTES {
-            return Err(std::io::Error::other("request head too large"));
-        }
-        let read = stream.read(&mut chunk).await?;
-        if read == 0 {
-            return Err(std::io::Error::other("connection closed before a request"));
-        }
-        buf.extend_from_slice(&chunk[..read]);
-    }
-}
-
-async fn refuse(stream: &mut UnixStream, status: &str, reason: &str) -> std::io::Result<()> {
-    tracing::info!(%reason, "egress refused");
-    let body = format!("{reason}\n");
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }
 
 #[cfg(test)]

@@ -266,6 +266,25 @@ impl MySqlTaskStore {
                     .push(" ORDER BY updated_at, id LIMIT ")
                     .push_bind(limit);
             }
+            Due::PullRequests { stale } => {
+                query
+                    .push(concat!(
+                        "SELECT p.task_id FROM task_pull_requests p JOIN tasks t ",
+                        "ON t.id = p.task_id WHERE (p.state = 'OPENING' AND p.updated_at < ",
+                        now_ms!(),
+                        " - "
+                    ))
+                    .push_bind(millis(stale))
+                    .push(concat!(
+                        ") OR (p.state = 'REQUESTED' ",
+                        "AND t.status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND t.updated_at < ",
+                        now_ms!(),
+                        " - "
+                    ))
+                    .push_bind(millis(stale))
+                    .push(") ORDER BY p.updated_at, p.task_id LIMIT ")
+                    .push_bind(limit);
+            }
         }
         query.push(" FOR UPDATE SKIP LOCKED");
         let mut tx = self

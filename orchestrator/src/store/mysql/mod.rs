@@ -12,6 +12,7 @@
 //! schema lives in `migrations/mysql/`, embedded in the binary and applied on connect
 //! (sqlx takes a database lock, so replicas starting together migrate once).
 
+mod best_of;
 mod lease;
 mod pull_requests;
 mod runs;
@@ -324,6 +325,8 @@ impl TaskStore for MySqlTaskStore {
             .bind(columns.timeout_secs)
             .bind(TaskStatus::Queued.as_str())
             .bind(&new.idempotency_key)
+            .bind(i64::from(new.best_of.attempts.max(1)))
+            .bind(&new.best_of.check)
             .bind(&new.setup)
             .execute(&mut *tx)
             .await;
@@ -592,6 +595,16 @@ impl TaskStore for MySqlTaskStore {
     async fn past_runs(&self, id: TaskId) -> Result<Vec<crate::task::RunRecord>, StoreError> {
         self.runs_before(id).await
     }
+
+    async fn end_attempt(
+        &self,
+        lease: &Lease,
+        from: TaskStatus,
+        ended: &crate::store::EndedRun,
+        next: crate::store::AttemptNext,
+    ) -> Result<Task, TransitionError> {
+        self.end_attempt_tx(lease, from, ended, next).await
+    }
 }
 
 /// The update's result as stored JSON text.
@@ -606,8 +619,8 @@ fn insert_task() -> &'static str {
     concat!(
         "INSERT INTO tasks (id, owner, input_type, git_url, git_ref, zip_name, zip_key, ",
         "description, target_file, model, max_turns, max_tokens, timeout_secs, status, ",
-        "idempotency_key, setup, created_at, updated_at) ",
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ",
+        "idempotency_key, best_of, check_command, setup, created_at, updated_at) ",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ",
         now_ms!(),
         ", ",
         now_ms!(),

@@ -250,6 +250,22 @@ impl SqliteTaskStore {
                     .push(" ORDER BY updated_at, id LIMIT ")
                     .push_bind(limit);
             }
+            Due::PullRequests { stale } => {
+                let before = now.saturating_sub(millis(stale));
+                query
+                    .push(
+                        "SELECT p.task_id FROM task_pull_requests p JOIN tasks t ON t.id = p.task_id \
+                         WHERE (p.state = 'OPENING' AND p.updated_at < ",
+                    )
+                    .push_bind(before)
+                    .push(
+                        ") OR (p.state = 'REQUESTED' \
+                         AND t.status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND t.updated_at < ",
+                    )
+                    .push_bind(before)
+                    .push(") ORDER BY p.updated_at, p.task_id LIMIT ")
+                    .push_bind(limit);
+            }
         }
         let rows: Vec<(String,)> = query
             .build_query_as()

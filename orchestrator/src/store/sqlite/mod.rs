@@ -8,6 +8,7 @@
 //! file lives here). The schema lives in `migrations/sqlite/`, embedded in the binary
 //! and applied on open.
 
+mod best_of;
 mod lease;
 mod pull_requests;
 pub(super) mod rows;
@@ -186,6 +187,8 @@ impl TaskStore for SqliteTaskStore {
             .bind(&new.idempotency_key)
             .bind(now)
             .bind(now)
+            .bind(i64::from(new.best_of.attempts.max(1)))
+            .bind(&new.best_of.check)
             .bind(&new.setup)
             .fetch_optional(&mut *tx)
             .await
@@ -437,6 +440,16 @@ impl TaskStore for SqliteTaskStore {
     async fn past_runs(&self, id: TaskId) -> Result<Vec<crate::task::RunRecord>, StoreError> {
         self.runs_before(id).await
     }
+
+    async fn end_attempt(
+        &self,
+        lease: &Lease,
+        from: TaskStatus,
+        ended: &crate::store::EndedRun,
+        next: crate::store::AttemptNext,
+    ) -> Result<Task, TransitionError> {
+        self.end_attempt_tx(lease, from, ended, next).await
+    }
 }
 
 /// The update's result as stored JSON text.
@@ -453,8 +466,8 @@ fn insert_task() -> &'static str {
     concat!(
         "INSERT INTO tasks (id, owner, input_type, git_url, git_ref, zip_name, zip_key, ",
         "description, target_file, model, max_turns, max_tokens, timeout_secs, status, ",
-        "idempotency_key, created_at, updated_at, setup) ",
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ",
+        "idempotency_key, created_at, updated_at, best_of, check_command, setup) ",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ",
         "ON CONFLICT (owner, idempotency_key) DO NOTHING RETURNING ",
         task_columns!()
     )

@@ -139,6 +139,11 @@ where
         lease_expires_at: r.int("lease_expires_at")?,
         run_number: r.unsigned("run_number")?.unwrap_or(1),
         follow_up: r.text("follow_up")?,
+        best_of: crate::task::BestOf {
+            attempts: r.unsigned("best_of")?.unwrap_or(1),
+            check: r.text("check_command")?,
+        },
+        chosen_run: r.unsigned("chosen_run")?,
         setup: r.text("setup")?,
     })
 }

@@ -1,15 +1,17 @@
-//! A fake Kubernetes API server for the Job runner's tests: `kube::Client` over a `tower`
-//! service that keeps Jobs, pods and Secrets in memory and answers as the real one does
-//! for the calls the runner makes (create, get, list, watch with resource versions,
-//! delete with propagation, pod logs with `follow`).
+//! A fake Kubernetes API server for the Job runner's tests. It keeps Jobs, pods and
+//! Secrets in memory and answers as the real one does for the calls the runner makes
+//! (create, get, list, watch with resource versions, delete with propagation, pod logs
+//! with `follow`), either to a `kube::Client` over an in-process `tower` service
+//! ([`FakeApiServer::client`]) or over real HTTP on loopback ([`FakeApiServer::serve`],
+//! with a kubeconfig pointing at it), for a whole service process to use.
 //!
-//! There is no cluster on this machine: the tests play the cluster's part by hand (a pod
-//! appears, its container runs, prints, ends; the Job controller sets a condition) and
-//! check every request the runner sent. Every call is recorded as (verb, resource), the
-//! words a Role's rules use.
+//! There is no cluster on this machine: the tests play the cluster's part, by hand (a pod
+//! appears, its container runs, prints, ends; the Job controller sets a condition) or
+//! with [`FakeKubelet`], which runs each Job's containers as local processes, and check
+//! every request the runner sent. Every call is recorded as (verb, resource), the words a
+//! Role's rules use.
 
-#![allow(dead_code)]
-
+mod kubelet;
 mod objects;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,6 +27,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
+pub use kubelet::{FakeKubelet, PodOutcome};
 pub use objects::*;
 
 /// The namespace the runner is configured with; any other is refused (403), as the
@@ -181,6 +184,34 @@ impl FakeApiServer {
         Self::default()
     }
 
+    /// Serves this server over HTTP on a loopback port, until the test process ends;
+    /// returns its base URL (`http://127.0.0.1:PORT`).
+    pub async fn serve(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = self.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let server = server.clone();
+            async move { server.handle(request).await.map(axum::body::Body::new) }
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+
+    /// Writes a kubeconfig at `path` whose current context is the server at `base` (from
+    /// [`FakeApiServer::serve`]) and the agents' namespace, with no credentials: what
+    /// `KUBECONFIG` names for a process that finds its cluster the way `kubectl` does.
+    pub fn write_kubeconfig(base: &str, path: &std::path::Path) {
+        let config = format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters:\n- name: fake\n  cluster:\n    server: {base}\n\
+             users:\n- name: fake\n  user: {{}}\n\
+             contexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {NAMESPACE}\n\
+             current-context: fake\n"
+        );
+        std::fs::write(path, config).unwrap();
+    }
+
     /// A client whose every request this server answers.
     pub fn client(&self) -> kube::Client {
         let server = self.clone();
@@ -301,26 +332,36 @@ impl FakeApiServer {
 
     /// Waits (up to 10 s) until `check` finds what it looks for in the calls.
     pub async fn wait_for_call(&self, verb: &str, resource: &str, count: usize) -> Vec<Call> {
-        let wait = async {
-            loop {
-                let notified = self.changed.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                let calls = self.calls_of(verb, resource);
-                if calls.len() >= count {
-                    return calls;
-                }
-                notified.await;
-            }
-        };
+        let wait = self.wait_until(|server| {
+            let calls = server.calls_of(verb, resource);
+            (calls.len() >= count).then_some(calls)
+        });
         tokio::time::timeout(Duration::from_secs(10), wait)
             .await
             .unwrap_or_else(|_| panic!("no {count} `{verb} {resource}` calls in 10 s"))
     }
 
-    async fn handle(&self, request: Request<kube::client::Body>) -> Response<Body> {
+    /// Waits, without a bound, until `check` returns something: it is asked again after
+    /// every request and every change a test or the kubelet makes.
+    pub async fn wait_until<T>(&self, mut check: impl FnMut(&Self) -> Option<T>) -> T {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(found) = check(self) {
+                return found;
+            }
+            notified.await;
+        }
+    }
+
+    async fn handle<B>(&self, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body,
+        B::Error: std::fmt::Debug,
+    {
         let (parts, body) = request.into_parts();
-        let bytes = body.collect_bytes().await.expect("request body");
+        let bytes = body.collect().await.expect("request body").to_bytes();
         let body: Option<Value> = (!bytes.is_empty())
             .then(|| serde_json::from_slice(&bytes).expect("request body is JSON"));
         let query: BTreeMap<String, String> = parts
