@@ -104,6 +104,9 @@ class TaskView {
     this.timelineList = h("ol", { id: "timeline", class: "timeline" });
     this.timeline = new Timeline(this.timelineList, (stats) => this.setStats(stats));
 
+    // Kept to be rewritten by `update`: the task's last status (an attempt ending, the
+    // task ending with the kept one) changes it without rebuilding the view.
+    this.attemptNumber = isBestOf(task) ? h("dd", { id: "attempt-number" }, attemptFact(task)) : null;
     const facts = h("dl", { class: "facts" },
       fact("Elapsed", this.elapsed),
       fact("Tokens", this.tokens),
@@ -113,7 +116,7 @@ class TaskView {
       fact("Model", h("dd", {}, task.model || "server default")),
       fact("Limits", h("dd", {}, limits(task))),
       fact("Created", h("dd", {}, dateTime(task.created_at))),
-      isBestOf(task) ? fact("Attempt", h("dd", { id: "attempt-number" }, attemptFact(task)))
+      isBestOf(task) ? fact("Attempt", this.attemptNumber)
         : task.run_number > 1 ? fact("Run", h("dd", { id: "run-number" }, String(task.run_number))) : null,
       fact("Task id", h("dd", { class: "wrap" }, h("code", {}, task.id)), "wide"));
 
@@ -165,6 +168,7 @@ class TaskView {
     }
     this.message.hidden = !task.message;
     this.message.textContent = task.message || "";
+    if (this.attemptNumber) this.attemptNumber.textContent = attemptFact(task);
     if (task.result) {
       this.setStats({ turns: task.result.turns, tokens: task.result.usage?.total_tokens });
     }

@@ -47,6 +47,7 @@ pub(crate) use self::hints::blocked_action_notes;
 pub(crate) use self::landlock::{Confinement, GitGuard, confine_before_exec};
 pub use self::network::{EgressProxy, NetworkChoice};
 pub(crate) use self::pids::PidsCgroup;
+use self::pids::PidsPool;
 
 /// Which sandbox a run asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -226,9 +227,10 @@ pub struct Sandbox {
     network: NetworkAccess,
     git: GitProtection,
     hidden: Vec<PathBuf>,
-    /// Where per-command `pids` cgroups are made, and the cap; `None` when no cgroup can
-    /// be made here (the PID namespace and the kill at the end still apply).
-    pids: Option<(PathBuf, u32)>,
+    /// The commands' `pids` cgroups, with their cap (shared by the clones of a run's
+    /// sandbox); `None` when no cgroup can be made here (the PID namespace and the kill
+    /// at the end still apply).
+    pids: Option<Arc<PidsPool>>,
     /// With [`NetworkAccess::Allow`]: the hosts, and once the run serves its proxy, the
     /// way commands reach it.
     allow: Option<Arc<network::Allowed>>,
@@ -276,10 +278,9 @@ impl Sandbox {
     ) -> Result<Self, SandboxError> {
         let allow = network::allowed(config)?;
         let hidden = hidden_paths(config, home);
-        let pids = (config.max_processes > 0)
-            .then(pids::usable_root)
-            .flatten()
-            .map(|root| (root, config.max_processes));
+        let pids = (config.max_processes > 0 && config.mode != SandboxMode::Off)
+            .then(|| pids::usable_pool(config.max_processes))
+            .flatten();
         let with_kind = |kind| Self {
             kind,
             network: config.network,
@@ -341,7 +342,7 @@ impl Sandbox {
                     (Some(allow), NetworkAccess::Allow) => allow.hosts.clone(),
                     _ => Vec::new(),
                 },
-                max_processes: self.pids.as_ref().map(|(_, max)| *max),
+                max_processes: self.pids.as_ref().map(|pool| pool.max()),
             },
         }
     }
@@ -400,13 +401,13 @@ impl Sandbox {
         }
     }
 
-    /// A fresh `pids` cgroup for one command, when the sandbox caps processes.
-    pub(crate) fn pids_cgroup(&self, name: &str) -> Option<PidsCgroup> {
-        let (root, max) = self.pids.as_ref()?;
+    /// An empty `pids` cgroup for one command, when the sandbox caps processes.
+    pub(crate) fn pids_cgroup(&self) -> Option<PidsCgroup> {
+        let pool = self.pids.as_ref()?;
         if self.is_off() {
             return None;
         }
-        match PidsCgroup::create(root, name, *max) {
+        match pool.take() {
             Ok(cgroup) => Some(cgroup),
             Err(err) => {
                 tracing::warn!(error = %err, "cannot make a pids cgroup; the command runs without a process cap");

@@ -1,4 +1,4 @@
-//! A `pids` cgroup per command: the cap that stops a fork bomb.
+//! A `pids` cgroup for each command: the cap that stops a fork bomb.
 //!
 //! `RLIMIT_NPROC` is no cap here: it counts every process of the user, and the kernel
 //! does not apply it to root, which is what an agent in a container often is. A cgroup's
@@ -9,6 +9,11 @@
 //! progress completes before the move, so every child is either listed or lands inside),
 //! and only then given the byte that lets the command start.
 //!
+//! A command's cgroup is emptied when the command ends (every process in it killed and
+//! reaped) and kept for the run's next command ([`PidsPool`]); `pids.events` counts the
+//! refused forks of every command it served, so each command compares with the count it
+//! started from.
+//!
 //! Both hierarchies work: cgroup v1's `pids` controller (`/sys/fs/cgroup/pids`) and
 //! cgroup v2's root when it delegates `pids`. Where neither can be written (no
 //! privilege, a read-only `/sys`), commands run without the cap, and the sandbox summary
@@ -16,25 +21,34 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Candidates for the parent of the per-command cgroups, in order.
 const ROOTS: [&str; 2] = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"];
 /// Folder under the root that holds this tool's cgroups.
 const PARENT: &str = "agent-rs-sandbox";
-/// How long removal of an emptied cgroup is retried (its processes take a moment to go).
+/// How long emptying a command's cgroup is retried (its processes take a moment to go).
 const REMOVE_TRIES: u32 = 50;
 const REMOVE_PAUSE: Duration = Duration::from_millis(10);
 
-/// The first root where a `pids` cgroup can be made and removed, if any.
-pub(super) fn usable_root() -> Option<PathBuf> {
+/// The cgroups of a run's commands, made where a `pids` cgroup can be made and removed,
+/// if anywhere. The first is made here, as the check that it works.
+pub(super) fn usable_pool(max: u32) -> Option<Arc<PidsPool>> {
     ROOTS.iter().map(Path::new).find_map(|root| {
         if !root.join("cgroup.procs").exists() || !has_pids_controller(root) {
             return None;
         }
-        let parent = root.join(PARENT);
-        let probe = PidsCgroup::create(&parent, &format!("probe-{}", std::process::id()), 1);
-        probe.ok().map(|_| parent)
+        let pool = Arc::new(PidsPool {
+            parent: root.join(PARENT),
+            max,
+            idle: Mutex::new(Vec::new()),
+            made: AtomicU64::new(0),
+        });
+        // Made, then handed back empty: the first command reuses it.
+        pool.take().ok().map(drop)?;
+        Some(pool)
     })
 }
 
@@ -46,10 +60,98 @@ fn has_pids_controller(root: &Path) -> bool {
         .is_ok_and(|controllers| controllers.split_whitespace().any(|c| c == "pids"))
 }
 
-/// One command's cgroup; its processes are killed and the folder removed on drop.
+/// The `pids` cgroups of one run's commands (one per command running at a time).
+///
+/// A cgroup is made the first time it is needed, and when its command is over and no
+/// process is left in it, it waits here for the next command instead of being removed:
+/// making and removing one per command cost the agent more kernel time than the rest of
+/// the cgroup's bookkeeping. The idle ones are removed when the run's sandbox goes.
+///
+/// A process gone from the cgroup may stay counted in `pids.current` for a moment (the
+/// kernel releases the first process of a PID namespace late, about a second after
+/// bubblewrap exits). Such leftovers are added to the next command's `pids.max`, so that
+/// command still gets the full cap for its own processes.
+#[derive(Debug)]
+pub(crate) struct PidsPool {
+    parent: PathBuf,
+    max: u32,
+    idle: Mutex<Vec<Idle>>,
+    made: AtomicU64,
+}
+
+/// An emptied cgroup waiting for a command.
+#[derive(Debug)]
+struct Idle {
+    dir: PathBuf,
+    /// Refused forks counted in `pids.events` so far.
+    hits: u64,
+    /// Leftovers `pids.max` was last raised by.
+    allowance: u64,
+}
+
+impl PidsPool {
+    /// The cap of every command.
+    pub(crate) fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// An empty cgroup for one command.
+    pub(crate) fn take(self: &Arc<Self>) -> io::Result<PidsCgroup> {
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let mut cgroup = match idle {
+            Some(idle) => {
+                let leftovers = read_number(&idle.dir.join("pids.current")).unwrap_or(0);
+                if leftovers != idle.allowance {
+                    let cap = u64::from(self.max) + leftovers;
+                    std::fs::write(idle.dir.join("pids.max"), cap.to_string())?;
+                }
+                PidsCgroup {
+                    dir: idle.dir,
+                    pool: None,
+                    hits_before: idle.hits,
+                    allowance: leftovers,
+                }
+            }
+            None => {
+                let name = format!(
+                    "{}-{}",
+                    std::process::id(),
+                    self.made.fetch_add(1, Ordering::Relaxed)
+                );
+                PidsCgroup::create(&self.parent, &name, self.max)?
+            }
+        };
+        cgroup.pool = Some(Arc::clone(self));
+        Ok(cgroup)
+    }
+}
+
+impl Drop for PidsPool {
+    fn drop(&mut self) {
+        let idle = match self.idle.get_mut() {
+            Ok(idle) => std::mem::take(idle),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        };
+        for Idle { dir, .. } in idle {
+            if let Err(err) = std::fs::remove_dir(&dir)
+                && err.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(cgroup = %dir.display(), error = %err, "could not remove a pids cgroup");
+            }
+        }
+    }
+}
+
+/// One command's cgroup. On drop its processes are killed, and once none is left it goes
+/// back to its pool (or, without one, or when it cannot be emptied, it is removed).
 #[derive(Debug)]
 pub(crate) struct PidsCgroup {
     dir: PathBuf,
+    pool: Option<Arc<PidsPool>>,
+    /// Refused forks counted before this command.
+    hits_before: u64,
+    /// Leftovers of earlier commands its `pids.max` allows for.
+    allowance: u64,
 }
 
 impl PidsCgroup {
@@ -58,7 +160,12 @@ impl PidsCgroup {
         std::fs::create_dir_all(parent)?;
         let dir = parent.join(name);
         std::fs::create_dir(&dir)?;
-        let cgroup = Self { dir };
+        let cgroup = Self {
+            dir,
+            pool: None,
+            hits_before: 0,
+            allowance: 0,
+        };
         std::fs::write(cgroup.dir.join("pids.max"), max.to_string())?;
         Ok(cgroup)
     }
@@ -83,14 +190,10 @@ impl PidsCgroup {
         std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
     }
 
-    /// Whether a fork was refused because the cap was reached.
+    /// Whether a fork was refused because the cap was reached, during this command
+    /// (`pids.events` counts for every command the cgroup served).
     pub(crate) fn limit_was_hit(&self) -> bool {
-        std::fs::read_to_string(self.dir.join("pids.events")).is_ok_and(|events| {
-            events
-                .lines()
-                .filter_map(|line| line.strip_prefix("max "))
-                .any(|count| count.trim().parse::<u64>().is_ok_and(|n| n > 0))
-        })
+        max_events(&self.dir).is_some_and(|hits| hits > self.hits_before)
     }
 
     fn members(&self) -> Vec<i32> {
@@ -98,16 +201,41 @@ impl PidsCgroup {
             .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
     }
+
+    /// Hands the emptied cgroup back to its pool; false when it has none.
+    fn give_back(&mut self) -> bool {
+        let Some(pool) = &self.pool else {
+            return false;
+        };
+        // Read now, not when the command's result was made: a process that left the
+        // command's group could still fork in between.
+        let Some(hits) = max_events(&self.dir) else {
+            return false;
+        };
+        let Ok(mut idle) = pool.idle.lock() else {
+            return false;
+        };
+        idle.push(Idle {
+            dir: std::mem::take(&mut self.dir),
+            hits,
+            allowance: self.allowance,
+        });
+        true
+    }
 }
 
 impl Drop for PidsCgroup {
     fn drop(&mut self) {
         for _ in 0..REMOVE_TRIES {
-            for pid in self.members() {
+            let members = self.members();
+            for &pid in &members {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
                 );
+            }
+            if members.is_empty() && self.give_back() {
+                return;
             }
             match std::fs::remove_dir(&self.dir) {
                 Ok(()) => return,
@@ -117,6 +245,19 @@ impl Drop for PidsCgroup {
         }
         tracing::warn!(cgroup = %self.dir.display(), "could not remove a command's pids cgroup");
     }
+}
+
+/// The number of forks refused at the cap, from `pids.events` (`max N`).
+fn max_events(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join("pids.events"))
+        .ok()?
+        .lines()
+        .find_map(|line| line.strip_prefix("max "))
+        .and_then(|count| count.trim().parse().ok())
+}
+
+fn read_number(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// The children of `pid` (all its threads'), from `/proc`.
@@ -133,4 +274,66 @@ fn children(pid: u32) -> Vec<u32> {
                 .collect::<Vec<u32>>()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pool, where a `pids` cgroup can be made (CI runs as root with one).
+    fn pool() -> Option<Arc<PidsPool>> {
+        let pool = usable_pool(16);
+        if pool.is_none() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI runs as root with a writable pids cgroup"
+            );
+        }
+        pool
+    }
+
+    #[test]
+    fn an_emptied_cgroup_serves_the_next_command_and_goes_with_the_pool() {
+        let Some(pool) = pool() else {
+            return;
+        };
+        let first = pool.take().unwrap();
+        let dir = first.dir.clone();
+        assert!(dir.is_dir());
+        assert!(!first.limit_was_hit());
+        drop(first);
+        let second = pool.take().unwrap();
+        assert_eq!(second.dir, dir, "the emptied cgroup is reused");
+        // Two commands at once get two cgroups.
+        let third = pool.take().unwrap();
+        assert_ne!(third.dir, dir);
+        let third_dir = third.dir.clone();
+        drop((second, third));
+        drop(pool);
+        assert!(
+            !dir.exists() && !third_dir.exists(),
+            "removed with the pool"
+        );
+    }
+
+    #[test]
+    fn a_process_left_in_a_command_cgroup_is_killed_before_it_is_reused() {
+        let Some(pool) = pool() else {
+            return;
+        };
+        let cgroup = pool.take().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        cgroup.add(child.id()).unwrap();
+        assert_eq!(cgroup.members(), [child.id() as i32]);
+        let waiter = std::thread::spawn(move || child.wait().unwrap());
+        drop(cgroup);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(waiter.join().unwrap().signal(), Some(9));
+        let next = pool.take().unwrap();
+        assert!(next.members().is_empty());
+    }
 }

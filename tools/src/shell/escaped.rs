@@ -14,7 +14,8 @@
 //! out since ([`PidWindow`]): usually none or a handful. When the window cannot be
 //! trusted (the last PID is unknown, or the call ran long enough for the PIDs to have
 //! come round again) every process is read, as before. A process caught in the middle of
-//! `exec` has no environment to read yet; the sweep looks again until it has one.
+//! `exec` has no environment to read yet, or only the start of its old program's (see
+//! [`EnvironBuffer::read`]); the sweep looks again until it has its new one.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,7 +99,8 @@ impl PidWindow {
 ///
 /// A round that finds nothing ends the sweep only when nothing can have slipped past it.
 /// A process caught between two programs (`setsid` turning into `sleep`: its
-/// environment reads empty until the new program's is in place) is looked at again, and
+/// environment reads empty, or cut short, until the new program's is in place) is looked
+/// at again, and
 /// so is the window when PIDs were handed out while the round looked (a marked process
 /// can fork a successor after the round read the last PID and exit before it is
 /// probed); on a machine where other processes fork all the time, [`QUIET_ROUNDS`]
@@ -106,8 +108,9 @@ impl PidWindow {
 pub(crate) fn kill_marked(mark: &str, window: PidWindow) {
     let wanted = format!("{CALL_MARK_VAR}={mark}");
     let mut empty_rounds = 0;
+    let mut environ = EnvironBuffer::default();
     for _ in 0..SWEEP_ROUNDS {
-        let round = sweep_round(wanted.as_bytes(), Some(window));
+        let round = sweep_round(wanted.as_bytes(), Some(window), &mut environ);
         if round.found.is_empty() && !round.between_programs {
             empty_rounds += 1;
             if round.quiet || empty_rounds >= QUIET_ROUNDS {
@@ -133,6 +136,56 @@ fn read_proc_number(path: &str) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// Room for a process's environment, reused for every process a round reads.
+struct EnvironBuffer {
+    bytes: Vec<u8>,
+    /// The last read took the whole environment of a program still running.
+    whole: bool,
+}
+
+impl Default for EnvironBuffer {
+    fn default() -> Self {
+        Self {
+            bytes: vec![0; ENVIRON_READ_BYTES],
+            whole: false,
+        }
+    }
+}
+
+/// Room for a usual environment in one read.
+const ENVIRON_READ_BYTES: usize = 16 * 1024;
+
+impl EnvironBuffer {
+    /// `pid`'s environment, `None` when it cannot be read (the process is gone).
+    ///
+    /// The kernel reads it from the memory of the program the process ran when the file
+    /// was opened. If that program is replaced (`exec`) or the process exits between two
+    /// reads, the next read finds nothing, so what was read so far looks like a whole,
+    /// shorter environment: the mark may be in the part never read. One read with room
+    /// to spare takes a usual environment at once, and [`Self::whole`] says whether the
+    /// program is still there afterwards (a read from the start finds something).
+    fn read(&mut self, pid: u32) -> Option<&[u8]> {
+        use std::io::Read;
+        use std::os::unix::fs::FileExt;
+        self.whole = false;
+        let mut file = std::fs::File::open(format!("/proc/{pid}/environ")).ok()?;
+        let mut len = 0;
+        loop {
+            if len == self.bytes.len() {
+                self.bytes.resize(len * 2, 0);
+            }
+            match file.read(&mut self.bytes[len..]) {
+                Ok(0) => break,
+                Ok(read) => len += read,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        self.whole = len > 0 && file.read_at(&mut [0], 0).is_ok_and(|read| read == 1);
+        self.bytes.get(..len)
+    }
+}
+
 /// `pid_max` does not change under a running agent in practice; read it once.
 fn pid_max() -> Option<u32> {
     static PID_MAX: OnceLock<Option<u32>> = OnceLock::new();
@@ -144,8 +197,8 @@ struct Round {
     found: Vec<Pid>,
     /// No PID was handed out while the round looked.
     quiet: bool,
-    /// A live process in the window had no environment to read: one in the middle of
-    /// `exec`, which may carry the mark once its new program starts.
+    /// A live process in the window had no whole environment to read: one in the
+    /// middle of `exec`, which may carry the mark once its new program starts.
     between_programs: bool,
 }
 
@@ -153,10 +206,10 @@ struct Round {
 /// within `window` when it can be trusted.
 #[cfg(test)]
 fn marked_processes(wanted: &[u8], window: Option<PidWindow>) -> Vec<Pid> {
-    sweep_round(wanted, window).found
+    sweep_round(wanted, window, &mut EnvironBuffer::default()).found
 }
 
-fn sweep_round(wanted: &[u8], window: Option<PidWindow>) -> Round {
+fn sweep_round(wanted: &[u8], window: Option<PidWindow>, environ: &mut EnvironBuffer) -> Round {
     // Read before listing: a PID handed out after this is outside the window, and is
     // caught by the next round if it carries the mark.
     let last = read_proc_number("/proc/sys/kernel/ns_last_pid");
@@ -181,24 +234,22 @@ fn sweep_round(wanted: &[u8], window: Option<PidWindow>) -> Round {
     };
     let own = std::process::id();
     let mut between_programs = false;
-    let found = candidates
-        .into_iter()
-        .filter(|&pid| pid != own)
-        .filter(|&pid| {
-            let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-                return false;
-            };
-            // Empty: a zombie or an exiting process (dead already), a kernel thread,
-            // or a process in the middle of `exec` (its new environment not yet set).
-            if environ.is_empty() {
-                between_programs |= in_exec(pid);
+    let mut found = Vec::new();
+    for pid in candidates.into_iter().filter(|&pid| pid != own) {
+        let Some(read) = environ.read(pid) else {
+            continue;
+        };
+        if read.split(|byte| *byte == 0).any(|entry| entry == wanted) {
+            if let Ok(pid) = i32::try_from(pid) {
+                found.push(Pid::from_raw(pid));
             }
-            environ
-                .split(|byte| *byte == 0)
-                .any(|entry| entry == wanted)
-        })
-        .filter_map(|pid| i32::try_from(pid).ok().map(Pid::from_raw))
-        .collect();
+        } else if !environ.whole {
+            // Empty, or cut short: a zombie or an exiting process (dead already), a
+            // kernel thread, or a process in the middle of `exec` (its old program's
+            // memory gone, its new environment not yet set).
+            between_programs |= in_exec(pid);
+        }
+    }
     Round {
         found,
         quiet: last.is_some() && read_proc_number("/proc/sys/kernel/ns_last_pid") == last,
@@ -206,8 +257,8 @@ fn sweep_round(wanted: &[u8], window: Option<PidWindow>) -> Round {
     }
 }
 
-/// Whether `pid`, whose environment reads empty, is a live user process (so one in the
-/// middle of `exec`), not a zombie, an exiting process or a kernel thread.
+/// Whether `pid`, whose environment reads empty or cut short, is a live user process (so
+/// one in the middle of `exec`), not a zombie, an exiting process or a kernel thread.
 fn in_exec(pid: u32) -> bool {
     const PF_EXITING: u64 = 0x4;
     const PF_KTHREAD: u64 = 0x0020_0000;
@@ -285,17 +336,73 @@ mod tests {
             let _ = starter.wait();
             kill_marked(&mark, window);
             let wanted = format!("{CALL_MARK_VAR}={mark}");
-            std::thread::sleep(Duration::from_millis(20));
+            // A killed process is gone the next time it runs, which on a loaded machine
+            // can be a while after the sweep: what is still there must be killed.
             let left = marked_processes(wanted.as_bytes(), None);
+            let alive: Vec<String> = left
+                .iter()
+                .filter(|pid| !killed(pid.as_raw()))
+                .map(|pid| describe(pid.as_raw()))
+                .collect();
             for &pid in &left {
                 let _ = kill(pid, Signal::SIGKILL);
             }
             assert_eq!(
-                left,
-                [],
+                alive,
+                Vec::<String>::new(),
                 "a process between two programs survived the sweep"
             );
         }
+    }
+
+    /// Whether `pid` is gone, dead, exiting, or has a `SIGKILL` waiting for it.
+    fn killed(pid: i32) -> bool {
+        const PF_EXITING: u64 = 0x4;
+        let sigkill = 1u64 << (Signal::SIGKILL as u64 - 1);
+        let (Ok(status), Ok(stat)) = (
+            std::fs::read_to_string(format!("/proc/{pid}/status")),
+            std::fs::read_to_string(format!("/proc/{pid}/stat")),
+        ) else {
+            return true;
+        };
+        let pending = status
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("SigPnd:")
+                    .or_else(|| line.strip_prefix("ShdPnd:"))
+            })
+            .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .any(|mask| mask & sigkill != 0);
+        let mut fields = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace();
+        let state = fields.next();
+        let exiting = fields
+            .nth(5)
+            .and_then(|flags| flags.parse::<u64>().ok())
+            .is_some_and(|flags| flags & PF_EXITING != 0);
+        pending || exiting || matches!(state, Some("Z" | "X" | "x"))
+    }
+
+    /// What a process that outlived a sweep was doing: its program, its state and its
+    /// pending signals (a pending `SIGKILL` means it was killed and is not gone yet).
+    fn describe(pid: i32) -> String {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let fields: Vec<&str> = status
+            .lines()
+            .filter(|line| {
+                ["State:", "PPid:", "SigPnd:", "ShdPnd:"]
+                    .iter()
+                    .any(|name| line.starts_with(name))
+            })
+            .collect();
+        format!(
+            "{pid} {:?} {}",
+            String::from_utf8_lossy(&cmdline).replace('\0', " "),
+            fields.join(" ")
+        )
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub(crate) async fn run(invocation: ShellInvocation) -> Result<ShellOutcome, Too
 
     let mark = escaped::new_call_mark();
     // Dropped last: its processes are gone by then, and it is removed.
-    let cgroup = invocation.sandbox.pids_cgroup(&mark);
+    let cgroup = invocation.sandbox.pids_cgroup();
     let in_process = InProcess::prepare(&invocation, cgroup.as_ref())?;
     let blocked = cgroup.is_some() && in_process.is_none();
     let mut child = spawn(&invocation, &mark, blocked, in_process.as_ref())?;
@@ -315,7 +315,7 @@ fn spawn(
     let (program, args) = argv.split_first().ok_or_else(|| {
         ToolError::rejected("the sandbox produced an empty command line; this is a bug")
     })?;
-    let mut command = Command::new(program);
+    let mut command = Command::new(on_child_path(program, &invocation.env));
     if let Some(in_process) = in_process {
         in_process.install(&mut command)?;
     }
@@ -348,6 +348,41 @@ fn spawn(
                 "cannot start the command: {reason}; run_shell_command needs `{program}` in the environment"
             ))
         })
+}
+
+/// `program` as the child would find it on its `PATH` (in `env`), as a full path.
+///
+/// The standard library starts a program given by its full path with `posix_spawn`,
+/// which shares the agent's memory with the child until `exec` (like `vfork`), but one
+/// looked up on a `PATH` other than the agent's by `fork`, which copies the agent's page
+/// tables and then pays a page fault for every page either side writes: most of the
+/// agent's own cost of a command without a sandbox. A name not found on `PATH`, or
+/// behind a relative folder of it, is left as it is (the lookup and its error stay the
+/// child's).
+fn on_child_path(program: &OsString, env: &[(OsString, OsString)]) -> OsString {
+    use std::os::unix::fs::PermissionsExt;
+    let is_name = !program.as_encoded_bytes().contains(&b'/');
+    let path = env
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "PATH")
+        .map(|(_, value)| value);
+    let (true, Some(path)) = (is_name, path) else {
+        return program.clone();
+    };
+    for dir in std::env::split_paths(path) {
+        if !dir.is_absolute() {
+            // Relative to the child's working folder: its own lookup decides.
+            return program.clone();
+        }
+        let candidate = dir.join(program);
+        if std::fs::metadata(&candidate)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        {
+            return candidate.into_os_string();
+        }
+    }
+    program.clone()
 }
 
 /// Puts the blocked sandbox (and what it forked so far) into `cgroup`, then lets the

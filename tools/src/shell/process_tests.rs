@@ -81,3 +81,22 @@ async fn a_process_out_of_every_reach_is_reported_as_still_running() {
         output.content
     );
 }
+
+#[test]
+fn the_shell_is_found_on_the_childs_path_as_a_full_path() {
+    let env = |path: &str| vec![(OsString::from("PATH"), OsString::from(path))];
+    let sh = OsString::from("sh");
+    let found = on_child_path(&sh, &env("/nonexistent:/usr/bin:/bin"));
+    assert!(
+        std::path::Path::new(&found).is_absolute(),
+        "{found:?} is not a full path"
+    );
+    assert!(std::path::Path::new(&found).ends_with("sh"));
+    // Left to the child: a path, no PATH, a relative folder first, a name found nowhere.
+    let given = OsString::from("./sh");
+    assert_eq!(on_child_path(&given, &env("/usr/bin:/bin")), given);
+    assert_eq!(on_child_path(&sh, &[]), sh);
+    assert_eq!(on_child_path(&sh, &env("bin:/usr/bin:/bin")), sh);
+    let missing = OsString::from("no-such-program-here");
+    assert_eq!(on_child_path(&missing, &env("/usr/bin:/bin")), missing);
+}

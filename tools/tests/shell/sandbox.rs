@@ -455,9 +455,11 @@ async fn a_fork_bomb_hits_the_process_cap_and_is_killed() {
             output.content
         );
         assert_eq!(output.details["process_cap_hit"], true);
-        // Nothing of it is left: the sandbox still runs commands normally.
+        // Nothing of it is left: the sandbox still runs commands normally, in the same
+        // cgroup, emptied, whose earlier refusals are not this command's.
         let output = sb.run("echo alive").await;
         assert!(output.success, "{mode:?}: {}", output.content);
+        assert_eq!(output.details["process_cap_hit"], false, "{mode:?}");
     }
 }
 
