@@ -110,7 +110,7 @@ impl Tool for ShellTool {
         }
         let config = &ctx.config.shell;
         let working_dir = ctx.jail.resolve(&args.target_directory)?;
-        check_is_directory(&working_dir, &args.target_directory).await?;
+        check_is_directory(&working_dir, &args.target_directory)?;
         let timeout = choose_timeout(args.timeout_seconds, config);
 
         let invocation = ShellInvocation {
@@ -129,8 +129,12 @@ impl Tool for ShellTool {
 }
 
 /// A clear refusal for a missing directory or a file, before bash would give a vaguer one.
-async fn check_is_directory(path: &std::path::Path, requested: &str) -> Result<(), ToolError> {
-    match tokio::fs::metadata(path).await {
+///
+/// One `stat` of a folder the jail has just resolved (reading it, as the jail did), so it
+/// runs here rather than on the blocking pool, whose thread handoff cost more than the
+/// call and kept a thread (its stack and memory arena) alive for nothing.
+fn check_is_directory(path: &std::path::Path, requested: &str) -> Result<(), ToolError> {
+    match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(ToolError::rejected(format!(
             "target_directory `{requested}` is a file, not a directory; give a directory \
