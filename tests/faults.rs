@@ -14,11 +14,17 @@ use e2e::fault::{
     submit,
 };
 use e2e::{Profile, Stack};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::json;
 use test_support::cluster::Overrides;
 use test_support::private::{PrivateBroker, PrivateMariaDb, PrivateRedis};
 use test_support::proxy::FaultProxy;
 use test_support::services::s3_endpoint;
-use test_support::{WAIT, eventually};
+use test_support::{
+    CALC_PY, WAIT, agent_runs, apply_to_original, eventually, fix_add_steps, processes_of_task,
+    shell_step,
+};
 
 /// How long each fault lasts.
 const FAULT: Duration = Duration::from_secs(5);
@@ -224,4 +230,124 @@ fn url_addr(endpoint: &str) -> std::net::SocketAddr {
         .trim_end_matches('/')
         .to_string();
     host_port.parse().unwrap()
+}
+
+/// The command the agent blocks in until the test lets it go.
+const HOLD: &str = "sleep 3517";
+
+/// Processes of the task running [`HOLD`].
+fn holding(task_id: &str) -> Vec<i32> {
+    processes_of_task(task_id)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains("3517"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_task_leaves_its_run_to_the_other_which_completes_it_once() {
+    let [fix, done] = fix_add_steps();
+    let steps = json!([shell_step(HOLD), fix, done]);
+    let mut stack = Stack::configured(
+        Profile::Cluster,
+        steps,
+        QUICK_RECOVERY,
+        Overrides::default(),
+    )
+    .await;
+    let api = stack.launch(&["--role", "api"]).await;
+    stack.apis.push(api);
+    // Two workers on one host: a local run is found again through the host's disk (as a
+    // Kubernetes Job is through the cluster).
+    for _ in 0..2 {
+        let worker = stack.launch_shared(&["--role", "worker"]).await;
+        stack.workers.push(worker);
+    }
+    // The group settled first (one partition of the two each).
+    let settled = eventually(WAIT, || async {
+        stack
+            .workers
+            .iter()
+            .all(|worker| {
+                let log = worker.log();
+                let last = log.lines().rfind(|line| line.contains("kafka partitions "));
+                last.is_some_and(|line| line.contains("assigned partitions=1"))
+            })
+            .then_some(())
+    });
+    assert!(settled.await.is_some(), "{}", logs(&stack));
+    let files = [("calc.py", CALC_PY)];
+    let id = {
+        let api = stack.api();
+        let id = api
+            .created_id(
+                api.submit_zip(test_support::zip_of(&files), "fix add")
+                    .await,
+            )
+            .await;
+        api.wait_for_status(&id, |s| s == "RUNNING_AGENT").await;
+        let held = eventually(WAIT, || async { (!holding(&id).is_empty()).then_some(()) });
+        assert!(held.await.is_some(), "the agent never reached its shell");
+        id
+    };
+    let probe = Probe::start(stack.api(), probe_paths(std::slice::from_ref(&id)));
+    let claimed = |log: String| {
+        log.lines()
+            .any(|line| line.contains("task claimed") && line.contains(&id))
+    };
+    let holder = stack
+        .workers
+        .iter()
+        .position(|worker| claimed(worker.log()))
+        .expect("no worker claimed the task");
+
+    let start = Instant::now();
+    let revokes = |log: String| log.matches("kafka partitions revoked").count();
+    let revoked_before = revokes(stack.workers[1 - holder].log());
+    stack.workers[holder].stop_with(Signal::SIGKILL).await;
+    // Once the broker dropped the dead member (its session over, the survivor's
+    // partitions revoked), a replacement starts, as a Deployment restarts a killed pod.
+    // Its join is what hands the dead member's partition on: tansu 0.6 re-forms a group
+    // that lost a member under the same generation and the old assignment, so without
+    // a join the partition stays with the dead member.
+    let survivor = &stack.workers[1 - holder];
+    let revoked = eventually(WAIT, || async {
+        (revokes(survivor.log()) > revoked_before).then_some(())
+    });
+    assert!(revoked.await.is_some(), "{}", survivor.log());
+    let replacement = stack.launch_shared(&["--role", "worker"]).await;
+    stack.workers.push(replacement);
+    let live = |stack: &Stack| {
+        (0..stack.workers.len())
+            .filter(|n| *n != holder)
+            .map(|n| stack.workers[n].log())
+            .collect::<Vec<_>>()
+            .join("\n-----\n")
+    };
+    let taken_over = eventually(WAIT, || async { claimed(live(&stack)).then_some(()) }).await;
+    assert!(
+        taken_over.is_some(),
+        "the run was not taken over\n{}",
+        live(&stack)
+    );
+    let window = Window {
+        start,
+        end: Instant::now(),
+    };
+    for pid in holding(&id) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+
+    let api = stack.api();
+    let task = api.wait_for_status(&id, e2e::fault::is_terminal).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}\n{}", live(&stack));
+    let diff = api.artifact(&id, "diff.patch").await;
+    assert_eq!(
+        apply_to_original(&files, &diff),
+        "def add(a, b):\n    return a + b\n"
+    );
+    assert_eq!(agent_runs(&stack.model), 1, "the agent started again");
+    assert_no_5xx_beyond(&probe.finish().await, window);
 }
