@@ -74,12 +74,34 @@ pub fn is_terminal(status: &str) -> bool {
 }
 
 /// Every task reaches a terminal state within `bound` (none lost); returns the tasks.
-pub async fn all_terminal(api: &Api, ids: &[String], bound: Duration) -> Vec<Value> {
-    let mut tasks = Vec::new();
-    for id in ids {
-        tasks.push(api.wait_for_status_within(id, bound, is_terminal).await);
+/// Otherwise fails with where each task is and `logs()` (the workers' logs).
+pub async fn all_terminal(
+    api: &Api,
+    ids: &[String],
+    bound: Duration,
+    logs: impl Fn() -> String,
+) -> Vec<Value> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let mut tasks = Vec::new();
+        for id in ids {
+            tasks.push(api.task(id).await);
+        }
+        if tasks
+            .iter()
+            .all(|task| task["status"].as_str().is_some_and(is_terminal))
+        {
+            return tasks;
+        }
+        if Instant::now() >= deadline {
+            let statuses: Vec<&Value> = tasks.iter().map(|task| &task["status"]).collect();
+            panic!(
+                "tasks not finished within {bound:?}: {statuses:?}\n{tasks:?}\nlogs:\n{}",
+                logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tasks
 }
 
 /// One answer the probe got: when, and its status (`None`: no answer at all).

@@ -129,6 +129,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     file.orchestrator
         .apply_env(|name| std::env::var(name).ok())
         .context("in the environment's backend overrides")?;
+    file.orchestrator
+        .setup_secrets
+        .validate()
+        .context("in the config file's [orchestrator.setup_secrets]")?;
     // Lives as long as the server: the demo's data folder when none was given.
     let mut demo_data = None;
     if let Some(data_dir) = &cli.data_dir {

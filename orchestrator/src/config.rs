@@ -14,6 +14,9 @@ use serde::Deserialize;
 use crate::cache::RedisCacheConfig;
 
 mod backends;
+mod setup_secrets;
+
+pub use setup_secrets::{InvalidSetupSecret, SetupSecretsConfig};
 
 pub use backends::{
     BlobBackend, BlobConfig, EnvOverrideError, QueueBackend, QueueConfig, StoreBackend, StoreConfig,
@@ -56,6 +59,8 @@ pub struct OrchestratorConfig {
     pub blob: BlobConfig,
     /// Opening pull requests for completed tasks (`[pull_requests]`).
     pub pull_requests: crate::pr::PullRequestConfig,
+    /// Secrets given to the setup scripts of each owner's tasks (`[setup_secrets]`).
+    pub setup_secrets: SetupSecretsConfig,
 }
 
 impl Default for OrchestratorConfig {
@@ -79,6 +84,7 @@ impl Default for OrchestratorConfig {
             queue: QueueConfig::default(),
             blob: BlobConfig::default(),
             pull_requests: crate::pr::PullRequestConfig::default(),
+            setup_secrets: SetupSecretsConfig::default(),
         }
     }
 }

@@ -5,10 +5,13 @@
 
 mod worker_support;
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use orchestrator::reconciler::{Action, Step};
 use orchestrator::{TaskLimits, TaskStatus};
+use worker_support::faults::PanickyRunner;
 use worker_support::*;
 
 /// A fake agent that says it started (and counts its starts), then waits until the test
@@ -347,4 +350,54 @@ async fn an_orphaned_run_of_a_finished_task_is_removed() {
         orchestrator::RunStatus::NotFound
     );
     assert!(processes_of_task(id).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_redelivered_after_its_launcher_died_is_re_attached_not_run_again() {
+    let data = DataDir::new();
+    let go = agent_waiting_for(
+        &data,
+        "result '{\"status\":\"completed\",\"turns\":1}'\nexit 0",
+    );
+    let mut runner = None;
+    let harness = Harness::open_with(test_config(&data, |_| {}), |services| {
+        let stalling = Arc::new(PanickyRunner::new(services.runner.clone()));
+        stalling.stall_next_launch.store(true, Ordering::SeqCst);
+        services.runner = stalling.clone();
+        runner = Some(stalling);
+    })
+    .await;
+    let runner = runner.unwrap();
+    let (_shutdown, worker) = harness.start_worker();
+    let task = harness
+        .submit_zip(&[("a.txt", "a")], TaskLimits::default())
+        .await;
+    // The run started; its launcher dies before recording it (the row still says
+    // DOWNLOADING_CODE, naming the run), and its lease runs out.
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while starts(&data) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.abort();
+    let _ = worker.await;
+    let left = harness.get(task.id).await;
+    assert_eq!(left.status, TaskStatus::DownloadingCode);
+    assert!(left.runner_ref.is_some(), "{left:?}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    // The queue delivers the task again (an offset that was never committed).
+    harness.enqueue(task.id).await;
+    let (_shutdown, _worker) = harness.start_worker();
+    harness.first_event(task.id, "started").await;
+    std::fs::write(&go, "").unwrap();
+    harness.events_until_closed(task.id).await;
+    let done = harness.get(task.id).await;
+    assert_eq!(done.status, TaskStatus::Completed, "{:?}", done.message);
+    assert_eq!(done.attempt, 1, "re-attached, not claimed again");
+    assert_eq!(starts(&data), 1, "the agent ran twice");
+    assert_eq!(runner.launches.load(Ordering::SeqCst), 1);
 }

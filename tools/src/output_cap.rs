@@ -20,7 +20,10 @@ impl HeadTailBuffer {
     pub fn new(cap: usize) -> Self {
         let head_cap = cap / 2;
         Self {
-            head: Vec::with_capacity(head_cap.min(64 * 1024)),
+            // Grown as bytes come: most streams are short (a command's stderr is often
+            // empty), and 64 KiB set aside per stream made the heap grow and shrink
+            // every command.
+            head: Vec::new(),
             tail: VecDeque::new(),
             head_cap,
             tail_cap: cap - head_cap,

@@ -25,8 +25,11 @@
 //! - `AGENT_MAX_WORKSPACE_BYTES` (default 1 GiB), `AGENT_MAX_WORKSPACE_ENTRIES` (default
 //!   500000): caps on the archive, downloaded and unpacked.
 //! - `AGENT_MODEL`, `OPENAI_BASE_URL`, `OPENAI_API_KEY`: the model, as for `run`.
-//! - `AGENT_SANDBOX` (auto, bwrap, landlock, off), `AGENT_NETWORK` (off, on): the shell commands'
-//!   sandbox, as `--sandbox` / `--network` of `run`.
+//! - `AGENT_SANDBOX` (auto, bwrap, landlock, off), `AGENT_NETWORK` (off, on,
+//!   allow=HOST,...): the shell commands' sandbox, as `--sandbox` / `--network` of `run`.
+//!   Behind a runner's egress proxy, an allow-list's connections go through that proxy,
+//!   which must allow the same hosts (the embedded runner's does: it reads
+//!   `AGENT_NETWORK` too).
 //! - `AGENT_EGRESS_SOCKET`, `AGENT_EGRESS_LISTEN`: set by a sandboxing runner whose job
 //!   has no network of its own: the job relays `AGENT_EGRESS_LISTEN` (a loopback
 //!   address) to the runner's proxy on that Unix socket, and sends its transfers there
@@ -123,6 +126,9 @@ pub fn run_job(args: &JobArgs, config: &AgentConfig, io: JobIo) -> u8 {
         Err(err) => return reporter.fail(exit::BAD_INPUT, &err),
     };
     reporter.redactor = env_redactor.with_secrets(url_secrets(&spec));
+    // With no network of its own, an allow-list's connections go on through the
+    // runner's proxy (which checks them again).
+    config.tools.sandbox.upstream_proxy = spec.egress.as_ref().map(|egress| egress.socket.clone());
     let work_dir = match WorkDir::prepare(spec.work_dir.as_deref()) {
         Ok(dir) => dir,
         Err(message) => return reporter.fail(exit::BAD_INPUT, &message),

@@ -87,7 +87,8 @@ impl OrchestratorConfig {
     /// - `AGENT_BLOB` (`local`|`s3`), `AGENT_S3_ENDPOINT`, and the object store's keys
     ///   from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (COS's SecretId / SecretKey);
     /// - the owners' pull request tokens, from the variables `[pull_requests]
-    ///   owner_token_env` names.
+    ///   owner_token_env` names, and their setup secrets, from those `[setup_secrets]
+    ///   owner_env` names.
     pub fn apply_env(
         &mut self,
         var: impl Fn(&str) -> Option<String>,
@@ -136,6 +137,7 @@ impl OrchestratorConfig {
         let s3 = std::mem::take(&mut self.blob.s3);
         self.blob.s3 = s3.or_credentials_from(var);
         self.pull_requests.resolve_env(var);
+        self.setup_secrets.resolve_env(var);
         Ok(())
     }
 }

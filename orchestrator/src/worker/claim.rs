@@ -4,7 +4,10 @@
 //! - `QUEUED`: claim it (`PROCESSING`, next attempt);
 //! - `PROCESSING` / `DOWNLOADING_CODE` with no live lease (its worker died or let go
 //!   before the agent started): claim it again under the next attempt, unless the
-//!   attempts are used up (the reconciler then fails it, saying why);
+//!   attempts are used up (the reconciler then fails it, saying why). If the row names
+//!   a run the runner knows, its worker died between launching it and recording the
+//!   launch: take it over under the same attempt and re-attach, as the reconciler does,
+//!   for a new claim would start the agent a second time;
 //! - `RUNNING_AGENT` / `UPLOADING_RESULTS` with no live lease: take it over under the
 //!   same attempt and re-attach to its run;
 //! - anything else (held by someone, finished): nothing to do.
@@ -15,6 +18,7 @@
 
 use super::Worker;
 use crate::queue::{Delivery, retry_delay};
+use crate::runner::{RunHandle, RunStatus};
 use crate::store::retry::{RetryPolicy, retry};
 use crate::store::{Lease, TransitionError};
 use crate::task::{Task, TaskId, TaskStatus};
@@ -76,8 +80,22 @@ impl Worker {
         let max_attempts = self.services.config.worker.max_attempts.max(1);
         let result = match task.status {
             TaskStatus::Queued => store.claim(id, &holder, ttl).await,
-            TaskStatus::Processing | TaskStatus::DownloadingCode if task.attempt < max_attempts => {
-                store.claim(id, &holder, ttl).await
+            TaskStatus::Processing | TaskStatus::DownloadingCode => {
+                match self.run_started(&task).await {
+                    Some(true) => {
+                        store
+                            .take_over(id, task.status, task.attempt, &holder, ttl)
+                            .await
+                    }
+                    Some(false) if task.attempt < max_attempts => {
+                        store.claim(id, &holder, ttl).await
+                    }
+                    Some(false) => {
+                        tracing::debug!(task_id = %id, attempt = task.attempt, "attempts used up; left to the reconciler");
+                        return Claimed::Nothing;
+                    }
+                    None => return Claimed::Later,
+                }
             }
             TaskStatus::RunningAgent | TaskStatus::UploadingResults => {
                 store
@@ -110,6 +128,24 @@ impl Worker {
             Err(err) => {
                 tracing::debug!(task_id = %id, error = %err, "someone else has the task; message dropped");
                 Claimed::Nothing
+            }
+        }
+    }
+}
+
+impl Worker {
+    /// Whether the run a preparing task's row names exists (`None`: the runner cannot
+    /// tell now).
+    async fn run_started(&self, task: &Task) -> Option<bool> {
+        let Some(name) = &task.runner_ref else {
+            return Some(false);
+        };
+        match self.services.runner.status(&RunHandle(name.clone())).await {
+            Ok(RunStatus::NotFound) => Some(false),
+            Ok(_) => Some(true),
+            Err(err) => {
+                tracing::warn!(task_id = %task.id, run = %name, error = %err, "cannot tell whether a task's run started");
+                None
             }
         }
     }

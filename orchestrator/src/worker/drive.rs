@@ -5,7 +5,12 @@
 //! longer ours (cancelled, or taken over after our lease expired) and this worker stops
 //! touching it. The run's name is saved in the row before the run is launched: a cancel
 //! during preparation makes that write fail, so the agent is never started, and a crash
-//! right after the launch leaves a row that names the run.
+//! right after the launch leaves a row that names the run (whoever gets the task next
+//! finds the run and records its launch instead of starting another).
+//!
+//! A blob store that cannot be reached while the workspace is prepared delays the task:
+//! the preparation is tried again after a growing pause, under the lease, until it works
+//! or the preparation's time is up. An outage that ends costs no attempt.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +28,10 @@ use crate::runner::{RunHandle, run_name};
 use crate::services::Services;
 use crate::store::retry::{RetryPolicy, retry};
 use crate::task::{InputSource, Task, TaskStatus, TaskUpdate};
+use crate::workspace::PackStats;
+
+/// The longest pause between two tries of a preparation the blob store refused for now.
+const PREPARE_PAUSE_MAX: Duration = Duration::from_secs(10);
 
 /// Tries for a launch that failed for a passing reason (the runner's backend down).
 const LAUNCH_TRIES: RetryPolicy = RetryPolicy {
@@ -39,6 +48,16 @@ pub(crate) async fn drive(
     abort: &CancellationToken,
 ) -> Result<(), Interrupted> {
     let task = match task.status {
+        // Launched by a worker that died (or lost its lease) before recording it.
+        TaskStatus::DownloadingCode if task.runner_ref.is_some() => {
+            let running = TaskUpdate {
+                deadline_in: Some(deadline_in(&task, &services.config)),
+                ..TaskUpdate::default()
+            };
+            tracing::info!(task_id = %task.id, "its run was launched before; re-attaching");
+            held.advance(&task, TaskStatus::RunningAgent, running)
+                .await?
+        }
         TaskStatus::Processing | TaskStatus::DownloadingCode => {
             match prepare_and_launch(services, task, held, abort).await? {
                 Some(task) => task,
@@ -87,8 +106,9 @@ async fn prepare_and_launch(
     if task.run_number <= 1 {
         let limit = services.config.reconciler.prepare_timeout();
         let preparing = Instant::now();
+        let patiently = prepare_patiently(services, &task, preparing + limit);
         let prepared = tokio::select! {
-            prepared = held.keep(tokio::time::timeout(limit, prepare_workspace(services, &task))) => prepared?,
+            prepared = held.keep(tokio::time::timeout(limit, patiently)) => prepared?,
             _ = abort.cancelled() => return Err(Interrupted::Shutdown),
         };
         metrics::phase("prepare", preparing.elapsed());
@@ -150,6 +170,27 @@ async fn prepare_and_launch(
         Err(stop) => {
             let_go_of_run(services, &name, &stop).await;
             Err(stop.into())
+        }
+    }
+}
+
+/// Prepares the workspace, again and again after a growing pause while the blob store
+/// cannot be reached, until `give_up_at`; then the last error is returned.
+async fn prepare_patiently(
+    services: &Services,
+    task: &Task,
+    give_up_at: Instant,
+) -> Result<PackStats, PrepareError> {
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match prepare_workspace(services, task).await {
+            Err(err) if err.is_transient() && Instant::now() + pause < give_up_at => {
+                metrics::blob_error("prepare");
+                tracing::warn!(task_id = %task.id, error = %err, ?pause, "cannot prepare the workspace for now; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(PREPARE_PAUSE_MAX);
+            }
+            prepared => return prepared,
         }
     }
 }

@@ -7,6 +7,9 @@
 //! `diff.patch` and `trajectory.jsonl`, uploads `step.patch` besides the usual outputs,
 //! and writes its outputs under its own folder ([`run_output_key`]).
 //!
+//! A task with a setup also gets its owner's setup secrets (`[setup_secrets]`): values in
+//! the secret environment, names in `AGENT_SETUP_ENV`, for the setup alone.
+//!
 //! The agent holds no storage credentials: it gets one signed GET URL for the workspace
 //! tarball and one signed PUT URL per output, valid at least as long as the task may run.
 //! The model endpoint is passed through from the configuration; the task's own model, if
@@ -201,13 +204,14 @@ pub async fn launch_spec(
     };
     let config = &services.config;
     let mut env = agent_env(task, config, workspace_url, &upload_urls, resume);
-    let secret_env = SECRET_ENV
+    let mut secret_env: BTreeMap<String, SecretString> = SECRET_ENV
         .iter()
         .filter_map(|name| {
             let value = env.remove(*name)?;
             Some((name.to_string(), SecretString::from(value)))
         })
         .collect();
+    add_setup_secrets(task, config, &mut env, &mut secret_env);
     let labels = BTreeMap::from([
         (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
         (LABEL_TASK_ID.to_string(), task.id.to_string()),
@@ -230,6 +234,27 @@ pub async fn launch_spec(
         image: None,
         deadline: deadline_in(task, config),
     })
+}
+
+/// The owner's setup secrets, for a task with a setup: their values in the secret
+/// environment, their names (`AGENT_SETUP_ENV`) in the plain one, so the agent gives them
+/// to the setup alone.
+fn add_setup_secrets(
+    task: &Task,
+    config: &OrchestratorConfig,
+    env: &mut BTreeMap<String, String>,
+    secret_env: &mut BTreeMap<String, SecretString>,
+) {
+    if task.setup.is_none() {
+        return;
+    }
+    let secrets = config.setup_secrets.for_owner(&task.owner);
+    if secrets.is_empty() {
+        return;
+    }
+    let names: Vec<String> = secrets.keys().cloned().collect();
+    env.insert("AGENT_SETUP_ENV".to_string(), names.join(","));
+    secret_env.extend(secrets);
 }
 
 #[cfg(test)]

@@ -124,3 +124,33 @@ fn every_secret_variable_is_one_the_agent_gets() {
         );
     }
 }
+
+#[test]
+fn a_setup_gets_its_owners_secrets_apart_from_the_plain_settings() {
+    use secrecy::ExposeSecret;
+    let mut config = config();
+    config.setup_secrets = toml::from_str(
+        "[owner_env.alice]\nNPM_TOKEN = \"ALICE_NPM\"\n[owner_env.bob]\nNPM_TOKEN = \"BOB_NPM\"\n",
+    )
+    .unwrap();
+    config.setup_secrets.resolve_env(|name| match name {
+        "ALICE_NPM" => Some("alice-npm-secret".to_string()),
+        "BOB_NPM" => Some("bob-npm-secret".to_string()),
+        _ => None,
+    });
+    let mut task = task(TaskStatus::DownloadingCode, 0);
+    task.owner = "alice".to_string();
+    task.setup = Some("npm ci".to_string());
+    let mut env = BTreeMap::new();
+    let mut secret_env = BTreeMap::new();
+    add_setup_secrets(&task, &config, &mut env, &mut secret_env);
+    assert_eq!(env["AGENT_SETUP_ENV"], "NPM_TOKEN");
+    assert_eq!(secret_env["NPM_TOKEN"].expose_secret(), "alice-npm-secret");
+    assert!(!env.values().any(|value| value.contains("npm-secret")));
+
+    // No setup, no secrets.
+    task.setup = None;
+    let (mut env, mut secret_env) = (BTreeMap::new(), BTreeMap::new());
+    add_setup_secrets(&task, &config, &mut env, &mut secret_env);
+    assert!(env.is_empty() && secret_env.is_empty());
+}

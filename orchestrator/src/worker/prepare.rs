@@ -38,6 +38,16 @@ pub enum PrepareError {
     Config(String),
 }
 
+impl PrepareError {
+    /// Whether trying again later may succeed: the blob store could not be reached.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PrepareError::Upload(err) | PrepareError::Store(err) => err.is_transient(),
+            _ => false,
+        }
+    }
+}
+
 pub(crate) fn clone_options(config: &WorkspaceConfig) -> Result<CloneOptions, PrepareError> {
     Ok(CloneOptions {
         policy: GitUrlPolicy::from_config(config)

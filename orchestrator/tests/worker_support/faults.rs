@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -205,14 +205,19 @@ impl TaskStore for FlakyStore {
     }
 }
 
-/// A blob store whose downloads of uploads wait for a gate, and whose reads of
-/// `result.json` fail for a while.
+/// A blob store whose downloads of uploads wait for a gate, whose reads of
+/// `result.json` fail for a while, and which is down (every file read and write fails
+/// as unreachable) until a given instant.
 pub struct GatedBlobs {
     pub inner: Arc<dyn BlobStore>,
     /// When set, `get_file` waits until it is notified.
     pub download_gate: Mutex<Option<Arc<Notify>>>,
     /// How many of the next reads of a `result.json` fail with `Unavailable`.
     pub failing_result_reads: AtomicU32,
+    /// Until then, `get_file` and `put_file` fail with `Unavailable`.
+    pub down_until: Mutex<Option<Instant>>,
+    /// How many `get_file` and `put_file` calls failed that way.
+    pub refused: AtomicU32,
 }
 
 impl GatedBlobs {
@@ -221,7 +226,26 @@ impl GatedBlobs {
             inner,
             download_gate: Mutex::new(None),
             failing_result_reads: AtomicU32::new(0),
+            down_until: Mutex::new(None),
+            refused: AtomicU32::new(0),
         }
+    }
+
+    /// Fails with `Unavailable` while the store is down.
+    fn reachable(&self) -> Result<(), BlobError> {
+        let down = self
+            .down_until
+            .lock()
+            .unwrap()
+            .is_some_and(|until| Instant::now() < until);
+        if down {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(BlobError::Unavailable {
+                context: "injected outage".into(),
+                source: "connection refused".into(),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -231,6 +255,7 @@ impl BlobStore for GatedBlobs {
         self.inner.put_bytes(key, bytes).await
     }
     async fn put_file(&self, key: &str, path: &Path) -> Result<(), BlobError> {
+        self.reachable()?;
         self.inner.put_file(key, path).await
     }
     async fn put_stream(
@@ -260,6 +285,7 @@ impl BlobStore for GatedBlobs {
         if let Some(gate) = gate {
             gate.notified().await;
         }
+        self.reachable()?;
         self.inner.get_file(key, path).await
     }
     async fn exists(&self, key: &str) -> Result<bool, BlobError> {
@@ -276,10 +302,14 @@ impl BlobStore for GatedBlobs {
     }
 }
 
-/// A runner that panics when asked to launch one task's run, and counts launches.
+/// A runner that panics when asked to launch one task's run, that can keep its next
+/// launcher waiting after the run started (a worker that dies, or stalls, between the
+/// launch and recording it), and counts launches.
 pub struct PanickyRunner {
     pub inner: Arc<dyn Runner>,
     pub panic_for: Mutex<Option<TaskId>>,
+    /// When set, the next launch starts the run, then never returns.
+    pub stall_next_launch: AtomicBool,
     pub launches: AtomicU32,
 }
 
@@ -288,6 +318,7 @@ impl PanickyRunner {
         Self {
             inner,
             panic_for: Mutex::new(None),
+            stall_next_launch: AtomicBool::new(false),
             launches: AtomicU32::new(0),
         }
     }
@@ -300,7 +331,11 @@ impl Runner for PanickyRunner {
         if *self.panic_for.lock().unwrap() == Some(spec.task_id) {
             panic!("injected panic while launching {}", spec.task_id);
         }
-        self.inner.launch(spec).await
+        let launched = self.inner.launch(spec).await;
+        if self.stall_next_launch.swap(false, Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        launched
     }
     async fn status(&self, handle: &RunHandle) -> Result<RunStatus, RunnerError> {
         self.inner.status(handle).await

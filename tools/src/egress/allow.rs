@@ -9,9 +9,16 @@
 //! own network). An operator who does want a listed name to reach a private service pins
 //! its address in the configuration (`[tools.sandbox.host_addresses]`): a pinned name
 //! connects to that address, without DNS.
+//!
+//! Where the run has no network of its own (`agent-rs job` in the embedded runner's
+//! sandbox), an allowed connection goes on through the runner's proxy
+//! ([`HostAllowList::through`]), which resolves the name and refuses private addresses
+//! itself (with the pinning its own configuration holds); here only what needs no DNS is
+//! refused (address literals, metadata names).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use url::{Host, Url};
 
@@ -27,7 +34,13 @@ pub struct HostAllowList {
     /// The entries as given, for refusals.
     listed: Vec<String>,
     pinned: BTreeMap<String, IpAddr>,
+    /// The proxy allowed connections go through, when the run has no network.
+    upstream: Option<PathBuf>,
 }
+
+/// Why the proxy never connects to some addresses, said after each such refusal.
+const NEVER: &str = "the sandbox's proxy never connects to loopback, private, link-local or \
+                     metadata addresses";
 
 impl HostAllowList {
     /// The list from its entries (`host` or `host:port`) and the pinned addresses; the
@@ -46,18 +59,36 @@ impl HostAllowList {
                 .iter()
                 .map(|(name, ip)| (normalize_name(name), *ip))
                 .collect(),
+            upstream: None,
         })
+    }
+
+    /// The same list, its allowed connections made through the proxy listening on
+    /// `socket` (the run's runner's) instead of directly.
+    pub fn through(mut self, socket: Option<PathBuf>) -> Self {
+        self.upstream = socket;
+        self
     }
 
     fn refuse(&self, host: &str, port: u16) -> Option<String> {
         let key = host_key(host);
-        (!self.allow.allows(&key, Some(port))).then(|| {
-            format!(
+        if !self.allow.allows(&key, Some(port)) {
+            return Some(format!(
                 "the sandbox lets commands reach only the hosts this run allows ({}); \
                  {host}:{port} is not one of them",
                 self.listed.join(", ")
-            )
-        })
+            ));
+        }
+        match key {
+            // Through an upstream, nothing is resolved here: refuse what needs no DNS.
+            HostKey::Ip(ip) if self.upstream.is_some() => {
+                classify(ip).map(|range| format!("{host} is {range}; {NEVER}"))
+            }
+            HostKey::Name(name) if self.upstream.is_some() && is_metadata_name(&name) => {
+                Some(format!("{name} is a cloud metadata service name; {NEVER}"))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -85,13 +116,15 @@ impl EgressCheck for HostAllowList {
         self.refuse(host, port)
     }
 
+    fn upstream(&self) -> Option<&Path> {
+        self.upstream.as_deref()
+    }
+
     async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-        let never = "the sandbox's proxy never connects to loopback, private, link-local or \
-                     metadata addresses";
         let name = match host_key(host) {
             HostKey::Ip(ip) => {
                 return match classify(ip) {
-                    Some(range) => Err(format!("{host} is {range}; {never}")),
+                    Some(range) => Err(format!("{host} is {range}; {NEVER}")),
                     None => Ok(vec![SocketAddr::new(ip, port)]),
                 };
             }
@@ -101,7 +134,7 @@ impl EgressCheck for HostAllowList {
             return Ok(vec![SocketAddr::new(*ip, port)]);
         }
         if is_metadata_name(&name) {
-            return Err(format!("{name} is a cloud metadata service name; {never}"));
+            return Err(format!("{name} is a cloud metadata service name; {NEVER}"));
         }
         let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), port))
             .await
@@ -111,7 +144,7 @@ impl EgressCheck for HostAllowList {
             .iter()
             .find_map(|addr| classify(addr.ip()).map(|range| (addr.ip(), range)))
         {
-            return Err(format!("{name} resolves to {ip}, {range}; {never}"));
+            return Err(format!("{name} resolves to {ip}, {range}; {NEVER}"));
         }
         if addresses.is_empty() {
             return Err(format!("cannot resolve {name}: the name has no addresses"));

@@ -15,15 +15,22 @@
 //!
 //! Two checks use it: the embedded runner's (the model endpoint and the run's signed
 //! URLs), and the shell sandbox's allow-list of hosts ([`HostAllowList`]).
+//!
+//! Proxies chain: a process that itself has no network (`agent-rs job` in the embedded
+//! runner's sandbox) names its own way out as the check's [`EgressCheck::upstream`], and
+//! what its check allows goes there (a `CONNECT`, or the request in absolute form)
+//! instead of to an address; the upstream proxy checks again, and its refusal (status
+//! and reason) reaches the client as it is.
 
 mod allow;
 pub mod relay;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixListener};
+use tokio::net::{TcpStream, UnixListener, UnixStream};
 use url::Url;
 
 pub use self::allow::HostAllowList;
@@ -65,6 +72,11 @@ pub trait EgressCheck: Send + Sync + 'static {
             .await
             .map(Iterator::collect)
             .map_err(|err| format!("cannot resolve {host}: {err}"))
+    }
+    /// The proxy (a Unix socket) allowed connections go through, when this process has
+    /// no network of its own; `None` to connect to the destination's addresses.
+    fn upstream(&self) -> Option<&Path> {
+        None
     }
 }
 
@@ -116,6 +128,9 @@ where
         if let Some(reason) = check.refuse_tunnel(host, port) {
             return refuse(&mut client, "403 Forbidden", &reason).await;
         }
+        if let Some(proxy) = check.upstream() {
+            return tunnel_through(proxy, &mut client, host, port, &rest).await;
+        }
         let mut upstream = match connect(check, host, port).await {
             Ok(upstream) => upstream,
             Err(Refusal(status, reason)) => return refuse(&mut client, status, &reason).await,
@@ -149,16 +164,80 @@ where
     let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
         return refuse(&mut client, "400 Bad Request", "no host").await;
     };
+    if let Some(proxy) = check.upstream() {
+        // The next proxy sees the request as this one did: in absolute form.
+        let mut upstream = match UnixStream::connect(proxy).await {
+            Ok(upstream) => upstream,
+            Err(err) => {
+                return refuse(&mut client, "502 Bad Gateway", &upstream_unreachable(&err)).await;
+            }
+        };
+        upstream
+            .write_all(forwarded_head(&head, method, url.as_str(), version).as_bytes())
+            .await?;
+        upstream.write_all(&rest).await?;
+        tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+        return Ok(());
+    }
     let mut upstream = match connect(check, host.trim_matches(['[', ']']), port).await {
         Ok(upstream) => upstream,
         Err(Refusal(status, reason)) => return refuse(&mut client, status, &reason).await,
     };
     upstream
-        .write_all(origin_form_head(&head, method, &url, version).as_bytes())
+        .write_all(forwarded_head(&head, method, &origin_form(&url), version).as_bytes())
         .await?;
     upstream.write_all(&rest).await?;
     tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
     Ok(())
+}
+
+/// A tunnel to `host:port` opened by the upstream proxy: the client gets `200` once the
+/// upstream said yes, or the upstream's own answer (its refusal and reason) when not.
+async fn tunnel_through<S>(
+    proxy: &Path,
+    client: &mut S,
+    host: &str,
+    port: u16,
+    rest: &[u8],
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut upstream = match UnixStream::connect(proxy).await {
+        Ok(upstream) => upstream,
+        Err(err) => return refuse(client, "502 Bad Gateway", &upstream_unreachable(&err)).await,
+    };
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    upstream
+        .write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        .await?;
+    let (answer, early) = read_head(&mut upstream).await?;
+    let established = answer
+        .split_whitespace()
+        .nth(1)
+        .is_some_and(|status| status.starts_with('2'));
+    if !established {
+        client.write_all(answer.as_bytes()).await?;
+        client.write_all(b"\r\n\r\n").await?;
+        client.write_all(&early).await?;
+        tokio::io::copy(&mut upstream, client).await?;
+        return client.shutdown().await;
+    }
+    client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await?;
+    client.write_all(&early).await?;
+    upstream.write_all(rest).await?;
+    tokio::io::copy_bidirectional(client, &mut upstream).await?;
+    Ok(())
+}
+
+fn upstream_unreachable(err: &std::io::Error) -> String {
+    format!("the way out of this sandbox (the runner's egress proxy) is unreachable: {err}")
 }
 
 /// A status line and the reason the client reads.
@@ -179,14 +258,19 @@ async fn connect(check: &dyn EgressCheck, host: &str, port: u16) -> Result<TcpSt
         })
 }
 
-/// The head with the request line in origin form, hop-by-hop proxy headers dropped and
-/// `Connection: close`.
-fn origin_form_head(head: &str, method: &str, url: &Url, version: &str) -> String {
+/// The path and query of `url`: the request target an origin server expects.
+fn origin_form(url: &Url) -> String {
     let mut target = url.path().to_string();
     if let Some(query) = url.query() {
         target.push('?');
         target.push_str(query);
     }
+    target
+}
+
+/// The head with the request line's target replaced by `target`, hop-by-hop proxy
+/// headers dropped and `Connection: close`.
+fn forwarded_head(head: &str, method: &str, target: &str, version: &str) -> String {
     let mut out = format!("{method} {target} {version}\r\n");
     for line in head.lines().skip(1) {
         let name = line.split(':').next().unwrap_or("").trim();

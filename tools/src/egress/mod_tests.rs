@@ -156,3 +156,59 @@ async fn the_relay_carries_a_command_to_the_proxy_and_returns_its_exit_code() {
     .unwrap();
     assert_eq!(code, 7);
 }
+
+#[tokio::test]
+async fn through_an_upstream_proxy_allowed_requests_chain_and_its_refusals_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = upstream().await;
+    // The upstream (a runner's proxy): svc.test pinned, localhost resolved and refused.
+    let outer_dir = dir.path().join("outer");
+    std::fs::create_dir(&outer_dir).unwrap();
+    let outer = proxy(
+        &outer_dir,
+        &["svc.test", "localhost"],
+        &[("svc.test", "127.0.0.1")],
+    );
+    // This process's proxy, with no network of its own: no DNS, everything goes on.
+    let inner = dir.path().join("inner.sock");
+    let hosts: Vec<String> = ["svc.test", "localhost", "10.1.2.3:80"]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    serve(
+        UnixListener::bind(&inner).unwrap(),
+        Arc::new(
+            HostAllowList::new(&hosts, &BTreeMap::new())
+                .unwrap()
+                .through(Some(outer)),
+        ),
+    );
+
+    let plain = ask(
+        &inner,
+        &format!("GET http://svc.test:{port}/x HTTP/1.1\r\nHost: svc.test\r\n\r\n"),
+    )
+    .await;
+    assert!(plain.ends_with("hello from upstream"), "{plain}");
+
+    let tunnel = ask(&inner, &format!("CONNECT svc.test:{port} HTTP/1.1\r\n\r\n")).await;
+    assert!(tunnel.starts_with("HTTP/1.1 200"), "{tunnel}");
+    assert!(tunnel.ends_with("hello from upstream"), "{tunnel}");
+
+    // Allowed here, refused upstream: its status and reason reach the client.
+    for request in [
+        format!("CONNECT localhost:{port} HTTP/1.1\r\n\r\n"),
+        format!("GET http://localhost:{port}/ HTTP/1.1\r\n\r\n"),
+    ] {
+        let refused = ask(&inner, &request).await;
+        assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+        assert!(refused.contains("a loopback address"), "{refused}");
+    }
+
+    // Refused here: not listed, or an address literal no DNS is needed to judge.
+    let other = ask(&inner, "CONNECT other.test:443 HTTP/1.1\r\n\r\n").await;
+    assert!(other.contains("is not one of them"), "{other}");
+    let private = ask(&inner, "CONNECT 10.1.2.3:80 HTTP/1.1\r\n\r\n").await;
+    assert!(private.starts_with("HTTP/1.1 403"), "{private}");
+    assert!(private.contains("a private-network address"), "{private}");
+}

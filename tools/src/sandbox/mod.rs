@@ -147,6 +147,11 @@ pub struct SandboxConfig {
     /// Addresses pinned for allowed names, used instead of DNS; the one way to let a
     /// listed name reach a private address (a service of this network).
     pub host_addresses: BTreeMap<String, IpAddr>,
+    /// With `network = "allow"`, where the run itself has no network (`agent-rs job` in
+    /// the embedded runner's sandbox): the runner's proxy socket the allowed connections
+    /// go through. Set by the job from its environment, never by a config file.
+    #[serde(skip)]
+    pub upstream_proxy: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
@@ -159,6 +164,7 @@ impl Default for SandboxConfig {
             hidden_paths: Vec::new(),
             allow_hosts: Vec::new(),
             host_addresses: BTreeMap::new(),
+            upstream_proxy: None,
         }
     }
 }
@@ -387,7 +393,7 @@ impl Sandbox {
             Kind::Landlock(plan) => {
                 let plan = landlock::Plan {
                     hidden: plan.hidden.clone(),
-                    network: self.network,
+                    network: landlock_network(self.network),
                 };
                 Some(Confinement::new(&plan, writable))
             }
@@ -447,7 +453,7 @@ fn landlock_kind(config: &SandboxConfig, hidden: &[PathBuf]) -> Result<Kind, Str
                 .to_string(),
         );
     }
-    if config.network == NetworkAccess::Allow {
+    if config.network == NetworkAccess::Allow && config.upstream_proxy.is_none() {
         return Err(
             "Landlock cannot limit where a connection goes (an allow-list of hosts \
              needs bubblewrap's network namespace)"
@@ -456,10 +462,21 @@ fn landlock_kind(config: &SandboxConfig, hidden: &[PathBuf]) -> Result<Kind, Str
     }
     let plan = landlock::Plan {
         hidden: std::sync::Arc::new(hidden.to_vec()),
-        network: config.network,
+        network: landlock_network(config.network),
     };
     landlock::probe(&plan).map_err(|reason| format!("Landlock does not work here: {reason}"))?;
     Ok(Kind::Landlock(plan))
+}
+
+/// What seccomp lets commands open under Landlock. An allow-list reaches Landlock only in
+/// a run whose own network namespace has no way out but a proxy that keeps the list (a
+/// job behind its runner's egress proxy, see [`SandboxConfig::upstream_proxy`]): there
+/// commands may open sockets, and the namespace and that proxy are the fence.
+fn landlock_network(network: NetworkAccess) -> NetworkAccess {
+    match network {
+        NetworkAccess::Allow => NetworkAccess::On,
+        other => other,
+    }
 }
 
 /// The paths hidden from commands: the credential stores of `home` and the configured

@@ -10,9 +10,16 @@
 //! a listed host through and answers anything else `403` with the reason
 //! ([`HostAllowList`]). A client that ignores the proxy variables finds no network.
 //!
-//! The allow-list needs a network namespace, so Landlock (which cannot say where a
-//! connection goes) and `--sandbox off` refuse it rather than run with more network than
-//! asked for.
+//! A run with no network of its own (a job in the embedded runner's sandbox) sets
+//! [`SandboxConfig::upstream_proxy`]: the proxy then passes what it allows on to the
+//! runner's proxy, which checks it again. There, where bubblewrap cannot nest (the
+//! runner's sandbox mounts `/proc` with covered entries, so a nested sandbox may not
+//! mount one of its own), commands run under Landlock with the run's own namespace: its
+//! one way out is the runner's proxy (`HTTP_PROXY`, inherited), which keeps the list.
+//!
+//! Otherwise the allow-list needs a network namespace, so Landlock (which cannot say
+//! where a connection goes) and `--sandbox off` refuse it rather than run with more
+//! network than asked for.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -97,7 +104,8 @@ pub(super) fn allowed(config: &SandboxConfig) -> Result<Option<Arc<Allowed>>, Sa
         ));
     }
     let check = HostAllowList::new(&config.allow_hosts, &config.host_addresses)
-        .map_err(SandboxError::Network)?;
+        .map_err(SandboxError::Network)?
+        .through(config.upstream_proxy.clone());
     Ok(Some(Arc::new(Allowed {
         hosts: config.allow_hosts.clone(),
         check: Arc::new(check),
@@ -124,11 +132,10 @@ impl Sandbox {
     /// [`crate::egress::relay::run_command_behind`]) as the program that carries each
     /// command's connections to it. `None` when the run has no allow-list.
     pub fn serve_egress_proxy(&self, relay: Vec<OsString>) -> std::io::Result<Option<EgressProxy>> {
-        let Some(allow) = self
-            .allow
-            .as_ref()
-            .filter(|_| self.network == NetworkAccess::Allow)
-        else {
+        // Under Landlock (only with an upstream) commands go to the upstream themselves.
+        let Some(allow) = self.allow.as_ref().filter(|_| {
+            self.network == NetworkAccess::Allow && matches!(self.kind, super::Kind::Bwrap { .. })
+        }) else {
             return Ok(None);
         };
         let dir = tempfile::Builder::new().prefix("agent-egress-").tempdir()?;

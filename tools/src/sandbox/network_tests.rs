@@ -133,3 +133,40 @@ async fn a_served_proxy_is_bound_in_and_commands_start_behind_the_relay() {
     assert!(setup.command_env().is_empty());
     assert!(setup.summary().allowed_hosts.is_empty());
 }
+
+#[tokio::test]
+async fn behind_an_upstream_proxy_landlock_keeps_an_allow_list_by_opening_sockets_only() {
+    let config = SandboxConfig {
+        upstream_proxy: Some("/run/agent-egress/proxy.sock".into()),
+        ..allow_config(SandboxMode::Landlock, &["pypi.org"])
+    };
+    let sandbox = match Sandbox::resolve(&config, None, None) {
+        Ok(sandbox) => sandbox,
+        Err(err) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping: {err}");
+            return;
+        }
+        Err(err) => panic!("Landlock must work in CI: {err}"),
+    };
+    let summary = sandbox.summary();
+    assert_eq!(summary.mode, "landlock");
+    assert_eq!(summary.network, NetworkAccess::Allow);
+    assert_eq!(summary.allowed_hosts, ["pypi.org"]);
+    // No proxy of its own: commands use the run's (the inherited `HTTP_PROXY`).
+    assert!(
+        sandbox
+            .serve_egress_proxy(vec!["/bin/agent".into()])
+            .unwrap()
+            .is_none()
+    );
+    assert!(sandbox.command_env().is_empty());
+    // Without an upstream, Landlock still refuses the list.
+    let err = Sandbox::resolve(
+        &allow_config(SandboxMode::Landlock, &["pypi.org"]),
+        None,
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("needs bubblewrap"), "{err}");
+}

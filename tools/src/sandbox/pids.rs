@@ -113,8 +113,13 @@ impl PidsPool {
                 }
             }
             None => {
+                // Unique across runs too: a run killed before it removed its cgroups
+                // leaves them behind, and in a container every agent has the same PID.
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |elapsed| elapsed.as_nanos());
                 let name = format!(
-                    "{}-{}",
+                    "{}-{nanos}-{}",
                     std::process::id(),
                     self.made.fetch_add(1, Ordering::Relaxed)
                 );

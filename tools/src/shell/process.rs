@@ -53,8 +53,11 @@ pub(crate) const POST_EXIT_DRAIN_GRACE: Duration = Duration::from_millis(300);
 /// and for processes that escaped the group (they are not waited for any longer).
 pub(crate) const POST_KILL_DRAIN_GRACE: Duration = Duration::from_millis(200);
 
-/// Bytes read from a pipe at a time.
+/// Bytes read from a pipe at a time, at most (a pipe holds 64 KiB)...
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// ...and at first: most commands print little, and two 64 KiB buffers per command made
+/// the allocator grow and trim the heap (a `brk` and fresh zeroed pages) every command.
+const FIRST_READ_BYTES: usize = 8 * 1024;
 
 /// What to run, fully decided: the tool has already checked the directory, the
 /// environment and the timeout.
@@ -418,12 +421,20 @@ async fn drain_both(
 async fn drain(mut pipe: impl AsyncRead + Unpin, into: &mut HeadTailBuffer) {
     // Read into spare capacity (`read_buf`), not a zeroed buffer: zeroing 64 KiB per pipe
     // was a tenth of the agent's own CPU on a session of short commands.
-    let mut chunk = Vec::with_capacity(READ_CHUNK_BYTES);
+    let mut chunk = Vec::with_capacity(FIRST_READ_BYTES);
     loop {
         chunk.clear();
         match pipe.read_buf(&mut chunk).await {
             Ok(0) => break,
-            Ok(_) => into.push(&chunk),
+            Ok(read) => {
+                into.push(&chunk);
+                // A full buffer: the command writes a lot, so read more at a time.
+                let capacity = chunk.capacity();
+                if read == capacity && capacity < READ_CHUNK_BYTES {
+                    chunk.clear();
+                    chunk.reserve_exact((capacity * 2).min(READ_CHUNK_BYTES));
+                }
+            }
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
             Err(err) => {
                 tracing::debug!(error = %err, "reading a command's output failed; keeping what was read");

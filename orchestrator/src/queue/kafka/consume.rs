@@ -22,7 +22,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::KafkaConfig;
 use super::offsets::{Offsets, Partition};
+use super::publisher::Publisher;
 use crate::queue::{Acker, Delivery, QueueError, TaskMessage};
 
 /// How often moved commit points are stored (librdkafka commits stored offsets every
@@ -64,7 +65,7 @@ struct Shared {
     receivers: Notify,
     pump: Notify,
     /// Publishes dead letters.
-    producer: FutureProducer,
+    publisher: Publisher,
 }
 
 impl Shared {
@@ -106,28 +107,30 @@ impl Shared {
             let source_offset = pending.offset.to_string();
             let source_partition = pending.partition.1.to_string();
             loop {
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "reason",
-                        value: Some(reason.as_str()),
-                    })
-                    .insert(Header {
-                        key: "source-topic",
-                        value: Some(pending.partition.0.as_str()),
-                    })
-                    .insert(Header {
-                        key: "source-partition",
-                        value: Some(source_partition.as_str()),
-                    })
-                    .insert(Header {
-                        key: "source-offset",
-                        value: Some(source_offset.as_str()),
-                    });
-                let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&topic)
-                    .payload(pending.payload.as_slice())
-                    .headers(headers);
+                let record = || {
+                    let headers = OwnedHeaders::new()
+                        .insert(Header {
+                            key: "reason",
+                            value: Some(reason.as_str()),
+                        })
+                        .insert(Header {
+                            key: "source-topic",
+                            value: Some(pending.partition.0.as_str()),
+                        })
+                        .insert(Header {
+                            key: "source-partition",
+                            value: Some(source_partition.as_str()),
+                        })
+                        .insert(Header {
+                            key: "source-offset",
+                            value: Some(source_offset.as_str()),
+                        });
+                    FutureRecord::<'_, (), [u8]>::to(&topic)
+                        .payload(pending.payload.as_slice())
+                        .headers(headers)
+                };
                 let sent = shared
-                    .producer
+                    .publisher
                     .send(record, shared.config.publish_timeout())
                     .await;
                 match sent {
@@ -135,7 +138,7 @@ impl Shared {
                         shared.settle(&pending);
                         return;
                     }
-                    Err((err, _)) => {
+                    Err(err) => {
                         tracing::warn!(error = %err, "publishing a dead letter failed; retrying");
                         tokio::time::sleep(DEAD_LETTER_RETRY).await;
                         if !shared.is_current(&pending) {
@@ -257,12 +260,7 @@ impl Consuming {
                 offsets: Arc::clone(&offsets),
             })?;
         consumer.subscribe(&[config.tasks_topic.as_str()])?;
-        let producer: FutureProducer = config
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", config.publish_timeout_ms.to_string())
-            .create()?;
+        let publisher = Publisher::new(&config)?;
         let shared = Arc::new(Shared {
             config,
             offsets,
@@ -270,7 +268,7 @@ impl Consuming {
             delayed: Mutex::new(Vec::new()),
             receivers: Notify::new(),
             pump: Notify::new(),
-            producer,
+            publisher,
         });
         tokio::spawn(pump(consumer, Arc::clone(&shared), stop));
         Ok(Self { shared })

@@ -21,15 +21,19 @@
 //!   owner instead (counting attempts from one again).
 //! - **Results**: terminal outcomes go to the results topic for whoever subscribes
 //!   ([`Queue::publish_result`]).
+//! - **Outages**: a producer that librdkafka declared dead after the brokers were gone
+//!   for a while is replaced ([`publisher`]).
 
 mod config;
 mod consume;
 mod offsets;
+mod publisher;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use publisher::Publisher;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -77,7 +81,7 @@ impl std::fmt::Debug for KafkaQueue {
 
 struct Inner {
     config: Arc<KafkaConfig>,
-    producer: FutureProducer,
+    publisher: Publisher,
     /// Started by the first `receive`.
     consuming: OnceLock<Result<Arc<Consuming>, String>>,
     stop: CancellationToken,
@@ -93,22 +97,15 @@ impl KafkaQueue {
     /// Connects the producer, and creates the topics (when `create_topics`) or checks
     /// that the tasks topic exists, so a wrong address shows at startup.
     pub async fn connect(config: &KafkaConfig) -> Result<Self, KafkaConnectError> {
-        let producer: FutureProducer = config
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", config.publish_timeout_ms.to_string())
-            .create()
-            .map_err(KafkaConnectError::Client)?;
+        let publisher = Publisher::new(config).map_err(KafkaConnectError::Client)?;
         if config.create_topics {
             create_topics(config).await?;
         }
-        check_topic(&producer, config).await?;
+        check_topic(&publisher.producer(), config).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config: Arc::new(config.clone()),
-                producer,
+                publisher,
                 consuming: OnceLock::new(),
                 stop: CancellationToken::new(),
             }),
@@ -126,14 +123,13 @@ impl KafkaQueue {
 
     /// Publishes `payload` to `topic`, keyed, and waits for the brokers to hold it.
     async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), QueueError> {
-        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let record = || FutureRecord::to(topic).key(key).payload(payload);
         let timeout = self.inner.config.publish_timeout();
         self.inner
-            .producer
+            .publisher
             .send(record, timeout)
             .await
-            .map(drop)
-            .map_err(|(err, _)| publish_error(topic, err, timeout))
+            .map_err(|err| publish_error(topic, err, timeout))
     }
 
     fn consuming(&self) -> Result<Arc<Consuming>, QueueError> {
@@ -276,7 +272,7 @@ impl Queue for KafkaQueue {
 
     /// Fetches the tasks topic's metadata from the brokers.
     async fn ping(&self, within: Duration) -> Result<(), QueueError> {
-        check_topic_within(&self.inner.producer, &self.inner.config, within)
+        check_topic_within(&self.inner.publisher.producer(), &self.inner.config, within)
             .await
             .map_err(|err| QueueError::Unavailable {
                 context: "fetch the tasks topic's metadata".to_string(),
@@ -302,14 +298,13 @@ impl KafkaQueue {
     /// parse goes to the dead-letter topic.
     pub async fn enqueue_raw(&self, payload: &[u8]) -> Result<(), QueueError> {
         let topic = self.inner.config.tasks_topic.clone();
-        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(&topic).payload(payload);
+        let record = || FutureRecord::<'_, (), [u8]>::to(&topic).payload(payload);
         let timeout = self.inner.config.publish_timeout();
         self.inner
-            .producer
+            .publisher
             .send(record, timeout)
             .await
-            .map(drop)
-            .map_err(|(err, _)| publish_error(&topic, err, timeout))
+            .map_err(|err| publish_error(&topic, err, timeout))
     }
 
     pub fn config(&self) -> &KafkaConfig {

@@ -13,6 +13,13 @@
 //!   paths, over plain HTTP (the embedded service's blob routes); an `https` one is
 //!   allowed by `CONNECT` to its host and port.
 //!
+//! - the hosts of the run's allow-list (`AGENT_NETWORK=allow=HOST,...`, which the agent's
+//!   commands and its setup reach through the agent's own proxy, chained to this one):
+//!   any path, by `CONNECT` or plain HTTP, to an address that is neither loopback nor
+//!   private nor metadata unless the server pins it (`[orchestrator.sandbox]
+//!   host_addresses`). A `host:port` the rules above name is decided by them alone, so
+//!   an allow-list can never open the rest of the service's own routes.
+//!
 //! The proxy itself is the shell sandbox's ([`tools::egress`]): a request the policy
 //! refuses gets `403` with the reason, so the agent's error says what happened (a
 //! metadata address, another host) instead of timing out.
@@ -20,11 +27,14 @@
 //! The policy is saved in the run's folder (URLs without their query strings: no
 //! signature is written), so a restarted server serves the proxy of a run it re-attaches.
 
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
+use tools::egress::{EgressCheck, HostAllowList};
 pub use tools::egress::{SANDBOX_EGRESS_DIR, SANDBOX_PROXY_LISTEN, SOCKET};
 use url::Url;
 
@@ -52,6 +62,12 @@ pub fn agent_env() -> Vec<(String, String)> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EgressPolicy {
     pub rules: Vec<EgressRule>,
+    /// The run's allow-list (`AGENT_NETWORK=allow=...`): hosts its commands may reach.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_hosts: Vec<String>,
+    /// Addresses the server pins for allowed names (the one way to a private address).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub host_addresses: BTreeMap<String, IpAddr>,
 }
 
 /// One destination: `host:port`, and which paths (all under `path_prefix`, exactly
@@ -107,7 +123,54 @@ impl EgressPolicy {
                 policy.allow(&url, AllowedPaths::Exact(url.path().to_string()));
             }
         }
+        if let Some(network) = spec.env.get("AGENT_NETWORK")
+            && let Ok(choice) = network.parse::<tools::NetworkChoice>()
+            && choice.access == tools::NetworkAccess::Allow
+        {
+            policy.allow_hosts = choice.allow_hosts;
+        }
         policy
+    }
+
+    /// The same policy, with the addresses the server pins for allowed names.
+    pub fn with_host_addresses(mut self, pinned: &BTreeMap<String, IpAddr>) -> Self {
+        self.host_addresses = pinned.clone();
+        self
+    }
+
+    /// Whether a rule names `host:port`: then the rules alone decide.
+    fn names(&self, host: &str, port: u16) -> bool {
+        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
+        self.rules
+            .iter()
+            .any(|rule| rule.host == host && rule.port == port)
+    }
+
+    /// The allow-list as a check, when the run has one (and it parses; it did at launch).
+    fn allow_list(&self) -> Option<HostAllowList> {
+        if self.allow_hosts.is_empty() {
+            return None;
+        }
+        HostAllowList::new(&self.allow_hosts, &self.host_addresses).ok()
+    }
+
+    /// Whether the allow-list lets `host:port` through (`host:port` named by no rule).
+    fn allow_list_allows(&self, host: &str, port: u16) -> bool {
+        !self.names(host, port)
+            && self
+                .allow_list()
+                .is_some_and(|list| list.refuse_tunnel(host, port).is_none())
+    }
+
+    /// What the run may reach, for a refusal.
+    fn reachable(&self) -> String {
+        if self.allow_hosts.is_empty() {
+            return "its model endpoint and its own signed URLs".to_string();
+        }
+        format!(
+            "its model endpoint, its own signed URLs and the hosts it allows ({})",
+            self.allow_hosts.join(", ")
+        )
     }
 
     fn allow(&mut self, url: &Url, paths: AllowedPaths) {
@@ -134,11 +197,11 @@ impl EgressPolicy {
         let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
         let allowed = self.rules.iter().any(|rule| {
             rule.host == host && rule.port == port && rule.paths == AllowedPaths::Tunnel
-        });
+        }) || self.allow_list_allows(&host, port);
         (!allowed).then(|| {
             format!(
-                "the sandbox lets this run reach only its model endpoint and its own signed \
-                 URLs; {host}:{port} is neither"
+                "the sandbox lets this run reach only {}; {host}:{port} is none of them",
+                self.reachable()
             )
         })
     }
@@ -163,11 +226,12 @@ impl EgressPolicy {
                                 .is_some_and(|rest| rest.starts_with('/'))
                     }
                 }
-        });
+        }) || self.allow_list_allows(&host, port);
         (!allowed).then(|| {
             format!(
-                "the sandbox lets this run reach only its model endpoint and its own signed \
-                 URLs; http://{host}:{port}{path} is neither"
+                "the sandbox lets this run reach only {}; http://{host}:{port}{path} is none \
+                 of them",
+                self.reachable()
             )
         })
     }
@@ -184,13 +248,26 @@ impl EgressPolicy {
     }
 }
 
-impl tools::egress::EgressCheck for EgressPolicy {
+#[async_trait::async_trait]
+impl EgressCheck for EgressPolicy {
     fn refuse_tunnel(&self, host: &str, port: u16) -> Option<String> {
         EgressPolicy::refuse_tunnel(self, host, port)
     }
 
     fn refuse_request(&self, url: &Url) -> Option<String> {
         EgressPolicy::refuse_request(self, url)
+    }
+
+    /// The service's own destinations as the resolver says (they are often loopback);
+    /// an allow-list's through its checks (no private address unless pinned).
+    async fn addresses(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+        match self.allow_list().filter(|_| !self.names(host, port)) {
+            Some(list) => list.addresses(host, port).await,
+            None => tokio::net::lookup_host((host, port))
+                .await
+                .map(Iterator::collect)
+                .map_err(|err| format!("cannot resolve {host}: {err}")),
+        }
     }
 }
 

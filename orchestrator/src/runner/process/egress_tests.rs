@@ -213,3 +213,53 @@ async fn the_proxy_forwards_allowed_requests_and_refuses_the_rest_with_a_reason(
     assert!(metadata.starts_with("HTTP/1.1 403"), "{metadata}");
     stop.cancel();
 }
+
+#[tokio::test]
+async fn an_allow_list_opens_its_hosts_but_never_the_services_own_routes() {
+    let mut spec = launch(
+        "http://127.0.0.1:9000/v1",
+        "http://127.0.0.1:8080/blobs/t/workspace.tar.gz?sig=abc",
+        &[],
+    );
+    spec.env.insert(
+        "AGENT_NETWORK".to_string(),
+        "allow=svc.test,127.0.0.1,localhost".to_string(),
+    );
+    let pinned = BTreeMap::from([("svc.test".to_string(), "127.0.0.1".parse().unwrap())]);
+    let policy = EgressPolicy::from_spec(&spec).with_host_addresses(&pinned);
+    assert_eq!(policy.refuse_tunnel("svc.test", 443), None);
+    assert_eq!(
+        policy.refuse_request(&url("http://svc.test:8081/any/path")),
+        None
+    );
+    // The service's own host:port is decided by its rules alone, listed or not.
+    let reason = policy.refuse_tunnel("127.0.0.1", 8080).unwrap_or_default();
+    assert!(
+        reason.contains("the hosts it allows (svc.test, 127.0.0.1, localhost)"),
+        "{reason}"
+    );
+    assert!(
+        policy
+            .refuse_request(&url("http://127.0.0.1:8080/api/v1/tasks"))
+            .is_some()
+    );
+    assert!(policy.refuse_tunnel("other.test", 443).is_some());
+    // Pinned names go to their address; other listed names never to a private one.
+    assert_eq!(
+        policy.addresses("svc.test", 443).await.unwrap(),
+        vec!["127.0.0.1:443".parse().unwrap()]
+    );
+    let loopback = policy.addresses("localhost", 80).await.unwrap_err();
+    assert!(loopback.contains("a loopback address"), "{loopback}");
+    let literal = policy.addresses("127.0.0.1", 81).await.unwrap_err();
+    assert!(literal.contains("a loopback address"), "{literal}");
+    // The model endpoint's own address is the resolver's, as before.
+    assert_eq!(
+        policy.addresses("127.0.0.1", 9000).await.unwrap(),
+        vec!["127.0.0.1:9000".parse().unwrap()]
+    );
+    // A restarted server serves the same policy.
+    let dir = tempfile::tempdir().unwrap();
+    policy.save(dir.path()).unwrap();
+    assert_eq!(EgressPolicy::load(dir.path()), Some(policy));
+}

@@ -55,6 +55,8 @@ use crate::task::{TaskId, now_ms};
 
 /// The environment variable that ties a process to its task.
 const TASK_ID_VAR: &str = "AGENT_TASK_ID";
+/// The variable that gives the agent's commands their network (`allow=HOST,...`).
+const NETWORK_VAR: &str = "AGENT_NETWORK";
 /// How often a cancel checks whether the group is gone before escalating to SIGKILL.
 const CANCEL_POLL: Duration = Duration::from_millis(50);
 const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -81,6 +83,10 @@ pub struct ProcessRunner {
     base_env: BTreeMap<String, String>,
     /// What the agent runs inside.
     sandbox: RunSandbox,
+    /// `AGENT_NETWORK` for a launch that names none (from `[sandbox] allow_hosts`).
+    default_network: Option<String>,
+    /// Addresses the runs' proxies pin for allowed names.
+    host_addresses: BTreeMap<String, std::net::IpAddr>,
     /// Ends the egress proxies this process serves (when it is dropped).
     egress_stop: CancellationToken,
     /// The watches this process follows, per run, so `detach` can end them.
@@ -105,6 +111,8 @@ impl ProcessRunner {
             kill_grace,
             base_env,
             sandbox: RunSandbox::off(),
+            default_network: None,
+            host_addresses: BTreeMap::new(),
             egress_stop: CancellationToken::new(),
             watches: Mutex::new(HashMap::new()),
         }
@@ -137,7 +145,21 @@ impl ProcessRunner {
             ),
             mode => tracing::info!(sandbox = mode, "embedded runner ready"),
         }
-        runner.with_sandbox(sandbox)
+        runner
+            .with_sandbox(sandbox)
+            .with_network(&config.sandbox.allow_hosts, &config.sandbox.host_addresses)
+    }
+
+    /// The same runner, its agents' commands allowed `hosts` (when a launch names no
+    /// network), reached at the `pinned` addresses where given.
+    pub fn with_network(
+        mut self,
+        hosts: &[String],
+        pinned: &BTreeMap<String, std::net::IpAddr>,
+    ) -> Self {
+        self.default_network = (!hosts.is_empty()).then(|| format!("allow={}", hosts.join(",")));
+        self.host_addresses = pinned.clone();
+        self
     }
 
     /// The same runner, starting agents in `sandbox`.
@@ -178,6 +200,16 @@ impl ProcessRunner {
     /// Creates the run's folder and starts its supervisor. `Ok(false)`: the folder was
     /// there already (the run was launched before).
     fn start(&self, dir: &RunDir, spec: &LaunchSpec) -> Result<bool, RunnerError> {
+        let with_network;
+        let spec = match &self.default_network {
+            Some(network) if !spec.env.contains_key(NETWORK_VAR) => {
+                let mut spec = spec.clone();
+                spec.env.insert(NETWORK_VAR.to_string(), network.clone());
+                with_network = spec;
+                &with_network
+            }
+            _ => spec,
+        };
         let agent = self.agent_path()?;
         let agent = std::fs::canonicalize(&agent).unwrap_or(agent);
         let egress_dir = dir.file(egress::EGRESS_DIR);
@@ -213,7 +245,8 @@ impl ProcessRunner {
         if !self.sandbox.is_bwrap() {
             return Ok(());
         }
-        let policy = egress::EgressPolicy::from_spec(spec);
+        let policy =
+            egress::EgressPolicy::from_spec(spec).with_host_addresses(&self.host_addresses);
         policy.save(&dir.path)?;
         egress::spawn(dir.path.clone(), policy, self.egress_stop.clone())
     }

@@ -14,7 +14,8 @@
 //!   uploading them through its signed URLs;
 //! - its own PID namespace and `/proc`: the server and the other runs are invisible;
 //! - its own network namespace: it reaches the model endpoint and its own signed URLs
-//!   only, through the run's egress proxy ([`super::egress`]), whose socket folder is the
+//!   (and the hosts of the run's allow-list, `allow_hosts`) only, through the run's
+//!   egress proxy ([`super::egress`]), whose socket folder is the
 //!   one thing of the run's folder bound in (at `/run/agent-egress`, over an empty `/run`);
 //! - the environment the supervisor gives it (already cleared), nothing else.
 //!
@@ -25,7 +26,10 @@
 //!
 //! Nested user namespaces stay allowed: the agent's shell tool puts each command in a
 //! sandbox of its own (read-only outside the workspace, no network), and the agent gets
-//! the `pids` cgroup folder its commands' process caps are made in.
+//! the `pids` cgroup folder its commands' process caps are made in. That sandbox is
+//! Landlock's: a nested bubblewrap cannot mount a `/proc` of its own below this one,
+//! whose entries bubblewrap covers (the kernel refuses a proc mount while no other one
+//! is fully visible).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -59,6 +63,13 @@ pub struct RunSandboxConfig {
     /// More paths agents must not see, on top of the data folder and the home folder's
     /// credential stores (the server's config file and TLS keys, say).
     pub hidden_paths: Vec<PathBuf>,
+    /// Hosts every agent's commands (and its setup) may reach besides what the run needs
+    /// (a package registry, say): given to the agent as `AGENT_NETWORK=allow=...` when
+    /// the launch names no network of its own, and let through by the run's proxy.
+    pub allow_hosts: Vec<String>,
+    /// Addresses pinned for allowed names, used by the run's proxy instead of DNS: the
+    /// one way to let an allowed name reach a private address (a mirror on this network).
+    pub host_addresses: std::collections::BTreeMap<String, std::net::IpAddr>,
 }
 
 /// Credential stores under the home folder, hidden from agents.
