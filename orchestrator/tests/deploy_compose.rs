@@ -77,6 +77,15 @@ fn the_stack_has_every_part_of_the_cluster_profile() {
         );
         assert_eq!(service["read_only"], true, "{name}");
         assert_eq!(service["cap_drop"][0], "ALL", "{name}");
+        // On a read-only root the process makes its data folder at start: the api
+        // exited with "Read-only file system" before it was a tmpfs.
+        let tmpfs: Vec<&str> = service["tmpfs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(tmpfs.contains(&"/var/lib/agent-rs"), "{name}: {tmpfs:?}");
     }
 }
 
