@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use orchestrator::blob::signing::{MIN_SIGNING_KEY_LEN, generate_signing_key};
+use orchestrator::services::Runs;
 use orchestrator::store::SqliteTaskStore;
 use orchestrator::{OrchestratorConfig, Services};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -77,7 +78,12 @@ impl Embedded {
 /// `config.data_dir`; `public_url` is where agents and clients reach this server (signed
 /// blob URLs point there). The same constructor ([`Services::from_config`]) builds them
 /// for the tests.
-pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Result<Embedded> {
+/// `runs` is [`Runs::Nothing`] for an api-only process, which then needs no runner backend.
+pub async fn build(
+    config: OrchestratorConfig,
+    public_url: &str,
+    runs: Runs,
+) -> anyhow::Result<Embedded> {
     let data_dir: PathBuf = config.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -86,7 +92,7 @@ pub async fn build(config: OrchestratorConfig, public_url: &str) -> anyhow::Resu
         "store {:?}, cache {:?}, queue {:?}, blobs {:?}",
         config.store.backend, config.cache.backend, config.queue.backend, config.blob.backend
     );
-    let (orchestrator, parts) = Services::from_config(config, public_url, key)
+    let (orchestrator, parts) = Services::from_config_running(config, public_url, key, runs)
         .await
         .with_context(|| {
             format!(

@@ -17,6 +17,7 @@ use orchestrator::config::BlobBackend;
 use orchestrator::health::Health;
 use orchestrator::pr::PullRequests;
 use orchestrator::reconciler::Reconciler;
+use orchestrator::services::Runs;
 use orchestrator::worker::{OutboxFeed, Worker};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -287,7 +288,12 @@ async fn serve(file: FileConfig, role: Role, demo_token: Option<String>) -> anyh
         .pull_requests
         .task_link_base
         .get_or_insert_with(|| public_url.clone());
-    let embedded = api::embedded::build(orchestrator_config, &public_url).await?;
+    let runs = if role.runs_agents() {
+        Runs::Agents
+    } else {
+        Runs::Nothing
+    };
+    let embedded = api::embedded::build(orchestrator_config, &public_url, runs).await?;
 
     if let Ok(token) = std::env::var("API_DEV_TOKEN")
         && !token.is_empty()

@@ -197,3 +197,46 @@ async fn readiness_fails_with_the_reason_when_the_data_disk_is_short_of_space() 
     let health = api.http.get(api.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// The config of `deploy/compose`: agents as containers on an engine whose socket only the
+/// worker mounts. Here no engine answers at that path.
+const CONTAINER_RUNNER_WITHOUT_ENGINE: &str = "[orchestrator.runner]\nkind = \"container\"\n\n\
+     [orchestrator.runner.container]\nsocket = \"unix:///nonexistent/engine.sock\"\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_process_needs_no_runner_backend_and_a_worker_refuses_to_start_without_one() {
+    let model = scripted_model(json!([])).await;
+    let home = Home::new(&format!(
+        "role = \"api\"\n{CONTAINER_RUNNER_WITHOUT_ENGINE}"
+    ));
+    let api = Api::start(&home, "127.0.0.1:0", &model).await;
+    let response = api.http.get(api.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", api.log());
+    let id = api
+        .created_id(
+            api.submit_zip(zip_of(&[("calc.py", CALC_PY)]), "fix add")
+                .await,
+        )
+        .await;
+    assert_eq!(api.task(&id).await["status"], "QUEUED", "{}", api.log());
+    assert!(!api.log().contains("engine.sock"), "{}", api.log());
+
+    // A worker on the same config needs the engine: it says so and exits.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, CONTAINER_RUNNER_WITHOUT_ENGINE).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_api"))
+        .args(["--role", "worker", "--listen", "127.0.0.1:0"])
+        .args(["--public-url", "http://127.0.0.1:9", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("API_CONFIG")
+        .env_remove("API_ROLE")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("the runner"), "{stderr}");
+    assert!(stderr.contains("/nonexistent/engine.sock"), "{stderr}");
+}

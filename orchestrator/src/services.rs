@@ -18,7 +18,7 @@ use crate::config::{
     BlobBackend, CacheBackend, OrchestratorConfig, QueueBackend, RunnerKind, StoreBackend,
 };
 use crate::queue::{InProcessQueue, KafkaConnectError, KafkaQueue, Queue};
-use crate::runner::{ContainerRunner, KubeRunner, ProcessRunner, Runner, RunnerError};
+use crate::runner::{ContainerRunner, KubeRunner, NoRunner, ProcessRunner, Runner, RunnerError};
 use crate::store::{MySqlTaskStore, SqliteTaskStore, StoreError, TaskStore};
 
 /// Cheap to clone: every field is shared.
@@ -78,6 +78,17 @@ pub enum ServicesError {
     S3(#[from] S3ConfigError),
     #[error("the runner: {0}")]
     Runner(#[from] RunnerError),
+}
+
+/// Whether a process launches agents, and so needs the runner `[runner] kind` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// A worker (or a process with every role): opens the configured runner, checking that
+    /// its backend answers.
+    Agents,
+    /// An api-only process: never opens the runner, so its start does not depend on a
+    /// container engine or a cluster it never calls ([`NoRunner`] refuses any call).
+    Nothing,
 }
 
 /// The runner `[runner] kind` names. A Kubernetes runner finds its cluster the way
@@ -156,6 +167,16 @@ impl Services {
         public_base_url: &str,
         signing_key: SecretSlice<u8>,
     ) -> Result<(Self, ProfileParts), ServicesError> {
+        Self::from_config_running(config, public_base_url, signing_key, Runs::Agents).await
+    }
+
+    /// [`Services::from_config`] for a process that runs `runs`.
+    pub async fn from_config_running(
+        config: OrchestratorConfig,
+        public_base_url: &str,
+        signing_key: SecretSlice<u8>,
+        runs: Runs,
+    ) -> Result<(Self, ProfileParts), ServicesError> {
         let store = open_store(&config).await?;
         let cache: Arc<dyn StatusCache> = match config.cache.backend {
             CacheBackend::Memory => Arc::new(memory_cache(&config)),
@@ -187,7 +208,10 @@ impl Services {
             queue,
             blobs,
             cache: time_limited(cache, &config),
-            runner: open_runner(&config).await?,
+            runner: match runs {
+                Runs::Agents => open_runner(&config).await?,
+                Runs::Nothing => Arc::new(NoRunner),
+            },
             config: Arc::new(config),
         };
         let parts = ProfileParts {

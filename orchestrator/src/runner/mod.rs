@@ -33,10 +33,12 @@ use secrecy::SecretString;
 use crate::store::BoxError;
 use crate::task::TaskId;
 
+pub mod absent;
 pub mod container;
 pub mod kubernetes;
 pub mod process;
 
+pub use absent::NoRunner;
 pub use container::{ContainerRunner, ContainerSettings};
 pub use kubernetes::{KubeRunner, KubeSettings};
 pub use process::ProcessRunner;
