@@ -17,6 +17,7 @@ use tools::shell::{ScriptRun, child_env, run_script};
 use tools::{Sandbox, SecretRedactor};
 
 use crate::output_dir::OutputDir;
+use crate::setup::{last_bytes, section};
 
 /// The file the check's output goes to.
 pub const CHECK_LOG_FILE: &str = "check.log";
@@ -118,24 +119,9 @@ pub async fn run(command: &str, timeout: Duration, ctx: &CheckContext<'_>) -> Ch
     report
 }
 
-fn section(label: &str, text: &str) -> String {
-    if text.is_empty() {
-        return String::new();
-    }
-    let newline = if text.ends_with('\n') { "" } else { "\n" };
-    format!("== {label} ==\n{text}{newline}")
-}
-
 /// The last [`TAIL_BYTES`] bytes of `log`, cut on a character boundary.
 fn tail_of(log: &str) -> String {
-    if log.len() <= TAIL_BYTES {
-        return log.to_string();
-    }
-    let mut cut = log.len() - TAIL_BYTES;
-    while !log.is_char_boundary(cut) {
-        cut += 1;
-    }
-    log[cut..].to_string()
+    last_bytes(log, TAIL_BYTES).to_string()
 }
 
 #[cfg(test)]

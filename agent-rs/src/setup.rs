@@ -169,7 +169,9 @@ pub fn failed_outcome(error: String, sink: &mut EventSink) -> RunOutcome {
     outcome
 }
 
-fn section(label: &str, text: &str) -> String {
+/// A labelled block of a command's log (`== stdout ==`), empty for empty output; the
+/// check's log is laid out the same way.
+pub(crate) fn section(label: &str, text: &str) -> String {
     if text.is_empty() {
         return String::new();
     }
@@ -181,15 +183,19 @@ fn section(label: &str, text: &str) -> String {
 fn tail_of(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     let start = lines.len().saturating_sub(TAIL_LINES);
-    let tail = lines[start..].join("\n");
-    if tail.len() <= TAIL_BYTES {
-        return tail;
+    last_bytes(&lines[start..].join("\n"), TAIL_BYTES).to_string()
+}
+
+/// The last `max` bytes of `text` at most, cut on a character boundary.
+pub(crate) fn last_bytes(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
     }
-    let mut cut = tail.len() - TAIL_BYTES;
-    while !tail.is_char_boundary(cut) {
+    let mut cut = text.len() - max;
+    while !text.is_char_boundary(cut) {
         cut += 1;
     }
-    tail[cut..].to_string()
+    &text[cut..]
 }
 
 #[cfg(test)]
