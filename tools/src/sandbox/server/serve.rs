@@ -208,21 +208,26 @@ fn spawn(
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr))
         .process_group(0);
-    if let Some(procs) = procs {
-        let raw = procs.as_raw_fd();
-        // SAFETY: one `write` of a constant to a descriptor opened before the fork.
-        #[allow(unsafe_code)]
-        unsafe {
-            command.pre_exec(move || {
+    let raw_procs = procs.as_ref().map(AsRawFd::as_raw_fd);
+    // SAFETY: system calls only, on a descriptor opened before the fork (kept open by
+    // `procs`, alive until `spawn` returns).
+    #[allow(unsafe_code)]
+    unsafe {
+        command.pre_exec(move || {
+            // Bash dies with the server (under Landlock nothing else would end it if
+            // the agent were killed; the last program bash `exec`s keeps this).
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if let Some(raw) = raw_procs {
                 // "0": the writer itself, so the command starts inside its cap.
-                let _ = &procs;
-                let borrowed = std::os::fd::BorrowedFd::borrow_raw(raw);
-                nix::unistd::write(borrowed, b"0")?;
-                Ok(())
-            });
-        }
+                let procs = std::os::fd::BorrowedFd::borrow_raw(raw);
+                nix::unistd::write(procs, b"0")?;
+            }
+            Ok(())
+        });
     }
-    command.spawn()
+    let child = command.spawn();
+    drop(procs);
+    child
 }
 
 fn start_waiter(
