@@ -8,7 +8,7 @@
 //! (how a `FROM scratch` image hands it to another container).
 //!
 //! Exit codes (a contract): 0 completed, 1 other failure, 2 bad usage or input,
-//! 3 a limit reached, 4 the model failed.
+//! 3 a limit reached, 4 the model failed, 5 (`job`) the object store stayed unreachable.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
