@@ -44,6 +44,8 @@ pub(crate) struct CommandServer {
 #[derive(Debug, Default)]
 struct Routes {
     gone: bool,
+    /// The agent closed its side: the server's end is expected (however it comes).
+    closing: bool,
     commands: HashMap<u64, mpsc::UnboundedSender<Response>>,
 }
 
@@ -179,6 +181,9 @@ impl CommandServer {
 impl Drop for CommandServer {
     fn drop(&mut self) {
         // End of stream for the server: it kills what still runs, reports and exits.
+        if let Ok(mut routes) = self.routes.lock() {
+            routes.closing = true;
+        }
         if let Ok(socket) = self.requests.get_mut() {
             let _ = socket.shutdown(std::net::Shutdown::Write);
         }
@@ -351,8 +356,10 @@ fn serve_answers(
             }
         }
     }
+    let mut closing = false;
     if let Ok(mut routes) = routes.lock() {
         routes.gone = true;
+        closing = routes.closing;
         // Dropping the senders tells every waiting command.
         routes.commands.clear();
     }
@@ -376,7 +383,7 @@ fn serve_answers(
         Some(ready) => {
             let _ = ready.send(Err(reason));
         }
-        None if status.as_ref().is_ok_and(ExitStatus::success) => {
+        None if closing || status.as_ref().is_ok_and(ExitStatus::success) => {
             tracing::debug!("the sandbox server stopped");
         }
         None => tracing::warn!(%reason, "the sandbox server stopped"),
