@@ -8,11 +8,13 @@
 //! Names it does not find (code changed since the list was made) are skipped quietly: a
 //! stale list costs memory, never correctness.
 //!
-//! Only for `x86_64-unknown-linux-gnu` in optimised builds, and not with
-//! `AGENT_RS_SYMBOL_ORDER=off` (another linker than LLD would reject the option).
+//! Only for `x86_64-unknown-linux-gnu` in optimised builds, when the toolchain links with
+//! its own LLD (it ships one, and neither a linker nor linker flags were chosen): another
+//! linker would reject the option. `AGENT_RS_SYMBOL_ORDER=off` turns it off.
 
 use std::env;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=link/hot-symbols.txt");
@@ -21,13 +23,16 @@ fn main() {
     let target = env::var("TARGET").unwrap_or_default();
     let profile = env::var("PROFILE").unwrap_or_default();
     let wanted = env::var("AGENT_RS_SYMBOL_ORDER").as_deref() != Ok("off");
-    if target != "x86_64-unknown-linux-gnu" || profile != "release" || !wanted {
+    if target != "x86_64-unknown-linux-gnu" || profile != "release" || !wanted || !links_with_lld()
+    {
         return;
     }
     // `scripts/order-symbols` asks for the link map: where each function of this very
     // build landed (the binary itself is stripped), to name what a profile ran.
     if let Ok(map) = env::var("AGENT_RS_LINK_MAP") {
         println!("cargo:rustc-link-arg-bin=agent-rs=-Wl,-Map={map}");
+        // The names as the ordering file needs them, not demangled.
+        println!("cargo:rustc-link-arg-bin=agent-rs=-Wl,--no-demangle");
     }
     let Ok(dir) = env::var("CARGO_MANIFEST_DIR") else {
         return;
@@ -41,4 +46,26 @@ fn main() {
         list.display()
     );
     println!("cargo:rustc-link-arg-bin=agent-rs=-Wl,--no-warn-symbol-ordering");
+}
+
+/// Whether rustc links this target with the LLD it ships (Rust's default on
+/// x86_64 Linux since 1.90): a toolchain with `gcc-ld/ld.lld`, and no linker chosen by
+/// Cargo configuration or flags.
+fn links_with_lld() -> bool {
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
+    if env::var_os("RUSTC_LINKER").is_some() {
+        return false;
+    }
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    if flags.contains("linker") || flags.contains("link-self-contained") {
+        return false;
+    }
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    sysroot
+        .join("lib/rustlib/x86_64-unknown-linux-gnu/bin/gcc-ld/ld.lld")
+        .is_file()
 }
