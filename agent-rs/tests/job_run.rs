@@ -95,8 +95,9 @@ async fn full_job_uploads_a_diff_that_applies_to_the_original_tree() {
 async fn presigned_signatures_never_appear_in_output_or_uploads() {
     let (store, _pristine) = store_with_buggy_repo().await;
     // The model looks for the URLs in its environment and in the job's. Without the
-    // sandbox (which hides the job's process, see below) the job's environment is
-    // readable, and the redactor is what keeps the signatures out.
+    // sandbox (which hides the job's process, see below) the job's `/proc` files are
+    // closed to a command without CAP_SYS_PTRACE (see below); a test user holding it
+    // (root on a host) reads them, and the redactor is what keeps the signatures out.
     let model = server(json!({"model": "scripted", "steps": [
         {"type": "tool_calls", "calls": [
             {"name": "run_shell_command", "arguments": {"command_string": "env; cat /proc/$PPID/environ | tr '\\0' '\\n'"}}
@@ -126,12 +127,69 @@ async fn presigned_signatures_never_appear_in_output_or_uploads() {
         seen.contains("AGENT_TASK_ID"),
         "the shell output reached the model"
     );
-    // The job's own environment holds the URLs; the redactor caught them on the way out.
-    assert!(
-        seen.contains("AGENT_UPLOAD_URLS=[REDACTED:AGENT_UPLOAD_URLS]"),
-        "{seen}"
-    );
     assert!(!seen.contains(SIGNATURE));
+}
+
+/// rot13, as `tr 'A-Za-z' 'N-ZA-Mn-za-m'` writes it: text the redactor does not know.
+fn rot13(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'a'..='z' => (((c as u8 - b'a') + 13) % 26 + b'a') as char,
+            'A'..='Z' => (((c as u8 - b'A') + 13) % 26 + b'A') as char,
+            _ => c,
+        })
+        .collect()
+}
+
+/// Inside a container the runners turn the shell sandbox off: a command runs beside the
+/// job, as its user, in its `/proc`. The job's own `environ` (model key, signed URLs)
+/// and `mem` stay closed to it, for root without CAP_SYS_PTRACE and CAP_SYS_ADMIN (how
+/// the containers run) as for a plain user, whether it names the job as its parent or
+/// hunts for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsandboxed_commands_cannot_read_the_jobs_environment_through_proc() {
+    const KEY: &str = "sk-job-key-never-readable";
+    let (store, _pristine) = store_with_buggy_repo().await;
+    // Everything read goes through rot13, so the redactor cannot hide a leak.
+    let hunt = "for f in /proc/$PPID/environ /proc/$PPID/mem /proc/$PPID/task/*/environ; do \
+                  tr 'A-Za-z' 'N-ZA-Mn-za-m' < $f > /dev/null && echo \"READ $f\"; done; \
+                for p in /proc/[0-9]*; do \
+                  if tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'agent-rs job $'; then echo \"agent at $p\"; \
+                    tr 'A-Za-z' 'N-ZA-Mn-za-m' < $p/environ; fi; done; echo hunted";
+    let model = server(json!({"model": "scripted", "steps": [
+        {"type": "tool_calls", "calls": [
+            {"name": "run_shell_command", "arguments": {"command_string": hunt}}
+        ]},
+        {"type": "message", "content": "looked around"}
+    ]}))
+    .await;
+    let mut env = job_env(&store, &model.base_url());
+    set(&mut env, "AGENT_SANDBOX", "off");
+    set(&mut env, "OPENAI_API_KEY", KEY);
+    let job = run_job_without_ptrace(&env).await;
+    assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
+
+    let seen = model.requests()[1].body.to_string();
+    assert!(seen.contains("hunted"), "{seen}");
+    assert!(
+        seen.contains("agent at /proc/"),
+        "the hunt found no job: {seen}"
+    );
+    assert!(seen.contains("Permission denied"), "{seen}");
+    assert!(!seen.contains("READ /proc/"), "{seen}");
+    let leaks = [
+        KEY.to_string(),
+        rot13(KEY),
+        rot13(SIGNATURE),
+        SIGNATURE.to_string(),
+    ];
+    let mut everywhere = vec![seen, job.everything_shown()];
+    everywhere.extend(OUTPUTS.map(|name| store.upload_text(name)));
+    for text in &everywhere {
+        for leak in &leaks {
+            assert!(!text.contains(leak.as_str()), "`{leak}` leaked:\n{text}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -134,6 +134,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .setup_secrets
         .validate()
         .context("in the config file's [orchestrator.setup_secrets]")?;
+    // Every agent would be refused this list at launch: refuse the server instead.
+    file.orchestrator
+        .sandbox
+        .validate_hosts()
+        .context("in the config file's [orchestrator.sandbox]")?;
     // Lives as long as the server: the demo's data folder when none was given.
     let mut demo_data = None;
     if let Some(data_dir) = &cli.data_dir {

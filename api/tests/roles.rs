@@ -68,6 +68,57 @@ async fn a_worker_process_without_the_api_address_refuses_to_start() {
     assert!(stderr.contains("--public-url"), "{stderr}");
 }
 
+/// An allow-list every agent would refuse (each task exiting 2) stops the server instead,
+/// naming the entry.
+#[test]
+fn a_server_with_an_unusable_sandbox_host_refuses_to_start_naming_it() {
+    for (toml_text, entry) in [
+        (
+            "[orchestrator.sandbox]\nallow_hosts = [\"pypi.org\", \"mirror:http\"]\n",
+            "`mirror:http`",
+        ),
+        (
+            "[orchestrator.sandbox]\nallow_hosts = [\"pypi.org\"]\n\
+             [orchestrator.sandbox.host_addresses]\n\"pypi.org:443\" = \"10.0.0.7\"\n",
+            "`pypi.org:443`",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, toml_text).unwrap();
+        let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_api"))
+            .args(["--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env_remove("API_CONFIG")
+            .env_remove("API_ROLE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that starts keeps running: give it the time a refusal takes, then stop it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while server.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let refused = server.try_wait().unwrap().is_some();
+        if !refused {
+            server.kill().unwrap();
+        }
+        let output = server.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(refused, "started with {toml_text}: {stderr}");
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains("[orchestrator.sandbox]"), "{stderr}");
+        assert!(stderr.contains(entry), "{stderr}");
+        assert!(
+            !dir.path().join("data").exists(),
+            "the refused server made its data folder"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_process_stores_tasks_for_the_workers_and_runs_no_agent() {
     let model = scripted_model(json!(fix_add_steps())).await;

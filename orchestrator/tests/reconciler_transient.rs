@@ -40,7 +40,6 @@ async fn a_pass_whose_store_blinks_still_relays_the_task() {
         )
         .await;
     assert_eq!(task.status, TaskStatus::Queued);
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 
     flaky.blinks.store(3, Ordering::SeqCst);
     let report = harness.reconciler().pass().await;

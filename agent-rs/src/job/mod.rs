@@ -39,6 +39,10 @@
 //! - `AGENT_SETUP`: a setup script run before the agent, with the network on;
 //!   `AGENT_SETUP_ENV`: comma-separated names of variables given to it only.
 //!
+//! With the shell sandbox off (inside a container) the job's process is made
+//! non-dumpable before anything runs ([`private_process`]): its commands cannot read its
+//! `/proc/<pid>/environ`. (A sandbox hides the job's process from them already.)
+//!
 //! Exit codes: those of `run` (0 completed, 3 limit, 4 model failed); 2 when a setting,
 //! the download or the archive is bad (nothing ran); 1 when an output could not be
 //! uploaded, or the run's own machinery failed. Presigned URLs are only ever shown
@@ -48,6 +52,7 @@ pub mod download;
 pub mod egress;
 pub mod extract;
 pub mod http;
+pub mod private_process;
 pub mod spec;
 pub mod upload;
 pub mod urls;
@@ -125,6 +130,12 @@ pub fn run_job(args: &JobArgs, config: &AgentConfig, io: JobIo) -> u8 {
         Ok(spec) => spec,
         Err(err) => return reporter.fail(exit::BAD_INPUT, &err),
     };
+    // Before the model or any command runs: the environment holds the key.
+    if spec.sandbox.unwrap_or(config.tools.sandbox.mode) == tools::SandboxMode::Off
+        && let Err(message) = private_process::hide_from_children()
+    {
+        return reporter.fail(exit::OTHER_ERROR, &message);
+    }
     reporter.redactor = env_redactor.with_secrets(url_secrets(&spec));
     // With no network of its own, an allow-list's connections go on through the
     // runner's proxy (which checks them again).

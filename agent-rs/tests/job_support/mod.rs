@@ -226,7 +226,36 @@ pub fn unset(env: &mut Vec<(String, String)>, name: &str) {
 
 /// Runs `agent-rs job` with exactly `env` (plus PATH and HOME).
 pub async fn run_job(env: &[(String, String)]) -> Job {
-    let mut command = tokio::process::Command::new(AGENT);
+    run_job_via(tokio::process::Command::new(AGENT), env).await
+}
+
+/// Runs `agent-rs job` as the runners' containers run it: without the capabilities that
+/// open another process's memory files (`CAP_SYS_PTRACE`, and for reading, on recent
+/// kernels, `CAP_PERFMON` or `CAP_SYS_ADMIN`), which no container the runners start
+/// has, root inside it or not. A test process holding any (root on a host) drops them
+/// from the bounding set with util-linux's `setpriv`, for the job and its commands.
+pub async fn run_job_without_ptrace(env: &[(String, String)]) -> Job {
+    // CAP_SYS_PTRACE, CAP_SYS_ADMIN, CAP_PERFMON.
+    const OPENERS: u64 = (1 << 19) | (1 << 21) | (1 << 38);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .unwrap();
+    if effective & OPENERS == 0 {
+        return run_job(env).await;
+    }
+    let mut command = tokio::process::Command::new("setpriv");
+    command.args([
+        "--bounding-set=-sys_ptrace,-sys_admin,-perfmon",
+        "--",
+        AGENT,
+    ]);
+    run_job_via(command, env).await
+}
+
+async fn run_job_via(mut command: tokio::process::Command, env: &[(String, String)]) -> Job {
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

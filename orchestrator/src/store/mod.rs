@@ -113,6 +113,10 @@ impl Lease {
 }
 
 /// One kind of repair the reconciler looks for; each is its own bounded query.
+///
+/// An `older_than` is inclusive, to the millisecond: `Duration::ZERO` means everything
+/// up to now, entries written in the current millisecond included, so a caller never
+/// has to wait for the clock to move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
     /// Outbox entries at least this old: created, maybe never enqueued.

@@ -80,8 +80,6 @@ pub async fn an_ended_attempt_is_recorded_and_the_next_queued(fx: Fixture) {
         (None, None, None)
     );
     assert_eq!((next.lease_holder, next.follow_up), (None, None));
-    // "Older than zero" is strictly older: not within the millisecond it was written.
-    tokio::time::sleep(Duration::from_millis(5)).await;
     let outbox = store
         .due(
             Due::Outbox {

@@ -370,3 +370,21 @@ pub async fn a_new_task_has_an_outbox_entry_until_it_is_sent(fx: Fixture) {
     assert!(due(store, any_age, &[task.id]).await.is_empty());
     store.outbox_done(task.id).await.unwrap();
 }
+
+/// `older_than: ZERO` means "up to now", the current millisecond included: a row is
+/// found by the very next query, whether or not the clock moved since it was written.
+/// Many rounds, so that most land within the millisecond (which a strict `<` missed).
+pub async fn older_than_zero_includes_the_current_millisecond(fx: Fixture) {
+    let store = &*fx.store;
+    let zero = Duration::ZERO;
+    for _ in 0..25 {
+        let task = create(store, git_task(&unique_owner())).await;
+        let outbox = due(store, Due::Outbox { older_than: zero }, &[task.id]).await;
+        assert_eq!(outbox, [task.id], "the outbox entry just written");
+        let queued = due(store, Due::Queued { older_than: zero }, &[task.id]).await;
+        assert_eq!(queued, [task.id], "the task just queued");
+        walk(store, task.id, &[Queued, Cancelled]).await;
+        let expired = due(store, Due::Expired { older_than: zero }, &[task.id]).await;
+        assert_eq!(expired, [task.id], "the task just finished");
+    }
+}

@@ -73,6 +73,7 @@ macro_rules! store_contract_tests {
             repair_queries_are_bounded_and_oldest_first,
             a_resent_queued_task_leaves_the_queued_repair_for_a_period,
             a_new_task_has_an_outbox_entry_until_it_is_sent,
+            older_than_zero_includes_the_current_millisecond,
             tokens_are_listed_by_id_and_a_revoked_one_is_refused,
             live_tasks_counts_an_owners_unfinished_tasks_only,
             count_live_groups_unfinished_tasks_by_status,

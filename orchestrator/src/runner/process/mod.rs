@@ -26,6 +26,7 @@ pub mod egress;
 mod procs;
 mod run_dir;
 pub mod sandbox;
+mod sandbox_hosts;
 mod tail;
 
 pub(crate) use tail::parse_event;
@@ -48,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use self::procs::{RUN_NAME_VAR, group_exists, kill_run_processes, signal_group};
 use self::run_dir::{RunDir, RunRecord};
 pub use self::sandbox::{RunSandbox, RunSandboxConfig, RunSandboxMode};
+pub use self::sandbox_hosts::InvalidSandboxHost;
 use super::{LaunchSpec, RunHandle, RunInfo, RunStatus, Runner, RunnerError, RunnerEvent};
 use crate::config::OrchestratorConfig;
 use crate::store::millis;

@@ -218,7 +218,7 @@ impl MySqlTaskStore {
             Due::Outbox { older_than } => {
                 query
                     .push(concat!(
-                        "SELECT task_id FROM task_outbox WHERE created_at < ",
+                        "SELECT task_id FROM task_outbox WHERE created_at <= ",
                         now_ms!(),
                         " - "
                     ))
@@ -229,7 +229,7 @@ impl MySqlTaskStore {
             Due::Queued { older_than } => {
                 query
                     .push(concat!(
-                        "SELECT id FROM tasks WHERE status = 'QUEUED' AND updated_at < ",
+                        "SELECT id FROM tasks WHERE status = 'QUEUED' AND updated_at <= ",
                         now_ms!(),
                         " - "
                     ))
@@ -258,7 +258,7 @@ impl MySqlTaskStore {
                 query
                     .push(concat!(
                         "SELECT id FROM tasks WHERE purged_at IS NULL ",
-                        "AND status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at < ",
+                        "AND status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at <= ",
                         now_ms!(),
                         " - "
                     ))

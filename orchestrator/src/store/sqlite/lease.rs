@@ -211,14 +211,14 @@ impl SqliteTaskStore {
         match due {
             Due::Outbox { older_than } => {
                 query
-                    .push("SELECT task_id FROM task_outbox WHERE created_at < ")
+                    .push("SELECT task_id FROM task_outbox WHERE created_at <= ")
                     .push_bind(now.saturating_sub(millis(older_than)))
                     .push(" ORDER BY created_at, task_id LIMIT ")
                     .push_bind(limit);
             }
             Due::Queued { older_than } => {
                 query
-                    .push("SELECT id FROM tasks WHERE status = 'QUEUED' AND updated_at < ")
+                    .push("SELECT id FROM tasks WHERE status = 'QUEUED' AND updated_at <= ")
                     .push_bind(now.saturating_sub(millis(older_than)))
                     .push(" ORDER BY updated_at, id LIMIT ")
                     .push_bind(limit);
@@ -244,7 +244,7 @@ impl SqliteTaskStore {
                 query
                     .push(
                         "SELECT id FROM tasks WHERE purged_at IS NULL \
-                         AND status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at < ",
+                         AND status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at <= ",
                     )
                     .push_bind(now.saturating_sub(millis(older_than)))
                     .push(" ORDER BY updated_at, id LIMIT ")
