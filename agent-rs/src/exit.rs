@@ -11,3 +11,7 @@ pub const BAD_INPUT: u8 = 2;
 pub const LIMIT_REACHED: u8 = 3;
 /// The model failed: unreachable, refused the credentials, or retries ran out.
 pub const MODEL_FAILED: u8 = 4;
+/// The job's inputs could not be fetched: the object store stayed unreachable (or kept
+/// answering 5xx) through the download's retries. Nothing ran, and the input may be
+/// fine: an infrastructure failure, which another try may get past.
+pub const INFRASTRUCTURE: u8 = 5;

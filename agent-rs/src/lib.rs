@@ -25,6 +25,7 @@ pub mod result;
 pub mod resume;
 pub mod run;
 pub mod run_command;
+pub mod sandbox_server;
 pub mod setup;
 pub mod sink;
 pub mod tool_cli;

@@ -8,7 +8,7 @@
 //! (how a `FROM scratch` image hands it to another container).
 //!
 //! Exit codes (a contract): 0 completed, 1 other failure, 2 bad usage or input,
-//! 3 a limit reached, 4 the model failed.
+//! 3 a limit reached, 4 the model failed, 5 (`job`) the object store stayed unreachable.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +96,12 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<std::ffi::OsString>,
     },
+    /// Inside a run's sandbox: start the run's shell commands on the agent's requests.
+    #[command(name = "sandbox-server", hide = true)]
+    SandboxServer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -135,6 +141,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         return egress_relay(socket, listen, &command);
     }
+    if let Command::SandboxServer { args } = &cli.command {
+        return Ok(agent_rs::sandbox_server::serve(args));
+    }
     let config = AgentConfig::load(cli.config.as_deref())?;
     match cli.command {
         Command::Tool {
@@ -161,7 +170,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             agent_rs::install::install(&dir, &with)?;
             Ok(ExitCode::from(agent_rs::exit::COMPLETED))
         }
-        Command::EgressRelay { .. } => Ok(ExitCode::from(agent_rs::exit::BAD_INPUT)),
+        Command::EgressRelay { .. } | Command::SandboxServer { .. } => {
+            Ok(ExitCode::from(agent_rs::exit::BAD_INPUT))
+        }
         Command::Run(args) => {
             agent_rs::orphans::adopt();
             let code = run_task(&args, &config);

@@ -11,8 +11,13 @@ use serde::{Deserialize, Serialize};
 pub struct ProcessUsage {
     /// User + system CPU time of the agent process (all its threads), in milliseconds.
     pub cpu_ms: f64,
-    /// User + system CPU time of the commands it ran and waited for.
+    /// User + system CPU time of the commands it ran, and of the sandbox servers that
+    /// started them (which the next field counts apart).
     pub children_cpu_ms: f64,
+    /// Of that, the sandbox servers' own CPU time (one per run's sandbox, starting its
+    /// commands, see `tools::sandbox`).
+    #[serde(default)]
+    pub sandbox_server_cpu_ms: f64,
     /// Peak resident memory of the agent process, in KiB.
     pub peak_rss_kb: u64,
 }
@@ -28,9 +33,12 @@ impl ProcessUsage {
             };
             time(usage.user_time()) + time(usage.system_time())
         };
+        // A server not yet reaped is in no `getrusage` figure yet.
+        let servers = tools::sandbox::sandbox_server_cpu();
         Self {
             cpu_ms: own.as_ref().map_or(0.0, cpu),
-            children_cpu_ms: children.as_ref().map_or(0.0, cpu),
+            children_cpu_ms: children.as_ref().map_or(0.0, cpu) + servers.unreaped_ms,
+            sandbox_server_cpu_ms: servers.servers_ms,
             peak_rss_kb: own.map_or(0, |usage| u64::try_from(usage.max_rss()).unwrap_or(0)),
         }
     }

@@ -6,6 +6,8 @@
 mod job_support;
 mod support;
 
+use std::time::Duration;
+
 use job_support::*;
 use serde_json::json;
 use support::*;
@@ -253,7 +255,7 @@ async fn an_upload_that_always_fails_exits_1_naming_the_file() {
     let stderr = job.stderr();
     assert!(
         stderr.contains("cannot upload result.json to http://")
-            && stderr.contains("HTTP 500 Internal Server Error (after 4 attempts)"),
+            && stderr.contains("HTTP 500 Internal Server Error (after 4 attempts in "),
         "{stderr}"
     );
     assert!(!job.everything_shown().contains(SIGNATURE));
@@ -343,5 +345,53 @@ async fn an_unmarked_escaped_process_does_not_outlive_the_job() {
     assert!(
         gone_soon(pid),
         "the escaped process outlived `agent-rs job`"
+    );
+}
+
+/// An object store down for five seconds (connections refused) while the job starts:
+/// the download is retried with backoff until the store is back, and the run goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_waits_out_a_store_refusing_connections_for_five_seconds() {
+    let pristine = tempfile::tempdir().unwrap();
+    buggy_python_repo(pristine.path());
+    let store = Store::start_after(Duration::from_secs(5), Some(tarball_of(pristine.path()))).await;
+    let model = server(fix_script()).await;
+    let started = std::time::Instant::now();
+    let job = run_job(&job_env(&store, &model.base_url())).await;
+    assert_eq!(job.code(), 0, "stderr: {}", job.stderr());
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    assert_eq!(store.downloads(), 1, "served once the store was back");
+    let log = store.upload_text("agent.log");
+    assert!(log.contains("transfer failed; retrying"), "{log}");
+    let result: serde_json::Value =
+        serde_json::from_str(&store.upload_text("result.json")).unwrap();
+    assert_eq!(result["status"], "completed");
+}
+
+/// A store that keeps answering 503 past the retries' time (here 2 s) ends the job
+/// with exit code 5, an infrastructure failure, not 2 (bad input).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_down_past_the_retries_is_an_infrastructure_failure_not_bad_input() {
+    let (store, _pristine) = store_with_buggy_repo().await;
+    store.fail_downloads_for(Duration::from_secs(3600));
+    let model = server(fix_script()).await;
+    let mut env = job_env(&store, &model.base_url());
+    set(&mut env, "AGENT_DOWNLOAD_RETRY_SECS", "2");
+    let started = std::time::Instant::now();
+    let job = run_job(&env).await;
+    assert_eq!(job.code(), 5, "stderr: {}", job.stderr());
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(store.downloads() >= 3, "{} downloads", store.downloads());
+    let stderr = job.stderr();
+    assert!(stderr.contains("HTTP 503"), "{stderr}");
+    assert!(stderr.contains("infrastructure failure"), "{stderr}");
+    assert!(!stderr.contains(SIGNATURE), "{stderr}");
+    assert!(model.requests().is_empty(), "nothing ran");
+    // The story is still uploaded.
+    assert!(
+        store
+            .upload_text("agent.log")
+            .contains("transfer failed; retrying")
     );
 }

@@ -20,6 +20,9 @@ use super::urls;
 pub struct DownloadError {
     pub url: String,
     pub reason: String,
+    /// The store kept failing in a way that passes (unreachable, 5xx, timeouts) until the
+    /// retries ran out: the infrastructure failed, not the input.
+    pub transient: bool,
 }
 
 /// Downloads `url` into a temporary file (rewound, ready to read), refusing more than
@@ -33,13 +36,17 @@ pub async fn download_workspace(
     let fail = |reason: String| DownloadError {
         url: shown.clone(),
         reason,
+        transient: false,
     };
     let client = http::client(policy).map_err(|err| fail(err.message))?;
     let (mut staging, received) = http::with_retries(policy, "workspace download", || {
         fetch_once(&client, url, max_bytes, policy)
     })
     .await
-    .map_err(|err| fail(err.message))?;
+    .map_err(|err| DownloadError {
+        transient: err.retryable,
+        ..fail(err.message)
+    })?;
     tracing::info!(url = %shown, bytes = received, "workspace downloaded");
     std::io::Seek::rewind(&mut staging)
         .map_err(|err| fail(format!("cannot read back the download: {err}")))?;

@@ -13,11 +13,18 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
+/// How long transient download failures are retried unless configured
+/// (`AGENT_DOWNLOAD_RETRY_SECS`).
+pub const DEFAULT_DOWNLOAD_RETRY: Duration = Duration::from_secs(30);
+
 /// How a transfer is retried and how long one attempt may take.
 #[derive(Debug, Clone)]
 pub struct TransferPolicy {
     /// Attempts in all, the first included.
     pub attempts: u32,
+    /// How long after the first attempt a retry may still start: an object store's
+    /// outage of a few seconds (a restart, a failover) must not end the job.
+    pub retry_for: Duration,
     /// Wait before the first retry; doubles on each retry, with jitter.
     pub base_delay: Duration,
     pub max_delay: Duration,
@@ -31,10 +38,12 @@ pub struct TransferPolicy {
 }
 
 impl TransferPolicy {
-    /// For the workspace: large, so attempts may be long as long as bytes keep coming.
+    /// For the workspace: large, so attempts may be long as long as bytes keep coming;
+    /// transient failures are retried for [`DEFAULT_DOWNLOAD_RETRY`].
     pub fn download() -> Self {
         Self {
-            attempts: 4,
+            attempts: u32::MAX,
+            retry_for: DEFAULT_DOWNLOAD_RETRY,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
@@ -49,9 +58,16 @@ impl TransferPolicy {
         self
     }
 
+    /// The same policy, retrying transient failures for `retry_for`.
+    pub fn retrying_for(mut self, retry_for: Duration) -> Self {
+        self.retry_for = retry_for;
+        self
+    }
+
     /// For the outputs: small files.
     pub fn upload() -> Self {
         Self {
+            attempts: 4,
             attempt_timeout: Duration::from_secs(5 * 60),
             ..Self::download()
         }
@@ -67,11 +83,14 @@ impl TransferPolicy {
     }
 }
 
-/// One failed attempt. `message` is safe to show: it names no URL query string.
+/// One failed attempt, or the last one of a transfer. `message` is safe to show: it
+/// names no URL query string.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct AttemptError {
     pub message: String,
+    /// The failure may pass (a server error, throttling, a connection that failed):
+    /// for the error [`with_retries`] returns, the retries ran out on such a failure.
     pub retryable: bool,
 }
 
@@ -126,8 +145,10 @@ pub fn client(policy: &TransferPolicy) -> Result<reqwest::Client, AttemptError> 
     builder.build().map_err(AttemptError::from_reqwest)
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the attempts run out; `what`
-/// names the transfer in the log. The last error comes back, with the attempt count.
+/// Runs `attempt` until it succeeds, fails for good, or the retries run out (the
+/// attempts, or the time: no retry starts past `retry_for` after the first attempt);
+/// `what` names the transfer in the log. The last error comes back, with the attempt
+/// count, still `retryable` when it was.
 pub async fn with_retries<T, F, Fut>(
     policy: &TransferPolicy,
     what: &str,
@@ -137,30 +158,39 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AttemptError>>,
 {
+    let started = tokio::time::Instant::now();
     let mut tried = 0;
     loop {
         tried += 1;
-        match attempt().await {
+        let err = match attempt().await {
             Ok(value) => return Ok(value),
-            Err(err) if err.retryable && tried < policy.attempts => {
-                let wait = policy.delay_before_retry(tried);
-                tracing::warn!(
-                    what,
-                    attempt = tried,
-                    error = %err,
-                    wait_ms = wait.as_millis() as u64,
-                    "transfer failed; retrying"
-                );
-                tokio::time::sleep(wait).await;
+            Err(err) => err,
+        };
+        let wait = policy.delay_before_retry(tried);
+        let retry = err.retryable
+            && tried < policy.attempts
+            && started.elapsed() + wait <= policy.retry_for;
+        if !retry {
+            if tried == 1 {
+                return Err(err);
             }
-            Err(err) if tried > 1 => {
-                return Err(AttemptError {
-                    message: format!("{} (after {tried} attempts)", err.message),
-                    retryable: false,
-                });
-            }
-            Err(err) => return Err(err),
+            return Err(AttemptError {
+                message: format!(
+                    "{} (after {tried} attempts in {:.1} s)",
+                    err.message,
+                    started.elapsed().as_secs_f64()
+                ),
+                retryable: err.retryable,
+            });
         }
+        tracing::warn!(
+            what,
+            attempt = tried,
+            error = %err,
+            wait_ms = wait.as_millis() as u64,
+            "transfer failed; retrying"
+        );
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -217,7 +247,49 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(calls, 3);
-        assert_eq!(err.message, "HTTP 502 Bad Gateway (after 3 attempts)");
+        assert!(
+            err.message
+                .starts_with("HTTP 502 Bad Gateway (after 3 attempts in "),
+            "{}",
+            err.message
+        );
+        assert!(err.retryable, "the last failure was a transient one");
+    }
+
+    #[tokio::test]
+    async fn retries_stop_once_their_time_is_up_whatever_attempts_are_left() {
+        let policy = TransferPolicy {
+            attempts: u32::MAX,
+            retry_for: Duration::from_millis(300),
+            base_delay: Duration::from_millis(40),
+            max_delay: Duration::from_millis(40),
+            ..TransferPolicy::download()
+        };
+        let started = std::time::Instant::now();
+        let mut calls = 0;
+        let err = with_retries(&policy, "test", || {
+            calls += 1;
+            async { Err::<(), _>(AttemptError::from_status(StatusCode::SERVICE_UNAVAILABLE)) }
+        })
+        .await
+        .unwrap_err();
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed <= Duration::from_millis(300) + Duration::from_millis(100),
+            "{elapsed:?}"
+        );
+        assert!((5..=9).contains(&calls), "{calls} attempts");
+        assert!(err.retryable);
+    }
+
+    #[test]
+    fn a_download_rides_out_an_outage_of_several_seconds() {
+        let policy = TransferPolicy::download();
+        assert_eq!(policy.retry_for, DEFAULT_DOWNLOAD_RETRY);
+        // The waits alone, jitter aside, pass 5 s well before the budget ends.
+        let waited: Duration = (1..=6).map(|retry| policy.delay_before_retry(retry)).sum();
+        assert!(waited >= Duration::from_secs(5), "{waited:?}");
+        assert!(waited < DEFAULT_DOWNLOAD_RETRY, "{waited:?}");
     }
 
     #[test]

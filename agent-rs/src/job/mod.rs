@@ -43,9 +43,13 @@
 //! non-dumpable before anything runs ([`private_process`]): its commands cannot read its
 //! `/proc/<pid>/environ`. (A sandbox hides the job's process from them already.)
 //!
+//! - `AGENT_DOWNLOAD_RETRY_SECS` (default 30): how long transient download failures
+//!   (store unreachable, 5xx, timeouts) are retried, with backoff.
+//!
 //! Exit codes: those of `run` (0 completed, 3 limit, 4 model failed); 2 when a setting,
-//! the download or the archive is bad (nothing ran); 1 when an output could not be
-//! uploaded, or the run's own machinery failed. Presigned URLs are only ever shown
+//! the download or the archive is bad (nothing ran); 5 when the object store stayed
+//! unreachable for the download's retries (nothing ran; the input may be fine); 1 when
+//! an output could not be uploaded, or the run's own machinery failed. Presigned URLs are only ever shown
 //! without their query string, and their signatures join the secret redactor.
 
 pub mod download;
@@ -53,13 +57,15 @@ pub mod egress;
 pub mod extract;
 pub mod http;
 pub mod private_process;
+mod report;
 pub mod spec;
 pub mod upload;
 pub mod urls;
+mod work_dir;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tools::{SecretRedactor, WorkspaceJail};
 use tracing::Instrument;
@@ -69,7 +75,9 @@ use crate::exit;
 use crate::output_dir;
 use crate::run_command::{self, RunArgs};
 
+use report::{Refusal, Reporter};
 pub use spec::{JobArgs, JobSpec};
+use work_dir::WorkDir;
 
 /// The long help of `agent-rs job`.
 pub const LONG_ABOUT: &str = "\
@@ -82,8 +90,9 @@ The model endpoint comes from OPENAI_BASE_URL and OPENAI_API_KEY (or the config 
 the model from AGENT_MODEL.
 
 Exit codes: 0 completed, 3 a limit was reached, 4 the model failed (as for `run`);
-2 a setting, the download or the archive was bad; 1 an upload failed or the run could
-not write its outputs.";
+2 a setting, the download or the archive was bad; 5 the object store stayed unreachable
+through the download's retries (AGENT_DOWNLOAD_RETRY_SECS, default 30); 1 an upload
+failed or the run could not write its outputs.";
 
 /// Variables holding presigned URLs: kept out of tool processes and redacted whole.
 const URL_VARIABLES: [&str; 4] = [
@@ -250,7 +259,7 @@ impl Job<'_> {
         // against it.
         let previous = match self.fetch_previous(reporter).await {
             Ok(previous) => previous,
-            Err(message) => return self.fail_early(reporter, &message).await,
+            Err(refusal) => return self.refuse(reporter, refusal).await,
         };
         let run_args = RunArgs {
             resume: previous.as_ref().map(|dir| dir.path().to_path_buf()),
@@ -262,8 +271,8 @@ impl Job<'_> {
         };
         prepared.redactor = prepared.redactor.with_secrets(url_secrets(spec));
 
-        if let Err(message) = self.fetch_workspace(reporter).await {
-            return self.fail_early(reporter, &message).await;
+        if let Err(refusal) = self.fetch_workspace(reporter).await {
+            return self.refuse(reporter, refusal).await;
         }
         if let Err(message) = self.check_target_file() {
             return self.fail_early(reporter, &message).await;
@@ -305,7 +314,7 @@ impl Job<'_> {
     }
 
     /// Downloads and unpacks the workspace; the error is for the operator.
-    async fn fetch_workspace(&self, reporter: &mut Reporter) -> Result<(), String> {
+    async fn fetch_workspace(&self, reporter: &mut Reporter) -> Result<(), Refusal> {
         let spec = self.spec;
         reporter.say(&format!(
             "downloading the workspace from {}",
@@ -314,10 +323,10 @@ impl Job<'_> {
         let archive = download::download_workspace(
             &spec.workspace_url,
             spec.max_workspace_bytes,
-            &http::TransferPolicy::download().via(self.proxy.clone()),
+            &self.download_policy(),
         )
         .await
-        .map_err(|err| err.to_string())?;
+        .map_err(Refusal::download)?;
         let limits = extract::ExtractLimits {
             max_bytes: spec.max_workspace_bytes,
             max_entries: spec.max_workspace_entries,
@@ -345,7 +354,7 @@ impl Job<'_> {
     async fn fetch_previous(
         &self,
         reporter: &mut Reporter,
-    ) -> Result<Option<tempfile::TempDir>, String> {
+    ) -> Result<Option<tempfile::TempDir>, Refusal> {
         let Some(resume) = &self.spec.resume else {
             return Ok(None);
         };
@@ -354,7 +363,7 @@ impl Job<'_> {
             .prefix("agent-rs-job-previous-")
             .tempdir()
             .map_err(|err| format!("cannot create a temporary folder: {err}"))?;
-        let policy = http::TransferPolicy::download().via(self.proxy.clone());
+        let policy = self.download_policy();
         for (url, name) in [
             (&resume.diff, output_dir::DIFF_FILE),
             (&resume.trajectory, output_dir::TRAJECTORY_FILE),
@@ -362,7 +371,10 @@ impl Job<'_> {
             let mut file =
                 download::download_workspace(url, self.spec.max_workspace_bytes, &policy)
                     .await
-                    .map_err(|err| format!("the previous run's {name}: {err}"))?;
+                    .map_err(|err| Refusal {
+                        message: format!("the previous run's {name}: {err}"),
+                        code: Refusal::download(err).code,
+                    })?;
             let mut target = std::fs::File::create(folder.path().join(name))
                 .map_err(|err| format!("cannot store the previous run's {name}: {err}"))?;
             std::io::copy(&mut file, &mut target)
@@ -384,11 +396,33 @@ impl Job<'_> {
             .map_err(|err| format!("AGENT_TARGET_FILE: {err}"))
     }
 
-    /// A failure before the run: reported, `agent.log` uploaded when asked for (it
-    /// holds the story), exit code 2 whatever that upload does.
+    /// How the inputs are downloaded: through the relay when there is one, transient
+    /// failures retried for `AGENT_DOWNLOAD_RETRY_SECS`.
+    fn download_policy(&self) -> http::TransferPolicy {
+        http::TransferPolicy::download()
+            .via(self.proxy.clone())
+            .retrying_for(self.spec.download_retry)
+    }
+
+    /// A setting or input that is bad: exit code 2, as [`Self::refuse`] says.
     async fn fail_early(&self, reporter: &mut Reporter, err: &dyn std::fmt::Display) -> u8 {
-        reporter.say(&err.to_string());
-        tracing::error!(error = %err, "job refused");
+        let refusal = Refusal {
+            message: err.to_string(),
+            code: exit::BAD_INPUT,
+        };
+        self.refuse(reporter, refusal).await
+    }
+
+    /// A failure before the run: reported, `agent.log` uploaded when asked for (it
+    /// holds the story), the refusal's exit code whatever that upload does.
+    async fn refuse(&self, reporter: &mut Reporter, refusal: Refusal) -> u8 {
+        reporter.say(&refusal.message);
+        if refusal.code == exit::INFRASTRUCTURE {
+            reporter.say(
+                "the object store stayed unreachable: an infrastructure failure, not bad input",
+            );
+        }
+        tracing::error!(error = %refusal.message, code = refusal.code, "job refused");
         let log_only: BTreeMap<String, url::Url> = self
             .spec
             .upload_urls
@@ -397,7 +431,7 @@ impl Job<'_> {
             .map(|(name, url)| (name.clone(), url.clone()))
             .collect();
         self.upload(reporter, &log_only).await;
-        exit::BAD_INPUT
+        refusal.code
     }
 
     /// Uploads `targets`; false when any failed (each failure is reported by name).
@@ -426,75 +460,4 @@ impl Job<'_> {
 
 fn url_secrets(spec: &JobSpec) -> Vec<String> {
     spec.urls().flat_map(urls::secret_parts).collect()
-}
-
-/// Where the workspace is unpacked: the folder asked for, or a temporary one removed
-/// when the job ends.
-enum WorkDir {
-    Given(PathBuf),
-    Temporary(tempfile::TempDir),
-}
-
-impl WorkDir {
-    fn prepare(requested: Option<&Path>) -> Result<Self, String> {
-        let Some(dir) = requested else {
-            return tempfile::Builder::new()
-                .prefix("agent-rs-job-ws-")
-                .tempdir()
-                .map(Self::Temporary)
-                .map_err(|err| format!("cannot create a temporary work folder: {err}"));
-        };
-        let shown = dir.display();
-        match std::fs::read_dir(dir) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    return Err(format!(
-                        "AGENT_WORK_DIR `{shown}` is not empty; give an empty or absent folder"
-                    ));
-                }
-            }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|err| format!("AGENT_WORK_DIR `{shown}` cannot be created: {err}"))?;
-            }
-            Err(err) => {
-                return Err(format!(
-                    "AGENT_WORK_DIR `{shown}` is not a usable folder: {err}"
-                ));
-            }
-        }
-        Ok(Self::Given(dir.to_path_buf()))
-    }
-
-    fn path(&self) -> &Path {
-        match self {
-            Self::Given(dir) => dir,
-            Self::Temporary(dir) => dir.path(),
-        }
-    }
-}
-
-/// Human lines on stderr, tagged with the task id and passed through the redactor.
-struct Reporter {
-    out: Box<dyn Write + Send>,
-    redactor: SecretRedactor,
-    task_id: String,
-}
-
-impl Reporter {
-    fn say(&mut self, message: &str) {
-        let line = if self.task_id.is_empty() {
-            format!("agent-rs job: {message}")
-        } else {
-            format!("agent-rs job {}: {message}", self.task_id)
-        };
-        let line = self.redactor.redact(&line);
-        let _ = writeln!(self.out, "{line}");
-        let _ = self.out.flush();
-    }
-
-    fn fail(&mut self, code: u8, err: &dyn std::fmt::Display) -> u8 {
-        self.say(&err.to_string());
-        code
-    }
 }

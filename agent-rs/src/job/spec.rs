@@ -81,6 +81,10 @@ pub struct JobArgs {
     /// Most entries the workspace archive may hold (default 500000).
     #[arg(long, env = "AGENT_MAX_WORKSPACE_ENTRIES", hide_env_values = true)]
     pub max_workspace_entries: Option<String>,
+    /// How long transient download failures (store unreachable, 5xx, timeouts) are
+    /// retried, in seconds (default 30); past it the job exits 5.
+    #[arg(long, env = "AGENT_DOWNLOAD_RETRY_SECS", hide_env_values = true)]
+    pub download_retry_secs: Option<String>,
     /// Model name.
     #[arg(long, env = "AGENT_MODEL", hide_env_values = true)]
     pub model: Option<String>,
@@ -132,6 +136,8 @@ pub struct JobSpec {
     pub timeout_secs: Option<u64>,
     pub max_workspace_bytes: u64,
     pub max_workspace_entries: u64,
+    /// How long transient download failures are retried.
+    pub download_retry: std::time::Duration,
     pub model: Option<String>,
     pub base_url: Option<String>,
     pub sandbox: Option<tools::SandboxMode>,
@@ -220,6 +226,12 @@ impl JobSpec {
             timeout_secs,
             max_workspace_bytes,
             max_workspace_entries,
+            download_retry: optional_number::<u64>(
+                &args.download_retry_secs,
+                "AGENT_DOWNLOAD_RETRY_SECS",
+            )?
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(super::http::DEFAULT_DOWNLOAD_RETRY),
             model: non_empty(&args.model),
             base_url,
             sandbox: optional_parsed(&args.sandbox, "AGENT_SANDBOX")?,

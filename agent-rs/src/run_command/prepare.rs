@@ -224,5 +224,6 @@ pub fn resolve_sandbox(
     let home = var("HOME").map(PathBuf::from);
     let path = var("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string());
     Sandbox::resolve(&wanted, home.as_deref(), Some(std::ffi::OsStr::new(&path)))
+        .map(|sandbox| sandbox.with_server_program(crate::sandbox_server::argv()))
         .map_err(|err| InputError(err.to_string()))
 }

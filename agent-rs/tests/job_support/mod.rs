@@ -39,6 +39,10 @@ struct StoreState {
     put_log: Vec<(String, Option<String>)>,
     /// File name -> how many more PUTs answer 500 (u32::MAX: all of them).
     failures_left: HashMap<String, u32>,
+    /// Until when the workspace GET answers 503 (an object store's outage).
+    unavailable_until: Option<std::time::Instant>,
+    /// Workspace GETs answered, whatever the answer.
+    downloads: u32,
 }
 
 /// A stand-in object store: `GET /ws.tar.gz`, `PUT /up/{name}`.
@@ -51,19 +55,57 @@ pub struct Store {
 impl Store {
     /// Serves `workspace` (or 404 when `None`) on a free port of 127.0.0.1.
     pub async fn start(workspace: Option<Vec<u8>>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, workspace)
+    }
+
+    /// A store that is down (connections refused) for `outage`, then serves
+    /// `workspace` on the same address.
+    pub async fn start_after(outage: std::time::Duration, workspace: Option<Vec<u8>>) -> Self {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let state = Arc::new(Mutex::new(StoreState {
             workspace,
             ..StoreState::default()
         }));
-        let app = Router::new()
+        let served = Arc::clone(&state);
+        tokio::spawn(async move {
+            tokio::time::sleep(outage).await;
+            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+            axum::serve(listener, Self::app(served)).await.unwrap();
+        });
+        Self { addr, state }
+    }
+
+    fn serve(listener: tokio::net::TcpListener, workspace: Option<Vec<u8>>) -> Self {
+        let state = Arc::new(Mutex::new(StoreState {
+            workspace,
+            ..StoreState::default()
+        }));
+        let addr = listener.local_addr().unwrap();
+        let app = Self::app(Arc::clone(&state));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { addr, state }
+    }
+
+    fn app(state: Arc<Mutex<StoreState>>) -> Router {
+        Router::new()
             .route("/ws.tar.gz", get(serve_workspace))
             .route("/up/{name}", put(accept_upload))
             .layer(DefaultBodyLimit::max(64 << 20))
-            .with_state(Arc::clone(&state));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, state }
+            .with_state(state)
+    }
+
+    /// The workspace GET answers 503 for `outage` from now.
+    pub fn fail_downloads_for(&self, outage: std::time::Duration) {
+        self.state.lock().unwrap().unavailable_until = Some(std::time::Instant::now() + outage);
+    }
+
+    /// Workspace GETs answered so far.
+    pub fn downloads(&self) -> u32 {
+        self.state.lock().unwrap().downloads
     }
 
     /// The next `times` PUTs of `name` answer 500.
@@ -116,7 +158,15 @@ impl Store {
 }
 
 async fn serve_workspace(State(state): State<Arc<Mutex<StoreState>>>) -> (StatusCode, Vec<u8>) {
-    match state.lock().unwrap().workspace.clone() {
+    let mut state = state.lock().unwrap();
+    state.downloads += 1;
+    if state
+        .unavailable_until
+        .is_some_and(|until| std::time::Instant::now() < until)
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, b"SlowDown".to_vec());
+    }
+    match state.workspace.clone() {
         Some(bytes) => (StatusCode::OK, bytes),
         None => (StatusCode::NOT_FOUND, b"NoSuchKey".to_vec()),
     }

@@ -1,7 +1,9 @@
 //! How a finished (or lost) run turns into a terminal status.
 //!
 //! The agent's exit code is the contract (0 completed, 1 other, 2 bad input, 3 limit
-//! reached, 4 model failed); its `result.json` adds the why. Whoever holds the task's
+//! reached, 4 model failed, 5 the object store stayed unreachable for its download: an
+//! infrastructure failure, counted apart from the agent's own); its `result.json` adds
+//! the why. Whoever holds the task's
 //! lease finishes it: the worker that watched the run to its end, or the reconciler
 //! after taking over a run nobody watches (which knows the exit only if the runner
 //! recorded it). Both go through [`finish_run`], whose writes are fenced on the lease,
@@ -112,6 +114,7 @@ fn reason(end: &RunEnd, result: Option<&Value>) -> &'static str {
         (_, Some(_)) => "agent_error",
         (RunEnd::Lost(_), None) => "lost",
         (RunEnd::Exited { code: Some(0), .. }, None) => "completed",
+        (RunEnd::Exited { code: Some(5), .. }, None) => "infrastructure",
         (RunEnd::Exited { code: Some(_), .. }, None) => "agent_error",
         (RunEnd::Exited { code: None, .. }, None) => "killed",
     }
@@ -157,6 +160,7 @@ fn failure_from_code(code: i32) -> String {
         2 => "bad input",
         3 => "limit reached",
         4 => "the model failed",
+        5 => "infrastructure failure: the object store stayed unreachable for the download",
         _ => "error",
     };
     format!("the agent exited with code {code} ({meaning})")

@@ -80,6 +80,19 @@ fn a_nonzero_exit_without_result_names_the_code() {
 }
 
 #[test]
+fn an_unreachable_object_store_is_told_apart_from_bad_input() {
+    assert_eq!(
+        outcome(&exit(5), None),
+        failed(
+            "the agent exited with code 5 (infrastructure failure: the object store stayed \
+             unreachable for the download)"
+        )
+    );
+    assert_eq!(reason(&exit(5), None), "infrastructure");
+    assert_eq!(reason(&exit(2), None), "agent_error");
+}
+
+#[test]
 fn a_nonzero_exit_beats_a_result_claiming_completion() {
     let result = json!({"status": "completed"});
     assert_eq!(

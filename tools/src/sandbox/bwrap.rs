@@ -107,7 +107,7 @@ pub(super) fn args(
 /// The parts of `workspace/.git` bound read-only: the hooks and config of it and of its
 /// submodules' git directories ([`guarded_git_dirs`]). An absent `hooks` folder is made
 /// (empty, as `git init` would), so a hook cannot be planted where none was.
-fn git_read_only(workspace: &Path, protection: GitProtection) -> Vec<PathBuf> {
+pub(super) fn git_read_only(workspace: &Path, protection: GitProtection) -> Vec<PathBuf> {
     let git = workspace.join(".git");
     if !git.exists() {
         return Vec::new();

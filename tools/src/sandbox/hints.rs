@@ -35,7 +35,7 @@ pub(crate) fn blocked_action_notes(
     if output.contains("Read-only file system") {
         notes.push(
             "the sandbox lets commands write only inside the workspace (its .git excepted) and \
-             /tmp (private to each command); everything else is read-only, so write your \
+             /tmp (private: no other run sees it); everything else is read-only, so write your \
              files in the workspace"
                 .to_string(),
         );
@@ -43,7 +43,7 @@ pub(crate) fn blocked_action_notes(
     if sandbox.mode == "landlock" && output.contains("Permission denied") {
         notes.push(
             "the sandbox (Landlock) lets commands write only inside the workspace and in \
-             $TMPDIR (private to each command; /tmp itself is closed), and hides credential \
+             $TMPDIR (private: no other run sees it; /tmp itself is closed), and hides credential \
              folders and the service's data; a \"Permission denied\" outside those is the \
              sandbox, so work in the workspace"
                 .to_string(),

@@ -59,8 +59,21 @@ const ALWAYS_HIDDEN: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 /// (and [`ALWAYS_HIDDEN`]). A folder that holds a hidden path is replaced by its
 /// children, recursively, since Landlock can only allow.
 pub(super) fn readable_roots(hidden: &[PathBuf]) -> Vec<PathBuf> {
+    roots_closing(hidden, true)
+}
+
+/// What [`readable_roots`] would allow outside `/proc`: a file or folder appearing in a
+/// folder allowed child by child changes it. The run's sandbox server is confined once,
+/// so when this changes, a new server is started, which reads the new entry.
+pub(super) fn readable_outside_proc(hidden: &[PathBuf]) -> Vec<PathBuf> {
+    roots_closing(hidden, false)
+}
+
+fn roots_closing(hidden: &[PathBuf], lineage: bool) -> Vec<PathBuf> {
     let mut closed: Vec<PathBuf> = hidden.to_vec();
-    closed.extend(own_lineage().map(|pid| PathBuf::from(format!("/proc/{pid}"))));
+    if lineage {
+        closed.extend(own_lineage().map(|pid| PathBuf::from(format!("/proc/{pid}"))));
+    }
     closed.extend(
         ALWAYS_HIDDEN
             .iter()
@@ -128,8 +141,9 @@ fn split(dir: &Path, closed: &[PathBuf], into: &mut Vec<PathBuf>, depth: usize) 
 /// The decided Landlock sandbox of a run: what every command gets.
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
-    /// The hidden paths; what is readable is worked out from them for each command, so
-    /// a file made since (in a folder allowed child by child) is readable too.
+    /// The hidden paths; what is readable is worked out from them when the run's sandbox
+    /// server starts, and again when it changes ([`readable_outside_proc`]), so a file
+    /// made since (in a folder allowed child by child) is readable too.
     pub hidden: Arc<Vec<PathBuf>>,
     pub network: NetworkAccess,
 }
@@ -239,15 +253,21 @@ where
 {
     use std::os::unix::process::CommandExt;
     let hook = move || {
-        // SAFETY: a prctl with integer arguments. Without CAP_SETPCAP it fails, and then
-        // the process had no CAP_SYS_PTRACE to drop.
-        let _ = unsafe { nix::libc::prctl(nix::libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) };
+        drop_ptrace_capability();
         confine()
     };
     // SAFETY: see above; the hook is async-signal-safe.
     unsafe {
         command.pre_exec(hook);
     }
+}
+
+/// Drops `CAP_SYS_PTRACE` from this process's bounding set, so what it runs lacks it
+/// even as root. Without `CAP_SETPCAP` this fails, and then there was none to drop.
+#[allow(unsafe_code)]
+pub(super) fn drop_ptrace_capability() {
+    // SAFETY: a prctl with integer arguments (async-signal-safe).
+    let _ = unsafe { nix::libc::prctl(nix::libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) };
 }
 
 /// Whether Landlock and seccomp work here: `true` run under them. The error says why not.

@@ -17,7 +17,9 @@
 //!   machine), where a `pids` cgroup can be made.
 //!
 //! The mechanism is bubblewrap ([`bwrap`]), in an unprivileged user namespace with every
-//! capability dropped. Where user namespaces are off, Landlock plus seccomp
+//! capability dropped. A run sets its sandbox up once and starts its commands inside it,
+//! through a small server running there ([`server`]); the PID namespace and the private
+//! `/tmp` are the run's, the process cap and the cleanup stay per command. Where user namespaces are off, Landlock plus seccomp
 //! ([`landlock`]) give the same file and network fences without a PID namespace. Where
 //! neither is usable, [`Sandbox::resolve`] refuses, saying why and what to install,
 //! unless the run asked for [`SandboxMode::Off`]: running unsandboxed is a decision
@@ -32,6 +34,7 @@ mod hints;
 mod landlock;
 mod network;
 mod pids;
+mod server;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -48,6 +51,9 @@ pub(crate) use self::landlock::{Confinement, GitGuard, confine_before_exec};
 pub use self::network::{EgressProxy, NetworkChoice};
 pub(crate) use self::pids::PidsCgroup;
 use self::pids::PidsPool;
+use self::server::ServerSlot;
+pub(crate) use self::server::{ServedCommand, ServerLease, SpawnError};
+pub use self::server::{ServerCpu, run_sandbox_server, sandbox_server_cpu};
 
 /// Which sandbox a run asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -234,6 +240,8 @@ pub struct Sandbox {
     /// With [`NetworkAccess::Allow`]: the hosts, and once the run serves its proxy, the
     /// way commands reach it.
     allow: Option<Arc<network::Allowed>>,
+    /// The run's sandbox server, when commands are started by one ([`server`]).
+    server: Option<Arc<ServerSlot>>,
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +272,7 @@ impl Sandbox {
             hidden: Vec::new(),
             pids: None,
             allow: None,
+            server: None,
         }
     }
 
@@ -288,6 +297,7 @@ impl Sandbox {
             hidden: hidden.clone(),
             pids: pids.clone(),
             allow: allow.clone(),
+            server: None,
         };
         let kind = match config.mode {
             SandboxMode::Off => return Ok(Self::off()),
@@ -308,8 +318,10 @@ impl Sandbox {
     /// phase after it may not). No sandbox stays no sandbox.
     pub fn with_network(&self, network: NetworkAccess) -> Self {
         let mut sandbox = self.clone();
-        if !sandbox.is_off() {
+        if !sandbox.is_off() && sandbox.network != network {
             sandbox.network = network;
+            // Another network is another sandbox: its own server.
+            sandbox.server = self.server.as_ref().map(|slot| Arc::new(slot.fresh()));
         }
         sandbox
     }

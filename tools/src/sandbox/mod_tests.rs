@@ -95,6 +95,7 @@ fn bubblewrap_binds_the_workspace_writable_and_its_git_read_only_last() {
         hidden: vec![PathBuf::from("/nonexistent-hidden")],
         pids: None,
         allow: None,
+        server: None,
     };
     let argv = sandbox.wrap(
         workspace.path(),
@@ -146,6 +147,7 @@ fn with_the_network_on_the_network_namespace_is_shared() {
         hidden: Vec::new(),
         pids: None,
         allow: None,
+        server: None,
     };
     let argv = sandbox.wrap(
         Path::new("/ws"),
@@ -171,6 +173,7 @@ fn git_read_only_binds(workspace: &std::path::Path) -> (Vec<String>, Vec<String>
         hidden: Vec::new(),
         pids: None,
         allow: None,
+        server: None,
     };
     let argv: Vec<String> = sandbox
         .wrap(workspace, workspace, vec!["true".into()], false)

@@ -40,6 +40,7 @@ pub(super) fn usable_pool(max: u32) -> Option<Arc<PidsPool>> {
         if !root.join("cgroup.procs").exists() || !has_pids_controller(root) {
             return None;
         }
+        sweep_stale(&root.join(PARENT));
         let pool = Arc::new(PidsPool {
             parent: root.join(PARENT),
             max,
@@ -50,6 +51,33 @@ pub(super) fn usable_pool(max: u32) -> Option<Arc<PidsPool>> {
         pool.take().ok().map(drop)?;
         Some(pool)
     })
+}
+
+/// Removes the empty cgroups that agents killed before they could clean up left in
+/// `parent`: those whose owner (the pid their name starts with) is gone. A cgroup with
+/// processes in it is left alone (in a container, its owner may live in another PID
+/// namespace); so is one whose owner's pid is taken, by it or another process.
+fn sweep_stale(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|name| name.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        // Removing fails while processes are in it: then it stays.
+        if std::fs::remove_dir(entry.path()).is_ok() {
+            tracing::debug!(cgroup = %entry.path().display(), "removed a stale pids cgroup");
+        }
+    }
 }
 
 fn has_pids_controller(root: &Path) -> bool {
@@ -189,6 +217,25 @@ impl PidsCgroup {
         std::fs::OpenOptions::new()
             .write(true)
             .open(self.dir.join("cgroup.procs"))
+    }
+
+    /// Kills every process in the cgroup, whatever group or session it is in now:
+    /// `cgroup.kill` where the kernel has it (one write), else each member. Returns how
+    /// many members there were (0: the cgroup is empty).
+    pub(crate) fn kill_members(&self) -> usize {
+        let members = self.members();
+        if members.is_empty() {
+            return 0;
+        }
+        if std::fs::write(self.dir.join("cgroup.kill"), "1").is_err() {
+            for &pid in &members {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        members.len()
     }
 
     fn add(&self, pid: u32) -> io::Result<()> {

@@ -18,11 +18,13 @@
 //!   found by a mark in their environment, so no process outlives the call;
 //! - output is capped per stream, keeping its head and tail.
 
+mod direct;
 mod env;
-mod escaped;
+pub(crate) mod escaped;
 mod process;
 mod report;
 mod script;
+mod served;
 
 use std::num::NonZeroU64;
 use std::time::Duration;

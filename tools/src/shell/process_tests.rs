@@ -1,6 +1,8 @@
 use std::time::Duration;
 
 use super::*;
+use crate::shell::direct::on_child_path;
+use nix::unistd::Pid;
 
 fn invocation(program: &str, script: &str) -> ShellInvocation {
     ShellInvocation {

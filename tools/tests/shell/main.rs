@@ -5,5 +5,6 @@ mod arguments;
 mod directories;
 mod lifecycle;
 mod sandbox;
+mod served;
 mod streams;
 mod support;

@@ -21,17 +21,23 @@ use tools::{
 /// A workspace whose commands run in a bubblewrap sandbox, with a fake home folder
 /// (holding an SSH key) and a "data folder" the sandbox hides, both outside `/tmp`
 /// (which is private inside the sandbox, so a write there proves nothing).
-struct Sandboxed {
+pub(crate) struct Sandboxed {
     _root: tempfile::TempDir,
-    workspace: PathBuf,
+    pub(crate) workspace: PathBuf,
     home: PathBuf,
     data: PathBuf,
     outside: PathBuf,
-    ctx: ToolContext,
+    pub(crate) ctx: ToolContext,
 }
 
 /// The two mechanisms every escape attempt is tried against.
-const MODES: [SandboxMode; 2] = [SandboxMode::Bwrap, SandboxMode::Landlock];
+pub(crate) const MODES: [SandboxMode; 2] = [SandboxMode::Bwrap, SandboxMode::Landlock];
+
+/// The run's sandbox server, as a program of the tools' own (a run's is `agent-rs
+/// sandbox-server`).
+pub(crate) fn server_program() -> Vec<std::ffi::OsString> {
+    vec![env!("CARGO_BIN_EXE_tools-sandbox-server").into()]
+}
 
 /// What a refused file access says under `mode`: bubblewrap's read-only mounts and
 /// empty folders, or Landlock's refusal.
@@ -57,8 +63,24 @@ fn mode_name(mode: SandboxMode) -> &'static str {
 }
 
 impl Sandboxed {
-    fn new(mode: SandboxMode, network: NetworkAccess, max_processes: u32) -> Option<Self> {
+    /// Commands started by the run's sandbox server, as in a run.
+    pub(crate) fn new(
+        mode: SandboxMode,
+        network: NetworkAccess,
+        max_processes: u32,
+    ) -> Option<Self> {
         Self::with_git(mode, network, max_processes, GitProtection::HooksAndConfig)
+    }
+
+    /// Each command in a sandbox of its own, as where no server program is known.
+    fn direct(mode: SandboxMode) -> Option<Self> {
+        Self::build(
+            mode,
+            NetworkAccess::Off,
+            0,
+            GitProtection::HooksAndConfig,
+            false,
+        )
     }
 
     fn with_git(
@@ -66,6 +88,16 @@ impl Sandboxed {
         network: NetworkAccess,
         max_processes: u32,
         git: GitProtection,
+    ) -> Option<Self> {
+        Self::build(mode, network, max_processes, git, true)
+    }
+
+    fn build(
+        mode: SandboxMode,
+        network: NetworkAccess,
+        max_processes: u32,
+        git: GitProtection,
+        served: bool,
     ) -> Option<Self> {
         let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let workspace = root.path().join("workspace");
@@ -97,6 +129,11 @@ impl Sandboxed {
             }
             Err(err) => panic!("the sandbox must work in CI: {err}"),
         };
+        let sandbox = if served {
+            sandbox.with_server_program(server_program())
+        } else {
+            sandbox
+        };
         let ctx = ToolContext::new(
             WorkspaceJail::new(&workspace).unwrap(),
             Arc::new(ToolsConfig::default()),
@@ -112,11 +149,11 @@ impl Sandboxed {
         })
     }
 
-    async fn run(&self, command: &str) -> ToolOutput {
+    pub(crate) async fn run(&self, command: &str) -> ToolOutput {
         self.run_for(command, 30).await
     }
 
-    async fn run_for(&self, command: &str, timeout_seconds: u64) -> ToolOutput {
+    pub(crate) async fn run_for(&self, command: &str, timeout_seconds: u64) -> ToolOutput {
         ShellTool
             .call(
                 &self.ctx,
@@ -129,12 +166,33 @@ impl Sandboxed {
 
 /// Says why a test did not run (outside CI only).
 #[allow(clippy::print_stderr)]
-fn skip(reason: &str) {
+pub(crate) fn skip(reason: &str) {
     eprintln!("skipping: {reason}");
 }
 
 fn quoted(path: &Path) -> String {
     format!("'{}'", path.display())
+}
+
+#[tokio::test]
+async fn without_a_server_program_each_command_gets_a_sandbox_of_its_own() {
+    for mode in MODES {
+        let Some(sb) = Sandboxed::direct(mode) else {
+            return;
+        };
+        let target = sb.outside.join("escaped.txt");
+        let output = sb
+            .run(&format!("echo x > {}; echo in > made.txt", quoted(&target)))
+            .await;
+        assert!(
+            output.content.contains(refused_write(mode)),
+            "{mode:?}: {}",
+            output.content
+        );
+        assert!(!target.exists(), "{mode:?}: a file was written outside");
+        assert!(sb.workspace.join("made.txt").exists(), "{mode:?}");
+        assert_eq!(output.details["sandbox"], mode_name(mode));
+    }
 }
 
 #[tokio::test]

@@ -1,0 +1,384 @@
+//! The agent's side of a sandbox server: starting it, asking it to start commands,
+//! waiting for their status, and noticing when it is gone.
+//!
+//! A thread per server starts it and then reads its answers, handing each to the
+//! command it is about ([`Routes`]); it is the thread the server's "die with the parent"
+//! refers to, so it lives exactly as long as the server. At end of stream (the server
+//! exited, was killed, or crashed) every command still waiting learns that the server is
+//! gone, the server is marked dead (the next command starts a new one), and the thread
+//! reaps it.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{self, Request, Response};
+use super::usage;
+
+/// How long a server may take to confine itself and say it is ready.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a kill request may take before the command is given up on.
+const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running sandbox server.
+#[derive(Debug)]
+pub(crate) struct CommandServer {
+    requests: Mutex<UnixStream>,
+    routes: Arc<Mutex<Routes>>,
+    next_id: AtomicU64,
+    /// The server's process id (the agent's view), to kill it if it never gets ready.
+    pid: u32,
+}
+
+/// Where each answer goes, and whether the server is still there.
+#[derive(Debug, Default)]
+struct Routes {
+    gone: bool,
+    commands: HashMap<u64, mpsc::UnboundedSender<Response>>,
+}
+
+/// Why a command could not be started.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SpawnError {
+    /// The server is gone (killed, crashed); a new one can try.
+    #[error("the sandbox server stopped before it started the command")]
+    ServerGone,
+    /// The server tried, and starting failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CommandServer {
+    /// Starts `argv` as the server and waits until it says it is ready.
+    pub(crate) async fn start(argv: Vec<OsString>) -> io::Result<Arc<Self>> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| io::Error::other("no sandbox server program"))?;
+        let (requests, server_requests) = UnixStream::pair()?;
+        let (answers, server_answers) = UnixStream::pair()?;
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .current_dir("/")
+            .stdin(Stdio::from(OwnedFd::from(server_requests)))
+            .stdout(Stdio::from(OwnedFd::from(server_answers)))
+            .stderr(Stdio::piped());
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let thread_routes = Arc::clone(&routes);
+        let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("sandbox-server".to_string())
+            .spawn(move || serve_answers(command, answers, thread_routes, pid_tx, ready_tx))?;
+        let pid = pid_rx
+            .recv()
+            .map_err(|_| io::Error::other("the sandbox server's thread ended"))??;
+        let ready = tokio::time::timeout(START_TIMEOUT, ready_rx).await;
+        match ready {
+            Ok(Ok(Ok(()))) => Ok(Arc::new(Self {
+                requests: Mutex::new(requests),
+                routes,
+                next_id: AtomicU64::new(1),
+                pid,
+            })),
+            Ok(Ok(Err(reason))) => Err(io::Error::other(reason)),
+            Ok(Err(_)) => Err(io::Error::other("the sandbox server's thread ended")),
+            Err(_) => {
+                kill_pid(pid);
+                Err(io::Error::other(format!(
+                    "the sandbox server was not ready within {}s",
+                    START_TIMEOUT.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// Whether the server is still there, as far as the agent has heard.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.routes.lock().is_ok_and(|routes| !routes.gone)
+    }
+
+    /// Kills the server (tests, and a server that stopped answering).
+    pub(crate) fn kill(&self) {
+        kill_pid(self.pid);
+    }
+
+    /// Starts a command: `fds` are its stdout, stderr and, with `join_cgroup`, its
+    /// cgroup's `cgroup.procs`.
+    pub(crate) async fn spawn(
+        self: &Arc<Self>,
+        program: OsString,
+        args: Vec<OsString>,
+        cwd: PathBuf,
+        env: Vec<(OsString, OsString)>,
+        fds: &[RawFd],
+        join_cgroup: bool,
+    ) -> Result<ServedCommand, SpawnError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        {
+            let mut routes = self.routes.lock().map_err(|_| SpawnError::ServerGone)?;
+            if routes.gone {
+                return Err(SpawnError::ServerGone);
+            }
+            routes.commands.insert(id, tx);
+        }
+        let mut command = ServedCommand {
+            id,
+            pid: 0,
+            server: Arc::clone(self),
+            answers: VecDeque::new(),
+            rx: None,
+        };
+        let request = Request::Spawn {
+            id,
+            program,
+            args,
+            cwd,
+            env,
+            join_cgroup,
+        };
+        if self.send(&request, fds).is_err() {
+            return Err(SpawnError::ServerGone);
+        }
+        loop {
+            match rx.recv().await {
+                Some(Response::Started { pid, .. }) => {
+                    command.pid = pid;
+                    command.rx = Some(rx);
+                    return Ok(command);
+                }
+                Some(Response::Failed { message, .. }) => return Err(SpawnError::Failed(message)),
+                Some(_) => {}
+                None => return Err(SpawnError::ServerGone),
+            }
+        }
+    }
+
+    fn send(&self, request: &Request, fds: &[RawFd]) -> io::Result<()> {
+        let socket = self
+            .requests
+            .lock()
+            .map_err(|_| io::Error::other("the requests stream lock is poisoned"))?;
+        protocol::send_request(&socket, request, fds)
+    }
+}
+
+impl Drop for CommandServer {
+    fn drop(&mut self) {
+        // End of stream for the server: it kills what still runs, reports and exits.
+        if let Ok(socket) = self.requests.get_mut() {
+            let _ = socket.shutdown(std::net::Shutdown::Write);
+        }
+    }
+}
+
+/// A command the server started.
+#[derive(Debug)]
+pub(crate) struct ServedCommand {
+    id: u64,
+    /// Its pid as the server sees it (in the sandbox's PID namespace, if it has one).
+    pid: i32,
+    server: Arc<CommandServer>,
+    /// Answers read while waiting for another one.
+    answers: VecDeque<Response>,
+    rx: Option<mpsc::UnboundedReceiver<Response>>,
+}
+
+impl ServedCommand {
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Waits for the command's exit status; an error when the server went away first
+    /// (its commands with it, under bubblewrap). Cancel-safe.
+    pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.take(|answer| match answer {
+            Response::Exited { status, .. } => Some(*status),
+            _ => None,
+        }) {
+            return Ok(ExitStatus::from_raw(status));
+        }
+        loop {
+            match self.next().await {
+                Some(Response::Exited { status, .. }) => return Ok(ExitStatus::from_raw(status)),
+                Some(other) => self.answers.push_back(other),
+                None => return Err(gone()),
+            }
+        }
+    }
+
+    /// Asks the server to kill the command's group and the processes carrying `mark`,
+    /// and waits until it has.
+    pub(crate) async fn kill(&mut self, mark: &str) -> io::Result<()> {
+        self.request_kill(mark)?;
+        let killed = async {
+            loop {
+                if self
+                    .take(|answer| matches!(answer, Response::Killed { .. }).then_some(()))
+                    .is_some()
+                {
+                    return Ok(());
+                }
+                match self.next().await {
+                    Some(answer) => self.answers.push_back(answer),
+                    None => return Err(gone()),
+                }
+            }
+        };
+        tokio::time::timeout(KILL_TIMEOUT, killed)
+            .await
+            .map_err(|_| io::Error::other("the sandbox server did not kill the command in time"))?
+    }
+
+    /// Asks for the kill without waiting (a dropped call).
+    pub(crate) fn request_kill(&self, mark: &str) -> io::Result<()> {
+        self.server.send(
+            &Request::Kill {
+                id: self.id,
+                pgid: self.pid,
+                mark: mark.to_string(),
+            },
+            &[],
+        )
+    }
+
+    async fn next(&mut self) -> Option<Response> {
+        self.rx.as_mut()?.recv().await
+    }
+
+    fn take<T>(&mut self, wanted: impl Fn(&Response) -> Option<T>) -> Option<T> {
+        let index = self
+            .answers
+            .iter()
+            .position(|answer| wanted(answer).is_some())?;
+        self.answers
+            .remove(index)
+            .and_then(|answer| wanted(&answer))
+    }
+}
+
+impl Drop for ServedCommand {
+    fn drop(&mut self) {
+        if let Ok(mut routes) = self.server.routes.lock() {
+            routes.commands.remove(&self.id);
+        }
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::other(
+        "the sandbox server stopped while the command ran (it was killed or crashed); the \
+         command's processes were killed with it. Run the command again: a new sandbox \
+         starts",
+    )
+}
+
+fn kill_pid(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// The server's thread: starts it, routes its answers until end of stream, then reaps
+/// it. `pid_tx` gets the pid (or why it could not start), `ready_tx` the first answer.
+fn serve_answers(
+    mut command: std::process::Command,
+    mut answers: UnixStream,
+    routes: Arc<Mutex<Routes>>,
+    pid_tx: std::sync::mpsc::Sender<io::Result<u32>>,
+    ready_tx: oneshot::Sender<Result<(), String>>,
+) {
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let _ = pid_tx.send(Err(err));
+            return;
+        }
+    };
+    // The parent's ends belong to the server now.
+    drop(command);
+    let _ = pid_tx.send(Ok(child.id()));
+    let book = usage::register();
+    let mut ready_tx = Some(ready_tx);
+    loop {
+        match protocol::read_response(&mut answers) {
+            Ok(Some(Response::Ready)) => {
+                if let Some(ready) = ready_tx.take() {
+                    let _ = ready.send(Ok(()));
+                }
+            }
+            Ok(Some(Response::Finished { usage })) => book.update(usage),
+            Ok(Some(answer)) => {
+                let id = match &answer {
+                    Response::Started { id, .. }
+                    | Response::Failed { id, .. }
+                    | Response::Killed { id } => *id,
+                    Response::Exited { id, usage, .. } => {
+                        book.update(*usage);
+                        *id
+                    }
+                    Response::Ready | Response::Finished { .. } => continue,
+                };
+                let route = routes
+                    .lock()
+                    .ok()
+                    .and_then(|routes| routes.commands.get(&id).cloned());
+                if let Some(route) = route {
+                    let _ = route.send(answer);
+                }
+            }
+            Ok(None) => break,
+            Err(err) => {
+                tracing::warn!(error = %err, "the sandbox server's answers could not be read");
+                kill_pid(child.id());
+                break;
+            }
+        }
+    }
+    if let Ok(mut routes) = routes.lock() {
+        routes.gone = true;
+        // Dropping the senders tells every waiting command.
+        routes.commands.clear();
+    }
+    let stderr = child
+        .stderr
+        .take()
+        .map(|mut pipe| {
+            let mut text = String::new();
+            let _ = io::Read::read_to_string(&mut pipe, &mut text);
+            text
+        })
+        .unwrap_or_default();
+    let status = child.wait();
+    book.reaped();
+    let reason = match (stderr.trim(), &status) {
+        ("", Ok(status)) => format!("the sandbox server exited with {status}"),
+        ("", Err(err)) => format!("the sandbox server was lost: {err}"),
+        (text, _) => text.to_string(),
+    };
+    match ready_tx {
+        Some(ready) => {
+            let _ = ready.send(Err(reason));
+        }
+        None if status.as_ref().is_ok_and(ExitStatus::success) => {
+            tracing::debug!("the sandbox server stopped");
+        }
+        None => tracing::warn!(%reason, "the sandbox server stopped"),
+    }
+}
