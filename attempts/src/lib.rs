@@ -69,19 +69,46 @@ pub fn passed_count(candidates: &[Candidate]) -> u32 {
 
 /// The unbiased estimator of Chen et al. (2021) for one task: the chance that at least
 /// one of `k` attempts drawn from `n` (of which `c` passed) passes,
-/// `1 - C(n-c, k) / C(n, k)`, computed as a product to stay exact in floating point.
-/// `k` above `n` has no estimate (0).
+/// `(C(n, k) - C(n-c, k)) / C(n, k)`. While `C(n, k)` is exact in an `f64` (up to 2^53)
+/// the two binomials are computed as integers and divided once, so the result is the
+/// correctly rounded fraction (1 of 3 at k = 1 prints `0.3333333333333333`); past that,
+/// `1 - prod(1 - k/i)`, which never overflows. `k` above `n` has no estimate (0).
 pub fn pass_at_k(n: u32, c: u32, k: u32) -> f64 {
     if k == 0 || k > n {
         return 0.0;
     }
-    if n.saturating_sub(c) < k {
+    let c = c.min(n);
+    if n - c < k {
         return 1.0;
+    }
+    if let (Some(all), Some(failing)) = (exact_binomial(n, k), exact_binomial(n - c, k)) {
+        // Both are at most 2^53, so the conversions are exact.
+        return (all - failing) as f64 / all as f64;
     }
     let none_pass: f64 = ((n - c + 1)..=n)
         .map(|i| 1.0 - f64::from(k) / f64::from(i))
         .product();
     1.0 - none_pass
+}
+
+/// Largest integer an `f64` holds exactly along with every integer below it.
+const F64_EXACT: u64 = 1 << 53;
+
+/// `C(n, k)` when it is at most 2^53, else `None`.
+fn exact_binomial(n: u32, k: u32) -> Option<u64> {
+    if k > n {
+        return Some(0);
+    }
+    let k = k.min(n - k);
+    let mut value: u128 = 1;
+    for i in 1..=u128::from(k) {
+        // value * (n - k + i) is C(n - k + i, i) * i: the division is exact.
+        value = value.checked_mul(u128::from(n - k) + i)? / i;
+        if value > u128::from(F64_EXACT) {
+            return None;
+        }
+    }
+    u64::try_from(value).ok()
 }
 
 /// pass@k of one task's attempts for every k from 1 to their number.
@@ -162,6 +189,34 @@ mod tests {
     }
 
     #[test]
+    fn small_counts_give_the_exact_fraction() {
+        assert_eq!(pass_at_k(3, 1, 1), 1.0 / 3.0);
+        assert_eq!(pass_at_k(3, 1, 1).to_string(), "0.3333333333333333");
+        assert_eq!(pass_at_k(3, 2, 1), 2.0 / 3.0);
+        assert_eq!(pass_at_k(10, 3, 1), 0.3);
+        // 1 - C(8,2)/C(10,2) = 1 - 28/45 = 17/45.
+        assert_eq!(pass_at_k(10, 2, 2), 17.0 / 45.0);
+        assert_eq!(pass_at_k(5, 5, 5), 1.0);
+        assert_eq!(pass_at_k(5, 0, 5), 0.0);
+    }
+
+    #[test]
+    fn large_counts_stay_finite_and_agree_with_the_exact_form_at_the_seam() {
+        assert_eq!(exact_binomial(60, 30), None, "past 2^53");
+        assert_eq!(exact_binomial(50, 25), Some(126_410_606_437_752));
+        let large = pass_at_k(1000, 10, 500);
+        assert!(large > 0.999 && large <= 1.0, "{large}");
+        let tiny = pass_at_k(1000, 1, 1);
+        assert!((tiny - 0.001).abs() < 1e-15, "{tiny}");
+        // Where both forms apply they agree to the last few bits.
+        let product = 1.0
+            - ((50 - 7 + 1)..=50)
+                .map(|i| 1.0 - 25.0 / f64::from(i))
+                .product::<f64>();
+        assert!((pass_at_k(50, 7, 25) - product).abs() < 1e-12);
+    }
+
+    #[test]
     fn the_table_covers_every_k() {
         let attempts = [
             attempt(1, true, Some(false), 1),
@@ -170,7 +225,7 @@ mod tests {
         ];
         let table = pass_at_k_table(&attempts);
         assert_eq!(table.len(), 3);
-        assert!((table[&1] - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(table[&1], 1.0 / 3.0);
         assert_eq!(table[&3], 1.0);
     }
 }
