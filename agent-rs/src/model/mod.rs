@@ -86,8 +86,8 @@ struct Inner {
     portable_schemas: AtomicBool,
     /// Source of the ids made up for calls that came without one.
     next_call_id: AtomicU64,
-    /// The tool definitions as last serialised (the same every turn).
-    tools_cache: Mutex<request::ToolsCache>,
+    /// The tool definitions and the messages as last serialised (see `request.rs`).
+    request_cache: Mutex<request::RequestCache>,
 }
 
 impl fmt::Debug for ModelClient {
@@ -132,7 +132,7 @@ impl ModelClient {
                 sanitizer,
                 portable_schemas: AtomicBool::new(portable),
                 next_call_id: AtomicU64::new(1),
-                tools_cache: Mutex::new(request::ToolsCache::default()),
+                request_cache: Mutex::new(request::RequestCache::default()),
             }),
         })
     }
@@ -227,7 +227,7 @@ impl ModelClient {
         let inner = &*self.inner;
         // A panic elsewhere cannot leave the cache half-written: it is replaced whole.
         let mut cache = inner
-            .tools_cache
+            .request_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         Bytes::from(request::request_body_cached(

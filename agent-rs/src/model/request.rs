@@ -1,8 +1,8 @@
 //! The JSON body of one streamed Chat Completions request.
 //!
-//! Serialised straight from the conversation by reference: nothing is copied into
-//! intermediate request types, so a long conversation costs one pass of `serde_json`
-//! per turn and no allocations beyond the body itself.
+//! Serialised straight from the conversation by reference, nothing copied into
+//! intermediate request types; and each message's JSON is kept between turns
+//! ([`RequestCache`]), so a turn serialises only what is new and copies the rest.
 //!
 //! Choices made for the widest server compatibility:
 //! - `max_tokens` for most models, `max_completion_tokens` for the families that refuse
@@ -22,26 +22,40 @@ use super::settings::{ModelSettings, ToolCalling};
 use super::text_tools;
 use super::types::{ChatMessage, ChatRequest, ToolCall};
 
-/// The request body for one turn. `portable_schemas` selects the schema dialect.
+/// The request body for one turn, serialised afresh (no cache): what the cached builder
+/// must reproduce byte for byte.
 #[cfg(test)]
 pub(super) fn request_body(
     settings: &ModelSettings,
     request: &ChatRequest<'_>,
     portable_schemas: bool,
 ) -> Vec<u8> {
-    request_body_cached(
-        settings,
-        request,
-        portable_schemas,
-        &mut ToolsCache::default(),
-    )
+    let text_tools = settings.tool_calling == ToolCalling::Text && !request.tools.is_empty();
+    let mut tools = ToolsCache::default();
+    write_body(settings, request, portable_schemas, &mut tools, |body| {
+        write_json(
+            body,
+            &Messages {
+                request,
+                text_tools,
+            },
+        );
+    })
+}
+
+/// What is kept between turns to build the next body quickly: the tool definitions and
+/// each message, serialised.
+#[derive(Debug, Default)]
+pub(super) struct RequestCache {
+    tools: ToolsCache,
+    messages: MessagesCache,
 }
 
 /// The `tools` array as last sent. The tool definitions are the same every turn and,
 /// serialised, were a fifth of the loop's own CPU; they are written once and reused while
 /// the specs and the dialect stay what they were.
 #[derive(Debug, Default)]
-pub(super) struct ToolsCache {
+struct ToolsCache {
     entry: Option<CachedTools>,
 }
 
@@ -74,13 +88,93 @@ impl ToolsCache {
     }
 }
 
-/// The request body for one turn, written field by field in the order the API documents
-/// (the `tools` array from `cache`).
+/// Each message of the conversation as last sent, by position. A conversation only grows
+/// between turns, so re-serialising all of it every turn (escaping every string again)
+/// made the request the loop's largest cost, quadratic over a run. A message's JSON is
+/// reused only when the message equals the one it was written from (a comparison of
+/// bytes, far cheaper than escaping them), so a message changed in place (an old output
+/// elided) or another conversation sent through the same client is written afresh.
+#[derive(Debug, Default)]
+struct MessagesCache {
+    entries: Vec<CachedMessage>,
+}
+
+#[derive(Debug)]
+struct CachedMessage {
+    message: ChatMessage,
+    json: Vec<u8>,
+}
+
+impl MessagesCache {
+    /// Appends the `messages` array to `out`: `[`, each message's JSON joined by `,`,
+    /// `]`, exactly as `serde_json` writes the sequence in one pass.
+    fn write(&mut self, out: &mut Vec<u8>, messages: &[ChatMessage]) {
+        self.entries.truncate(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            match self.entries.get_mut(index) {
+                Some(cached) if cached.message == *message => {}
+                Some(cached) => {
+                    cached.json.clear();
+                    write_json(&mut cached.json, &WireMessage(message));
+                    cached.message.clone_from(message);
+                }
+                None => {
+                    let mut json = Vec::new();
+                    write_json(&mut json, &WireMessage(message));
+                    self.entries.push(CachedMessage {
+                        message: message.clone(),
+                        json,
+                    });
+                }
+            }
+        }
+        let size: usize = self.entries.iter().map(|e| e.json.len() + 1).sum();
+        out.reserve(size + 1);
+        out.push(b'[');
+        for (index, cached) in self.entries.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&cached.json);
+        }
+        out.push(b']');
+    }
+}
+
+/// The request body for one turn, the `tools` array and the messages from `cache`.
 pub(super) fn request_body_cached(
     settings: &ModelSettings,
     request: &ChatRequest<'_>,
     portable_schemas: bool,
-    cache: &mut ToolsCache,
+    cache: &mut RequestCache,
+) -> Vec<u8> {
+    let text_tools = settings.tool_calling == ToolCalling::Text && !request.tools.is_empty();
+    let RequestCache { tools, messages } = cache;
+    write_body(settings, request, portable_schemas, tools, |body| {
+        if text_tools {
+            // Rewritten every turn (the instructions join the system message, results
+            // join user messages): a rare mode, serialised afresh.
+            write_json(
+                body,
+                &Messages {
+                    request,
+                    text_tools,
+                },
+            );
+        } else {
+            messages.write(body, request.messages);
+        }
+    })
+}
+
+/// The request body, written field by field in the order the API documents; the
+/// messages by `write_messages`.
+fn write_body(
+    settings: &ModelSettings,
+    request: &ChatRequest<'_>,
+    portable_schemas: bool,
+    tools: &mut ToolsCache,
+    write_messages: impl FnOnce(&mut Vec<u8>),
 ) -> Vec<u8> {
     let text_tools = settings.tool_calling == ToolCalling::Text && !request.tools.is_empty();
     let native_tools = !text_tools && !request.tools.is_empty();
@@ -92,20 +186,14 @@ pub(super) fn request_body_cached(
     body.extend_from_slice(b"{\"model\":");
     write_json(&mut body, &settings.model);
     body.extend_from_slice(b",\"messages\":");
-    write_json(
-        &mut body,
-        &Messages {
-            request,
-            text_tools,
-        },
-    );
+    write_messages(&mut body);
     body.extend_from_slice(b",\"stream\":true");
     if settings.stream_usage {
         body.extend_from_slice(b",\"stream_options\":{\"include_usage\":true}");
     }
     if native_tools {
         body.extend_from_slice(b",\"tools\":");
-        body.extend_from_slice(cache.json(request.tools, portable_schemas));
+        body.extend_from_slice(tools.json(request.tools, portable_schemas));
         body.extend_from_slice(b",\"tool_choice\":\"auto\"");
     }
     write_field(&mut body, "temperature", settings.temperature);

@@ -243,7 +243,7 @@ fn the_cached_tools_array_is_the_one_serialised_afresh() {
         reasoning_effort: Some("low".into()),
         ..settings()
     };
-    let mut cache = ToolsCache::default();
+    let mut cache = RequestCache::default();
     for portable in [false, true, false] {
         let fresh = request_body(&settings, &request, portable);
         let first = request_body_cached(&settings, &request, portable, &mut cache);
@@ -284,4 +284,116 @@ fn the_cached_tools_array_is_the_one_serialised_afresh() {
     }
     assert_eq!(body["temperature"], 0.5);
     assert_eq!(body["tools"][0]["function"]["name"], "shell");
+}
+
+/// A conversation with every kind of message and text that needs escaping.
+fn long_conversation() -> Vec<ChatMessage> {
+    let mut messages = vec![
+        ChatMessage::system(
+            "You are \"careful\".\n\tTabs, quotes \\ and \u{1} control bytes; ünïcödé ✓",
+        ),
+        ChatMessage::user("fix the test in src/lib.rs </script>"),
+    ];
+    for turn in 0..12 {
+        let calls = (0..turn % 3 + 1)
+            .map(|n| ToolCall {
+                id: format!("call_{turn}_{n}"),
+                name: "run_shell_command".into(),
+                arguments: format!(r#"{{"command_string":"grep -n \"fn {turn}\" src/*.rs"}}"#),
+            })
+            .collect::<Vec<_>>();
+        messages.push(ChatMessage::Assistant {
+            content: (turn % 2 == 0).then(|| format!("Turn {turn}: looking…")),
+            tool_calls: calls.clone(),
+        });
+        for call in calls {
+            messages.push(ChatMessage::tool_result(
+                call.id,
+                format!(
+                    "line 1\nline \"2\"\r\n\u{7f}\u{2028} {}",
+                    "x".repeat(turn * 50)
+                ),
+            ));
+        }
+    }
+    messages.push(ChatMessage::Assistant {
+        content: None,
+        tool_calls: Vec::new(),
+    });
+    messages.push(ChatMessage::user("keep going"));
+    messages
+}
+
+#[test]
+fn cached_bodies_are_byte_identical_to_fresh_serialisation_turn_after_turn() {
+    let tools = shell_tool(json!({"type": "object", "properties": {"n": {"type": "integer"}}}));
+    let settings = ModelSettings {
+        temperature: Some(0.2),
+        max_output_tokens: Some(1000),
+        reasoning_effort: Some("high".into()),
+        ..settings()
+    };
+    let conversation = long_conversation();
+    let mut cache = RequestCache::default();
+    let mut check = |messages: &[ChatMessage], portable: bool, what: &str| {
+        let request = ChatRequest {
+            messages,
+            tools: &tools,
+        };
+        let fresh = request_body(&settings, &request, portable);
+        let cached = request_body_cached(&settings, &request, portable, &mut cache);
+        assert!(
+            cached == fresh,
+            "{what}: cached {}\nfresh  {}",
+            String::from_utf8_lossy(&cached),
+            String::from_utf8_lossy(&fresh)
+        );
+    };
+    // The conversation growing one message at a time, as the loop sends it.
+    for len in 0..=conversation.len() {
+        check(
+            &conversation[..len],
+            len % 5 == 0,
+            &format!("{len} messages"),
+        );
+    }
+    // The same request again, all served from the cache.
+    check(&conversation, false, "repeated");
+    // An old tool output replaced in place (context elision), same length and not.
+    let mut elided = conversation.clone();
+    if let ChatMessage::Tool { content, .. } = &mut elided[3] {
+        *content = "[output elided to save context: 40 bytes]".into();
+    }
+    check(&elided, false, "elided in place");
+    let mut same_length = elided.clone();
+    if let ChatMessage::Tool { content, .. } = &mut same_length[3] {
+        *content = content.replace("40", "41");
+    }
+    check(&same_length, false, "changed, same length");
+    // A shorter conversation (another run through the same client), then longer again.
+    check(&conversation[..4], false, "shorter");
+    check(&conversation, true, "longer again");
+    check(&[], false, "empty");
+}
+
+#[test]
+fn text_tool_calling_bodies_from_the_cache_match_fresh_ones() {
+    let tools = shell_tool(json!({"type": "object"}));
+    let settings = ModelSettings {
+        tool_calling: ToolCalling::Text,
+        ..settings()
+    };
+    let conversation = long_conversation();
+    let mut cache = RequestCache::default();
+    for len in [2, 5, conversation.len()] {
+        let request = ChatRequest {
+            messages: &conversation[..len],
+            tools: &tools,
+        };
+        assert_eq!(
+            request_body_cached(&settings, &request, false, &mut cache),
+            request_body(&settings, &request, false),
+            "{len} messages"
+        );
+    }
 }
