@@ -1,7 +1,8 @@
 //! The container runner against real Podman (its Docker Engine API, on a socket of the
 //! test's own): the agent image's `agent-rs` injected into an environment image that has
-//! none, locked down, secrets out of the container's config, status and watch from any
-//! runner (re-attach), cancel, list, and failures that must end a launch at once.
+//! none, locked down, secrets out of the container's config and gone once the agent has
+//! them, status and watch from any runner (re-attach), cancel, list, and failures that
+//! must end a launch at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use container_support::Engine;
+use container_support::{Engine, podman};
 use futures_util::StreamExt;
 use orchestrator::TaskId;
 use orchestrator::runner::{
@@ -201,6 +202,119 @@ async fn a_run_is_a_locked_down_container_that_any_runner_follows_and_cancel_rem
     runner.cancel(&handle).await.unwrap();
 }
 
+/// What a command running beside the agent (its user, its container) finds of the run's
+/// secrets: `LEAK:` lines for files holding any of them, `WROTE` if it could write to the
+/// secrets folder, then `hunt-over`.
+const HUNT: &str = r#"
+cat /run/agent-rs-secrets/env /run/agent-rs-secrets.env /proc/1/environ 2>&1
+ls -la /run/agent-rs-secrets 2>&1
+touch /run/agent-rs-secrets/x 2>/dev/null && echo WROTE
+find / \( -path /proc -o -path /sys -o -path /dev \) -prune -o -name '*secret*' -print 2>&1
+find / \( -path /proc -o -path /sys -o -path /dev \) -prune -o -type f -print 2>/dev/null |
+  while read -r f; do grep -q -F -e never-shown "$f" 2>/dev/null && echo "LEAK:$f"; done
+echo hunt-over
+"#;
+
+/// Once the agent runs (it reached its signed URL, read from the secrets file), no
+/// command beside it can read the secrets: not at the mount, nowhere on its file
+/// system, not in the agent's `/proc`; the folder on the host is closed. Started again
+/// by hand, the container has no secrets to read and ends before the agent starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn once_the_agent_runs_its_secrets_are_nowhere_and_a_second_start_fails_closed() {
+    use std::os::unix::fs::PermissionsExt;
+    let engine = Engine::start();
+    let state = tempfile::tempdir().unwrap();
+    let runner = engine.runner(state.path());
+    let (server, accepted) = silent_server().await;
+    let task_id = TaskId::new();
+    let spec = spec(
+        task_id,
+        &[],
+        &[
+            ("OPENAI_API_KEY", API_KEY.to_string()),
+            (
+                "AGENT_WORKSPACE_URL",
+                format!("http://{server}/blobs/tasks/{task_id}/workspace.tar.gz?sig={SIGNATURE}"),
+            ),
+            ("AGENT_UPLOAD_URLS", "{}".to_string()),
+        ],
+    );
+    let handle = runner.launch(spec).await.unwrap();
+    eventually("the agent's download", async || {
+        accepted.load(std::sync::atomic::Ordering::SeqCst) > 0
+    })
+    .await;
+    let secrets = state.path().join(&handle.0).join("secrets");
+    assert!(!secrets.join("env").exists(), "the secrets file stayed");
+    assert_eq!(runner.status(&handle).await.unwrap(), RunStatus::Running);
+    let mode = std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "the secrets folder stayed open: {mode:o}");
+
+    let hunt = podman()
+        .args(["exec", "--user", "65532:65532", &handle.0, "sh", "-c", HUNT])
+        .output()
+        .unwrap();
+    let found = String::from_utf8_lossy(&hunt.stdout);
+    assert!(found.contains("hunt-over"), "{hunt:?}");
+    assert!(!found.contains("never-shown"), "{found}");
+    assert!(!found.contains("LEAK:"), "{found}");
+    assert!(!found.contains("WROTE"), "{found}");
+    // `find` names the (empty, closed) folder and nothing in it.
+    assert!(
+        found.lines().any(|line| line == "/run/agent-rs-secrets"),
+        "{found}"
+    );
+    assert!(
+        !found
+            .lines()
+            .any(|line| line.starts_with("/run/agent-rs-secrets/")),
+        "a file in the secrets folder: {found}"
+    );
+
+    // Killed, then started again by hand (the runner never does): the wrapper finds no
+    // secrets and ends with 2 before the agent runs (no new download).
+    assert!(
+        podman()
+            .args(["kill", &handle.0])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let waited = podman().args(["wait", &handle.0]).output().unwrap();
+    assert!(waited.status.success(), "{waited:?}");
+    let downloads = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let started = podman().args(["start", &handle.0]).output().unwrap();
+    assert!(started.status.success(), "{started:?}");
+    let waited = podman().args(["wait", &handle.0]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&waited.stdout).trim(),
+        "2",
+        "{waited:?}"
+    );
+    let logs = podman().args(["logs", &handle.0]).output().unwrap();
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
+    assert!(
+        logs.contains("secrets") && logs.contains("are gone"),
+        "{logs}"
+    );
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        downloads,
+        "the agent ran again"
+    );
+    assert!(matches!(
+        runner.status(&handle).await.unwrap(),
+        RunStatus::Exited { code: Some(2), .. }
+    ));
+    assert!(!secrets.exists(), "the secrets folder outlived the run");
+    runner.cancel(&handle).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_that_ends_reports_its_exit_code_to_status_and_every_watch() {
     let engine = Engine::start();
@@ -241,8 +355,8 @@ async fn a_run_that_ends_reports_its_exit_code_to_status_and_every_watch() {
     // A watch that starts after the end replays and ends the same way.
     let again: Vec<RunnerEvent> = runner.watch(&handle, 0).await.unwrap().collect().await;
     assert_eq!(again, events);
-    // Over: its secrets file is gone from the host.
-    assert!(!state.path().join(&handle.0).join("secrets.env").exists());
+    // Over: its secrets folder is gone from the host.
+    assert!(!state.path().join(&handle.0).join("secrets").exists());
     runner.cancel(&handle).await.unwrap();
     assert!(!engine.exists(&handle.0));
 }
@@ -253,7 +367,7 @@ async fn a_run_that_ends_reports_its_exit_code_to_status_and_every_watch() {
 /// launch.
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_a_run_removes_old_agent_volumes_nothing_uses() {
-    use container_support::{ENV_IMAGE, podman};
+    use container_support::ENV_IMAGE;
     use orchestrator::runner::container::VOLUME_PREFIX;
     let engine = Engine::start();
     let state = tempfile::tempdir().unwrap();
@@ -325,9 +439,17 @@ async fn removing_a_run_removes_old_agent_volumes_nothing_uses() {
 
     // Swept by someone else (a worker on another agent image): filled again, and the
     // run gets a whole binary (it exits as before, not with "not found").
+    // (Once no container of the tests running beside this one uses it.)
     let current = current[0].clone();
-    let removed = podman().args(["volume", "rm", &current]).output().unwrap();
-    assert!(removed.status.success(), "{removed:?}");
+    eventually("the agent volume's removal", async || {
+        podman()
+            .args(["volume", "rm", &current])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    })
+    .await;
     assert_eq!(run_to_end(&runner, TaskId::new()).await, exited);
     assert!(engine.volumes(VOLUME_PREFIX).contains(&current));
 

@@ -1,7 +1,8 @@
 //! The worker with the container runner on real Podman: a zip task in, a `diff.patch`
 //! out, with the agent image's `agent-rs` injected into an environment image that has
 //! none, no network but the run's egress proxy, and every byte through the local blob
-//! store's signed URLs served over real HTTP.
+//! store's signed URLs served over real HTTP. The agent's own commands find none of the
+//! run's secrets, which the agent itself got.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,7 +19,7 @@ use axum::routing::get;
 use container_support::Engine;
 use orchestrator::blob::{LocalBlobStore, SignedQuery, generate_signing_key};
 use orchestrator::worker::output_key;
-use orchestrator::{BlobStore, Services, TaskLimits, TaskStatus};
+use orchestrator::{BlobStore, Services, Task, TaskLimits, TaskStatus};
 use scripted_model::{Script, ScriptedServer};
 use worker_support::*;
 
@@ -64,24 +65,28 @@ async fn put_blob(
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_worker_runs_a_task_in_a_container_to_a_diff() {
+/// One task run to its end by the worker with the container runner, the model answering
+/// with `steps`, the model's key `api_key`, in the environment image `image`.
+struct Ran {
+    engine: Engine,
+    model: ScriptedServer,
+    data: DataDir,
+    harness: Harness,
+    done: Task,
+    events: Vec<serde_json::Value>,
+    submitted_at_ms: i64,
+}
+
+async fn run_task(
+    steps: serde_json::Value,
+    api_key: &str,
+    files: &[(&str, &str)],
+    image: &str,
+) -> Ran {
     let engine = Engine::start();
     let model = ScriptedServer::start(
-        Script::from_json(
-            &serde_json::json!({"model": "scripted", "steps": [
-                {"type": "tool_calls", "calls": [
-                    {"name": "edit_file_content", "arguments": {
-                        "file_path": "calc.py",
-                        "old_text": "return a - b",
-                        "new_text": "return a + b"
-                    }}
-                ]},
-                {"type": "message", "content": "Fixed `add`."}
-            ]})
-            .to_string(),
-        )
-        .unwrap(),
+        Script::from_json(&serde_json::json!({"model": "scripted", "steps": steps}).to_string())
+            .unwrap(),
     )
     .await
     .unwrap();
@@ -92,13 +97,17 @@ async fn the_worker_runs_a_task_in_a_container_to_a_diff() {
     let config = test_config(&data, |c| {
         c.model.base_url = Some(model.base_url());
         c.model.model = Some("scripted".to_string());
-        c.model.api_key = Some(secrecy::SecretString::from(API_KEY));
+        c.model.api_key = Some(secrecy::SecretString::from(api_key));
     });
     let (mut services, parts) =
         Services::embedded(config, &base_url, generate_signing_key().unwrap())
             .await
             .unwrap();
-    let runner = engine.runner(&data.path().join("containers"));
+    let mut settings = engine.settings(&data.path().join("containers"));
+    settings.environment_image = image.to_string();
+    let runner =
+        orchestrator::runner::ContainerRunner::new(settings, data.path().join("containers"))
+            .unwrap();
     runner.ping().await.unwrap();
     services.runner = Arc::new(runner);
     let app = Router::new()
@@ -109,15 +118,46 @@ async fn the_worker_runs_a_task_in_a_container_to_a_diff() {
     let (_shutdown, _worker) = harness.start_worker();
 
     let submitted_at_ms = orchestrator::task::now_ms();
-    let task = harness
-        .submit_zip(
-            &[("calc.py", "def add(a, b):\n    return a - b\n")],
-            TaskLimits::default(),
-        )
-        .await;
+    let task = harness.submit_zip(files, TaskLimits::default()).await;
     let events = harness.events_until_closed(task.id).await;
-
     let done = harness.get(task.id).await;
+    Ran {
+        engine,
+        model,
+        data,
+        harness,
+        done,
+        events,
+        submitted_at_ms,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_runs_a_task_in_a_container_to_a_diff() {
+    let Ran {
+        engine,
+        model,
+        data,
+        harness,
+        done,
+        events,
+        submitted_at_ms,
+    } = run_task(
+        serde_json::json!([
+            {"type": "tool_calls", "calls": [
+                {"name": "edit_file_content", "arguments": {
+                    "file_path": "calc.py",
+                    "old_text": "return a - b",
+                    "new_text": "return a + b"
+                }}
+            ]},
+            {"type": "message", "content": "Fixed `add`."}
+        ]),
+        API_KEY,
+        &[("calc.py", "def add(a, b):\n    return a - b\n")],
+        container_support::ENV_IMAGE,
+    )
+    .await;
     assert_eq!(
         done.status,
         TaskStatus::Completed,
@@ -138,7 +178,7 @@ async fn the_worker_runs_a_task_in_a_container_to_a_diff() {
     let diff = harness
         .services
         .blobs
-        .get_bytes(&output_key(task.id, "diff.patch"), 1 << 30)
+        .get_bytes(&output_key(done.id, "diff.patch"), 1 << 30)
         .await
         .unwrap();
     let diff = String::from_utf8(diff).unwrap();
@@ -160,4 +200,91 @@ async fn the_worker_runs_a_task_in_a_container_to_a_diff() {
     let name = done.runner_ref.clone().unwrap();
     assert!(!engine.exists(&name), "the finished run's container stayed");
     assert!(!data.path().join("containers").join(&name).exists());
+}
+
+/// The model's key, with a mark the hunt below looks for.
+const CANARY_KEY: &str = "sk-canary-7f3a 'q' $HOME";
+
+/// What the agent's own command finds of the run's secrets: `LEAK:` lines for files
+/// holding the key or a copy of the secrets file (`NAME='...'` lines), the mount's
+/// files, `WROTE` if it could write to the secrets folder, then `hunt-over`. The
+/// agent's binary (a read-only volume) is left out: its text names the variables. The
+/// patterns are put together at run time: the trajectory holds this command's text.
+const HUNT: &str = r#"mark=canary; mark="$mark-7f3a"; line=OPENAI_API_KEY; line="$line='"
+cat /run/agent-rs-secrets/env /run/agent-rs-secrets.env 2>&1
+ls -la /run/agent-rs-secrets 2>&1
+echo "job-environ:$(cat /proc/1/environ 2>/dev/null | tr '\0' '\n' | grep -c OPENAI_API_KEY)"
+echo "own-environ:$(env | grep -c OPENAI_API_KEY)"
+touch /run/agent-rs-secrets/x 2>/dev/null && echo WROTE
+find / \( -path /proc -o -path /sys -o -path /dev -o -path /opt/agent-rs \) -prune -o -name '*secret*' -print 2>&1
+find / \( -path /proc -o -path /sys -o -path /dev -o -path /opt/agent-rs \) -prune -o -type f -print 2>/dev/null |
+  while read -r f; do grep -q -e "$mark" -e "$line" "$f" 2>/dev/null && echo "LEAK:$f"; done
+echo hunt-over"#;
+
+/// The agent runs a command that hunts for the run's secrets (the mount, the whole file
+/// system, the job's `/proc/1/environ`, its environment) and finds none, while the agent
+/// itself got its key: the model saw it on the request.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agents_commands_find_no_secret_while_the_agent_has_its_key() {
+    container_support::ensure_bash_image();
+    let ran = run_task(
+        serde_json::json!([
+            {"type": "tool_calls", "calls": [
+                {"name": "run_shell_command", "arguments": {"command_string": HUNT}}
+            ]},
+            {"type": "message", "content": "looked around"}
+        ]),
+        CANARY_KEY,
+        &[("README", "nothing here\n")],
+        container_support::BASH_IMAGE,
+    )
+    .await;
+    assert_eq!(
+        ran.done.status,
+        TaskStatus::Completed,
+        "{:?}\nevents: {:?}",
+        ran.done,
+        ran.events
+    );
+    let requests = ran.model.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for request in &requests {
+        assert_eq!(
+            request.authorization.as_deref(),
+            Some(format!("Bearer {CANARY_KEY}").as_str())
+        );
+    }
+    // What the command printed, as the model got it back.
+    let found: String = requests[1].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|message| message["role"] == "tool")
+        .filter_map(|message| message["content"].as_str())
+        .collect();
+    assert!(found.contains("hunt-over"), "{found}");
+    // The hunt looked where the folder is.
+    assert!(found.contains("/run/agent-rs-secrets"), "{found}");
+    for leak in ["canary", "OPENAI_API_KEY=", "LEAK:", "WROTE"] {
+        assert!(!found.contains(leak), "`{leak}` in {found}");
+    }
+    // `find` names the (empty, closed) folder and nothing in it.
+    assert!(
+        found.lines().any(|line| line == "/run/agent-rs-secrets"),
+        "{found}"
+    );
+    assert!(
+        !found
+            .lines()
+            .any(|line| line.starts_with("/run/agent-rs-secrets/")),
+        "a file in the secrets folder: {found}"
+    );
+    // The job's `/proc/1/environ` (unreadable: it is not dumpable) and the command's
+    // own environment (scrubbed) hold no key either.
+    assert!(found.contains("job-environ:0"), "{found}");
+    assert!(found.contains("own-environ:0"), "{found}");
+    let name = ran.done.runner_ref.clone().unwrap();
+    assert!(!ran.engine.exists(&name));
+    assert!(!ran.data.path().join("containers").join(&name).exists());
+    drop(ran.harness);
 }

@@ -61,6 +61,43 @@ pub fn ensure_images() {
     });
 }
 
+/// An environment image with a `bash`, which the agent's shell tool runs its commands
+/// with: env-base plus a `/bin/bash` that is its `sh` (commands written for POSIX `sh`
+/// run the same), as an environment image of a real project (python, node) has one.
+pub const BASH_IMAGE: &str = "agent-rs/env-base-bash:test";
+
+/// Builds [`BASH_IMAGE`] once per test binary if it is missing.
+pub fn ensure_bash_image() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        ensure_images();
+        if podman()
+            .args(["image", "exists", BASH_IMAGE])
+            .status()
+            .is_ok_and(|status| status.success())
+        {
+            return;
+        }
+        let context = tempfile::tempdir().unwrap();
+        std::fs::write(
+            context.path().join("Containerfile"),
+            // `WORKDIR /` while copying: a step after `WORKDIR /scratch` would create
+            // it in the image, root's, and the run's tmpfs there would take its mode.
+            format!(
+                "FROM {ENV_IMAGE}\nWORKDIR /\nCOPY --chmod=0755 bash /bin/bash\nWORKDIR /scratch\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(context.path().join("bash"), "#!/bin/sh\nexec sh \"$@\"\n").unwrap();
+        let built = podman()
+            .args(["build", "-q", "-t", BASH_IMAGE])
+            .arg(context.path())
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{built:?}");
+    });
+}
+
 /// A `podman system service` on a socket of its own.
 pub struct Engine {
     child: Child,

@@ -39,6 +39,8 @@ pub fn spawn(
         let mut follower = Follower {
             docker,
             name,
+            files: files.clone(),
+            sealed: false,
             replay: Replay {
                 passed: 0,
                 in_stream: 0,
@@ -81,6 +83,10 @@ impl Replay {
 struct Follower {
     docker: Docker,
     name: String,
+    files: RunFiles,
+    /// Whether the run's secrets folder was closed (at the agent's first event: the
+    /// wrapper deleted the file before the agent started).
+    sealed: bool,
     replay: Replay,
 }
 
@@ -132,6 +138,10 @@ impl Follower {
             pending.extend_from_slice(&chunk);
             while let Some(end) = pending.iter().position(|byte| *byte == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
+                if !self.sealed {
+                    self.files.seal_secrets();
+                    self.sealed = true;
+                }
                 if let Some(event) =
                     parse_event(&line, &self.name).and_then(|event| self.replay.take(event))
                     && events.send(event).await.is_err()

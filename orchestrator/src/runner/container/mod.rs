@@ -10,13 +10,17 @@
 //! watch read the engine, never this process's memory, so a restarted worker re-attaches
 //! ([`follow`]). Cancel removes the container, forced (the engine kills it first).
 //!
-//! Per run the runner keeps a folder on the host ([`RunFiles`]): the secrets file the
-//! container mounts read-only, and with `network = "egress"` (the default) the socket of
-//! the run's egress proxy (the process runner's, [`crate::runner::process::egress`]): the
-//! container has no network of its own, and the proxy lets through the model endpoint
-//! and the run's signed URLs only. The folder goes with the run (cancel); the secrets
-//! file as soon as the run is seen over. Removing a run also removes the agent volumes
-//! older agent images left and nothing uses any more.
+//! Per run the runner keeps a folder on the host ([`RunFiles`]), readable by its owner
+//! only: the secrets folder the container mounts, whose file the container's wrapper
+//! deletes once read (see [`spec`]), and with `network = "egress"` (the default) the
+//! socket of the run's egress proxy (the process runner's,
+//! [`crate::runner::process::egress`]): the container has no network of its own, and the
+//! proxy lets through the model endpoint and the run's signed URLs only. The folder goes
+//! with the run (cancel); the secrets folder as soon as the run is seen over, and its
+//! write bit as soon as the runner sees the file gone (the agent's first event, or a
+//! `status` or `watch` of the running container), so the agent cannot use it to write
+//! to the host's disk. Removing a run also removes the agent volumes older agent images
+//! left and nothing uses any more.
 
 mod follow;
 mod install;
@@ -120,7 +124,7 @@ impl ContainerRunner {
         files.create()?;
         let secrets = if self.settings.secrets == SecretsMode::File && !spec.secret_env.is_empty() {
             files.write_secrets(&spec::secrets_file(spec))?;
-            Some(files.secrets())
+            Some(files.secrets_dir())
         } else {
             None
         };
@@ -204,7 +208,7 @@ impl Runner for ContainerRunner {
             &self.settings,
             &spec::Mounts {
                 agent_volume: &volume,
-                secrets_file: secrets.as_deref(),
+                secrets_dir: secrets.as_deref(),
                 egress_dir: egress_dir.as_deref(),
             },
         );
@@ -245,8 +249,10 @@ impl Runner for ContainerRunner {
     async fn status(&self, handle: &RunHandle) -> Result<RunStatus, RunnerError> {
         let files = self.files(handle)?;
         let status = inspect_status(&self.docker, &handle.0).await?;
-        if matches!(status, RunStatus::Exited { .. }) {
-            files.run_over();
+        match status {
+            RunStatus::Exited { .. } => files.run_over(),
+            RunStatus::Running => files.seal_secrets(),
+            RunStatus::Pending | RunStatus::NotFound => {}
         }
         Ok(status)
     }
@@ -263,7 +269,10 @@ impl Runner for ContainerRunner {
                     "{handle}: no such container"
                 )));
             }
-            RunStatus::Pending | RunStatus::Running => self.ensure_egress(&files).await,
+            RunStatus::Pending | RunStatus::Running => {
+                self.ensure_egress(&files).await;
+                files.seal_secrets();
+            }
             RunStatus::Exited { .. } => {}
         }
         let stop = self
@@ -384,39 +393,72 @@ impl RunFiles {
         })
     }
 
-    fn secrets(&self) -> PathBuf {
-        self.dir.join("secrets.env")
+    /// The folder mounted at [`spec::SECRETS_DIR`].
+    fn secrets_dir(&self) -> PathBuf {
+        self.dir.join("secrets")
     }
 
-    /// The folder, readable by its owner only: the container sees the files mounted into
-    /// it, nobody else on the host sees them.
+    fn secrets_file(&self) -> PathBuf {
+        self.secrets_dir().join(spec::SECRETS_FILE)
+    }
+
+    /// The folder, readable by its owner only (whatever the umask, and if it was there
+    /// before): the container sees the files mounted into it, nobody else on the host
+    /// sees them. Every mode below is set explicitly for the same reason: a umask would
+    /// take away the bits the container's user needs.
     fn create(&self) -> std::io::Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         if let Some(parent) = self.dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
         match std::fs::DirBuilder::new().mode(0o700).create(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(err) => Err(err),
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
         }
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
     }
 
-    /// The secrets file, readable by the container's user (its folder keeps everyone
-    /// else out), written whole under a temporary name.
+    /// The secrets file, in a folder of its own: written whole under a temporary name
+    /// while the folder is closed, then readable by the container's user ("other":
+    /// `r--`) and deletable by it (the folder: `-wx` for "other", no sticky bit, no
+    /// listing). The run's folder keeps everyone else on the host out all along.
     fn write_secrets(&self, text: &str) -> std::io::Result<()> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let tmp = self.dir.join("secrets.env.tmp");
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        let dir = self.secrets_dir();
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err),
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        let tmp = dir.join(format!("{}.tmp", spec::SECRETS_FILE));
         let _ = std::fs::remove_file(&tmp);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o444)
+            .mode(0o400)
             .open(&tmp)?;
         file.write_all(text.as_bytes())?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o444))?;
         file.sync_all()?;
-        std::fs::rename(tmp, self.secrets())
+        std::fs::rename(tmp, self.secrets_file())?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o703))
+    }
+
+    /// Once the wrapper has deleted the secrets file, the folder has done its job: its
+    /// write bit goes, so the agent's commands cannot fill the host's disk through it.
+    /// Nothing while the file is still there (the wrapper has not run yet).
+    fn seal_secrets(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.secrets_dir();
+        if dir.is_dir()
+            && !self.secrets_file().exists()
+            && let Err(err) = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        {
+            tracing::warn!(run = %self.name, error = %err, "cannot close the run's secrets folder");
+        }
     }
 
     /// The egress socket, open to the container's (other) user.
@@ -430,13 +472,13 @@ impl RunFiles {
         )
     }
 
-    /// The run is over: its secrets are no longer needed, and its egress proxy stops
+    /// The run is over: its secrets (if the wrapper never ran) are no longer needed, and its egress proxy stops
     /// (it ends when the `exit` mark appears).
     fn run_over(&self) {
         if !self.dir.is_dir() {
             return;
         }
-        let _ = std::fs::remove_file(self.secrets());
+        let _ = std::fs::remove_dir_all(self.secrets_dir());
         let _ = std::fs::write(self.dir.join("exit"), b"over\n");
     }
 
@@ -532,5 +574,63 @@ pub(crate) fn launch_error(doing: String, err: bollard::errors::Error) -> Runner
             }
             other => other,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    /// The run's folder is its owner's; inside it, the secrets file is readable by
+    /// "other" (the container's user) and the folder lets "other" delete it, without
+    /// listing it; once it is gone the folder closes. Whatever folder was there before.
+    #[test]
+    fn the_secrets_file_is_readable_and_deletable_by_the_container_only_until_it_is_gone() {
+        let state = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+        let files =
+            RunFiles::new(state.path(), "agent-abc-1").unwrap_or_else(|err| panic!("{err}"));
+        std::fs::create_dir(&files.dir).unwrap_or_else(|err| panic!("{err}"));
+        std::fs::set_permissions(&files.dir, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|err| panic!("{err}"));
+        files.create().unwrap_or_else(|err| panic!("{err}"));
+        files
+            .write_secrets("A='1'\n")
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(mode(&files.dir), 0o700);
+        assert_eq!(mode(&files.secrets_dir()), 0o703);
+        assert_eq!(mode(&files.secrets_file()), 0o444);
+        assert_eq!(
+            std::fs::read_to_string(files.secrets_file()).unwrap_or_default(),
+            "A='1'\n"
+        );
+        // Not read yet: the folder stays open.
+        files.seal_secrets();
+        assert_eq!(mode(&files.secrets_dir()), 0o703);
+        // Written again (a launch retried before its container existed): the same.
+        files
+            .write_secrets("A='2'\n")
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(mode(&files.secrets_dir()), 0o703);
+        assert_eq!(
+            std::fs::read_dir(files.secrets_dir())
+                .map(Iterator::count)
+                .unwrap_or_default(),
+            1
+        );
+        std::fs::remove_file(files.secrets_file()).unwrap_or_else(|err| panic!("{err}"));
+        files.seal_secrets();
+        assert_eq!(mode(&files.secrets_dir()), 0o700);
+        files.run_over();
+        assert!(!files.secrets_dir().exists());
     }
 }

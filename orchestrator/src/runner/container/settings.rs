@@ -31,10 +31,7 @@ pub struct ContainerSettings {
     pub network: String,
     /// `host:address` entries added to the container's `/etc/hosts`.
     pub extra_hosts: Vec<String>,
-    /// `file` (default): secret values reach the agent through a read-only file mounted
-    /// into the container and read by a `sh` wrapper, so the engine's inspectable config
-    /// never holds them (the environment image needs a POSIX `sh`). `env`: as plain
-    /// environment variables, for images without a shell.
+    /// How secret values (the model's API key, the signed URLs) reach the agent.
     pub secrets: SecretsMode,
     /// CPU (thousandths of a core) when the launch names none.
     pub default_cpu_millis: u32,
@@ -47,16 +44,25 @@ pub struct ContainerSettings {
     pub pids_limit: i64,
     /// Seconds each call to the engine may take to answer.
     pub api_timeout_secs: u64,
-    /// Where per-run files live (the egress socket, the secrets file). Unset: the
+    /// Where per-run files live (the egress socket, the secrets folder). Unset: the
     /// orchestrator's runs folder plus `containers/`.
     pub state_dir: Option<PathBuf>,
 }
 
+/// How secret values reach the agent in its container.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretsMode {
+    /// Through a file in a folder of the run mounted into the container, which a `sh`
+    /// wrapper reads and deletes before it becomes the agent (see
+    /// [`super::spec`]): the engine's inspectable config never holds the values, and
+    /// the agent's commands find no file to read. The environment image needs a POSIX
+    /// `sh` and `rm`; without them the container ends with code 2 before the agent runs.
     #[default]
     File,
+    /// As plain environment variables of the container, for images without a shell:
+    /// the agent's commands cannot read them (the job is not dumpable and scrubs its
+    /// commands' environment), but `podman inspect` shows them to whoever may run it.
     Env,
 }
 

@@ -8,10 +8,22 @@
 //! the sandbox, so the agent's own shell sandbox (bubblewrap, absent from most images) is
 //! off.
 //!
-//! Secret values go, by default, into a file of the run's folder mounted read-only into
-//! the container, which a `sh` wrapper reads before it becomes the agent: the engine's
-//! inspectable config (`podman inspect`, `docker inspect`) then holds their names in the
-//! wrapper, never their values.
+//! Secret values go, by default, into a file of the run's folder on the host, in a
+//! folder of its own mounted at [`SECRETS_DIR`], which a `sh` wrapper ([`WRAPPER`]) reads
+//! into the environment, deletes, and only then becomes the agent: the engine's
+//! inspectable config (`podman inspect`, `docker inspect`) holds their names in the
+//! wrapper, never their values, and once the agent runs the file is gone, so no command
+//! it runs (the same user as the wrapper) can read it. The folder is writable by the
+//! container's user for that deletion alone: the file is the host's, readable but not
+//! writable by "other", and the folder gives "other" write and search but not listing
+//! (no sticky bit, which would stop the deletion). The container's user is "other" to
+//! the host's owner under every uid mapping: rootful (uid 65532 is nobody the host knows)
+//! and rootless (the owner maps to root in the container, 65532 to a sub-uid). The runner
+//! takes the folder's write bit back once the file is gone ([`super::RunFiles`]).
+//!
+//! The wrapper fails closed: a file it cannot read (a container started a second time,
+//! by hand: the secrets are read once) or cannot delete ends the container with code 2
+//! and says why on its stderr, before anything of the agent runs.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,18 +35,34 @@ use crate::runner::LaunchSpec;
 use crate::runner::kubernetes::manifest::{AGENT_DIR, LABEL_RUN, SCRATCH_DIR};
 use crate::runner::process::egress;
 
-/// Where the secrets file appears in the container.
-pub const SECRETS_PATH: &str = "/run/agent-rs-secrets.env";
+/// Where the run's secrets folder appears in the container.
+pub const SECRETS_DIR: &str = "/run/agent-rs-secrets";
 
-/// Reads the secrets file into the environment, then becomes the agent.
-const WRAPPER: &str = "set -a && . \"$0\" && set +a && exec \"$@\"";
+/// The secrets file's name in its folder (on the host and in the container).
+pub const SECRETS_FILE: &str = "env";
+
+/// Reads the secrets file (`$0` is its folder) into the environment, deletes it, checks
+/// it is gone, then becomes the agent; any failure exits with 2 before the agent starts.
+/// Its own variables are not exported, so the agent does not inherit them.
+pub const WRAPPER: &str = concat!(
+    "f=\"$0/env\"; ",
+    "fail() { echo \"agent-rs container: $1\" >&2; exit 2; }; ",
+    "[ -f \"$f\" ] || fail \"the run's secrets ($f) are gone: they are read once, ",
+    "when the container first starts, and a container started again does not get them; ",
+    "launch the run anew\"; ",
+    "set -a; . \"$f\" || fail \"cannot read the run's secrets ($f)\"; set +a; ",
+    "rm -f \"$f\"; [ ! -e \"$f\" ] || fail \"cannot delete the run's secrets ($f) after ",
+    "reading them; not starting the agent with them readable\"; ",
+    "unset f; exec \"$@\"",
+);
 
 /// What the create call needs beyond the spec: the agent volume and the run's folder.
 pub struct Mounts<'a> {
     /// The volume holding `agent-rs` and the CA bundle.
     pub agent_volume: &'a str,
-    /// The run's secrets file on the host (`SecretsMode::File` with secrets to pass).
-    pub secrets_file: Option<&'a std::path::Path>,
+    /// The run's secrets folder on the host, holding [`SECRETS_FILE`]
+    /// (`SecretsMode::File` with secrets to pass).
+    pub secrets_dir: Option<&'a std::path::Path>,
     /// The run's egress folder on the host (`network = "egress"`).
     pub egress_dir: Option<&'a std::path::Path>,
 }
@@ -70,13 +98,13 @@ pub fn container(
         env.extend(egress::agent_env());
     }
     env.extend(spec.env.clone());
-    let (entrypoint, cmd) = match mounts.secrets_file {
+    let (entrypoint, cmd) = match mounts.secrets_dir {
         Some(_) => (
             vec![
                 "/bin/sh".to_string(),
                 "-c".to_string(),
                 WRAPPER.to_string(),
-                SECRETS_PATH.to_string(),
+                SECRETS_DIR.to_string(),
             ],
             vec![agent, "job".to_string()],
         ),
@@ -90,8 +118,9 @@ pub fn container(
         }
     };
     let mut binds = vec![format!("{}:{AGENT_DIR}:ro", mounts.agent_volume)];
-    if let Some(file) = mounts.secrets_file {
-        binds.push(format!("{}:{SECRETS_PATH}:ro", file.display()));
+    if let Some(dir) = mounts.secrets_dir {
+        // Writable, so the wrapper can delete the file (see the module docs).
+        binds.push(format!("{}:{SECRETS_DIR}:rw", dir.display()));
     }
     if let Some(dir) = mounts.egress_dir {
         binds.push(format!("{}:{}", dir.display(), egress::SANDBOX_EGRESS_DIR));
@@ -159,7 +188,7 @@ pub fn container(
     }
 }
 
-/// The secrets file: `NAME='value'` lines a POSIX `sh` reads back exactly.
+/// The secrets file's text: `NAME='value'` lines a POSIX `sh` reads back exactly.
 pub fn secrets_file(spec: &LaunchSpec) -> String {
     spec.secret_env
         .iter()
@@ -217,16 +246,16 @@ mod tests {
     }
 
     #[test]
-    fn with_a_secrets_file_no_secret_value_is_in_the_body() {
+    fn with_a_secrets_folder_no_secret_value_is_in_the_body() {
         let spec = spec();
         let settings = ContainerSettings::default();
-        let file = std::path::Path::new("/state/run/secrets.env");
+        let dir = std::path::Path::new("/state/run/secrets");
         let body = container(
             &spec,
             &settings,
             &Mounts {
                 agent_volume: "agent-rs-bin-1",
-                secrets_file: Some(file),
+                secrets_dir: Some(dir),
                 egress_dir: Some(std::path::Path::new("/state/run/egress")),
             },
         );
@@ -248,7 +277,23 @@ mod tests {
             binds.contains(&format!("agent-rs-bin-1:{AGENT_DIR}:ro")),
             "{binds:?}"
         );
-        assert!(binds.contains(&format!("{}:{SECRETS_PATH}:ro", file.display())));
+        assert!(
+            binds.contains(&format!("/state/run/secrets:{SECRETS_DIR}:rw")),
+            "{binds:?}"
+        );
+        assert_eq!(
+            body.entrypoint,
+            Some(vec![
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                WRAPPER.to_string(),
+                SECRETS_DIR.to_string()
+            ])
+        );
+        assert_eq!(
+            body.cmd,
+            Some(vec![format!("{AGENT_DIR}/agent-rs"), "job".to_string()])
+        );
         assert_eq!(body.user.as_deref(), Some("65532:65532"));
         assert_eq!(
             body.labels.unwrap_or_default().get(LABEL_RUN),
@@ -257,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn without_a_secrets_file_secrets_are_environment_variables() {
+    fn without_a_secrets_folder_secrets_are_environment_variables() {
         let spec = spec();
         let settings = ContainerSettings {
             network: "host".to_string(),
@@ -268,7 +313,7 @@ mod tests {
             &settings,
             &Mounts {
                 agent_volume: "v",
-                secrets_file: None,
+                secrets_dir: None,
                 egress_dir: None,
             },
         );
@@ -280,24 +325,84 @@ mod tests {
         assert_eq!(host.network_mode.as_deref(), Some("host"));
     }
 
-    /// What `sh` reads back from the file is exactly the secret, whatever it holds.
-    #[test]
-    fn the_secrets_file_reads_back_exactly_in_sh() {
-        let spec = spec();
-        let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
-        let file = dir.path().join("secrets.env");
-        std::fs::write(&file, secrets_file(&spec)).unwrap_or_else(|err| panic!("{err}"));
-        let output = std::process::Command::new("sh")
+    /// Runs [`WRAPPER`] with `dir` as its folder and `path` as its `PATH`; the command
+    /// prints `OPENAI_API_KEY` and whether the file is still there.
+    fn wrap(dir: &std::path::Path, path: &std::ffi::OsStr) -> std::process::Output {
+        std::process::Command::new("/bin/sh")
             .args(["-c", WRAPPER])
-            .arg(&file)
-            .args(["sh", "-c", "printf '%s' \"$OPENAI_API_KEY\""])
+            .arg(dir)
+            .args([
+                "sh",
+                "-c",
+                "printf '%s' \"$OPENAI_API_KEY\"; [ -e \"$1\" ] && printf ' still there'; \
+                 [ -z \"$f\" ] || printf ' wrapper variable leaked'",
+                "sh",
+            ])
+            .arg(dir.join(SECRETS_FILE))
             .env_clear()
+            .env("PATH", path)
             .output()
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    fn secrets_dir_with_file(spec: &LaunchSpec) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+        std::fs::write(dir.path().join(SECRETS_FILE), secrets_file(spec))
             .unwrap_or_else(|err| panic!("{err}"));
+        dir
+    }
+
+    /// What `sh` reads back from the file is exactly the secret, whatever it holds, and
+    /// the file is gone before the command starts.
+    #[test]
+    fn the_wrapper_reads_the_secrets_exactly_and_deletes_them_first() {
+        assert!(
+            WRAPPER.contains(&format!("\"$0/{SECRETS_FILE}\"")),
+            "{WRAPPER}"
+        );
+        let spec = spec();
+        let dir = secrets_dir_with_file(&spec);
+        let output = wrap(dir.path(), &std::env::var_os("PATH").unwrap_or_default());
         assert!(output.status.success(), "{output:?}");
         assert_eq!(
             String::from_utf8_lossy(&output.stdout),
             "sk-it's $HOME `x` \"q\"\nline"
         );
+        assert!(!dir.path().join(SECRETS_FILE).exists());
+    }
+
+    /// No file (a second start), or one the wrapper cannot delete (here an `rm` that
+    /// deletes nothing): code 2, a reason, and the command never runs.
+    #[test]
+    fn the_wrapper_fails_closed_without_the_file_or_when_it_cannot_delete_it() {
+        let spec = spec();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let empty = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+        let output = wrap(empty.path(), &path);
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("are gone"), "{stderr}");
+
+        let dir = secrets_dir_with_file(&spec);
+        let bin = tempfile::tempdir().unwrap_or_else(|err| panic!("{err}"));
+        std::os::unix::fs::symlink("/bin/sh", bin.path().join("sh"))
+            .unwrap_or_else(|err| panic!("{err}"));
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut rm = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o755)
+                .open(bin.path().join("rm"))
+                .unwrap_or_else(|err| panic!("{err}"));
+            std::io::Write::write_all(&mut rm, b"#!/bin/sh\nexit 0\n")
+                .unwrap_or_else(|err| panic!("{err}"));
+        }
+        let output = wrap(dir.path(), bin.path().as_os_str());
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        assert!(output.stdout.is_empty(), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cannot delete"), "{stderr}");
     }
 }
