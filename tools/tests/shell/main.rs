@@ -5,6 +5,7 @@ mod arguments;
 mod directories;
 mod lifecycle;
 mod sandbox;
+mod sandboxed;
 mod served;
 mod streams;
 mod support;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tools::{NetworkAccess, SandboxMode, Tool};
 
-use super::sandbox::{MODES, Sandboxed};
+use super::sandboxed::{MODES, Sandboxed};
 
 /// The private temporary folder of the run's commands.
 const TMP: &str = "${TMPDIR:-/tmp}";

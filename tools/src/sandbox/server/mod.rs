@@ -42,6 +42,7 @@
 mod client;
 mod protocol;
 mod serve;
+mod spawn;
 mod usage;
 
 use std::ffi::OsString;

@@ -21,6 +21,8 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 /// The longest frame accepted: a command line is at most 128 KiB (the kernel's limit for
 /// one argument) and an environment a few hundred KiB.
 const MAX_FRAME: usize = 8 << 20;
+/// Bytes one read of requests may bring.
+const READ_BYTES: usize = 64 * 1024;
 /// File descriptors one read may bring (a request carries at most three).
 const MAX_FDS_PER_READ: usize = 16;
 
@@ -279,6 +281,8 @@ pub(crate) fn read_response(socket: &mut impl Read) -> io::Result<Option<Respons
 pub(crate) struct RequestReader {
     socket: UnixStream,
     buffer: Vec<u8>,
+    /// Room for one read, kept between reads.
+    chunk: Box<[u8]>,
     fds: VecDeque<OwnedFd>,
 }
 
@@ -287,27 +291,42 @@ impl RequestReader {
         Self {
             socket,
             buffer: Vec::new(),
+            chunk: vec![0; READ_BYTES].into_boxed_slice(),
             fds: VecDeque::new(),
         }
     }
 
     /// The next request and its descriptors; `None` at end of stream (the agent closed
     /// its side, or is gone).
+    #[cfg(test)]
     pub(crate) fn next(&mut self) -> io::Result<Option<(Request, Vec<OwnedFd>)>> {
         loop {
-            if let Some(body) = self.take_frame()? {
-                let request = Request::decode(&body)?;
-                let wanted = request.fd_count();
-                if self.fds.len() < wanted {
-                    return Err(malformed("a request came without its descriptors"));
-                }
-                let fds = self.fds.drain(..wanted).collect();
-                return Ok(Some((request, fds)));
+            if let Some(request) = self.take()? {
+                return Ok(Some(request));
             }
             if self.fill()? == 0 {
                 return Ok(None);
             }
         }
+    }
+
+    /// The socket, to wait until it is readable.
+    pub(crate) fn socket(&self) -> &UnixStream {
+        &self.socket
+    }
+
+    /// The next request already read, with its descriptors.
+    pub(crate) fn take(&mut self) -> io::Result<Option<(Request, Vec<OwnedFd>)>> {
+        let Some(body) = self.take_frame()? else {
+            return Ok(None);
+        };
+        let request = Request::decode(&body)?;
+        let wanted = request.fd_count();
+        if self.fds.len() < wanted {
+            return Err(malformed("a request came without its descriptors"));
+        }
+        let fds = self.fds.drain(..wanted).collect();
+        Ok(Some((request, fds)))
     }
 
     fn take_frame(&mut self) -> io::Result<Option<Vec<u8>>> {
@@ -324,11 +343,10 @@ impl RequestReader {
     }
 
     /// One `recvmsg`: bytes to the buffer, descriptors to the queue; 0 at end of stream.
-    fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; 64 * 1024];
+    pub(crate) fn fill(&mut self) -> io::Result<usize> {
         let mut space = nix::cmsg_space!([RawFd; MAX_FDS_PER_READ]);
         let (read, fds) = loop {
-            let mut iov = [IoSliceMut::new(&mut chunk)];
+            let mut iov = [IoSliceMut::new(&mut self.chunk)];
             match recvmsg::<()>(
                 self.socket.as_raw_fd(),
                 &mut iov,
@@ -355,7 +373,7 @@ impl RequestReader {
             self.fds.push_back(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         self.buffer
-            .extend_from_slice(chunk.get(..read).unwrap_or_default());
+            .extend_from_slice(self.chunk.get(..read).unwrap_or_default());
         Ok(read)
     }
 }
@@ -449,89 +467,5 @@ impl Fields<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_spawn_request_travels_with_its_descriptors_and_non_utf8_bytes() {
-        let (agent, server) = UnixStream::pair().unwrap();
-        let (read_end, write_end) = std::io::pipe().unwrap();
-        let request = Request::Spawn {
-            id: 7,
-            program: "/bin/bash".into(),
-            args: vec!["-c".into(), OsString::from_vec(vec![b'e', 0xff])],
-            cwd: "/work".into(),
-            env: vec![("A".into(), OsString::from_vec(vec![0xfe]))],
-            join_cgroup: false,
-        };
-        let write_fd = write_end.as_raw_fd();
-        send_request(&agent, &request, &[write_fd, write_fd]).unwrap();
-        send_request(
-            &agent,
-            &Request::Kill {
-                id: 7,
-                pgid: 42,
-                mark: "m".into(),
-            },
-            &[],
-        )
-        .unwrap();
-        drop((agent, write_end));
-        let mut reader = RequestReader::new(server);
-        let (got, fds) = reader.next().unwrap().unwrap();
-        assert_eq!(format!("{got:?}"), format!("{request:?}"));
-        assert_eq!(fds.len(), 2);
-        // The descriptor handed over is the pipe's write end.
-        let mut writer = std::fs::File::from(fds.into_iter().next().unwrap());
-        writer.write_all(b"hi").unwrap();
-        drop(writer);
-        let (kill, none) = reader.next().unwrap().unwrap();
-        assert!(matches!(
-            kill,
-            Request::Kill {
-                id: 7,
-                pgid: 42,
-                ..
-            }
-        ));
-        assert!(none.is_empty());
-        assert!(reader.next().unwrap().is_none());
-        let mut text = String::new();
-        let mut read_end = read_end;
-        read_end.read_to_string(&mut text).unwrap();
-        assert_eq!(text, "hi");
-    }
-
-    #[test]
-    fn responses_round_trip() {
-        let (mut agent, server) = UnixStream::pair().unwrap();
-        let sent = [
-            Response::Ready,
-            Response::Started { id: 1, pid: 3 },
-            Response::Failed {
-                id: 2,
-                message: "no".into(),
-            },
-            Response::Exited {
-                id: 1,
-                status: 256,
-                usage: ServerUsage {
-                    own_us: 5,
-                    children_us: 9,
-                },
-            },
-            Response::Killed { id: 1 },
-            Response::Finished {
-                usage: ServerUsage::default(),
-            },
-        ];
-        for response in &sent {
-            send_response(&server, response).unwrap();
-        }
-        drop(server);
-        for response in &sent {
-            assert_eq!(read_response(&mut agent).unwrap().as_ref(), Some(response));
-        }
-        assert_eq!(read_response(&mut agent).unwrap(), None);
-    }
-}
+#[path = "protocol_tests.rs"]
+mod tests;

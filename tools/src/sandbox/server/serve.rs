@@ -3,10 +3,11 @@
 //! serves), starting the run's commands on request.
 //!
 //! Requests arrive on stdin, answers leave on stdout (both Unix sockets to the agent,
-//! see [`super::protocol`]). Each command is forked as a new process group with the
-//! descriptors the request handed over as its stdout and stderr, so the agent captures
-//! its output as it would a child's; a thread per command waits for it and reports its
-//! status. At end of stream (the agent closed its side, or died) the server kills the
+//! see [`super::protocol`]). Each command is started ([`super::spawn`]) as a new process
+//! group with the descriptors the request handed over as its stdout and stderr, so the
+//! agent captures its output as it would a child's. The server has one thread: it waits
+//! for a request or a command's end at once (`SIGCHLD` read from a `signalfd`), and
+//! reports each end with the command's wait status. At end of stream (the agent closed its side, or died) the server kills the
 //! groups still running and exits. It asks the kernel to kill it when its parent dies
 //! (bubblewrap, or the agent's thread that started it), and makes itself not dumpable, so
 //! a command, which runs as the same user, can neither read its memory nor attach to it.
@@ -14,17 +15,18 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use nix::sys::signal::{Signal, killpg};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, killpg};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
 
 use super::protocol::{Request, RequestReader, Response, ServerUsage, send_response};
+use super::spawn::{self, Spawner};
 use crate::sandbox::NetworkAccess;
 use crate::sandbox::landlock::{Confinement, Plan, drop_ptrace_capability};
 use crate::shell::escaped;
@@ -104,16 +106,78 @@ pub fn run_sandbox_server(args: &[OsString]) -> io::Result<()> {
         drop_ptrace_capability();
         Confinement::new(&plan, &writable)?.apply()?;
     }
+    // Children's ends arrive here as readable data, not as a signal (the server has one
+    // thread, which waits for requests and ends alike).
+    let mut sigchld = SigSet::empty();
+    sigchld.add(Signal::SIGCHLD);
+    sigchld.thread_block().map_err(io::Error::from)?;
+    let ended = SignalFd::with_flags(&sigchld, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(io::Error::from)?;
     let requests = UnixStream::from(std::io::stdin().as_fd_owned()?);
-    let answers = Arc::new(Mutex::new(UnixStream::from(
-        std::io::stdout().as_fd_owned()?,
-    )));
+    let answers = UnixStream::from(std::io::stdout().as_fd_owned()?);
     // Nothing else may write to the answers stream.
     redirect_stdout_to_null()?;
-    answer(&answers, &Response::Ready)?;
-    let running: Arc<Mutex<HashMap<u64, Pid>>> = Arc::default();
+    let mut server = Server {
+        answers,
+        running: HashMap::new(),
+        spawner: Spawner::new(),
+        null: std::fs::File::open("/dev/null")?.into(),
+    };
+    server.answer(&Response::Ready)?;
     let mut reader = RequestReader::new(requests);
-    while let Some((request, fds)) = reader.next()? {
+    loop {
+        let (request_ready, ended_ready) = {
+            let mut fds = [
+                PollFd::new(reader.socket().as_fd(), PollFlags::POLLIN),
+                PollFd::new(ended.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(err) => return Err(err.into()),
+            }
+            let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|events| !events.is_empty());
+            (ready(&fds[0]), ready(&fds[1]))
+        };
+        if ended_ready {
+            while let Ok(Some(_)) = ended.read_signal() {}
+            server.reap()?;
+        }
+        if request_ready {
+            if reader.fill()? == 0 {
+                break;
+            }
+            while let Some((request, fds)) = reader.take()? {
+                server.handle(request, fds)?;
+            }
+        }
+    }
+    // The agent is gone or done: so are its commands.
+    for (pgid, _) in server.running.values() {
+        let _ = killpg(*pgid, Signal::SIGKILL);
+    }
+    let _ = server.answer(&Response::Finished {
+        usage: ServerUsage::now(),
+    });
+    Ok(())
+}
+
+/// The server's state: the answers stream and the commands running.
+struct Server {
+    answers: UnixStream,
+    /// Running commands by pid: their group and request id.
+    running: HashMap<i32, (Pid, u64)>,
+    spawner: Spawner,
+    /// Every command's stdin.
+    null: OwnedFd,
+}
+
+impl Server {
+    fn answer(&self, response: &Response) -> io::Result<()> {
+        send_response(&self.answers, response)
+    }
+
+    fn handle(&mut self, request: Request, fds: Vec<OwnedFd>) -> io::Result<()> {
         match request {
             Request::Spawn {
                 id,
@@ -123,28 +187,70 @@ pub fn run_sandbox_server(args: &[OsString]) -> io::Result<()> {
                 env,
                 join_cgroup,
             } => {
-                let spawned = spawn(&program, &args, &cwd, &env, join_cgroup, fds);
-                start_waiter(id, spawned, &answers, &running)?;
+                let mut fds = fds.into_iter();
+                let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
+                    return self.answer(&Response::Failed {
+                        id,
+                        message: "the request came without its output pipes".to_string(),
+                    });
+                };
+                let procs = if join_cgroup { fds.next() } else { None };
+                let spawned = self.spawner.spawn(&spawn::Command {
+                    program: &program,
+                    args: &args,
+                    cwd: &cwd,
+                    env: &env,
+                    stdin: self.null.as_raw_fd(),
+                    stdout: stdout.as_raw_fd(),
+                    stderr: stderr.as_raw_fd(),
+                    procs: procs.as_ref().map(AsRawFd::as_raw_fd),
+                });
+                // The command has its own copies now.
+                drop((stdout, stderr, procs));
+                match spawned {
+                    Ok(pid) => {
+                        self.running.insert(pid, (Pid::from_raw(pid), id));
+                        self.answer(&Response::Started { id, pid })
+                    }
+                    Err(err) => {
+                        let message = if err.kind() == io::ErrorKind::NotFound {
+                            "the program was not found".to_string()
+                        } else {
+                            err.to_string()
+                        };
+                        self.answer(&Response::Failed { id, message })
+                    }
+                }
             }
             Request::Kill { id, pgid, mark } => {
                 kill_command(pgid, &mark);
-                answer(&answers, &Response::Killed { id })?;
+                self.answer(&Response::Killed { id })
             }
         }
     }
-    // The agent is gone or done: so are its commands.
-    if let Ok(running) = running.lock() {
-        for pgid in running.values() {
-            let _ = killpg(*pgid, Signal::SIGKILL);
+
+    /// Reports every command that has ended.
+    fn reap(&mut self) -> io::Result<()> {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        loop {
+            let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, (code & 0xff) << 8),
+                Ok(WaitStatus::Signaled(pid, signal, core)) => {
+                    (pid, signal as i32 | if core { 0x80 } else { 0 })
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
+                // Stopped or continued: not an end (not asked for, in any case).
+                Ok(_) => continue,
+            };
+            if let Some((_, id)) = self.running.remove(&pid.as_raw()) {
+                self.answer(&Response::Exited {
+                    id,
+                    status,
+                    usage: ServerUsage::now(),
+                })?;
+            }
         }
     }
-    let _ = answer(
-        &answers,
-        &Response::Finished {
-            usage: ServerUsage::now(),
-        },
-    );
-    Ok(())
 }
 
 /// Dies with its parent; not dumpable (see the module docs).
@@ -174,104 +280,6 @@ impl<T: std::os::fd::AsFd> StdioFd for T {
 fn redirect_stdout_to_null() -> io::Result<()> {
     let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
     nix::unistd::dup2_stdout(&null).map_err(io::Error::from)
-}
-
-fn answer(answers: &Mutex<UnixStream>, response: &Response) -> io::Result<()> {
-    let socket = answers
-        .lock()
-        .map_err(|_| io::Error::other("the answers stream lock is poisoned"))?;
-    send_response(&socket, response)
-}
-
-fn spawn(
-    program: &OsString,
-    args: &[OsString],
-    cwd: &PathBuf,
-    env: &[(OsString, OsString)],
-    join_cgroup: bool,
-    fds: Vec<OwnedFd>,
-) -> io::Result<std::process::Child> {
-    let mut fds = fds.into_iter();
-    let (Some(stdout), Some(stderr)) = (fds.next(), fds.next()) else {
-        return Err(io::Error::other(
-            "the request came without its output pipes",
-        ));
-    };
-    let procs = if join_cgroup { fds.next() } else { None };
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .envs(env.iter().map(|(name, value)| (name, value)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .process_group(0);
-    let raw_procs = procs.as_ref().map(AsRawFd::as_raw_fd);
-    // SAFETY: system calls only, on a descriptor opened before the fork (kept open by
-    // `procs`, alive until `spawn` returns).
-    #[allow(unsafe_code)]
-    unsafe {
-        command.pre_exec(move || {
-            // Bash dies with the server (under Landlock nothing else would end it if
-            // the agent were killed; the last program bash `exec`s keeps this).
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if let Some(raw) = raw_procs {
-                // "0": the writer itself, so the command starts inside its cap.
-                let procs = std::os::fd::BorrowedFd::borrow_raw(raw);
-                nix::unistd::write(procs, b"0")?;
-            }
-            Ok(())
-        });
-    }
-    let child = command.spawn();
-    drop(procs);
-    child
-}
-
-fn start_waiter(
-    id: u64,
-    spawned: io::Result<std::process::Child>,
-    answers: &Arc<Mutex<UnixStream>>,
-    running: &Arc<Mutex<HashMap<u64, Pid>>>,
-) -> io::Result<()> {
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(err) => {
-            let message = if err.kind() == io::ErrorKind::NotFound {
-                "the program was not found".to_string()
-            } else {
-                err.to_string()
-            };
-            return answer(answers, &Response::Failed { id, message });
-        }
-    };
-    let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-    if let Ok(mut running) = running.lock() {
-        running.insert(id, Pid::from_raw(pid));
-    }
-    answer(answers, &Response::Started { id, pid })?;
-    let answers = Arc::clone(answers);
-    let running = Arc::clone(running);
-    std::thread::Builder::new()
-        .name(format!("command-{id}"))
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let status = child.wait().map_or(-1, |status| status.into_raw());
-            if let Ok(mut running) = running.lock() {
-                running.remove(&id);
-            }
-            let _ = answer(
-                &answers,
-                &Response::Exited {
-                    id,
-                    status,
-                    usage: ServerUsage::now(),
-                },
-            );
-        })?;
-    Ok(())
 }
 
 /// Kills a command's group, then the processes that left it (its mark, read from this
