@@ -19,9 +19,9 @@
 //! privilege, a read-only `/sys`), commands run without the cap, and the sandbox summary
 //! says so (no `max_processes`).
 
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -138,6 +138,8 @@ impl PidsPool {
                     pool: None,
                     hits_before: idle.hits,
                     allowance: leftovers,
+                    seen_empty: AtomicBool::new(false),
+                    final_hits: AtomicU64::new(NOT_READ),
                 }
             }
             None => {
@@ -185,7 +187,16 @@ pub(crate) struct PidsCgroup {
     hits_before: u64,
     /// Leftovers of earlier commands its `pids.max` allows for.
     allowance: u64,
+    /// Found with no member after the command: nothing can join or fork in it any more
+    /// (only this tool writes `cgroup.procs`), so the files read then are final and the
+    /// drop need not read them again.
+    seen_empty: AtomicBool,
+    /// `pids.events`' count read once the cgroup was seen empty ([`NOT_READ`]: not yet).
+    final_hits: AtomicU64,
 }
+
+/// [`PidsCgroup::final_hits`] before it is read.
+const NOT_READ: u64 = u64::MAX;
 
 impl PidsCgroup {
     /// Makes `parent/name` (and `parent`) with `pids.max` = `max`.
@@ -198,6 +209,8 @@ impl PidsCgroup {
             pool: None,
             hits_before: 0,
             allowance: 0,
+            seen_empty: AtomicBool::new(false),
+            final_hits: AtomicU64::new(NOT_READ),
         };
         std::fs::write(cgroup.dir.join("pids.max"), max.to_string())?;
         Ok(cgroup)
@@ -225,6 +238,7 @@ impl PidsCgroup {
     pub(crate) fn kill_members(&self) -> usize {
         let members = self.members();
         if members.is_empty() {
+            self.seen_empty.store(true, Ordering::Release);
             return 0;
         }
         if std::fs::write(self.dir.join("cgroup.kill"), "1").is_err() {
@@ -245,11 +259,16 @@ impl PidsCgroup {
     /// Whether a fork was refused because the cap was reached, during this command
     /// (`pids.events` counts for every command the cgroup served).
     pub(crate) fn limit_was_hit(&self) -> bool {
-        max_events(&self.dir).is_some_and(|hits| hits > self.hits_before)
+        let was_empty = self.seen_empty.load(Ordering::Acquire);
+        let hits = max_events(&self.dir);
+        if let (true, Some(hits)) = (was_empty, hits) {
+            self.final_hits.store(hits, Ordering::Release);
+        }
+        hits.is_some_and(|hits| hits > self.hits_before)
     }
 
     fn members(&self) -> Vec<i32> {
-        std::fs::read_to_string(self.dir.join("cgroup.procs"))
+        read_small(&self.dir.join("cgroup.procs"))
             .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
     }
@@ -260,8 +279,13 @@ impl PidsCgroup {
             return false;
         };
         // Read now, not when the command's result was made: a process that left the
-        // command's group could still fork in between.
-        let Some(hits) = max_events(&self.dir) else {
+        // command's group could still fork in between (unless the cgroup was already
+        // empty then).
+        let hits = match self.final_hits.load(Ordering::Acquire) {
+            NOT_READ => max_events(&self.dir),
+            hits => Some(hits),
+        };
+        let Some(hits) = hits else {
             return false;
         };
         let Ok(mut idle) = pool.idle.lock() else {
@@ -279,7 +303,11 @@ impl PidsCgroup {
 impl Drop for PidsCgroup {
     fn drop(&mut self) {
         for _ in 0..REMOVE_TRIES {
-            let members = self.members();
+            let members = if self.seen_empty.swap(false, Ordering::AcqRel) {
+                Vec::new()
+            } else {
+                self.members()
+            };
             for &pid in &members {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
@@ -301,7 +329,7 @@ impl Drop for PidsCgroup {
 
 /// The number of forks refused at the cap, from `pids.events` (`max N`).
 fn max_events(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(dir.join("pids.events"))
+    read_small(&dir.join("pids.events"))
         .ok()?
         .lines()
         .find_map(|line| line.strip_prefix("max "))
@@ -309,7 +337,22 @@ fn max_events(dir: &Path) -> Option<u64> {
 }
 
 fn read_number(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    read_small(path).ok()?.trim().parse().ok()
+}
+
+/// A cgroup file's text. Not `fs::read_to_string`, which first asks the file's size
+/// (always 0 for these): one system call less for each of the few reads a command makes.
+fn read_small(path: &Path) -> io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut text = Vec::new();
+    let mut chunk = [0u8; 512];
+    loop {
+        match file.read(&mut chunk)? {
+            0 => break,
+            read => text.extend_from_slice(&chunk[..read]),
+        }
+    }
+    String::from_utf8(text).map_err(io::Error::other)
 }
 
 /// The children of `pid` (all its threads'), from `/proc`.

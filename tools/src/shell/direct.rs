@@ -242,7 +242,9 @@ fn spawn(
 /// tables and then pays a page fault for every page either side writes: most of the
 /// agent's own cost of a command without a sandbox. A name not found on `PATH`, or
 /// behind a relative folder of it, is left as it is (the lookup and its error stay the
-/// child's).
+/// child's). The last one found is remembered while it stays there: a program of the
+/// same name put earlier on `PATH` later in the run is not picked up (as a shell's own
+/// command hash would not).
 pub(super) fn on_child_path(program: &OsString, env: &[(OsString, OsString)]) -> OsString {
     use std::os::unix::fs::PermissionsExt;
     let is_name = !program.as_encoded_bytes().contains(&b'/');
@@ -254,20 +256,41 @@ pub(super) fn on_child_path(program: &OsString, env: &[(OsString, OsString)]) ->
     let (true, Some(path)) = (is_name, path) else {
         return program.clone();
     };
+    let is_program = |candidate: &std::path::Path| {
+        std::fs::metadata(candidate)
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    };
+    // Every command of a run starts the same shell on the same `PATH`: the lookup (a
+    // failed `stat` per folder before the one that has it) is made once, and later
+    // commands only check the program found is still there.
+    if let Ok(found) = FOUND_ON_PATH.lock()
+        && let Some((name, searched, full)) = found.as_ref()
+        && name == program
+        && searched == path
+        && is_program(std::path::Path::new(full))
+    {
+        return full.clone();
+    }
     for dir in std::env::split_paths(path) {
         if !dir.is_absolute() {
             // Relative to the child's working folder: its own lookup decides.
             return program.clone();
         }
         let candidate = dir.join(program);
-        if std::fs::metadata(&candidate)
-            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        {
-            return candidate.into_os_string();
+        if is_program(&candidate) {
+            let full = candidate.into_os_string();
+            if let Ok(mut found) = FOUND_ON_PATH.lock() {
+                *found = Some((program.clone(), path.clone(), full.clone()));
+            }
+            return full;
         }
     }
     program.clone()
 }
+
+/// The last program [`on_child_path`] found: its name, the `PATH` searched, its path.
+type FoundOnPath = Option<(OsString, OsString, OsString)>;
+static FOUND_ON_PATH: std::sync::Mutex<FoundOnPath> = std::sync::Mutex::new(None);
 
 /// Puts the blocked sandbox (and what it forked so far) into `cgroup`, then lets the
 /// command start. Without the cgroup the command still runs, uncapped.

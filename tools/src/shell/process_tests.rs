@@ -102,3 +102,29 @@ fn the_shell_is_found_on_the_childs_path_as_a_full_path() {
     let missing = OsString::from("no-such-program-here");
     assert_eq!(on_child_path(&missing, &env("/usr/bin:/bin")), missing);
 }
+
+#[test]
+fn a_program_found_once_is_looked_up_again_when_it_is_gone() {
+    use std::os::unix::fs::PermissionsExt;
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let install = |dir: &std::path::Path| {
+        let program = dir.join("agent-rs-lookup-probe");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        program
+    };
+    let path = std::env::join_paths([first.path(), second.path()]).unwrap();
+    let env = vec![(OsString::from("PATH"), path)];
+    let name = OsString::from("agent-rs-lookup-probe");
+    let in_second = install(second.path());
+    assert_eq!(on_child_path(&name, &env), in_second.as_os_str());
+    // Still there: still the one found, even with another now earlier on PATH.
+    let in_first = install(first.path());
+    assert_eq!(on_child_path(&name, &env), in_second.as_os_str());
+    // Gone: looked up again.
+    std::fs::remove_file(&in_second).unwrap();
+    assert_eq!(on_child_path(&name, &env), in_first.as_os_str());
+    std::fs::remove_file(&in_first).unwrap();
+    assert_eq!(on_child_path(&name, &env), name);
+}
