@@ -103,10 +103,8 @@ async fn start(
     cgroup: Option<&PidsCgroup>,
 ) -> Result<(ServedCommand, pipe::Receiver, pipe::Receiver), SpawnError> {
     let failed = |err: std::io::Error| SpawnError::Failed(err.to_string());
-    let (stdout_tx, stdout) = pipe::pipe().map_err(failed)?;
-    let (stderr_tx, stderr) = pipe::pipe().map_err(failed)?;
-    let stdout_tx: OwnedFd = stdout_tx.into_blocking_fd().map_err(failed)?;
-    let stderr_tx: OwnedFd = stderr_tx.into_blocking_fd().map_err(failed)?;
+    let (stdout_tx, stdout) = output_pipe().map_err(failed)?;
+    let (stderr_tx, stderr) = output_pipe().map_err(failed)?;
     let procs = match cgroup.map(PidsCgroup::procs_file).transpose() {
         Ok(file) => file,
         Err(err) => {
@@ -147,6 +145,18 @@ async fn start(
         other => other,
     })?;
     Ok((command, stdout, stderr))
+}
+
+/// A pipe for a command's output: the write end blocking (the command's, as a program's
+/// output normally is), the read end non-blocking and the runtime's. Made so at once,
+/// not turned from tokio's pipe (both ends registered, then the writer taken back and
+/// made blocking): three system calls fewer a pipe, two pipes a command.
+fn output_pipe() -> std::io::Result<(OwnedFd, pipe::Receiver)> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    fcntl(&read, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    let receiver = pipe::Receiver::from_owned_fd_unchecked(read)?;
+    Ok((write, receiver))
 }
 
 /// A served command and what kills it.
