@@ -19,7 +19,9 @@
 //! privilege, a read-only `/sys`), commands run without the cap, and the sandbox summary
 //! says so (no `max_processes`).
 
+use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -111,6 +113,7 @@ pub(crate) struct PidsPool {
 #[derive(Debug)]
 struct Idle {
     dir: PathBuf,
+    files: CgroupFiles,
     /// Refused forks counted in `pids.events` so far.
     hits: u64,
     /// Leftovers `pids.max` was last raised by.
@@ -128,13 +131,14 @@ impl PidsPool {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let mut cgroup = match idle {
             Some(idle) => {
-                let leftovers = read_number(&idle.dir.join("pids.current")).unwrap_or(0);
+                let leftovers = read_number(&idle.files.current).unwrap_or(0);
                 if leftovers != idle.allowance {
                     let cap = u64::from(self.max) + leftovers;
                     std::fs::write(idle.dir.join("pids.max"), cap.to_string())?;
                 }
                 PidsCgroup {
                     dir: idle.dir,
+                    files: Some(idle.files),
                     pool: None,
                     hits_before: idle.hits,
                     allowance: leftovers,
@@ -167,7 +171,8 @@ impl Drop for PidsPool {
             Ok(idle) => std::mem::take(idle),
             Err(poisoned) => std::mem::take(poisoned.into_inner()),
         };
-        for Idle { dir, .. } in idle {
+        for Idle { dir, files, .. } in idle {
+            drop(files);
             if let Err(err) = std::fs::remove_dir(&dir)
                 && err.kind() != io::ErrorKind::NotFound
             {
@@ -182,6 +187,8 @@ impl Drop for PidsPool {
 #[derive(Debug)]
 pub(crate) struct PidsCgroup {
     dir: PathBuf,
+    /// Always there until the cgroup goes back to its pool, with them.
+    files: Option<CgroupFiles>,
     pool: Option<Arc<PidsPool>>,
     /// Refused forks counted before this command.
     hits_before: u64,
@@ -198,22 +205,55 @@ pub(crate) struct PidsCgroup {
 /// [`PidsCgroup::final_hits`] before it is read.
 const NOT_READ: u64 = u64::MAX;
 
+/// A cgroup's files every command uses, opened once with the cgroup: a path lookup
+/// through `/sys` and a close saved for each, for every command. Counters are read again
+/// from offset 0, which makes the kernel write them afresh. `cgroup.procs` is opened anew
+/// to be read: cgroup v1 keeps the list of members an open file read first for a second.
+#[derive(Debug)]
+struct CgroupFiles {
+    /// `cgroup.procs`, for writing: the command's first process joins through it.
+    join: File,
+    /// `pids.current`.
+    current: File,
+    /// `pids.events`.
+    events: File,
+}
+
+impl CgroupFiles {
+    fn open(dir: &Path) -> io::Result<Self> {
+        Ok(Self {
+            join: std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.procs"))?,
+            current: File::open(dir.join("pids.current"))?,
+            events: File::open(dir.join("pids.events"))?,
+        })
+    }
+}
+
 impl PidsCgroup {
     /// Makes `parent/name` (and `parent`) with `pids.max` = `max`.
     pub(crate) fn create(parent: &Path, name: &str, max: u32) -> io::Result<Self> {
         std::fs::create_dir_all(parent)?;
         let dir = parent.join(name);
         std::fs::create_dir(&dir)?;
-        let cgroup = Self {
+        std::fs::write(dir.join("pids.max"), max.to_string())?;
+        let files = match CgroupFiles::open(&dir) {
+            Ok(files) => files,
+            Err(err) => {
+                let _ = std::fs::remove_dir(&dir);
+                return Err(err);
+            }
+        };
+        Ok(Self {
             dir,
+            files: Some(files),
             pool: None,
             hits_before: 0,
             allowance: 0,
             seen_empty: AtomicBool::new(false),
             final_hits: AtomicU64::new(NOT_READ),
-        };
-        std::fs::write(cgroup.dir.join("pids.max"), max.to_string())?;
-        Ok(cgroup)
+        })
     }
 
     /// Moves `pid` and every process it has forked so far into the cgroup.
@@ -226,16 +266,28 @@ impl PidsCgroup {
     }
 
     /// `cgroup.procs`, open for writing: a child writes `0` to it to join.
-    pub(crate) fn procs_file(&self) -> io::Result<std::fs::File> {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(self.dir.join("cgroup.procs"))
+    pub(crate) fn procs_file(&self) -> io::Result<&File> {
+        self.files
+            .as_ref()
+            .map(|files| &files.join)
+            .ok_or_else(|| io::Error::other("the pids cgroup was handed back"))
     }
 
     /// Kills every process in the cgroup, whatever group or session it is in now:
     /// `cgroup.kill` where the kernel has it (one write), else each member. Returns how
     /// many members there were (0: the cgroup is empty).
     pub(crate) fn kill_members(&self) -> usize {
+        // No task counted: empty, without listing the members (a file opened afresh for
+        // every read, see `CgroupFiles`). A count above zero may be a leftover the kernel
+        // has not released yet; the list tells.
+        if self
+            .files
+            .as_ref()
+            .is_some_and(|files| read_number(&files.current) == Some(0))
+        {
+            self.seen_empty.store(true, Ordering::Release);
+            return 0;
+        }
         let members = self.members();
         if members.is_empty() {
             self.seen_empty.store(true, Ordering::Release);
@@ -260,7 +312,10 @@ impl PidsCgroup {
     /// (`pids.events` counts for every command the cgroup served).
     pub(crate) fn limit_was_hit(&self) -> bool {
         let was_empty = self.seen_empty.load(Ordering::Acquire);
-        let hits = max_events(&self.dir);
+        let hits = self
+            .files
+            .as_ref()
+            .and_then(|files| max_events(&files.events));
         if let (true, Some(hits)) = (was_empty, hits) {
             self.final_hits.store(hits, Ordering::Release);
         }
@@ -282,7 +337,10 @@ impl PidsCgroup {
         // command's group could still fork in between (unless the cgroup was already
         // empty then).
         let hits = match self.final_hits.load(Ordering::Acquire) {
-            NOT_READ => max_events(&self.dir),
+            NOT_READ => self
+                .files
+                .as_ref()
+                .and_then(|files| max_events(&files.events)),
             hits => Some(hits),
         };
         let Some(hits) = hits else {
@@ -291,8 +349,12 @@ impl PidsCgroup {
         let Ok(mut idle) = pool.idle.lock() else {
             return false;
         };
+        let Some(files) = self.files.take() else {
+            return false;
+        };
         idle.push(Idle {
             dir: std::mem::take(&mut self.dir),
+            files,
             hits,
             allowance: self.allowance,
         });
@@ -328,16 +390,30 @@ impl Drop for PidsCgroup {
 }
 
 /// The number of forks refused at the cap, from `pids.events` (`max N`).
-fn max_events(dir: &Path) -> Option<u64> {
-    read_small(&dir.join("pids.events"))
+fn max_events(events: &File) -> Option<u64> {
+    read_counter(events)
         .ok()?
         .lines()
         .find_map(|line| line.strip_prefix("max "))
         .and_then(|count| count.trim().parse().ok())
 }
 
-fn read_number(path: &Path) -> Option<u64> {
-    read_small(path).ok()?.trim().parse().ok()
+fn read_number(file: &File) -> Option<u64> {
+    read_counter(file).ok()?.trim().parse().ok()
+}
+
+/// A short cgroup file, read afresh from its start: one system call, as the text (a
+/// number, or two lines of them) is far shorter than the buffer and the kernel writes all
+/// of it at once.
+fn read_counter(file: &File) -> io::Result<String> {
+    let mut text = [0u8; 256];
+    let read = file.read_at(&mut text, 0)?;
+    if read == text.len() {
+        return Err(io::Error::other(
+            "a cgroup counter file is longer than expected",
+        ));
+    }
+    String::from_utf8(text[..read].to_vec()).map_err(io::Error::other)
 }
 
 /// A cgroup file's text. Not `fs::read_to_string`, which first asks the file's size
@@ -372,63 +448,5 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A pool, where a `pids` cgroup can be made (CI runs as root with one).
-    fn pool() -> Option<Arc<PidsPool>> {
-        let pool = usable_pool(16);
-        if pool.is_none() {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI runs as root with a writable pids cgroup"
-            );
-        }
-        pool
-    }
-
-    #[test]
-    fn an_emptied_cgroup_serves_the_next_command_and_goes_with_the_pool() {
-        let Some(pool) = pool() else {
-            return;
-        };
-        let first = pool.take().unwrap();
-        let dir = first.dir.clone();
-        assert!(dir.is_dir());
-        assert!(!first.limit_was_hit());
-        drop(first);
-        let second = pool.take().unwrap();
-        assert_eq!(second.dir, dir, "the emptied cgroup is reused");
-        // Two commands at once get two cgroups.
-        let third = pool.take().unwrap();
-        assert_ne!(third.dir, dir);
-        let third_dir = third.dir.clone();
-        drop((second, third));
-        drop(pool);
-        assert!(
-            !dir.exists() && !third_dir.exists(),
-            "removed with the pool"
-        );
-    }
-
-    #[test]
-    fn a_process_left_in_a_command_cgroup_is_killed_before_it_is_reused() {
-        let Some(pool) = pool() else {
-            return;
-        };
-        let cgroup = pool.take().unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        cgroup.add(child.id()).unwrap();
-        assert_eq!(cgroup.members(), [child.id() as i32]);
-        let waiter = std::thread::spawn(move || child.wait().unwrap());
-        drop(cgroup);
-        use std::os::unix::process::ExitStatusExt;
-        assert_eq!(waiter.join().unwrap().signal(), Some(9));
-        let next = pool.take().unwrap();
-        assert!(next.members().is_empty());
-    }
-}
+#[path = "pids_tests.rs"]
+mod tests;

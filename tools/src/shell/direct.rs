@@ -124,7 +124,10 @@ impl InProcess {
             }
             None => None,
         };
-        let cgroup_procs = match cgroup.map(PidsCgroup::procs_file).transpose() {
+        let cgroup_procs = match cgroup
+            .map(|cgroup| cgroup.procs_file().and_then(std::fs::File::try_clone))
+            .transpose()
+        {
             Ok(file) => file,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot open a pids cgroup; the command runs uncapped");

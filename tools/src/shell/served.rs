@@ -105,6 +105,7 @@ async fn start(
     let failed = |err: std::io::Error| SpawnError::Failed(err.to_string());
     let (stdout_tx, stdout) = output_pipe().map_err(failed)?;
     let (stderr_tx, stderr) = output_pipe().map_err(failed)?;
+    // The cgroup keeps it open for its commands: the server gets a copy with the request.
     let procs = match cgroup.map(PidsCgroup::procs_file).transpose() {
         Ok(file) => file,
         Err(err) => {
@@ -113,7 +114,7 @@ async fn start(
         }
     };
     let mut fds = vec![stdout_tx.as_raw_fd(), stderr_tx.as_raw_fd()];
-    fds.extend(procs.as_ref().map(AsRawFd::as_raw_fd));
+    fds.extend(procs.map(AsRawFd::as_raw_fd));
     let mut env = invocation.env.clone();
     env.extend(invocation.sandbox.command_env());
     if let Some(tmp) = &lease.tmp {
@@ -134,7 +135,7 @@ async fn start(
         )
         .await;
     // The server has its own copies now (or none, if it is gone).
-    drop((stdout_tx, stderr_tx, procs));
+    drop((stdout_tx, stderr_tx));
     let command = command.map_err(|err| match err {
         SpawnError::Failed(message) if message.contains("not found") => {
             SpawnError::Failed(format!(
