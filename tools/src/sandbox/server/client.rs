@@ -1,12 +1,14 @@
 //! The agent's side of a sandbox server: starting it, asking it to start commands,
 //! waiting for their status, and noticing when it is gone.
 //!
-//! A thread per server starts it and then reads its answers, handing each to the
-//! command it is about ([`Routes`]); it is the thread the server's "die with the parent"
-//! refers to, so it lives exactly as long as the server. At end of stream (the server
-//! exited, was killed, or crashed) every command still waiting learns that the server is
-//! gone, the server is marked dead (the next command starts a new one), and the thread
-//! reaps it.
+//! A thread per server starts it, then waits for it to exit and reaps it: it is the
+//! thread the server's "die with the parent" refers to, so it lives exactly as long as
+//! the server. The server's answers are read by a task on the agent's own runtime, which
+//! hands each to the command it is about ([`Routes`]): an answer wakes the runtime
+//! once, where a reading thread cost a thread switch and a wake-up of the runtime for
+//! each. At end of stream (the server exited, was killed, or crashed), or if the runtime
+//! drops the task, every command still waiting learns that the server is gone and the
+//! server is marked dead (the next command starts a new one).
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -78,15 +80,31 @@ impl CommandServer {
             .stdout(Stdio::from(OwnedFd::from(server_answers)))
             .stderr(Stdio::piped());
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let thread_routes = Arc::clone(&routes);
+        let book = usage::register();
+        let (exit_tx, exit_rx) = oneshot::channel();
         let (pid_tx, pid_rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("sandbox-server".to_string())
-            .spawn(move || serve_answers(command, answers, thread_routes, pid_tx, ready_tx))?;
+            .spawn(move || watch_server(command, pid_tx, exit_tx, book))?;
         let pid = pid_rx
             .recv()
             .map_err(|_| io::Error::other("the sandbox server's thread ended"))??;
+        let answers = match on_runtime(answers) {
+            Ok(answers) => answers,
+            Err(err) => {
+                kill_pid(pid);
+                return Err(err);
+            }
+        };
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(route_answers(
+            answers,
+            pid,
+            Arc::clone(&routes),
+            book,
+            ready_tx,
+            exit_rx,
+        ));
         let ready = tokio::time::timeout(START_TIMEOUT, ready_rx).await;
         match ready {
             Ok(Ok(Ok(()))) => Ok(Arc::new(Self {
@@ -96,7 +114,7 @@ impl CommandServer {
                 pid,
             })),
             Ok(Ok(Err(reason))) => Err(io::Error::other(reason)),
-            Ok(Err(_)) => Err(io::Error::other("the sandbox server's thread ended")),
+            Ok(Err(_)) => Err(io::Error::other("the sandbox server's answers were lost")),
             Err(_) => {
                 kill_pid(pid);
                 Err(io::Error::other(format!(
@@ -300,14 +318,25 @@ fn kill_pid(pid: u32) {
     }
 }
 
-/// The server's thread: starts it, routes its answers until end of stream, then reaps
-/// it. `pid_tx` gets the pid (or why it could not start), `ready_tx` the first answer.
-fn serve_answers(
+/// What a server left when it exited.
+struct ServerExit {
+    stderr: String,
+    status: io::Result<ExitStatus>,
+}
+
+/// The answers socket, non-blocking and registered with the runtime.
+fn on_runtime(answers: UnixStream) -> io::Result<tokio::net::UnixStream> {
+    answers.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(answers)
+}
+
+/// The server's thread: starts it, waits for it to exit and reaps it. `pid_tx` gets the
+/// pid (or why it could not start), `exit_tx` its stderr and exit status.
+fn watch_server(
     mut command: std::process::Command,
-    mut answers: UnixStream,
-    routes: Arc<Mutex<Routes>>,
     pid_tx: std::sync::mpsc::Sender<io::Result<u32>>,
-    ready_tx: oneshot::Sender<Result<(), String>>,
+    exit_tx: oneshot::Sender<ServerExit>,
+    book: usage::Page,
 ) {
     let mut child = match command.spawn() {
         Ok(child) => child,
@@ -319,50 +348,7 @@ fn serve_answers(
     // The parent's ends belong to the server now.
     drop(command);
     let _ = pid_tx.send(Ok(child.id()));
-    let book = usage::register();
-    let mut ready_tx = Some(ready_tx);
-    loop {
-        match protocol::read_response(&mut answers) {
-            Ok(Some(Response::Ready)) => {
-                if let Some(ready) = ready_tx.take() {
-                    let _ = ready.send(Ok(()));
-                }
-            }
-            Ok(Some(Response::Finished { usage })) => book.update(usage),
-            Ok(Some(answer)) => {
-                let id = match &answer {
-                    Response::Started { id, .. }
-                    | Response::Failed { id, .. }
-                    | Response::Killed { id } => *id,
-                    Response::Exited { id, usage, .. } => {
-                        book.update(*usage);
-                        *id
-                    }
-                    Response::Ready | Response::Finished { .. } => continue,
-                };
-                let route = routes
-                    .lock()
-                    .ok()
-                    .and_then(|routes| routes.commands.get(&id).cloned());
-                if let Some(route) = route {
-                    let _ = route.send(answer);
-                }
-            }
-            Ok(None) => break,
-            Err(err) => {
-                tracing::warn!(error = %err, "the sandbox server's answers could not be read");
-                kill_pid(child.id());
-                break;
-            }
-        }
-    }
-    let mut closing = false;
-    if let Ok(mut routes) = routes.lock() {
-        routes.gone = true;
-        closing = routes.closing;
-        // Dropping the senders tells every waiting command.
-        routes.commands.clear();
-    }
+    // Open until the server and everything that shares its stderr are gone.
     let stderr = child
         .stderr
         .take()
@@ -374,18 +360,97 @@ fn serve_answers(
         .unwrap_or_default();
     let status = child.wait();
     book.reaped();
-    let reason = match (stderr.trim(), &status) {
-        ("", Ok(status)) => format!("the sandbox server exited with {status}"),
-        ("", Err(err)) => format!("the sandbox server was lost: {err}"),
-        (text, _) => text.to_string(),
+    let _ = exit_tx.send(ServerExit { stderr, status });
+}
+
+/// Marks the server gone for every command (dropping their senders tells those
+/// waiting), however the reading task ends: at the end of the stream, or dropped with
+/// its runtime.
+struct GoneOnDrop(Arc<Mutex<Routes>>);
+
+impl GoneOnDrop {
+    /// Marks it now; returns whether the agent had closed its side (an expected end).
+    fn mark(&self) -> bool {
+        let Ok(mut routes) = self.0.lock() else {
+            return false;
+        };
+        routes.gone = true;
+        routes.commands.clear();
+        routes.closing
+    }
+}
+
+impl Drop for GoneOnDrop {
+    fn drop(&mut self) {
+        self.mark();
+    }
+}
+
+/// The task reading the server's answers: `ready_tx` gets the first one (or why the
+/// server stopped before it), each command the answers about it, until end of stream.
+async fn route_answers(
+    answers: tokio::net::UnixStream,
+    pid: u32,
+    routes: Arc<Mutex<Routes>>,
+    book: usage::Page,
+    ready_tx: oneshot::Sender<Result<(), String>>,
+    exit_rx: oneshot::Receiver<ServerExit>,
+) {
+    let gone = GoneOnDrop(Arc::clone(&routes));
+    // Buffered: the two answers of a short command often come in one read.
+    let mut answers = tokio::io::BufReader::new(answers);
+    let mut ready_tx = Some(ready_tx);
+    loop {
+        match protocol::read_response(&mut answers).await {
+            Ok(Some(Response::Ready)) => {
+                if let Some(ready) = ready_tx.take() {
+                    let _ = ready.send(Ok(()));
+                }
+            }
+            Ok(Some(Response::Finished { usage })) => book.update(usage),
+            Ok(Some(answer)) => route(&routes, answer, book),
+            Ok(None) => break,
+            Err(err) => {
+                tracing::warn!(error = %err, "the sandbox server's answers could not be read");
+                kill_pid(pid);
+                break;
+            }
+        }
+    }
+    let closing = gone.mark();
+    drop(answers);
+    let exit = exit_rx.await.ok();
+    let reason = match exit.as_ref().map(|exit| (exit.stderr.trim(), &exit.status)) {
+        None => "the sandbox server's thread ended".to_string(),
+        Some(("", Ok(status))) => format!("the sandbox server exited with {status}"),
+        Some(("", Err(err))) => format!("the sandbox server was lost: {err}"),
+        Some((text, _)) => text.to_string(),
     };
+    let succeeded = exit.is_some_and(|exit| exit.status.as_ref().is_ok_and(ExitStatus::success));
     match ready_tx {
         Some(ready) => {
             let _ = ready.send(Err(reason));
         }
-        None if closing || status.as_ref().is_ok_and(ExitStatus::success) => {
-            tracing::debug!("the sandbox server stopped");
-        }
+        None if closing || succeeded => tracing::debug!("the sandbox server stopped"),
         None => tracing::warn!(%reason, "the sandbox server stopped"),
+    }
+}
+
+/// Hands an answer about a command to that command, if it still waits.
+fn route(routes: &Mutex<Routes>, answer: Response, book: usage::Page) {
+    let id = match &answer {
+        Response::Started { id, .. } | Response::Failed { id, .. } | Response::Killed { id } => *id,
+        Response::Exited { id, usage, .. } => {
+            book.update(*usage);
+            *id
+        }
+        Response::Ready | Response::Finished { .. } => return,
+    };
+    let route = routes
+        .lock()
+        .ok()
+        .and_then(|routes| routes.commands.get(&id).cloned());
+    if let Some(route) = route {
+        let _ = route.send(answer);
     }
 }

@@ -10,13 +10,14 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The longest frame accepted: a command line is at most 128 KiB (the kernel's limit for
 /// one argument) and an environment a few hundred KiB.
@@ -262,17 +263,20 @@ pub(crate) fn send_response(mut socket: &UnixStream, response: &Response) -> io:
     socket.write_all(&framed(response.encode()))
 }
 
-/// Reads the next response; `None` at end of stream (the server is gone).
-pub(crate) fn read_response(socket: &mut impl Read) -> io::Result<Option<Response>> {
+/// Reads the next response; `None` at end of stream (the server is gone). Cancel-safe
+/// only between frames: the agent reads them in one task that runs to the end.
+pub(crate) async fn read_response(
+    socket: &mut (impl AsyncRead + Unpin),
+) -> io::Result<Option<Response>> {
     let mut length = [0u8; 4];
-    match socket.read_exact(&mut length) {
-        Ok(()) => {}
+    match socket.read_exact(&mut length).await {
+        Ok(_) => {}
         Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(err) => return Err(err),
     }
     let length = frame_length(length)?;
     let mut body = vec![0; length];
-    socket.read_exact(&mut body)?;
+    socket.read_exact(&mut body).await?;
     Response::decode(&body).map(Some)
 }
 

@@ -1,3 +1,5 @@
+use std::io::Read;
+
 use super::*;
 
 #[test]
@@ -52,7 +54,7 @@ fn a_spawn_request_travels_with_its_descriptors_and_non_utf8_bytes() {
 
 #[test]
 fn responses_round_trip() {
-    let (mut agent, server) = UnixStream::pair().unwrap();
+    let (agent, server) = UnixStream::pair().unwrap();
     let sent = [
         Response::Ready,
         Response::Started { id: 1, pid: 3 },
@@ -77,8 +79,20 @@ fn responses_round_trip() {
         send_response(&server, response).unwrap();
     }
     drop(server);
-    for response in &sent {
-        assert_eq!(read_response(&mut agent).unwrap().as_ref(), Some(response));
-    }
-    assert_eq!(read_response(&mut agent).unwrap(), None);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        agent.set_nonblocking(true).unwrap();
+        // Buffered, as the agent reads them: frames split across and within reads.
+        let mut agent = tokio::io::BufReader::new(tokio::net::UnixStream::from_std(agent).unwrap());
+        for response in &sent {
+            assert_eq!(
+                read_response(&mut agent).await.unwrap().as_ref(),
+                Some(response)
+            );
+        }
+        assert_eq!(read_response(&mut agent).await.unwrap(), None);
+    });
 }

@@ -49,7 +49,7 @@ pub fn sandbox_server_cpu() -> ServerCpu {
 }
 
 /// One server's page of the book.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Page(usize);
 
 pub(super) fn register() -> Page {
