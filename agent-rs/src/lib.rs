@@ -42,3 +42,46 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
 }
+
+/// Runs `work` on `runtime` as a spawned task, not as the future `block_on` drives, and
+/// waits for it.
+///
+/// On a one-thread runtime a task woken by another task (the HTTP connection handing the
+/// loop a chunk of the model's stream, the sandbox server's answers reaching a command)
+/// runs next from the queue; the `block_on` future, woken the same way, is polled only
+/// after the scheduler has checked the I/O driver once more: an `epoll_wait` each time,
+/// about ten a turn. A panic in `work` is resumed here, as `block_on` would have let it
+/// through.
+pub fn block_on_task<F>(runtime: &tokio::runtime::Runtime, work: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match runtime.block_on(runtime.spawn(work)) {
+        Ok(output) => output,
+        // Cancelled instead (only a runtime shutting down does that, and this one is
+        // ours): reported the same way.
+        Err(err) => std::panic::resume_unwind(
+            err.try_into_panic()
+                .unwrap_or_else(|err| Box::new(err.to_string())),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_task_run_to_its_end_gives_its_output_and_its_panic() {
+        let runtime = super::runtime().unwrap();
+        let answer = super::block_on_task(&runtime, async {
+            // The task's own spawns run on the same runtime.
+            tokio::spawn(async { 41 }).await.unwrap() + 1
+        });
+        assert_eq!(answer, 42);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            super::block_on_task(&runtime, async { panic!("the run broke") })
+        }))
+        .unwrap_err();
+        assert_eq!(panicked.downcast_ref::<&str>(), Some(&"the run broke"));
+    }
+}

@@ -105,6 +105,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The sandbox server, started once per run as `agent-rs sandbox-server ARGS...`, goes
+    // straight to serving: building the parser of the whole command line cost it a third
+    // of its start-up. Its arguments are its own (`--help` included), as through clap.
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() == Some(std::ffi::OsStr::new(agent_rs::sandbox_server::SUBCOMMAND)) {
+        return agent_rs::sandbox_server::serve(&args.collect::<Vec<_>>());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -239,13 +246,17 @@ fn run_task(args: &RunArgs, config: &AgentConfig) -> anyhow::Result<ExitCode> {
     )
     .context("cannot create agent.log")?;
     let runtime = agent_rs::runtime()?;
-    let result = runtime.block_on(agent_rs::run_command::execute(
-        args,
-        config,
-        prepared,
-        Box::new(std::io::stdout()),
-        Box::new(std::io::stderr()),
-    ));
+    let (task_args, task_config) = (args.clone(), config.clone());
+    let result = agent_rs::block_on_task(&runtime, async move {
+        agent_rs::run_command::execute(
+            &task_args,
+            &task_config,
+            prepared,
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+        )
+        .await
+    });
     match result {
         Ok(result) => {
             for warning in result.diff_warnings() {
