@@ -140,6 +140,10 @@ impl WorkspaceJail {
         if has_git_dir_component(relative) {
             return Err(git_dir());
         }
+        if relative.as_os_str().is_empty() {
+            // The root itself (a command's default folder): canonical since `new`.
+            return Ok(self.root.as_path().to_path_buf());
+        }
 
         // Walk down from the root while the path exists; the rest is to be created.
         let mut existing = self.root.as_path().to_path_buf();

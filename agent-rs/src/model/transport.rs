@@ -22,7 +22,9 @@ use super::ModelError;
 #[derive(Debug)]
 pub(super) struct Endpoint {
     http: reqwest::Client,
-    url: String,
+    /// Parsed once: parsing it for every request cost more than the rest of the request's
+    /// preparation.
+    url: reqwest::Url,
     /// Prebuilt and marked sensitive, so it is hidden from header debug output.
     authorization: Option<HeaderValue>,
 }
@@ -79,9 +81,13 @@ impl Endpoint {
         let http = builder.build().map_err(|error| {
             ModelError::config(format!("cannot set up the HTTP client: {error}"))
         })?;
+        // The URL is not repeated: it may carry credentials.
+        let url = reqwest::Url::parse(&chat_url(base_url)).map_err(|error| {
+            ModelError::config(format!("the model base URL is not a valid URL: {error}"))
+        })?;
         Ok(Self {
             http,
-            url: chat_url(base_url),
+            url,
             authorization,
         })
     }
@@ -93,14 +99,14 @@ impl Endpoint {
 
     #[cfg(test)]
     pub(super) fn url(&self) -> &str {
-        &self.url
+        self.url.as_str()
     }
 
     /// Posts `body` once; a 2xx answer comes back as its event stream.
     pub(super) async fn send(&self, body: Bytes) -> Result<reqwest::Response, SendFailure> {
         let mut request = self
             .http
-            .post(&self.url)
+            .post(self.url.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "text/event-stream")
             .body(body);

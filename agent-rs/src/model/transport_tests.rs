@@ -152,6 +152,14 @@ fn trailing_slash_of_the_base_url_does_not_double_up() {
     assert_eq!(endpoint.url(), "http://h/v1/chat/completions");
 }
 
+#[test]
+fn a_base_url_that_is_no_url_is_refused_at_once_without_repeating_it() {
+    let err = Endpoint::new("http://sk-secret@[::1/v1", None, Duration::from_secs(1)).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("not a valid URL"), "{message}");
+    assert!(!message.contains("sk-secret"), "{message}");
+}
+
 /// A tool call's arguments of 512 KiB arriving one byte per body piece, the worst cut a
 /// network can make. A decoder that re-reads (or re-copies) its buffered line for every
 /// piece does about 128 G steps here and never finishes within the test timeout; reading
