@@ -196,17 +196,21 @@ pub fn run_job(args: &JobArgs, config: &AgentConfig, io: JobIo) -> u8 {
         },
         None => None,
     };
-    let job = Job {
-        spec: &spec,
-        config: &config,
-        work_dir: work_dir.path(),
-        outputs: outputs.path(),
-        proxy,
-    };
-    runtime.block_on(
+    // A spawned task, as `agent-rs run`'s (see `block_on_task`); the folders stay here.
+    let (work_dir_path, outputs_path) =
+        (work_dir.path().to_path_buf(), outputs.path().to_path_buf());
+    crate::block_on_task(&runtime, async move {
+        let job = Job {
+            spec: &spec,
+            config: &config,
+            work_dir: &work_dir_path,
+            outputs: &outputs_path,
+            proxy,
+        };
         job.run(api_key, env_vars, stdout, &mut reporter)
-            .instrument(span),
-    )
+            .instrument(span)
+            .await
+    })
 }
 
 /// The steps after the settings were read.
@@ -405,7 +409,11 @@ impl Job<'_> {
     }
 
     /// A setting or input that is bad: exit code 2, as [`Self::refuse`] says.
-    async fn fail_early(&self, reporter: &mut Reporter, err: &dyn std::fmt::Display) -> u8 {
+    async fn fail_early(
+        &self,
+        reporter: &mut Reporter,
+        err: &(dyn std::fmt::Display + Sync),
+    ) -> u8 {
         let refusal = Refusal {
             message: err.to_string(),
             code: exit::BAD_INPUT,
