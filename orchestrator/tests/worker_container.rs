@@ -262,23 +262,7 @@ async fn the_agents_commands_find_no_secret_while_the_agent_has_its_key() {
         .filter(|message| message["role"] == "tool")
         .filter_map(|message| message["content"].as_str())
         .collect();
-    assert!(found.contains("hunt-over"), "{found}");
-    // The hunt looked where the folder is.
-    assert!(found.contains("/run/agent-rs-secrets"), "{found}");
-    for leak in ["canary", "OPENAI_API_KEY=", "LEAK:", "WROTE"] {
-        assert!(!found.contains(leak), "`{leak}` in {found}");
-    }
-    // `find` names the (empty, closed) folder and nothing in it.
-    assert!(
-        found.lines().any(|line| line == "/run/agent-rs-secrets"),
-        "{found}"
-    );
-    assert!(
-        !found
-            .lines()
-            .any(|line| line.starts_with("/run/agent-rs-secrets/")),
-        "a file in the secrets folder: {found}"
-    );
+    container_support::assert_secrets_hunt_found_nothing(&found, &["canary", "OPENAI_API_KEY="]);
     // The job's `/proc/1/environ` (unreadable: it is not dumpable) and the command's
     // own environment (scrubbed) hold no key either.
     assert!(found.contains("job-environ:0"), "{found}");

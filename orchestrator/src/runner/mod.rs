@@ -109,6 +109,17 @@ pub fn run_name(task_id: TaskId, attempt: u32) -> RunHandle {
     RunHandle(format!("agent-{task_id}-{attempt}"))
 }
 
+/// Whether `name` has the shape of a [`run_name`]. A name read back from a row is data:
+/// a runner that makes a path or names a container from it checks it first, so it can
+/// neither walk out of the runner's folder nor name someone else's container.
+pub(crate) fn is_run_name(name: &str) -> bool {
+    name.len() <= 63
+        && name.starts_with("agent-")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// What a run may use; `None` is the runner's default. The process runner applies
 /// `memory_bytes` as an address-space limit and cannot apply `cpu_millis` (it needs a
 /// cgroup); container runners apply both.
@@ -267,5 +278,22 @@ mod tests {
             "{name}"
         );
         assert!(name.starts_with(|c: char| c.is_ascii_lowercase()));
+        assert!(is_run_name(&name), "{name}");
+    }
+
+    #[test]
+    fn only_the_shape_of_a_run_name_is_one() {
+        for name in [
+            "",
+            "agent-A",
+            "agent-../../etc",
+            "agent-a_b",
+            "other-1",
+            "agent",
+        ] {
+            assert!(!is_run_name(name), "{name}");
+        }
+        assert!(!is_run_name(&format!("agent-{}", "a".repeat(58))));
+        assert!(is_run_name(&format!("agent-{}", "a".repeat(57))));
     }
 }

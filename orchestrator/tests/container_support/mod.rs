@@ -188,3 +188,24 @@ impl Drop for Engine {
         let _ = self.child.wait();
     }
 }
+
+/// Checks what a hunt for a run's secrets printed (the `HUNT` scripts of the container
+/// tests): it ran to its end (`hunt-over`), found no file holding a secret (`LEAK:`) nor
+/// any of `also_absent`, could not write to the secrets folder (`WROTE`), and its `find`
+/// named the folder, empty and closed, and nothing in it.
+pub fn assert_secrets_hunt_found_nothing(found: &str, also_absent: &[&str]) {
+    assert!(found.contains("hunt-over"), "{found}");
+    for absent in ["LEAK:", "WROTE"].iter().chain(also_absent) {
+        assert!(!found.contains(absent), "`{absent}` in {found}");
+    }
+    assert!(
+        found.lines().any(|line| line == "/run/agent-rs-secrets"),
+        "{found}"
+    );
+    assert!(
+        !found
+            .lines()
+            .any(|line| line.starts_with("/run/agent-rs-secrets/")),
+        "a file in the secrets folder: {found}"
+    );
+}

@@ -18,12 +18,7 @@ impl RunFiles {
     /// Refuses names that are not run names (a name from a row is data: it must not walk
     /// out of the state folder or name someone else's container).
     pub(super) fn new(state_dir: &Path, name: &str) -> Result<Self, RunnerError> {
-        let valid = name.len() <= 63
-            && name.starts_with("agent-")
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid {
+        if !crate::runner::is_run_name(name) {
             return Err(RunnerError::UnknownRun(format!(
                 "`{name}` is not a run name (agent-TASK_ID-ATTEMPT)"
             )));

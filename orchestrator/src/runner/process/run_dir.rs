@@ -55,13 +55,7 @@ impl RunDir {
     /// The folder of run `name` under `runs_dir`; refuses names that are not ours (a
     /// name from a row is data: it must not walk out of the runs folder).
     pub fn new(runs_dir: &Path, name: &str) -> Result<Self, RunnerError> {
-        let valid = !name.is_empty()
-            && name.len() <= 63
-            && name.starts_with("agent-")
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid {
+        if !crate::runner::is_run_name(name) {
             return Err(RunnerError::UnknownRun(format!(
                 "`{name}` is not a process runner run name (agent-TASK_ID-ATTEMPT)"
             )));
