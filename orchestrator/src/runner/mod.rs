@@ -109,15 +109,22 @@ pub fn run_name(task_id: TaskId, attempt: u32) -> RunHandle {
     RunHandle(format!("agent-{task_id}-{attempt}"))
 }
 
-/// Whether `name` has the shape of a [`run_name`]. A name read back from a row is data:
-/// a runner that makes a path or names a container from it checks it first, so it can
-/// neither walk out of the runner's folder nor name someone else's container.
-pub(crate) fn is_run_name(name: &str) -> bool {
-    name.len() <= 63
+/// Refuses `name` unless it has the shape of a [`run_name`]. A name read back from a row
+/// is data: a runner that makes a path or names a container from it checks it first, so
+/// it can neither walk out of the runner's folder nor name someone else's container.
+pub(crate) fn check_run_name(name: &str) -> Result<(), RunnerError> {
+    let valid = name.len() <= 63
         && name.starts_with("agent-")
         && name
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(RunnerError::UnknownRun(format!(
+            "`{name}` is not a run name (agent-TASK_ID-ATTEMPT)"
+        )))
+    }
 }
 
 /// What a run may use; `None` is the runner's default. The process runner applies
@@ -278,7 +285,7 @@ mod tests {
             "{name}"
         );
         assert!(name.starts_with(|c: char| c.is_ascii_lowercase()));
-        assert!(is_run_name(&name), "{name}");
+        assert!(check_run_name(&name).is_ok(), "{name}");
     }
 
     #[test]
@@ -291,9 +298,9 @@ mod tests {
             "other-1",
             "agent",
         ] {
-            assert!(!is_run_name(name), "{name}");
+            assert!(check_run_name(name).is_err(), "{name}");
         }
-        assert!(!is_run_name(&format!("agent-{}", "a".repeat(58))));
-        assert!(is_run_name(&format!("agent-{}", "a".repeat(57))));
+        assert!(check_run_name(&format!("agent-{}", "a".repeat(58))).is_err());
+        assert!(check_run_name(&format!("agent-{}", "a".repeat(57))).is_ok());
     }
 }

@@ -18,11 +18,7 @@ impl RunFiles {
     /// Refuses names that are not run names (a name from a row is data: it must not walk
     /// out of the state folder or name someone else's container).
     pub(super) fn new(state_dir: &Path, name: &str) -> Result<Self, RunnerError> {
-        if !crate::runner::is_run_name(name) {
-            return Err(RunnerError::UnknownRun(format!(
-                "`{name}` is not a run name (agent-TASK_ID-ATTEMPT)"
-            )));
-        }
+        crate::runner::check_run_name(name)?;
         Ok(Self {
             name: name.to_string(),
             dir: state_dir.join(name),

@@ -55,11 +55,7 @@ impl RunDir {
     /// The folder of run `name` under `runs_dir`; refuses names that are not ours (a
     /// name from a row is data: it must not walk out of the runs folder).
     pub fn new(runs_dir: &Path, name: &str) -> Result<Self, RunnerError> {
-        if !crate::runner::is_run_name(name) {
-            return Err(RunnerError::UnknownRun(format!(
-                "`{name}` is not a process runner run name (agent-TASK_ID-ATTEMPT)"
-            )));
-        }
+        crate::runner::check_run_name(name)?;
         Ok(Self {
             name: name.to_string(),
             path: runs_dir.join(name),
