@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -142,8 +142,6 @@ impl PidsPool {
                     pool: None,
                     hits_before: idle.hits,
                     allowance: leftovers,
-                    seen_empty: AtomicBool::new(false),
-                    final_hits: AtomicU64::new(NOT_READ),
                 }
             }
             None => {
@@ -194,16 +192,7 @@ pub(crate) struct PidsCgroup {
     hits_before: u64,
     /// Leftovers of earlier commands its `pids.max` allows for.
     allowance: u64,
-    /// Found with no member after the command: nothing can join or fork in it any more
-    /// (only this tool writes `cgroup.procs`), so the files read then are final and the
-    /// drop need not read them again.
-    seen_empty: AtomicBool,
-    /// `pids.events`' count read once the cgroup was seen empty ([`NOT_READ`]: not yet).
-    final_hits: AtomicU64,
 }
-
-/// [`PidsCgroup::final_hits`] before it is read.
-const NOT_READ: u64 = u64::MAX;
 
 /// A cgroup's files every command uses, opened once with the cgroup: a path lookup
 /// through `/sys` and a close saved for each, for every command. Counters are read again
@@ -251,8 +240,6 @@ impl PidsCgroup {
             pool: None,
             hits_before: 0,
             allowance: 0,
-            seen_empty: AtomicBool::new(false),
-            final_hits: AtomicU64::new(NOT_READ),
         })
     }
 
@@ -277,20 +264,8 @@ impl PidsCgroup {
     /// `cgroup.kill` where the kernel has it (one write), else each member. Returns how
     /// many members there were (0: the cgroup is empty).
     pub(crate) fn kill_members(&self) -> usize {
-        // No task counted: empty, without listing the members (a file opened afresh for
-        // every read, see `CgroupFiles`). A count above zero may be a leftover the kernel
-        // has not released yet; the list tells.
-        if self
-            .files
-            .as_ref()
-            .is_some_and(|files| read_number(&files.current) == Some(0))
-        {
-            self.seen_empty.store(true, Ordering::Release);
-            return 0;
-        }
         let members = self.members();
         if members.is_empty() {
-            self.seen_empty.store(true, Ordering::Release);
             return 0;
         }
         if std::fs::write(self.dir.join("cgroup.kill"), "1").is_err() {
@@ -311,18 +286,29 @@ impl PidsCgroup {
     /// Whether a fork was refused because the cap was reached, during this command
     /// (`pids.events` counts for every command the cgroup served).
     pub(crate) fn limit_was_hit(&self) -> bool {
-        let was_empty = self.seen_empty.load(Ordering::Acquire);
-        let hits = self
-            .files
-            .as_ref()
-            .and_then(|files| max_events(&files.events));
-        if let (true, Some(hits)) = (was_empty, hits) {
-            self.final_hits.store(hits, Ordering::Release);
-        }
-        hits.is_some_and(|hits| hits > self.hits_before)
+        self.refused_forks()
+            .is_some_and(|hits| hits > self.hits_before)
     }
 
+    /// `pids.events`' count of forks refused at the cap, for every command so far.
+    fn refused_forks(&self) -> Option<u64> {
+        self.files
+            .as_ref()
+            .and_then(|files| max_events(&files.events))
+    }
+
+    /// The processes in the cgroup. None when `pids.current` counts no task: that read is
+    /// one system call on a kept file, where the list is a file opened afresh for every
+    /// read (see `CgroupFiles`). A count above zero may be a leftover the kernel has not
+    /// released yet; the list tells.
     fn members(&self) -> Vec<i32> {
+        if self
+            .files
+            .as_ref()
+            .is_some_and(|files| read_number(&files.current) == Some(0))
+        {
+            return Vec::new();
+        }
         read_small(&self.dir.join("cgroup.procs"))
             .map(|text| text.lines().filter_map(|l| l.trim().parse().ok()).collect())
             .unwrap_or_default()
@@ -334,16 +320,8 @@ impl PidsCgroup {
             return false;
         };
         // Read now, not when the command's result was made: a process that left the
-        // command's group could still fork in between (unless the cgroup was already
-        // empty then).
-        let hits = match self.final_hits.load(Ordering::Acquire) {
-            NOT_READ => self
-                .files
-                .as_ref()
-                .and_then(|files| max_events(&files.events)),
-            hits => Some(hits),
-        };
-        let Some(hits) = hits else {
+        // command's group could still fork in between.
+        let Some(hits) = self.refused_forks() else {
             return false;
         };
         let Ok(mut idle) = pool.idle.lock() else {
@@ -365,11 +343,7 @@ impl PidsCgroup {
 impl Drop for PidsCgroup {
     fn drop(&mut self) {
         for _ in 0..REMOVE_TRIES {
-            let members = if self.seen_empty.swap(false, Ordering::AcqRel) {
-                Vec::new()
-            } else {
-                self.members()
-            };
+            let members = self.members();
             for &pid in &members {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
