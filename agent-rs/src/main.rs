@@ -107,7 +107,7 @@ enum Command {
 fn main() -> ExitCode {
     // The sandbox server, started once per run as `agent-rs sandbox-server ARGS...`, goes
     // straight to serving: building the parser of the whole command line cost it a third
-    // of its start-up. Its arguments are its own (`--help` included), as through clap.
+    // of its start-up. Every argument after the name is its own, as through clap.
     let mut args = std::env::args_os();
     if args.nth(1).as_deref() == Some(std::ffi::OsStr::new(agent_rs::sandbox_server::SUBCOMMAND)) {
         return agent_rs::sandbox_server::serve(&args.collect::<Vec<_>>());

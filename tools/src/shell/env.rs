@@ -9,7 +9,7 @@
 //! can be tested without changing the test process's own environment.
 
 use std::ffi::OsString;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use crate::redact::is_secret_env_var;
 
@@ -18,8 +18,8 @@ use crate::redact::is_secret_env_var;
 /// Worked out once for each list of configured secret names and kept: nothing in the
 /// agent sets variables after it starts, and reading and filtering some forty of them
 /// for every command was a tenth of the loop's own instructions per turn.
-pub(crate) fn own_child_env(configured_secret_names: &[String]) -> Arc<[(OsString, OsString)]> {
-    type Entry = (Vec<String>, Arc<[(OsString, OsString)]>);
+pub(crate) fn own_child_env(configured_secret_names: &[String]) -> Vec<(OsString, OsString)> {
+    type Entry = (Vec<String>, Vec<(OsString, OsString)>);
     static KEPT: Mutex<Option<Entry>> = Mutex::new(None);
     let mut kept = KEPT
         .lock()
@@ -27,11 +27,10 @@ pub(crate) fn own_child_env(configured_secret_names: &[String]) -> Arc<[(OsStrin
     if let Some((names, env)) = kept.as_ref()
         && names.as_slice() == configured_secret_names
     {
-        return Arc::clone(env);
+        return env.clone();
     }
-    let env: Arc<[(OsString, OsString)]> =
-        child_env(std::env::vars_os(), configured_secret_names).into();
-    *kept = Some((configured_secret_names.to_vec(), Arc::clone(&env)));
+    let env = child_env(std::env::vars_os(), configured_secret_names);
+    *kept = Some((configured_secret_names.to_vec(), env.clone()));
     env
 }
 

@@ -119,7 +119,7 @@ impl Tool for ShellTool {
             program: SHELL_PROGRAM.into(),
             script: args.command_string,
             working_dir,
-            env: env::own_child_env(&config.secret_env_vars).to_vec(),
+            env: env::own_child_env(&config.secret_env_vars),
             timeout: Duration::from_secs(timeout.secs),
             output_cap_bytes: config.output_cap_bytes,
             sandbox: ctx.sandbox.clone(),

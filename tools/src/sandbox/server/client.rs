@@ -79,6 +79,7 @@ impl CommandServer {
             .stdin(Stdio::from(OwnedFd::from(server_requests)))
             .stdout(Stdio::from(OwnedFd::from(server_answers)))
             .stderr(Stdio::piped());
+        let answers = on_runtime(answers)?;
         let routes = Arc::new(Mutex::new(Routes::default()));
         let book = usage::register();
         let (exit_tx, exit_rx) = oneshot::channel();
@@ -89,13 +90,6 @@ impl CommandServer {
         let pid = pid_rx
             .recv()
             .map_err(|_| io::Error::other("the sandbox server's thread ended"))??;
-        let answers = match on_runtime(answers) {
-            Ok(answers) => answers,
-            Err(err) => {
-                kill_pid(pid);
-                return Err(err);
-            }
-        };
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(route_answers(
             answers,
