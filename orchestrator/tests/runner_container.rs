@@ -427,7 +427,11 @@ async fn removing_a_run_removes_old_agent_volumes_nothing_uses() {
     // run gets a whole binary (it exits as before, not with "not found").
     let current = current[0].clone();
     let removed = podman().args(["volume", "rm", &current]).output().unwrap();
-    assert!(removed.status.success(), "{removed:?}");
+    assert!(
+        removed.status.success(),
+        "{removed:?}, containers: {}",
+        engine.containers()
+    );
     assert_eq!(run_to_end(&runner, TaskId::new()).await, exited);
     assert!(engine.volumes(VOLUME_PREFIX).contains(&current));
 

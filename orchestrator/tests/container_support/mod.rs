@@ -174,6 +174,22 @@ impl Engine {
             .collect()
     }
 
+    /// Every container on the engine, one line each (id, name, status, mounts), for
+    /// failure messages.
+    pub fn containers(&self) -> String {
+        let output = podman()
+            .args([
+                "ps",
+                "--all",
+                "--no-trunc",
+                "--format",
+                "{{.ID}} {{.Names}} {{.Status}} {{.Mounts}}",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
     pub fn exists(&self, name: &str) -> bool {
         podman()
             .args(["container", "exists", name])

@@ -13,15 +13,18 @@
 //! reconciler's orphan sweep) removes the volumes of every other agent image. The engine
 //! refuses to remove a volume a container still uses (a run of the old image, even
 //! stopped), so those stay until a later sweep; a process that had filled a volume
-//! another one swept checks before each launch and fills it again.
+//! another one swept checks before each launch and fills it again. An install container
+//! is removed as soon as it ends (tried again while Podman's own clean-up refuses), and
+//! a sweep removes the ones a dead process left, which would hold their volume forever.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
+use bollard::models::{ContainerCreateBody, ContainerSummary, HostConfig, VolumeCreateRequest};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptions,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptions,
 };
 use futures_util::StreamExt;
 use tokio::sync::Mutex;
@@ -32,6 +35,13 @@ use crate::runner::{LABEL_MANAGED_BY, MANAGED_BY, RunnerError};
 
 /// Every agent volume's name starts so, followed by the image id's first 12 digits.
 pub const VOLUME_PREFIX: &str = "agent-rs-bin-";
+
+/// Between an install container's volume and its random suffix.
+const INSTALL_MARK: &str = "-install-";
+
+/// An install takes seconds: an install container this old that is not running was left
+/// behind by its process.
+const STALE_INSTALL: Duration = Duration::from_secs(300);
 
 /// The volumes this process has filled.
 #[derive(Debug, Default)]
@@ -88,6 +98,7 @@ impl Installed {
             Err(RunnerError::Launch(_)) => None,
             Err(err) => return Err(err),
         };
+        remove_stale_install_containers(docker).await?;
         let label = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
         let filters = HashMap::from([("label", vec![label])]);
         let options = ListVolumesOptionsBuilder::default()
@@ -159,7 +170,7 @@ async fn install(
     volume: &str,
     labels: HashMap<String, String>,
 ) -> Result<(), RunnerError> {
-    let name = format!("{volume}-install-{:08x}", fastrand::u32(..));
+    let name = format!("{volume}{INSTALL_MARK}{:08x}", fastrand::u32(..));
     let body = ContainerCreateBody {
         image: Some(agent_image.to_string()),
         entrypoint: Some(vec![AGENT_IMAGE_BINARY.to_string()]),
@@ -188,11 +199,83 @@ async fn install(
         .await
         .map_err(|err| launch_error(format!("create the install container {name}"), err))?;
     let result = run_to_end(docker, &name).await;
-    let remove = RemoveContainerOptionsBuilder::default().force(true).build();
-    if let Err(err) = docker.remove_container(&name, Some(remove)).await {
-        tracing::warn!(container = %name, error = %err, "cannot remove the install container");
-    }
+    remove_install_container(docker, &name).await;
     result
+}
+
+/// Removes an install container, trying again a few times: Podman can refuse while its
+/// own clean-up of the just-ended container runs, and a container left behind holds its
+/// volume, which no sweep could then remove. One that still stays is removed by a later
+/// [`Installed::sweep`].
+async fn remove_install_container(docker: &Docker, name: &str) {
+    const ATTEMPTS: u32 = 4;
+    for attempt in 1..=ATTEMPTS {
+        let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+        match docker.remove_container(name, Some(remove)).await {
+            Ok(()) => return,
+            Err(err) if status_code(&err) == Some(404) => return,
+            Err(err) if attempt == ATTEMPTS => {
+                tracing::warn!(container = %name, error = %err, "cannot remove the install container");
+            }
+            Err(err) => {
+                tracing::debug!(container = %name, error = %err, attempt, "install container not removed yet");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+        }
+    }
+}
+
+/// Removes the install containers older than [`STALE_INSTALL`] that are not running:
+/// what a failed removal or a process that died mid-install left.
+async fn remove_stale_install_containers(docker: &Docker) -> Result<(), RunnerError> {
+    let label = format!("{LABEL_MANAGED_BY}={MANAGED_BY}");
+    let filters = HashMap::from([
+        ("label", vec![label]),
+        ("status", vec!["created".to_string(), "exited".to_string()]),
+    ]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(|err| engine_error("list the install containers", err))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    for name in stale_install_containers(containers, now) {
+        remove_install_container(docker, &name).await;
+    }
+    Ok(())
+}
+
+/// The names among `containers` (listed as not running) of install containers created
+/// [`STALE_INSTALL`] or more before `now` (seconds since the epoch).
+fn stale_install_containers(containers: Vec<ContainerSummary>, now: u64) -> Vec<String> {
+    let mut stale = Vec::new();
+    for container in containers {
+        let created = container.created.and_then(|at| u64::try_from(at).ok());
+        if created.is_none_or(|at| now.saturating_sub(at) < STALE_INSTALL.as_secs()) {
+            continue;
+        }
+        for name in container.names.unwrap_or_default() {
+            let name = name.trim_start_matches('/');
+            if is_install_container(name) {
+                stale.push(name.to_string());
+            }
+        }
+    }
+    stale
+}
+
+/// An install container's name: its volume's, [`INSTALL_MARK`] and 8 hex digits.
+fn is_install_container(name: &str) -> bool {
+    name.strip_prefix(VOLUME_PREFIX)
+        .and_then(|rest| rest.split_once(INSTALL_MARK))
+        .is_some_and(|(_, suffix)| {
+            suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 async fn run_to_end(docker: &Docker, name: &str) -> Result<(), RunnerError> {
@@ -225,4 +308,52 @@ async fn run_to_end(docker: &Docker, name: &str) -> Result<(), RunnerError> {
         "the agent image's install step failed (exit code {code}): {}",
         output.concat().trim()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_containers_are_told_from_other_names() {
+        assert!(is_install_container(&format!(
+            "{VOLUME_PREFIX}39dd37d39795{INSTALL_MARK}0a1b2c3d"
+        )));
+        for name in [
+            format!("{VOLUME_PREFIX}39dd37d39795"),
+            format!("{VOLUME_PREFIX}39dd37d39795{INSTALL_MARK}0a1b2c3"),
+            format!("{VOLUME_PREFIX}39dd37d39795{INSTALL_MARK}0a1b2c3g"),
+            format!("other-39dd37d39795{INSTALL_MARK}0a1b2c3d"),
+            "agent-rs-0a1b2c3d".to_string(),
+        ] {
+            assert!(!is_install_container(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_install_containers_past_the_stale_age_are_chosen() {
+        let install = |suffix: &str, created: Option<i64>| ContainerSummary {
+            names: Some(vec![format!(
+                "/{VOLUME_PREFIX}39dd37d39795{INSTALL_MARK}{suffix}"
+            )]),
+            created,
+            ..ContainerSummary::default()
+        };
+        let now = 1_000_000;
+        let age = STALE_INSTALL.as_secs() as i64;
+        let containers = vec![
+            install("00000001", Some(now - age)),
+            install("00000002", Some(now - age + 1)),
+            install("00000003", None),
+            ContainerSummary {
+                names: Some(vec!["/agent-rs-0a1b2c3d".to_string()]),
+                created: Some(0),
+                ..ContainerSummary::default()
+            },
+        ];
+        assert_eq!(
+            stale_install_containers(containers, now as u64),
+            vec![format!("{VOLUME_PREFIX}39dd37d39795{INSTALL_MARK}00000001")]
+        );
+    }
 }
