@@ -183,7 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             agent_rs::orphans::adopt();
             let code = run_task(&args, &config);
-            agent_rs::orphans::kill_adopted();
+            agent_rs::orphans::end_children();
             code
         }
         Command::Job(args) => {
@@ -198,7 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     stderr: Box::new(std::io::stderr()),
                 },
             );
-            agent_rs::orphans::kill_adopted();
+            agent_rs::orphans::end_children();
             Ok(ExitCode::from(code))
         }
     }

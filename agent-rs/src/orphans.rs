@@ -93,6 +93,22 @@ mod linux {
 #[cfg(target_os = "linux")]
 pub use linux::{adopt, kill_adopted};
 
+/// How long the end of a run waits for its sandbox servers to stop (they were told to
+/// when their sandboxes were dropped, and take milliseconds).
+const SERVERS_END_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The end of `run` and `job`, once the run is over and its sandboxes dropped: waits for
+/// the sandbox servers to stop and be reaped (their bubblewrap is a child like any other:
+/// left alive, it would be killed below, and found only by scanning `/proc`), then kills
+/// what escaped ([`kill_adopted`]).
+#[cfg(target_os = "linux")]
+pub fn end_children() {
+    if !tools::sandbox::wait_for_sandbox_servers(SERVERS_END_LIMIT) {
+        tracing::debug!("a sandbox server did not stop in time; it is killed with the rest");
+    }
+    kill_adopted();
+}
+
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use std::process::Command;

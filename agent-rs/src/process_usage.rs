@@ -18,6 +18,11 @@ pub struct ProcessUsage {
     /// commands, see `tools::sandbox`).
     #[serde(default)]
     pub sandbox_server_cpu_ms: f64,
+    /// Of the children's, what the commands the sandbox servers ran cost themselves. The
+    /// whole process tree's CPU time less this is the harness's cost: the agent, its
+    /// servers, and the bubblewrap processes that start and probe the sandbox.
+    #[serde(default)]
+    pub commands_cpu_ms: f64,
     /// Peak resident memory of the agent process, in KiB.
     pub peak_rss_kb: u64,
 }
@@ -39,6 +44,7 @@ impl ProcessUsage {
             cpu_ms: own.as_ref().map_or(0.0, cpu),
             children_cpu_ms: children.as_ref().map_or(0.0, cpu) + servers.unreaped_ms,
             sandbox_server_cpu_ms: servers.servers_ms,
+            commands_cpu_ms: servers.commands_ms,
             peak_rss_kb: own.map_or(0, |usage| u64::try_from(usage.max_rss()).unwrap_or(0)),
         }
     }

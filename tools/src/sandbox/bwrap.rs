@@ -128,14 +128,28 @@ pub(super) fn git_read_only(workspace: &Path, protection: GitProtection) -> Vec<
     }
 }
 
-/// Whether this bubblewrap knows `--disable-userns` (0.8 and later): its help lists it.
+/// Whether this bubblewrap knows `--disable-userns` (0.8 and later). A compiled
+/// bubblewrap holds the option's name in its text (its parser compares arguments with it,
+/// its help lists it), so the file is read, not run: `bwrap --help` cost about 2 ms of
+/// CPU a run, the dynamic loader's mostly. A program that is not an ELF file (a wrapper
+/// script) is asked for its help.
 pub(super) fn supports_disable_userns(program: &Path) -> bool {
+    const OPTION: &[u8] = b"--disable-userns";
+    match std::fs::read(program) {
+        Ok(bytes) if bytes.starts_with(b"\x7fELF") => {
+            memchr::memmem::find(&bytes, OPTION).is_some()
+        }
+        _ => help_lists(program, OPTION),
+    }
+}
+
+fn help_lists(program: &Path, option: &[u8]) -> bool {
     Command::new(program)
         .arg("--help")
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--disable-userns"))
+        .is_ok_and(|out| memchr::memmem::find(&out.stdout, option).is_some())
 }
 
 /// Runs `true` in the sandbox once; the error is bubblewrap's own explanation.
@@ -159,4 +173,47 @@ pub(super) fn probe(program: &Path, sandbox: &Sandbox) -> Result<(), String> {
     } else {
         stderr.to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// Read from the file, the answer is the one the program's help gives; a wrapper
+    /// script is asked, and says what the program behind it says.
+    #[test]
+    fn the_option_is_found_as_the_help_would_say() {
+        let bwrap = find(std::env::var_os("PATH").as_deref())
+            .expect("bubblewrap is missing (scripts/test installs it)");
+        let expected = help_lists(&bwrap, b"--disable-userns");
+        assert_eq!(supports_disable_userns(&bwrap), expected);
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = script(
+            dir.path(),
+            "bwrap-wrapper",
+            &format!("exec {} \"$@\"", bwrap.display()),
+        );
+        assert_eq!(supports_disable_userns(&wrapper), expected);
+        let older = script(
+            dir.path(),
+            "bwrap-0.7",
+            "echo '--unshare-user  Create new user namespace'",
+        );
+        assert!(!supports_disable_userns(&older));
+        let newer = script(
+            dir.path(),
+            "bwrap-0.9",
+            "echo '--disable-userns  Disable further use'",
+        );
+        assert!(supports_disable_userns(&newer));
+    }
 }

@@ -52,7 +52,9 @@ pub(crate) use self::pids::PidsCgroup;
 use self::pids::PidsPool;
 use self::server::ServerSlot;
 pub(crate) use self::server::{ServedCommand, ServerLease, SpawnError};
-pub use self::server::{ServerCpu, run_sandbox_server, sandbox_server_cpu};
+pub use self::server::{
+    ServerCpu, run_sandbox_server, sandbox_server_cpu, wait_for_sandbox_servers,
+};
 
 /// The sandbox decided for a run: how every command is wrapped.
 #[derive(Debug, Clone)]

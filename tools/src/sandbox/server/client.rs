@@ -84,9 +84,13 @@ impl CommandServer {
         let book = usage::register();
         let (exit_tx, exit_rx) = oneshot::channel();
         let (pid_tx, pid_rx) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
+        if let Err(err) = std::thread::Builder::new()
             .name("sandbox-server".to_string())
-            .spawn(move || watch_server(command, pid_tx, exit_tx, book))?;
+            .spawn(move || watch_server(command, pid_tx, exit_tx, book))
+        {
+            book.reaped();
+            return Err(err);
+        }
         let pid = pid_rx
             .recv()
             .map_err(|_| io::Error::other("the sandbox server's thread ended"))??;
@@ -335,6 +339,7 @@ fn watch_server(
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(err) => {
+            book.reaped();
             let _ = pid_tx.send(Err(err));
             return;
         }

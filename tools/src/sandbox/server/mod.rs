@@ -52,7 +52,7 @@ use std::sync::Arc;
 pub(crate) use self::client::{CommandServer, ServedCommand, SpawnError};
 use self::serve::ServeArgs;
 pub use self::serve::run_sandbox_server;
-pub use self::usage::{ServerCpu, sandbox_server_cpu};
+pub use self::usage::{ServerCpu, sandbox_server_cpu, wait_for_sandbox_servers};
 use super::{Kind, NetworkAccess, Sandbox};
 
 /// The server of a run's sandbox (shared by the clones of its [`Sandbox`]), started
