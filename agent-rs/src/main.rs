@@ -165,7 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serde_json::from_str(&args).context("--args is not valid JSON")?;
             let env_vars: Vec<(String, String)> = std::env::vars().collect();
             let sandbox =
-                agent_rs::run_command::resolve_sandbox(sandbox, network, &config, &env_vars)?;
+                agent_rs::run_command::resolve_sandbox(sandbox, network, &config, &env_vars, None)?;
             let runtime = agent_rs::runtime()?;
             runtime.block_on(agent_rs::tool_cli::run_one(
                 &config, &name, &dir, args, json, sandbox,

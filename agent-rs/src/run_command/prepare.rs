@@ -1,7 +1,7 @@
 //! Checking a run's input and resolving its settings, before anything runs: every
 //! failure here is the caller's (exit code 2), reported before the model is called.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -124,7 +124,15 @@ pub fn prepare(
     }
     let mcp_servers = config.mcp.server_specs().map_err(InputError)?;
     let env_vars: Vec<(String, String)> = env_vars.into_iter().collect();
-    let sandbox = resolve_sandbox(args.sandbox, args.network.clone(), config, &env_vars)?;
+    let sandbox = resolve_sandbox(
+        args.sandbox,
+        args.network.clone(),
+        config,
+        &env_vars,
+        // A job's workspace arrives after this (its download): a server started now
+        // would not fit it once it has a `.git`.
+        (!args.job_mode).then(|| jail.root()),
+    )?;
     let setup = setup_spec(args, config);
     let mut redactor = SecretRedactor::from_env_vars(
         env_vars.iter().cloned(),
@@ -198,12 +206,15 @@ fn setup_spec(args: &RunArgs, config: &AgentConfig) -> Option<SetupSpec> {
 }
 
 /// The run's sandbox: flags over the config file; refused (exit 2, saying what to
-/// install) when none is usable and the run did not ask for `off`.
+/// install) when none is usable and the run did not ask for `off`. With the run's
+/// `workspace`, its commands' server is started now, as the check that the sandbox
+/// works (see [`Sandbox::resolve_serving`]).
 pub fn resolve_sandbox(
     mode: Option<SandboxMode>,
     network: Option<NetworkChoice>,
     config: &AgentConfig,
     env_vars: &[(String, String)],
+    workspace: Option<&Path>,
 ) -> Result<Sandbox, InputError> {
     let mut wanted = config.tools.sandbox.clone();
     if let Some(mode) = mode {
@@ -223,7 +234,17 @@ pub fn resolve_sandbox(
     };
     let home = var("HOME").map(PathBuf::from);
     let path = var("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".to_string());
-    Sandbox::resolve(&wanted, home.as_deref(), Some(std::ffi::OsStr::new(&path)))
-        .map(|sandbox| sandbox.with_server_program(crate::sandbox_server::argv()))
-        .map_err(|err| InputError(err.to_string()))
+    let search_path = Some(std::ffi::OsStr::new(&path));
+    match workspace {
+        Some(workspace) => Sandbox::resolve_serving(
+            &wanted,
+            home.as_deref(),
+            search_path,
+            crate::sandbox_server::argv(),
+            workspace,
+        ),
+        None => Sandbox::resolve(&wanted, home.as_deref(), search_path)
+            .map(|sandbox| sandbox.with_server_program(crate::sandbox_server::argv())),
+    }
+    .map_err(|err| InputError(err.to_string()))
 }

@@ -115,6 +115,54 @@ impl Sandbox {
         home: Option<&Path>,
         search_path: Option<&OsStr>,
     ) -> Result<Self, SandboxError> {
+        Self::resolve_checked(config, home, search_path, &mut |sandbox| {
+            let Kind::Bwrap { program, .. } = &sandbox.kind else {
+                return Err("not bubblewrap".to_string());
+            };
+            bwrap::probe(program, sandbox)
+        })
+    }
+
+    /// [`Self::resolve`] for a run whose commands a server started by `server_program`
+    /// runs ([`Self::with_server_program`]) in `workspace`: under bubblewrap, the check
+    /// that the sandbox works is that server's start, and the server is kept for the
+    /// first command. With an allow-list the server waits for the run's egress proxy,
+    /// so there the check stays a sandboxed `true`.
+    pub fn resolve_serving(
+        config: &SandboxConfig,
+        home: Option<&Path>,
+        search_path: Option<&OsStr>,
+        server_program: Vec<OsString>,
+        workspace: &Path,
+    ) -> Result<Self, SandboxError> {
+        if config.network == NetworkAccess::Allow || server_program.is_empty() {
+            return Self::resolve(config, home, search_path)
+                .map(|sandbox| sandbox.with_server_program(server_program));
+        }
+        let mut serving: Option<Arc<server::ServerSlot>> = None;
+        let sandbox = Self::resolve_checked(config, home, search_path, &mut |sandbox| {
+            let sandbox = sandbox.clone().with_server_program(server_program.clone());
+            sandbox.start_spare_server(workspace)?;
+            serving = sandbox.server;
+            Ok(())
+        })?;
+        Ok(match serving {
+            Some(slot) if matches!(sandbox.kind, Kind::Bwrap { .. }) => Self {
+                server: Some(slot),
+                ..sandbox
+            },
+            _ => sandbox.with_server_program(server_program),
+        })
+    }
+
+    /// Decides the sandbox; `check_bwrap` says whether a bubblewrap sandbox works here
+    /// (the error is why not).
+    fn resolve_checked(
+        config: &SandboxConfig,
+        home: Option<&Path>,
+        search_path: Option<&OsStr>,
+        check_bwrap: &mut dyn FnMut(&Sandbox) -> Result<(), String>,
+    ) -> Result<Self, SandboxError> {
         let allow = network::allowed(config)?;
         let hidden = hidden_paths(config, home);
         let pids = (config.max_processes > 0 && config.mode != SandboxMode::Off)
@@ -131,9 +179,9 @@ impl Sandbox {
         };
         let kind = match config.mode {
             SandboxMode::Off => return Ok(Self::off()),
-            SandboxMode::Bwrap => bwrap_kind(search_path, &with_kind),
+            SandboxMode::Bwrap => bwrap_kind(search_path, &with_kind, check_bwrap),
             SandboxMode::Landlock => landlock_kind(config, &hidden),
-            SandboxMode::Auto => bwrap_kind(search_path, &with_kind).or_else(|bwrap_reason| {
+            SandboxMode::Auto => bwrap_kind(search_path, &with_kind, check_bwrap).or_else(|bwrap_reason| {
                 let kind = landlock_kind(config, &hidden)
                     .map_err(|landlock_reason| format!("{bwrap_reason}; {landlock_reason}"))?;
                 tracing::info!(reason = %bwrap_reason, "bubblewrap is not usable; commands run under Landlock and seccomp");
@@ -273,6 +321,7 @@ impl Sandbox {
 fn bwrap_kind(
     search_path: Option<&OsStr>,
     with_kind: &dyn Fn(Kind) -> Sandbox,
+    check: &mut dyn FnMut(&Sandbox) -> Result<(), String>,
 ) -> Result<Kind, String> {
     let program = bwrap::find(search_path)
         .ok_or_else(|| "bubblewrap (`bwrap`) is not installed or not on PATH".to_string())?;
@@ -281,7 +330,7 @@ fn bwrap_kind(
         program: program.clone(),
         disable_userns,
     };
-    bwrap::probe(&program, &with_kind(kind.clone()))
+    check(&with_kind(kind.clone()))
         .map_err(|reason| format!("bubblewrap does not work here: {reason}"))?;
     Ok(kind)
 }

@@ -113,7 +113,21 @@ impl Sandboxed {
             ..SandboxConfig::default()
         };
         let path = std::env::var_os("PATH");
-        let sandbox = match Sandbox::resolve(&config, Some(&home), path.as_deref()) {
+        let jail = WorkspaceJail::new(&workspace).unwrap();
+        // Served as in a run: under bubblewrap the server the check starts serves the
+        // first command.
+        let resolved = if served {
+            Sandbox::resolve_serving(
+                &config,
+                Some(&home),
+                path.as_deref(),
+                server_program(),
+                jail.root(),
+            )
+        } else {
+            Sandbox::resolve(&config, Some(&home), path.as_deref())
+        };
+        let sandbox = match resolved {
             Ok(sandbox) => sandbox,
             Err(err) if std::env::var("CI").as_deref() != Ok("true") => {
                 skip(&err.to_string());
@@ -121,16 +135,7 @@ impl Sandboxed {
             }
             Err(err) => panic!("the sandbox must work in CI: {err}"),
         };
-        let sandbox = if served {
-            sandbox.with_server_program(server_program())
-        } else {
-            sandbox
-        };
-        let ctx = ToolContext::new(
-            WorkspaceJail::new(&workspace).unwrap(),
-            Arc::new(ToolsConfig::default()),
-        )
-        .with_sandbox(sandbox);
+        let ctx = ToolContext::new(jail, Arc::new(ToolsConfig::default())).with_sandbox(sandbox);
         Some(Self {
             _root: root,
             workspace,

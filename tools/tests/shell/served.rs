@@ -174,3 +174,63 @@ async fn a_git_folder_made_during_the_run_gets_its_hooks_protected() {
     assert!(!output.success, "{}", output.content);
     assert!(!modules.join("hooks/post-checkout").exists());
 }
+
+/// Under bubblewrap the check that the sandbox works is the run's server itself: the
+/// server started then serves the first command, and no sandbox is started twice. A
+/// bubblewrap that cannot make the sandbox is refused with its own explanation, or in
+/// `auto` mode leaves the run to Landlock.
+#[tokio::test]
+async fn the_server_that_checks_the_sandbox_serves_the_first_command() {
+    use tools::{Sandbox, SandboxConfig};
+    let Some(sb) = Sandboxed::new(SandboxMode::Bwrap, NetworkAccess::Off, 0) else {
+        return;
+    };
+    let sandbox = &sb.ctx.sandbox;
+    assert!(sandbox.has_spare_server(), "started with the sandbox");
+    let output = sb.run("echo served").await;
+    assert!(
+        output.success && output.content.contains("served"),
+        "{}",
+        output.content
+    );
+    assert!(!sandbox.has_spare_server(), "the first command took it");
+    // It is the run's server from then on: killed, the next command gets a new one.
+    assert!(sandbox.kill_command_server().await);
+    let output = sb.run("echo again").await;
+    assert!(
+        output.success && output.content.contains("again"),
+        "{}",
+        output.content
+    );
+
+    // A bubblewrap that fails: its explanation, then Landlock in `auto` mode.
+    let broken = tempfile::tempdir().unwrap();
+    let bwrap = broken.path().join("bwrap");
+    std::fs::write(
+        &bwrap,
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&bwrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::ffi::OsString::from(format!("{}:/usr/bin:/bin", broken.path().display()));
+    let resolve = |mode| {
+        Sandbox::resolve_serving(
+            &SandboxConfig {
+                mode,
+                ..SandboxConfig::default()
+            },
+            None,
+            Some(&path),
+            super::sandboxed::server_program(),
+            &sb.workspace,
+        )
+    };
+    let err = resolve(SandboxMode::Bwrap).unwrap_err().to_string();
+    assert!(
+        err.contains("No permissions to create new namespace"),
+        "{err}"
+    );
+    let fallback = resolve(SandboxMode::Auto).unwrap();
+    assert_eq!(fallback.summary().mode, "landlock");
+    assert!(!fallback.has_spare_server());
+}

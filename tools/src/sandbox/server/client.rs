@@ -13,22 +13,21 @@
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::launch::{START_TIMEOUT, ServerExit, SpawnedServer, exit_reason, kill_pid, on_runtime};
 use super::protocol::{self, Request, Response};
 use super::usage;
 
-/// How long a server may take to confine itself and say it is ready.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a kill request may take before the command is given up on.
 const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,45 +61,74 @@ pub(crate) enum SpawnError {
     Failed(String),
 }
 
+/// A server that said it is ready, waiting to be taken up by a runtime.
+#[derive(Debug)]
+pub(crate) struct ReadyServer(SpawnedServer);
+
+impl ReadyServer {
+    pub(super) fn new(spawned: SpawnedServer) -> Self {
+        Self(spawned)
+    }
+
+    /// Its answers read from now on by a task of the current runtime.
+    pub(crate) fn serve(self) -> io::Result<Arc<CommandServer>> {
+        let SpawnedServer {
+            requests,
+            answers,
+            book,
+            exit_rx,
+            pid,
+        } = self.0;
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let answers = match on_runtime(answers) {
+            Ok(answers) => answers,
+            Err(err) => {
+                kill_pid(pid);
+                return Err(err);
+            }
+        };
+        tokio::spawn(route_answers(
+            answers,
+            pid,
+            Arc::clone(&routes),
+            book,
+            None,
+            exit_rx,
+        ));
+        Ok(Arc::new(CommandServer {
+            requests: Mutex::new(requests),
+            routes,
+            next_id: AtomicU64::new(1),
+            pid,
+        }))
+    }
+}
+
 impl CommandServer {
     /// Starts `argv` as the server and waits until it says it is ready.
     pub(crate) async fn start(argv: Vec<OsString>) -> io::Result<Arc<Self>> {
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| io::Error::other("no sandbox server program"))?;
-        let (requests, server_requests) = UnixStream::pair()?;
-        let (answers, server_answers) = UnixStream::pair()?;
-        let mut command = std::process::Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .current_dir("/")
-            .stdin(Stdio::from(OwnedFd::from(server_requests)))
-            .stdout(Stdio::from(OwnedFd::from(server_answers)))
-            .stderr(Stdio::piped());
-        let answers = on_runtime(answers)?;
+        let SpawnedServer {
+            requests,
+            answers,
+            book,
+            exit_rx,
+            pid,
+        } = SpawnedServer::spawn(argv)?;
+        let answers = match on_runtime(answers) {
+            Ok(answers) => answers,
+            Err(err) => {
+                kill_pid(pid);
+                return Err(err);
+            }
+        };
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let book = usage::register();
-        let (exit_tx, exit_rx) = oneshot::channel();
-        let (pid_tx, pid_rx) = std::sync::mpsc::channel();
-        if let Err(err) = std::thread::Builder::new()
-            .name("sandbox-server".to_string())
-            .spawn(move || watch_server(command, pid_tx, exit_tx, book))
-        {
-            book.reaped();
-            return Err(err);
-        }
-        let pid = pid_rx
-            .recv()
-            .map_err(|_| io::Error::other("the sandbox server's thread ended"))??;
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(route_answers(
             answers,
             pid,
             Arc::clone(&routes),
             book,
-            ready_tx,
+            Some(ready_tx),
             exit_rx,
         ));
         let ready = tokio::time::timeout(START_TIMEOUT, ready_rx).await;
@@ -307,61 +335,6 @@ fn gone() -> io::Error {
     )
 }
 
-fn kill_pid(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
-/// What a server left when it exited.
-struct ServerExit {
-    stderr: String,
-    status: io::Result<ExitStatus>,
-}
-
-/// The answers socket, non-blocking and registered with the runtime.
-fn on_runtime(answers: UnixStream) -> io::Result<tokio::net::UnixStream> {
-    answers.set_nonblocking(true)?;
-    tokio::net::UnixStream::from_std(answers)
-}
-
-/// The server's thread: starts it, waits for it to exit and reaps it. `pid_tx` gets the
-/// pid (or why it could not start), `exit_tx` its stderr and exit status.
-fn watch_server(
-    mut command: std::process::Command,
-    pid_tx: std::sync::mpsc::Sender<io::Result<u32>>,
-    exit_tx: oneshot::Sender<ServerExit>,
-    book: usage::Page,
-) {
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(err) => {
-            book.reaped();
-            let _ = pid_tx.send(Err(err));
-            return;
-        }
-    };
-    // The parent's ends belong to the server now.
-    drop(command);
-    let _ = pid_tx.send(Ok(child.id()));
-    // Open until the server and everything that shares its stderr are gone.
-    let stderr = child
-        .stderr
-        .take()
-        .map(|mut pipe| {
-            let mut text = String::new();
-            let _ = io::Read::read_to_string(&mut pipe, &mut text);
-            text
-        })
-        .unwrap_or_default();
-    let status = child.wait();
-    book.reaped();
-    let _ = exit_tx.send(ServerExit { stderr, status });
-}
-
 /// Marks the server gone for every command (dropping their senders tells those
 /// waiting), however the reading task ends: at the end of the stream, or dropped with
 /// its runtime.
@@ -392,13 +365,12 @@ async fn route_answers(
     pid: u32,
     routes: Arc<Mutex<Routes>>,
     book: usage::Page,
-    ready_tx: oneshot::Sender<Result<(), String>>,
+    mut ready_tx: Option<oneshot::Sender<Result<(), String>>>,
     exit_rx: oneshot::Receiver<ServerExit>,
 ) {
     let gone = GoneOnDrop(Arc::clone(&routes));
     // Buffered: the two answers of a short command often come in one read.
     let mut answers = tokio::io::BufReader::new(answers);
-    let mut ready_tx = Some(ready_tx);
     loop {
         match protocol::read_response(&mut answers).await {
             Ok(Some(Response::Ready)) => {
@@ -419,12 +391,10 @@ async fn route_answers(
     let closing = gone.mark();
     drop(answers);
     let exit = exit_rx.await.ok();
-    let reason = match exit.as_ref().map(|exit| (exit.stderr.trim(), &exit.status)) {
-        None => "the sandbox server's thread ended".to_string(),
-        Some(("", Ok(status))) => format!("the sandbox server exited with {status}"),
-        Some(("", Err(err))) => format!("the sandbox server was lost: {err}"),
-        Some((text, _)) => text.to_string(),
-    };
+    let reason = exit.as_ref().map_or_else(
+        || "the sandbox server's thread ended".to_string(),
+        exit_reason,
+    );
     let succeeded = exit.is_some_and(|exit| exit.status.as_ref().is_ok_and(ExitStatus::success));
     match ready_tx {
         Some(ready) => {

@@ -4,10 +4,13 @@
 //! Wrapping every command in its own bubblewrap (a user, PID, network and IPC namespace
 //! and a dozen mounts each time), or building its Landlock rules (a walk of `/`, one
 //! rule per `/proc` entry, a seccomp program) cost 12 to 20 ms per command. Instead the
-//! run's first command starts `agent-rs sandbox-server` ([`run_sandbox_server`]) in the
-//! sandbox, with the same options a command had: under bubblewrap (the whole command
-//! line of [`super::bwrap`], behind the relay with an allow-list), or confined by
-//! Landlock and seccomp itself before it serves (its children inherit both). Each
+//! run starts `agent-rs sandbox-server` ([`run_sandbox_server`]) in the sandbox once,
+//! with the same options a command had: under bubblewrap (the whole command line of
+//! [`super::bwrap`], behind the relay with an allow-list), or confined by Landlock and
+//! seccomp itself before it serves (its children inherit both). Under bubblewrap the
+//! server is started when the run's sandbox is decided, as the check that bubblewrap
+//! works here ([`Sandbox::resolve_serving`]), and serves the first command; otherwise
+//! the first command starts it. Each
 //! command is then one request: the agent hands over the command line, its folder and
 //! environment, and the write ends of its stdout and stderr pipes (`SCM_RIGHTS`), and
 //! keeps capturing, capping and draining the output as it did for its own children.
@@ -40,6 +43,7 @@
 //! `agent-rs`) keep starting one sandbox per command, as before.
 
 mod client;
+mod launch;
 mod protocol;
 mod serve;
 mod spawn;
@@ -49,7 +53,9 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use self::client::ReadyServer;
 pub(crate) use self::client::{CommandServer, ServedCommand, SpawnError};
+use self::launch::SpawnedServer;
 use self::serve::ServeArgs;
 pub use self::serve::run_sandbox_server;
 pub use self::usage::{ServerCpu, sandbox_server_cpu, wait_for_sandbox_servers};
@@ -65,6 +71,9 @@ pub(crate) struct ServerSlot {
     /// Under Landlock, the run's private temporary folder (`TMPDIR`), the same for
     /// every server the run starts.
     tmp: std::sync::OnceLock<Arc<tempfile::TempDir>>,
+    /// A server started while the sandbox was decided, ready for the first command
+    /// whose key it matches ([`Sandbox::resolve_serving`]).
+    spare: std::sync::Mutex<Option<(Key, ReadyServer)>>,
 }
 
 #[derive(Debug)]
@@ -100,6 +109,7 @@ impl ServerSlot {
             program,
             current: tokio::sync::Mutex::new(None),
             tmp: std::sync::OnceLock::new(),
+            spare: std::sync::Mutex::new(None),
         }
     }
 
@@ -127,17 +137,7 @@ impl Sandbox {
         workspace: &Path,
     ) -> Option<std::io::Result<ServerLease>> {
         let slot = self.server.as_ref()?;
-        let key = Key {
-            workspace: workspace.to_path_buf(),
-            git_read_only: match self.kind {
-                Kind::Bwrap { .. } => super::bwrap::git_read_only(workspace, self.git),
-                _ => Vec::new(),
-            },
-            readable: match &self.kind {
-                Kind::Landlock(plan) => super::landlock::readable_outside_proc(&plan.hidden),
-                _ => Vec::new(),
-            },
-        };
+        let key = self.server_key(workspace);
         let mut current = slot.current.lock().await;
         if let Some(running) = current.as_ref()
             && running.key == key
@@ -148,7 +148,21 @@ impl Sandbox {
                 tmp: running.tmp.clone(),
             }));
         }
-        let started = self.start_server(slot, key).await;
+        // One that does not fit (the workspace changed shape since) ends when dropped.
+        let spare = slot
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut spare| spare.take())
+            .filter(|(spare_key, _)| *spare_key == key);
+        let started = match spare {
+            Some((key, ready)) => ready.serve().map(|server| Current {
+                server,
+                key,
+                tmp: None,
+            }),
+            None => self.start_server(slot, key).await,
+        };
         Some(started.map(|started| {
             let lease = ServerLease {
                 server: Arc::clone(&started.server),
@@ -158,6 +172,15 @@ impl Sandbox {
             *current = Some(started);
             lease
         }))
+    }
+
+    /// Whether a server started with the sandbox still waits for its first command
+    /// (tests).
+    #[doc(hidden)]
+    pub fn has_spare_server(&self) -> bool {
+        self.server
+            .as_ref()
+            .is_some_and(|slot| slot.spare.lock().is_ok_and(|spare| spare.is_some()))
     }
 
     /// Kills the current server, as a command could, and waits until the agent has
@@ -186,13 +209,66 @@ impl Sandbox {
         false
     }
 
+    /// What a server for commands in `workspace` is started for.
+    fn server_key(&self, workspace: &Path) -> Key {
+        Key {
+            workspace: workspace.to_path_buf(),
+            git_read_only: match self.kind {
+                Kind::Bwrap { .. } => super::bwrap::git_read_only(workspace, self.git),
+                _ => Vec::new(),
+            },
+            readable: match &self.kind {
+                Kind::Landlock(plan) => super::landlock::readable_outside_proc(&plan.hidden),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// Under bubblewrap, starts the server for `workspace` now and keeps it for the
+    /// first command: the run's sandbox is checked by the server it needs anyway, not by
+    /// a sandbox of its own (a second bubblewrap, a namespace set made and torn down, a
+    /// few milliseconds of CPU a run). The error is why the sandbox does not work here.
+    pub(crate) fn start_spare_server(&self, workspace: &Path) -> Result<(), String> {
+        let Some(slot) = self.server.as_ref() else {
+            return Err("no sandbox server program".to_string());
+        };
+        let key = self.server_key(workspace);
+        let (argv, _) = self
+            .server_argv(slot, &key)
+            .map_err(|err| err.to_string())?;
+        let spawned = SpawnedServer::spawn(argv).map_err(|err| err.to_string())?;
+        let ready = spawned.wait_ready_blocking()?;
+        if let Ok(mut spare) = slot.spare.lock() {
+            *spare = Some((key, ready));
+        }
+        Ok(())
+    }
+
     async fn start_server(&self, slot: &ServerSlot, key: Key) -> std::io::Result<Current> {
+        let started = std::time::Instant::now();
+        let (argv, tmp) = self.server_argv(slot, &key)?;
+        let server = CommandServer::start(argv).await.map_err(|err| {
+            std::io::Error::other(format!("cannot start the run's sandbox: {err}"))
+        })?;
+        tracing::debug!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "sandbox server started"
+        );
+        Ok(Current { server, key, tmp })
+    }
+
+    /// The command line that starts a server for `key`, and under Landlock its
+    /// commands' temporary folder.
+    fn server_argv(
+        &self,
+        slot: &ServerSlot,
+        key: &Key,
+    ) -> std::io::Result<(Vec<OsString>, Option<Arc<tempfile::TempDir>>)> {
         let program = &slot.program;
         let (exe, first_args) = program
             .split_first()
             .ok_or_else(|| std::io::Error::other("no sandbox server program"))?;
-        let started = std::time::Instant::now();
-        let (argv, tmp) = match &self.kind {
+        match &self.kind {
             Kind::Bwrap { program: bwrap, .. } => {
                 let mut argv = vec![bwrap.clone().into_os_string()];
                 argv.extend(super::bwrap::args(
@@ -206,7 +282,7 @@ impl Sandbox {
                 let mut server: Vec<OsString> = program.to_vec();
                 server.extend(ServeArgs::default().to_args());
                 argv.extend(self.behind_relay(server));
-                (argv, None)
+                Ok((argv, None))
             }
             Kind::Landlock(plan) => {
                 let tmp = match slot.tmp.get() {
@@ -225,19 +301,9 @@ impl Sandbox {
                 let mut argv = vec![exe.clone()];
                 argv.extend(first_args.iter().cloned());
                 argv.extend(args.to_args());
-                (argv, Some(tmp))
+                Ok((argv, Some(tmp)))
             }
-            Kind::Off => {
-                return Err(std::io::Error::other("no sandbox to serve commands in"));
-            }
-        };
-        let server = CommandServer::start(argv).await.map_err(|err| {
-            std::io::Error::other(format!("cannot start the run's sandbox: {err}"))
-        })?;
-        tracing::debug!(
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "sandbox server started"
-        );
-        Ok(Current { server, key, tmp })
+            Kind::Off => Err(std::io::Error::other("no sandbox to serve commands in")),
+        }
     }
 }

@@ -280,6 +280,21 @@ pub(crate) async fn read_response(
     Response::decode(&body).map(Some)
 }
 
+/// [`read_response`] on a blocking socket: the first answer of a server started before
+/// the agent's runtime runs.
+pub(crate) fn read_response_blocking(socket: &mut impl io::Read) -> io::Result<Option<Response>> {
+    let mut length = [0u8; 4];
+    match socket.read_exact(&mut length) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    let length = frame_length(length)?;
+    let mut body = vec![0; length];
+    socket.read_exact(&mut body)?;
+    Response::decode(&body).map(Some)
+}
+
 /// The server's side of the requests socket: frames and the descriptors that came with
 /// them.
 pub(crate) struct RequestReader {
