@@ -15,9 +15,15 @@ mod linux {
     use nix::sys::signal::{Signal, kill, killpg};
     use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
     use nix::unistd::Pid;
+    use std::time::{Duration, Instant};
 
     /// Rounds of looking: a killed process's own children are adopted in turn.
     const ROUNDS: usize = 20;
+    /// How long children that are already ending get to become zombies before the
+    /// search for live ones reads every process's `/proc/<pid>/stat`: bubblewrap's
+    /// inner process dies with its outer one and is handed here while it exits.
+    const SETTLE: Duration = Duration::from_millis(10);
+    const SETTLE_STEP: Duration = Duration::from_millis(1);
 
     /// Makes this process the one its descendants are handed to when their parent dies.
     pub fn adopt() {
@@ -30,6 +36,9 @@ mod linux {
     /// children that exited: to be called once every child it started itself has been
     /// waited for.
     pub fn kill_adopted() {
+        if !settle() {
+            return;
+        }
         let own = std::process::id();
         for _ in 0..ROUNDS {
             if !reap_exited() {
@@ -64,6 +73,18 @@ mod linux {
                 Err(_) => return true,
             }
         }
+    }
+
+    /// Reaps children as they end, for up to [`SETTLE`]; says whether any is left.
+    fn settle() -> bool {
+        let deadline = Instant::now() + SETTLE;
+        while reap_exited() {
+            if Instant::now() >= deadline {
+                return true;
+            }
+            std::thread::sleep(SETTLE_STEP);
+        }
+        false
     }
 
     /// The processes whose parent is `parent`, zombies (dead already) left out.
