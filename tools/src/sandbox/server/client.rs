@@ -72,48 +72,43 @@ impl ReadyServer {
 
     /// Its answers read from now on by a task of the current runtime.
     pub(crate) fn serve(self) -> io::Result<Arc<CommandServer>> {
-        let SpawnedServer {
-            requests,
-            answers,
-            book,
-            exit_rx,
-            pid,
-        } = self.0;
-        let routes = Arc::new(Mutex::new(Routes::default()));
-        let answers = match on_runtime(answers) {
-            Ok(answers) => answers,
-            Err(err) => {
-                kill_pid(pid);
-                return Err(err);
-            }
-        };
-        tokio::spawn(route_answers(
-            answers,
-            pid,
-            Arc::clone(&routes),
-            book,
-            None,
-            exit_rx,
-        ));
-        Ok(Arc::new(CommandServer {
-            requests: Mutex::new(requests),
-            routes,
-            next_id: AtomicU64::new(1),
-            pid,
-        }))
+        CommandServer::serving(self.0, None)
     }
 }
 
 impl CommandServer {
     /// Starts `argv` as the server and waits until it says it is ready.
     pub(crate) async fn start(argv: Vec<OsString>) -> io::Result<Arc<Self>> {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let server = Self::serving(SpawnedServer::spawn(argv)?, Some(ready_tx))?;
+        match tokio::time::timeout(START_TIMEOUT, ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(server),
+            Ok(Ok(Err(reason))) => Err(io::Error::other(reason)),
+            Ok(Err(_)) => Err(io::Error::other("the sandbox server's answers were lost")),
+            Err(_) => {
+                server.kill();
+                Err(io::Error::other(format!(
+                    "the sandbox server was not ready within {}s",
+                    START_TIMEOUT.as_secs()
+                )))
+            }
+        }
+    }
+
+    /// The agent's side of a spawned server: its answers read by a task of the current
+    /// runtime, the first one (`Ready`, or why it stopped before) sent to `ready_tx`
+    /// when given (a server taken up after it said so has none).
+    fn serving(
+        spawned: SpawnedServer,
+        ready_tx: Option<oneshot::Sender<Result<(), String>>>,
+    ) -> io::Result<Arc<Self>> {
         let SpawnedServer {
             requests,
             answers,
             book,
             exit_rx,
             pid,
-        } = SpawnedServer::spawn(argv)?;
+        } = spawned;
         let answers = match on_runtime(answers) {
             Ok(answers) => answers,
             Err(err) => {
@@ -122,33 +117,20 @@ impl CommandServer {
             }
         };
         let routes = Arc::new(Mutex::new(Routes::default()));
-        let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(route_answers(
             answers,
             pid,
             Arc::clone(&routes),
             book,
-            Some(ready_tx),
+            ready_tx,
             exit_rx,
         ));
-        let ready = tokio::time::timeout(START_TIMEOUT, ready_rx).await;
-        match ready {
-            Ok(Ok(Ok(()))) => Ok(Arc::new(Self {
-                requests: Mutex::new(requests),
-                routes,
-                next_id: AtomicU64::new(1),
-                pid,
-            })),
-            Ok(Ok(Err(reason))) => Err(io::Error::other(reason)),
-            Ok(Err(_)) => Err(io::Error::other("the sandbox server's answers were lost")),
-            Err(_) => {
-                kill_pid(pid);
-                Err(io::Error::other(format!(
-                    "the sandbox server was not ready within {}s",
-                    START_TIMEOUT.as_secs()
-                )))
-            }
-        }
+        Ok(Arc::new(Self {
+            requests: Mutex::new(requests),
+            routes,
+            next_id: AtomicU64::new(1),
+            pid,
+        }))
     }
 
     /// Whether the server is still there, as far as the agent has heard.
