@@ -146,12 +146,13 @@ impl Sandbox {
             serving = sandbox.server;
             Ok(())
         })?;
+        // A slot only when bubblewrap passed (its check is the one that fills it).
         Ok(match serving {
-            Some(slot) if matches!(sandbox.kind, Kind::Bwrap { .. }) => Self {
+            Some(slot) => Self {
                 server: Some(slot),
                 ..sandbox
             },
-            _ => sandbox.with_server_program(server_program),
+            None => sandbox.with_server_program(server_program),
         })
     }
 
